@@ -1,10 +1,585 @@
 // Package bench drives any Kinesis endpoint with PutRecords and GetRecords
 // and reports throughput and latency.
+//
+// A run creates a fresh stream, waits for it to become ACTIVE, writes
+// records from concurrent clients (retrying only the records a PutRecords
+// call reports as failed), reads every shard back from TRIM_HORIZON until it
+// is caught up, checks that each shard returned as many records as were
+// acknowledged on it, and deletes the stream.
 package bench
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
 
-// NewCommand returns the `runnel bench` command.
-func NewCommand() *cobra.Command {
-	return &cobra.Command{Use: "bench", Short: "Measure PutRecords and GetRecords throughput of a Kinesis endpoint"}
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// API is the part of the Kinesis client a run uses. *kinesis.Client
+// satisfies it.
+type API interface {
+	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+	DeleteStream(ctx context.Context, in *kinesis.DeleteStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.DeleteStreamOutput, error)
+	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
 }
+
+var _ API = (*kinesis.Client)(nil)
+
+// Limits of the Kinesis API that bound the options.
+const (
+	maxRecordsPerCall = 500
+	maxRecordSize     = 1 << 20
+	getRecordsLimit   = 10000
+)
+
+// Options describe one run. Zero values take the defaults named on each
+// field; Total and Duration are exclusive.
+type Options struct {
+	// Stream is the name of the stream to create. The default is a unique
+	// name starting with "runnel-bench-". The stream must not exist.
+	Stream string
+	// Shards is the shard count of the stream. The default is 4.
+	Shards int
+	// Clients is the number of concurrent PutRecords callers. The default
+	// is 4.
+	Clients int
+	// RecordsPerCall is the number of records per PutRecords call, 1..500.
+	// The default is 500.
+	RecordsPerCall int
+	// RecordSize is the size of each record's random data in bytes. The
+	// default is 100.
+	RecordSize int
+	// Total is the number of records to put. The default is 100,000 unless
+	// Duration is set.
+	Total int64
+	// Duration, when set, puts for this long instead of a fixed Total.
+	Duration time.Duration
+	// Readers is the number of shards read concurrently. The default is one
+	// per shard.
+	Readers int
+	// Keep leaves the stream in place after the run.
+	Keep bool
+	// JSON prints the result as one JSON object instead of text.
+	JSON bool
+	// Timeout bounds the whole run, stream creation and deletion included.
+	// The default is 30 minutes.
+	Timeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Stream == "" {
+		var b [4]byte
+		for i := range b {
+			b[i] = byte(rand.Uint32())
+		}
+		o.Stream = "runnel-bench-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+	}
+	if o.Shards == 0 {
+		o.Shards = 4
+	}
+	if o.Clients == 0 {
+		o.Clients = 4
+	}
+	if o.RecordsPerCall == 0 {
+		o.RecordsPerCall = maxRecordsPerCall
+	}
+	if o.RecordSize == 0 {
+		o.RecordSize = 100
+	}
+	if o.Total == 0 && o.Duration == 0 {
+		o.Total = 100000
+	}
+	if o.Readers == 0 {
+		o.Readers = o.Shards
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Minute
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Shards < 1 {
+		errs = append(errs, fmt.Errorf("shards must be at least 1, got %d", o.Shards))
+	}
+	if o.Clients < 1 {
+		errs = append(errs, fmt.Errorf("clients must be at least 1, got %d", o.Clients))
+	}
+	if o.RecordsPerCall < 1 || o.RecordsPerCall > maxRecordsPerCall {
+		errs = append(errs, fmt.Errorf("records per call must be 1..%d, got %d", maxRecordsPerCall, o.RecordsPerCall))
+	}
+	if o.RecordSize < 1 || o.RecordSize > maxRecordSize {
+		errs = append(errs, fmt.Errorf("record size must be 1..%d bytes, got %d", maxRecordSize, o.RecordSize))
+	}
+	if o.Total < 0 {
+		errs = append(errs, fmt.Errorf("total must not be negative, got %d", o.Total))
+	}
+	if o.Duration < 0 {
+		errs = append(errs, fmt.Errorf("duration must not be negative, got %s", o.Duration))
+	}
+	if o.Total > 0 && o.Duration > 0 {
+		errs = append(errs, errors.New("total and duration are exclusive; set one"))
+	}
+	if o.Readers < 1 {
+		errs = append(errs, fmt.Errorf("readers must be at least 1, got %d", o.Readers))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout must not be negative, got %s", o.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Stream         string  `json:"stream"`
+	Shards         int     `json:"shards"`
+	Clients        int     `json:"clients"`
+	Readers        int     `json:"readers"`
+	RecordsPerCall int     `json:"records_per_call"`
+	RecordSize     int     `json:"record_size"`
+	Put            Phase   `json:"put"`
+	Get            Phase   `json:"get"`
+	Verified       bool    `json:"verified"`
+	CreateSeconds  float64 `json:"create_seconds"`
+}
+
+// Phase is the measurement of the put or the read phase. Bytes count record
+// data only, not partition keys or protocol overhead; MB is 10^6 bytes.
+type Phase struct {
+	Records       int64   `json:"records"`
+	Bytes         int64   `json:"bytes"`
+	Calls         int64   `json:"calls"`
+	Seconds       float64 `json:"seconds"`
+	RecordsPerSec float64 `json:"records_per_sec"`
+	MBPerSec      float64 `json:"mb_per_sec"`
+	Latency       Latency `json:"latency_ms"`
+	// RetriedRecords counts records a PutRecords call reported as failed and
+	// that were sent again (put phase only).
+	RetriedRecords int64 `json:"retried_records"`
+	// CallErrors counts calls that failed as a whole and were retried.
+	CallErrors int64 `json:"call_errors"`
+}
+
+func (p *Phase) finish(elapsed time.Duration, lat []time.Duration) {
+	p.Seconds = elapsed.Seconds()
+	if p.Seconds > 0 {
+		p.RecordsPerSec = float64(p.Records) / p.Seconds
+		p.MBPerSec = float64(p.Bytes) / 1e6 / p.Seconds
+	}
+	p.Latency = summarize(lat)
+}
+
+// ErrMismatch means the records read back differ in number from the records
+// acknowledged.
+var ErrMismatch = errors.New("read count differs from acknowledged count")
+
+// Run creates the stream, runs the put and read phases, verifies the count
+// and writes the report to w. It deletes the stream unless o.Keep, even when
+// a phase fails. The returned Result is filled as far as the run got.
+func Run(ctx context.Context, api API, o Options, w io.Writer) (*Result, error) {
+	o.setDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+
+	res := &Result{
+		Stream:         o.Stream,
+		Shards:         o.Shards,
+		Clients:        o.Clients,
+		Readers:        o.Readers,
+		RecordsPerCall: o.RecordsPerCall,
+		RecordSize:     o.RecordSize,
+	}
+	start := time.Now()
+	if err := createStream(ctx, api, o.Stream, o.Shards); err != nil {
+		return res, err
+	}
+	res.CreateSeconds = time.Since(start).Seconds()
+	if !o.Keep {
+		defer func() {
+			// Delete even when ctx is cancelled, within its own bound.
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer dcancel()
+			_, _ = api.DeleteStream(dctx, &kinesis.DeleteStreamInput{
+				StreamName:              aws.String(o.Stream),
+				EnforceConsumerDeletion: aws.Bool(true),
+			})
+		}()
+	}
+
+	perShard, err := putPhase(ctx, api, o, &res.Put)
+	if err != nil {
+		return res, fmt.Errorf("put phase: %w", err)
+	}
+	readShards, err := getPhase(ctx, api, o, &res.Get)
+	if err != nil {
+		return res, fmt.Errorf("read phase: %w", err)
+	}
+	verr := verify(perShard, readShards, res.Put.Records, res.Get.Records)
+	res.Verified = verr == nil
+	if err := report(w, res, o.JSON); err != nil {
+		return res, err
+	}
+	return res, verr
+}
+
+func verify(put, read map[string]int64, putTotal, readTotal int64) error {
+	var errs []error
+	if putTotal != readTotal {
+		errs = append(errs, fmt.Errorf("%w: put %d, read %d", ErrMismatch, putTotal, readTotal))
+	}
+	for shard, n := range put {
+		if read[shard] != n {
+			errs = append(errs, fmt.Errorf("%w: shard %s: put %d, read %d", ErrMismatch, shard, n, read[shard]))
+		}
+	}
+	for shard, n := range read {
+		if _, ok := put[shard]; !ok && n > 0 {
+			errs = append(errs, fmt.Errorf("%w: shard %s: put 0, read %d", ErrMismatch, shard, n))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// createStream creates the stream and polls until it is ACTIVE.
+func createStream(ctx context.Context, api API, name string, shards int) error {
+	if _, err := api.CreateStream(ctx, &kinesis.CreateStreamInput{
+		StreamName: aws.String(name),
+		ShardCount: aws.Int32(int32(shards)),
+	}); err != nil {
+		return fmt.Errorf("creating stream %s: %w", name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := api.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		if err != nil {
+			return fmt.Errorf("waiting for stream %s: %w", name, err)
+		}
+		if out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for stream %s to become ACTIVE: %w", name, context.Cause(ctx))
+		case <-tick.C:
+		}
+	}
+}
+
+// worker holds what one goroutine measured, merged once it is done.
+type worker struct {
+	records, bytes, calls, retried, callErrors int64
+	perShard                                   map[string]int64
+	lat                                        []time.Duration
+}
+
+func (p *Phase) merge(ws []*worker, perShard map[string]int64) ([]time.Duration, map[string]int64) {
+	var lat []time.Duration
+	for _, w := range ws {
+		p.Records += w.records
+		p.Bytes += w.bytes
+		p.Calls += w.calls
+		p.RetriedRecords += w.retried
+		p.CallErrors += w.callErrors
+		lat = append(lat, w.lat...)
+		for s, n := range w.perShard {
+			perShard[s] += n
+		}
+	}
+	return lat, perShard
+}
+
+// Bounds on retrying: a record or call that fails this many times in a row
+// ends the run.
+const (
+	maxAttempts = 50
+	maxBackoff  = time.Second
+)
+
+func backoff(ctx context.Context, attempt int) error {
+	d := min(time.Duration(1<<min(attempt, 10))*time.Millisecond, maxBackoff)
+	d = d/2 + rand.N(d/2+1)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// putPhase runs o.Clients PutRecords loops and returns the acknowledged
+// count per shard.
+func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]int64, error) {
+	var claimed atomic.Int64
+	per := int64(o.RecordsPerCall)
+	var deadline time.Time
+	// claim returns how many records the next call should carry, 0 when the
+	// phase is done.
+	claim := func() int {
+		if o.Duration > 0 {
+			if time.Now().After(deadline) {
+				return 0
+			}
+			return int(per)
+		}
+		end := claimed.Add(per)
+		start := end - per
+		if start >= o.Total {
+			return 0
+		}
+		return int(min(per, o.Total-start))
+	}
+
+	ws := make([]*worker, o.Clients)
+	g, gctx := errgroup.WithContext(ctx)
+	start := time.Now()
+	deadline = start.Add(o.Duration)
+	for i := range ws {
+		w := &worker{perShard: make(map[string]int64)}
+		ws[i] = w
+		var seed [32]byte
+		for j := range seed {
+			seed[j] = byte(rand.Uint32())
+		}
+		rng := rand.NewChaCha8(seed)
+		g.Go(func() error { return w.put(gctx, api, o, rng, claim) })
+	}
+	err := g.Wait()
+	elapsed := time.Since(start)
+	lat, perShard := ph.merge(ws, make(map[string]int64))
+	ph.finish(elapsed, lat)
+	return perShard, err
+}
+
+func (w *worker) put(ctx context.Context, api API, o Options, rng *rand.ChaCha8, claim func() int) error {
+	stream := aws.String(o.Stream)
+	// One buffer per call: the SDK has finished with it when the call
+	// returns, so it is reused for the next call.
+	data := make([]byte, o.RecordsPerCall*o.RecordSize)
+	keys := make([]byte, o.RecordsPerCall*16)
+	entries := make([]types.PutRecordsRequestEntry, 0, o.RecordsPerCall)
+	var key [8]byte
+	for {
+		n := claim()
+		if n == 0 {
+			return nil
+		}
+		_, _ = rng.Read(data[:n*o.RecordSize])
+		entries = entries[:0]
+		for i := range n {
+			_, _ = rng.Read(key[:])
+			k := keys[i*16 : (i+1)*16]
+			hex.Encode(k, key[:])
+			entries = append(entries, types.PutRecordsRequestEntry{
+				Data:         data[i*o.RecordSize : (i+1)*o.RecordSize],
+				PartitionKey: aws.String(string(k)),
+			})
+		}
+		if err := w.putAll(ctx, api, stream, entries); err != nil {
+			return err
+		}
+	}
+}
+
+// putAll sends entries, then resends the ones reported as failed until all
+// are acknowledged or the attempts run out.
+func (w *worker) putAll(ctx context.Context, api API, stream *string, entries []types.PutRecordsRequestEntry) error {
+	pending := entries
+	for attempt := 0; len(pending) > 0; attempt++ {
+		if attempt >= maxAttempts {
+			return fmt.Errorf("%d records still failing after %d attempts", len(pending), maxAttempts)
+		}
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		t0 := time.Now()
+		out, err := api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: stream, Records: pending})
+		w.lat = append(w.lat, time.Since(t0))
+		w.calls++
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			w.callErrors++
+			if attempt+1 >= maxAttempts {
+				return fmt.Errorf("PutRecords: %w", err)
+			}
+			continue
+		}
+		if len(out.Records) != len(pending) {
+			return fmt.Errorf("PutRecords returned %d results for %d records", len(out.Records), len(pending))
+		}
+		var failed []types.PutRecordsRequestEntry
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				failed = append(failed, pending[i])
+				continue
+			}
+			w.records++
+			w.bytes += int64(len(pending[i].Data))
+			w.perShard[aws.ToString(r.ShardId)]++
+		}
+		w.retried += int64(len(failed))
+		pending = failed
+	}
+	return nil
+}
+
+// getPhase reads every shard from TRIM_HORIZON until caught up, o.Readers
+// shards at a time, and returns the count read per shard.
+func getPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]int64, error) {
+	shards, err := listShards(ctx, api, o.Stream)
+	if err != nil {
+		return nil, err
+	}
+	ws := make([]*worker, len(shards))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Readers)
+	start := time.Now()
+	for i, id := range shards {
+		w := &worker{perShard: make(map[string]int64)}
+		ws[i] = w
+		g.Go(func() error { return w.read(gctx, api, o.Stream, id) })
+	}
+	err = g.Wait()
+	elapsed := time.Since(start)
+	lat, perShard := ph.merge(ws, make(map[string]int64))
+	ph.finish(elapsed, lat)
+	return perShard, err
+}
+
+func listShards(ctx context.Context, api API, stream string) ([]string, error) {
+	var ids []string
+	in := &kinesis.ListShardsInput{StreamName: aws.String(stream)}
+	for range 10000 {
+		out, err := api.ListShards(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("listing shards of %s: %w", stream, err)
+		}
+		for _, s := range out.Shards {
+			ids = append(ids, aws.ToString(s.ShardId))
+		}
+		if out.NextToken == nil {
+			return ids, nil
+		}
+		in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+	}
+	return nil, fmt.Errorf("listing shards of %s: too many pages", stream)
+}
+
+// maxReadCalls bounds the GetRecords calls on one shard.
+const maxReadCalls = 1 << 20
+
+// read reads one shard until a call returns no records and reports the
+// shard caught up (or closed).
+func (w *worker) read(ctx context.Context, api API, stream, shard string) error {
+	var it *string
+	for attempt := 0; it == nil; attempt++ {
+		out, err := api.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName:        aws.String(stream),
+			ShardId:           aws.String(shard),
+			ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+		})
+		if err != nil {
+			if ctx.Err() != nil || attempt+1 >= maxAttempts {
+				return fmt.Errorf("GetShardIterator %s: %w", shard, err)
+			}
+			w.callErrors++
+			if err := backoff(ctx, attempt); err != nil {
+				return err
+			}
+			continue
+		}
+		it = out.ShardIterator
+	}
+	w.perShard[shard] = 0
+	failures := 0
+	for range maxReadCalls {
+		t0 := time.Now()
+		out, err := api.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it, Limit: aws.Int32(getRecordsLimit)})
+		w.lat = append(w.lat, time.Since(t0))
+		w.calls++
+		if err != nil {
+			// The iterator is still valid: a failed call consumed nothing.
+			failures++
+			if ctx.Err() != nil || failures >= maxAttempts {
+				return fmt.Errorf("GetRecords %s: %w", shard, err)
+			}
+			w.callErrors++
+			if err := backoff(ctx, failures); err != nil {
+				return err
+			}
+			continue
+		}
+		failures = 0
+		for _, r := range out.Records {
+			w.bytes += int64(len(r.Data))
+		}
+		n := int64(len(out.Records))
+		w.records += n
+		w.perShard[shard] += n
+		if out.NextShardIterator == nil {
+			return nil
+		}
+		if n == 0 && aws.ToInt64(out.MillisBehindLatest) == 0 {
+			return nil
+		}
+		it = out.NextShardIterator
+	}
+	return fmt.Errorf("shard %s not caught up after %d GetRecords calls", shard, maxReadCalls)
+}
+
+func report(w io.Writer, r *Result, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	}
+	verified := "verified: every shard returned as many records as were acknowledged on it"
+	if !r.Verified {
+		verified = "NOT verified: records read differ from records acknowledged"
+	}
+	_, err := fmt.Fprintf(w, "stream %s: %d shards, %d clients, %d readers, %d records/call, %d bytes/record (created in %.2fs)\n%s\n%s\n%s\n",
+		r.Stream, r.Shards, r.Clients, r.Readers, r.RecordsPerCall, r.RecordSize, r.CreateSeconds,
+		phaseLine("put", &r.Put), phaseLine("get", &r.Get), verified)
+	return err
+}
+
+func phaseLine(name string, p *Phase) string {
+	s := fmt.Sprintf("%-4s %10d records in %7.2fs  %10.0f records/s  %7.2f MB/s  %6d calls  latency p50 %s p99 %s max %s",
+		name, p.Records, p.Seconds, p.RecordsPerSec, p.MBPerSec, p.Calls,
+		ms(p.Latency.P50), ms(p.Latency.P99), ms(p.Latency.Max))
+	if p.RetriedRecords > 0 {
+		s += fmt.Sprintf("  retried records %d", p.RetriedRecords)
+	}
+	if p.CallErrors > 0 {
+		s += fmt.Sprintf("  failed calls %d", p.CallErrors)
+	}
+	return s
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.1fms", v) }
