@@ -1,11 +1,19 @@
+// Command runnel serves the Amazon Kinesis Data Streams API with durable
+// local storage and talks to any Kinesis endpoint.
 package main
+
 import (
- _ "github.com/cockroachdb/pebble/v2"
- _ "github.com/aws/aws-sdk-go-v2/service/kinesis"
- _ "github.com/aws/aws-sdk-go-v2/config"
- _ "github.com/aws/aws-sdk-go-v2/credentials"
- _ "github.com/spf13/cobra"
- _ "github.com/stretchr/testify/require"
- _ "golang.org/x/sync/errgroup"
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/runnel-dev/runnel/internal/cli"
 )
-func main(){}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}

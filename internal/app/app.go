@@ -1,0 +1,110 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/runnel-dev/runnel/internal/kinesisapi"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// Server is a started but not yet serving `runnel serve`: its engine is open
+// and its listener bound. Call Run exactly once; Run releases everything.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	svc    *stream.Service
+	ln     net.Listener
+}
+
+// New validates cfg, opens the stream engine and binds the listener.
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	svc, err := stream.Open(stream.Config{
+		Dir:        cfg.DataDir,
+		NoSync:     cfg.Fsync == FsyncNever,
+		Region:     cfg.Region,
+		AccountID:  cfg.AccountID,
+		ShardLimit: cfg.ShardLimit,
+		Logger:     logger.With("component", "stream"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening data dir %s: %w", cfg.DataDir, err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		if cerr := svc.Close(); cerr != nil {
+			logger.Error("closing stream engine", "err", cerr)
+		}
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	return &Server{cfg: cfg, logger: logger, svc: svc, ln: ln}, nil
+}
+
+// Addr is the address the server listens on, with the real port when the
+// configuration asked for port 0.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL is the endpoint clients should use, e.g. http://127.0.0.1:4567.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Run serves the Kinesis API until ctx is done or serving fails. On the way
+// out it lets requests in flight finish (up to ShutdownTimeout), then closes
+// the engine. A shutdown caused by ctx returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           kinesisapi.NewHandler(s.svc, s.logger.With("component", "api")),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := srv.Serve(s.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serving %s: %w", s.ln.Addr(), err)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.logger.Info("shutting down", "cause", context.Cause(gctx))
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			// Requests still running past the deadline are cut off.
+			closeErr := srv.Close()
+			return errors.Join(fmt.Errorf("waiting for requests in flight: %w", err), closeErr)
+		}
+		return nil
+	})
+	s.logger.Info("listening", "url", s.URL(), "data_dir", s.cfg.DataDir, "fsync", s.cfg.Fsync)
+
+	err := g.Wait()
+	if cerr := s.svc.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("closing stream engine: %w", cerr))
+	}
+	if err == nil {
+		s.logger.Info("stopped")
+	}
+	return err
+}
+
+// Run opens everything cfg describes and serves until ctx is done.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}

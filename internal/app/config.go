@@ -1,0 +1,98 @@
+// Package app wires the parts of `runnel serve` together and runs them for
+// the lifetime of one process.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// Fsync policies.
+const (
+	// FsyncAlways acknowledges a put only after the write-ahead log is
+	// fsynced; concurrent puts share one sync (group commit).
+	FsyncAlways = "always"
+	// FsyncNever acknowledges a put once it is written to the operating
+	// system: it survives a crash of the process, not of the machine.
+	FsyncNever = "never"
+)
+
+// Config is everything `runnel serve` needs.
+type Config struct {
+	// Listen is the TCP address of the Kinesis API. Port 0 picks a free
+	// port. The default is 127.0.0.1:4567.
+	Listen string `json:"listen" yaml:"listen"`
+	// DataDir holds the stream data. The default is ./runnel-data.
+	DataDir string `json:"dataDir" yaml:"dataDir"`
+	// Fsync is FsyncAlways (the default) or FsyncNever.
+	Fsync string `json:"fsync" yaml:"fsync"`
+	// Region appears in stream ARNs. The default is us-east-1.
+	Region string `json:"region" yaml:"region"`
+	// AccountID appears in stream ARNs. The default is 000000000000.
+	AccountID string `json:"accountId" yaml:"accountId"`
+	// ShardLimit is the most open shards all streams together may have.
+	// The default is 1000.
+	ShardLimit int `json:"shardLimit" yaml:"shardLimit"`
+	// ShutdownTimeout bounds how long requests in flight may take to finish
+	// once shutdown begins. The default is 10s.
+	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`
+}
+
+// Defaults returns the configuration `runnel serve` uses when nothing is set.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:4567",
+		DataDir:         "./runnel-data",
+		Fsync:           FsyncAlways,
+		Region:          stream.DefaultRegion,
+		AccountID:       stream.DefaultAccountID,
+		ShardLimit:      1000,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+var (
+	regionPattern    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	accountIDPattern = regexp.MustCompile(`^[0-9]{12}$`)
+)
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen address %q: want host:port", c.Listen))
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		errs = append(errs, fmt.Errorf("listen address %q: port must be a number from 0 to 65535", c.Listen))
+	} else if host != "" && net.ParseIP(host) == nil && !validHostname(host) {
+		errs = append(errs, fmt.Errorf("listen address %q: %q is not an IP address or host name", c.Listen, host))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir must not be empty"))
+	}
+	if c.Fsync != FsyncAlways && c.Fsync != FsyncNever {
+		errs = append(errs, fmt.Errorf("fsync %q: want %q or %q", c.Fsync, FsyncAlways, FsyncNever))
+	}
+	if !regionPattern.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("region %q: want a region name such as us-east-1", c.Region))
+	}
+	if !accountIDPattern.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("account id %q: want 12 digits", c.AccountID))
+	}
+	if c.ShardLimit < 1 {
+		errs = append(errs, fmt.Errorf("shard limit %d: must be at least 1", c.ShardLimit))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout %s: must be positive", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+
+func validHostname(h string) bool { return len(h) <= 253 && hostnamePattern.MatchString(h) }

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/runnel-dev/runnel/internal/app"
+)
+
+// serveEnv maps each serve flag to its environment variable.
+var serveEnv = map[string]string{
+	"listen":           "RUNNEL_LISTEN",
+	"data-dir":         "RUNNEL_DATA_DIR",
+	"fsync":            "RUNNEL_FSYNC",
+	"region":           "RUNNEL_REGION",
+	"account-id":       "RUNNEL_ACCOUNT_ID",
+	"shard-limit":      "RUNNEL_SHARD_LIMIT",
+	"shutdown-timeout": "RUNNEL_SHUTDOWN_TIMEOUT",
+}
+
+func newServeCommand(e *env) *cobra.Command {
+	cfg := app.Defaults()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the Kinesis Data Streams API with durable local storage",
+		Long: `Serve the Amazon Kinesis Data Streams API (AWS JSON 1.1) over HTTP, storing
+records in --data-dir. Point the aws CLI or any AWS SDK at it:
+
+  aws kinesis --endpoint-url http://127.0.0.1:4567 list-streams
+
+Every flag can also be set with the environment variable shown beside it;
+a flag on the command line wins. Once ready, runnel logs "listening" with the
+URL it serves, including the real port when --listen ends in :0.
+
+SIGINT or SIGTERM stop the server: requests in flight finish (up to
+--shutdown-timeout), then storage is closed.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags(), e.getenv, serveEnv); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return &usageError{err}
+			}
+			return e.serve(cmd.Context(), cfg, e.logger)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to listen on; port 0 picks a free port [$RUNNEL_LISTEN]")
+	f.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory holding the stream data [$RUNNEL_DATA_DIR]")
+	f.StringVar(&cfg.Fsync, "fsync", cfg.Fsync, `when a put is acknowledged: "always" after its write-ahead log is fsynced to disk
+(concurrent puts share one fsync), "never" once it is written to the operating
+system, which survives a crash of runnel but not a power loss or kernel crash [$RUNNEL_FSYNC]`)
+	f.StringVar(&cfg.Region, "region", cfg.Region, "region in stream ARNs [$RUNNEL_REGION]")
+	f.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "account id in stream ARNs [$RUNNEL_ACCOUNT_ID]")
+	f.IntVar(&cfg.ShardLimit, "shard-limit", cfg.ShardLimit, "most open shards all streams together may have [$RUNNEL_SHARD_LIMIT]")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
+	return cmd
+}
