@@ -1,0 +1,123 @@
+package kinesisapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// Error type names, spelled as aws-sdk-go-v2 service/kinesis/types (and the
+// AWS common errors) spell them, because clients match on them.
+const (
+	typeValidation          = "ValidationException"
+	typeInvalidArgument     = "InvalidArgumentException"
+	typeResourceNotFound    = "ResourceNotFoundException"
+	typeResourceInUse       = "ResourceInUseException"
+	typeLimitExceeded       = "LimitExceededException"
+	typeExpiredIterator     = "ExpiredIteratorException"
+	typeExpiredNextToken    = "ExpiredNextTokenException"
+	typeThroughputExceeded  = "ProvisionedThroughputExceededException"
+	typeSerialization       = "SerializationException"
+	typeUnknownOperation    = "UnknownOperationException"
+	typeInternalFailure     = "InternalFailure"
+	typeRequestTooLarge     = "RequestEntityTooLargeException"
+	internalFailureMessage  = "The request processing has failed because of an unknown error, exception or failure."
+	validationMessagePrefix = " validation error"
+)
+
+// Error is a client-facing failure: the AWS error type sent as __type, the
+// HTTP status and the message.
+type Error struct {
+	Type   string
+	Status int
+	Msg    string
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Msg }
+
+func newError(typ string, status int, format string, args ...any) *Error {
+	return &Error{Type: typ, Status: status, Msg: fmt.Sprintf(format, args...)}
+}
+
+func invalidArgument(format string, args ...any) *Error {
+	return newError(typeInvalidArgument, http.StatusBadRequest, format, args...)
+}
+
+func serializationError(format string, args ...any) *Error {
+	return newError(typeSerialization, http.StatusBadRequest, format, args...)
+}
+
+func notFound(format string, args ...any) *Error {
+	return newError(typeResourceNotFound, http.StatusBadRequest, format, args...)
+}
+
+// sentinels maps each stream engine condition onto the error type Kinesis
+// sends for it. Every engine error wraps one of these; anything else is an
+// internal failure.
+var sentinels = []struct {
+	kind error
+	typ  string
+}{
+	{stream.ErrNotFound, typeResourceNotFound},
+	{stream.ErrInUse, typeResourceInUse},
+	{stream.ErrInvalidArgument, typeInvalidArgument},
+	{stream.ErrLimitExceeded, typeLimitExceeded},
+	{stream.ErrExpiredIterator, typeExpiredIterator},
+}
+
+// classify turns any error into the *Error sent to the client. ok is false
+// when err is not a known condition and must be logged as an internal
+// failure.
+func classify(err error) (e *Error, ok bool) {
+	if errors.As(err, &e) {
+		return e, true
+	}
+	msg := err.Error()
+	if se, isStreamErr := errors.AsType[*stream.Error](err); isStreamErr {
+		msg = se.Msg
+	}
+	for _, s := range sentinels {
+		if errors.Is(err, s.kind) {
+			return &Error{Type: s.typ, Status: http.StatusBadRequest, Msg: msg}, true
+		}
+	}
+	return &Error{Type: typeInternalFailure, Status: http.StatusInternalServerError, Msg: internalFailureMessage}, false
+}
+
+// violations collects shape-constraint failures and reports them the way
+// AWS does: "2 validation errors detected: Value ... ; Value ...".
+type violations struct {
+	msgs []string
+}
+
+func (v *violations) add(value any, field, constraint string) {
+	var shown string
+	switch x := value.(type) {
+	case nil:
+		shown = "null"
+	case string:
+		shown = "'" + x + "'"
+	default:
+		shown = fmt.Sprintf("'%v'", x)
+	}
+	v.msgs = append(v.msgs, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: %s", shown, field, constraint))
+}
+
+func (v *violations) null(field string) {
+	v.add(nil, field, "Member must not be null")
+}
+
+func (v *violations) err() error {
+	if len(v.msgs) == 0 {
+		return nil
+	}
+	plural := ""
+	if len(v.msgs) > 1 {
+		plural = "s"
+	}
+	return newError(typeValidation, http.StatusBadRequest, "%d%s%s detected: %s",
+		len(v.msgs), validationMessagePrefix, plural, strings.Join(v.msgs, "; "))
+}

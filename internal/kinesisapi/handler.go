@@ -1,0 +1,232 @@
+// Package kinesisapi serves the Amazon Kinesis Data Streams API (AWS JSON
+// 1.1 over HTTP) on top of the stream engine, so the aws CLI and every AWS
+// SDK work against it unchanged.
+package kinesisapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// Engine is what the API layer needs from the stream engine;
+// *stream.Service satisfies it.
+type Engine interface {
+	ARN(name string) string
+	NameFromARN(arn string) (string, error)
+	CreateStream(ctx context.Context, name string, shardCount int, opts stream.CreateOptions) error
+	DeleteStream(ctx context.Context, name string) error
+	Describe(name string) (*stream.Description, error)
+	List() []stream.Summary
+	SetRetention(ctx context.Context, name string, hours int, increase bool) error
+	AddTags(ctx context.Context, name string, tags map[string]string) error
+	RemoveTags(ctx context.Context, name string, keys []string) error
+	Tags(name string) (map[string]string, error)
+	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
+	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
+	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+}
+
+var _ Engine = (*stream.Service)(nil)
+
+const (
+	targetPrefix    = "Kinesis_20131202."
+	contentTypeJSON = "application/x-amz-json-1.1"
+	requestIDHeader = "x-amzn-RequestId"
+	// maxBodyBytes bounds a request body. The largest valid request is a
+	// PutRecords of 10 MiB of data and keys, which base64 inflates by 4/3;
+	// the rest is JSON framing.
+	maxBodyBytes = 15 << 20
+)
+
+// Handler serves the Kinesis API. It is safe for concurrent use.
+type Handler struct {
+	svc     Engine
+	logger  *slog.Logger
+	now     func() time.Time
+	tokens  tokenCodec
+	actions map[string]action
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns an http.Handler serving the Kinesis API over svc.
+// Errors that are not client errors are logged to logger.
+func NewHandler(svc Engine, logger *slog.Logger) http.Handler {
+	return newHandler(svc, logger, time.Now)
+}
+
+func newHandler(svc Engine, logger *slog.Logger, now func() time.Time) *Handler {
+	return &Handler{
+		svc:     svc,
+		logger:  logger,
+		now:     now,
+		tokens:  newTokenCodec(),
+		actions: actions(),
+	}
+}
+
+// request is a decoded request body; validate checks what can be checked
+// without the engine.
+type request interface {
+	validate() error
+}
+
+// action is one API operation: decode parses and validates a body, run
+// executes it against the engine.
+type action struct {
+	decode func(body []byte) (request, error)
+	run    func(h *Handler, ctx context.Context, req request) (any, error)
+}
+
+func op[R any, P interface {
+	*R
+	request
+}](run func(*Handler, context.Context, P) (any, error)) action {
+	return action{
+		decode: func(body []byte) (request, error) {
+			p := P(new(R))
+			if err := decodeJSON(body, p); err != nil {
+				return nil, err
+			}
+			if err := p.validate(); err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		run: func(h *Handler, ctx context.Context, req request) (any, error) {
+			return run(h, ctx, req.(P))
+		},
+	}
+}
+
+// actions lists every supported operation by its X-Amz-Target name.
+func actions() map[string]action {
+	return map[string]action{
+		"CreateStream":                  op((*Handler).createStream),
+		"DeleteStream":                  op((*Handler).deleteStream),
+		"DescribeStream":                op((*Handler).describeStream),
+		"DescribeStreamSummary":         op((*Handler).describeStreamSummary),
+		"ListStreams":                   op((*Handler).listStreams),
+		"ListShards":                    op((*Handler).listShards),
+		"IncreaseStreamRetentionPeriod": op((*Handler).increaseRetention),
+		"DecreaseStreamRetentionPeriod": op((*Handler).decreaseRetention),
+		"PutRecord":                     op((*Handler).putRecord),
+		"PutRecords":                    op((*Handler).putRecords),
+		"GetShardIterator":              op((*Handler).getShardIterator),
+		"GetRecords":                    op((*Handler).getRecords),
+		"AddTagsToStream":               op((*Handler).addTags),
+		"RemoveTagsFromStream":          op((*Handler).removeTags),
+		"ListTagsForStream":             op((*Handler).listTags),
+	}
+}
+
+// ServeHTTP answers one API call. Every response, error or not, carries a
+// request id and an AWS JSON content type.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header().Set(requestIDHeader, id)
+	w.Header().Set("Content-Type", contentTypeJSON)
+
+	name, out, err := h.serve(w, r)
+	if err != nil {
+		e, known := classify(err)
+		if !known {
+			h.logger.Error("request failed", "action", name, "request_id", id, "err", err)
+		}
+		writeJSON(w, e.Status, struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}{e.Type, e.Msg})
+		return
+	}
+	if out == nil {
+		out = struct{}{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, any, error) {
+	target := r.Header.Get("X-Amz-Target")
+	name, ok := strings.CutPrefix(target, targetPrefix)
+	if r.Method != http.MethodPost || !ok {
+		return "", nil, newError(typeUnknownOperation, http.StatusBadRequest, "The X-Amz-Target header must name a Kinesis_20131202 operation in a POST request.")
+	}
+	act, ok := h.actions[name]
+	if !ok {
+		return name, nil, newError(typeUnknownOperation, http.StatusBadRequest, "The operation %q is not supported.", name)
+	}
+	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
+		return name, nil, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			return name, nil, newError(typeRequestTooLarge, http.StatusRequestEntityTooLarge, "The request body exceeds the limit of %d bytes.", maxBodyBytes)
+		}
+		return name, nil, serializationError("The request body could not be read.")
+	}
+	req, err := act.decode(body)
+	if err != nil {
+		return name, nil, err
+	}
+	out, err := act.run(h, r.Context(), req)
+	return name, out, err
+}
+
+func checkContentType(value string) error {
+	if value == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(value)
+	if err == nil && (mt == contentTypeJSON || mt == "application/json" || mt == "application/x-amz-json-1.0") {
+		return nil
+	}
+	return serializationError("Unsupported Content-Type %q; send %s.", value, contentTypeJSON)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Every response type marshals; this is a programming error.
+		status = http.StatusInternalServerError
+		body = []byte(`{"__type":"` + typeInternalFailure + `","message":"` + internalFailureMessage + `"}`)
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// newRequestID returns a random (version 4) UUID.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// streamName resolves the stream a request names, checking that a name and
+// an ARN given together agree.
+func (h *Handler) streamName(ref streamRef) (string, error) {
+	if ref.StreamARN == nil {
+		return *ref.StreamName, nil
+	}
+	name, err := h.svc.NameFromARN(*ref.StreamARN)
+	if err != nil {
+		return "", err
+	}
+	if ref.StreamName != nil && *ref.StreamName != name {
+		return "", invalidArgument("StreamName %s and StreamARN %s do not name the same stream.", *ref.StreamName, *ref.StreamARN)
+	}
+	return name, nil
+}

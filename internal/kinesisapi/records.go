@@ -1,0 +1,269 @@
+package kinesisapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+const (
+	maxPartitionKeyLen  = 256
+	maxPutRecords       = 500
+	maxPutRecordsBytes  = 10 << 20
+	maxShardIteratorLen = 512
+)
+
+var (
+	partitionKeyRule = strRule{required: true, min: 1, max: maxPartitionKeyLen}
+	hashKeyRule      = strRule{pattern: hashKeyPattern, patternText: hashPatternText}
+)
+
+// PutRecord
+
+type putRecordRequest struct {
+	streamRef
+	Data                      *blob   `json:"Data"`
+	PartitionKey              *string `json:"PartitionKey"`
+	ExplicitHashKey           *string `json:"ExplicitHashKey"`
+	SequenceNumberForOrdering *string `json:"SequenceNumberForOrdering"`
+}
+
+func (r *putRecordRequest) validate() error {
+	var v violations
+	r.check(&v)
+	if r.Data == nil {
+		v.null("data")
+	}
+	v.str("partitionKey", r.PartitionKey, partitionKeyRule)
+	v.str("explicitHashKey", r.ExplicitHashKey, hashKeyRule)
+	v.str("sequenceNumberForOrdering", r.SequenceNumberForOrdering, sequenceRule)
+	if err := v.err(); err != nil {
+		return err
+	}
+	if err := r.require(); err != nil {
+		return err
+	}
+	if r.ExplicitHashKey != nil {
+		return checkHashKey(*r.ExplicitHashKey)
+	}
+	return nil
+}
+
+func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, error) {
+	name, err := h.streamName(r.streamRef)
+	if err != nil {
+		return nil, err
+	}
+	results, err := h.svc.Put(ctx, name, []stream.PutInput{{
+		PartitionKey:    *r.PartitionKey,
+		ExplicitHashKey: deref(r.ExplicitHashKey, ""),
+		Data:            *r.Data,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != 1 {
+		return nil, fmt.Errorf("put of one record returned %d results", len(results))
+	}
+	res := results[0]
+	if res.ErrorCode != "" {
+		return nil, recordError(res)
+	}
+	return struct {
+		ShardID        string `json:"ShardId"`
+		SequenceNumber string `json:"SequenceNumber"`
+		EncryptionType string `json:"EncryptionType"`
+	}{res.ShardID, res.SequenceNumber, stream.EncryptionNone}, nil
+}
+
+// recordError turns the failure of a single-record put into the error
+// PutRecord answers with.
+func recordError(res stream.PutResult) error {
+	if res.ErrorCode == typeThroughputExceeded {
+		return newError(typeThroughputExceeded, http.StatusBadRequest, "%s", res.ErrorMessage)
+	}
+	return fmt.Errorf("put failed: %s: %s", res.ErrorCode, res.ErrorMessage)
+}
+
+// PutRecords
+
+type putRecordsEntry struct {
+	Data            *blob   `json:"Data"`
+	PartitionKey    *string `json:"PartitionKey"`
+	ExplicitHashKey *string `json:"ExplicitHashKey"`
+}
+
+type putRecordsRequest struct {
+	streamRef
+	Records []putRecordsEntry `json:"Records"`
+}
+
+func (r *putRecordsRequest) validate() error {
+	var v violations
+	v.count("records", fmt.Sprintf("[%d records]", len(r.Records)), len(r.Records), r.Records != nil, true, 1, maxPutRecords)
+	for i, rec := range r.Records {
+		field := fmt.Sprintf("records.%d.member.", i+1)
+		if rec.Data == nil {
+			v.null(field + "data")
+		}
+		v.str(field+"partitionKey", rec.PartitionKey, partitionKeyRule)
+		v.str(field+"explicitHashKey", rec.ExplicitHashKey, hashKeyRule)
+	}
+	r.check(&v)
+	if err := v.err(); err != nil {
+		return err
+	}
+	if err := r.require(); err != nil {
+		return err
+	}
+	total := 0
+	for _, rec := range r.Records {
+		total += len(*rec.Data) + len(*rec.PartitionKey)
+		if rec.ExplicitHashKey != nil {
+			if err := checkHashKey(*rec.ExplicitHashKey); err != nil {
+				return err
+			}
+		}
+	}
+	if total > maxPutRecordsBytes {
+		return invalidArgument("Records size exceeds the %d MiB limit: the data and partition keys of this request total %d bytes.", maxPutRecordsBytes>>20, total)
+	}
+	return nil
+}
+
+func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, error) {
+	name, err := h.streamName(r.streamRef)
+	if err != nil {
+		return nil, err
+	}
+	in := make([]stream.PutInput, len(r.Records))
+	for i, rec := range r.Records {
+		in[i] = stream.PutInput{
+			PartitionKey:    *rec.PartitionKey,
+			ExplicitHashKey: deref(rec.ExplicitHashKey, ""),
+			Data:            *rec.Data,
+		}
+	}
+	results, err := h.svc.Put(ctx, name, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != len(in) {
+		return nil, fmt.Errorf("put of %d records returned %d results", len(in), len(results))
+	}
+	out := struct {
+		FailedRecordCount int                     `json:"FailedRecordCount"`
+		Records           []putRecordsResultEntry `json:"Records"`
+		EncryptionType    string                  `json:"EncryptionType"`
+	}{Records: make([]putRecordsResultEntry, len(results)), EncryptionType: stream.EncryptionNone}
+	for i, res := range results {
+		if res.ErrorCode != "" {
+			out.FailedRecordCount++
+			out.Records[i] = putRecordsResultEntry{ErrorCode: res.ErrorCode, ErrorMessage: res.ErrorMessage}
+			continue
+		}
+		out.Records[i] = putRecordsResultEntry{SequenceNumber: res.SequenceNumber, ShardID: res.ShardID}
+	}
+	return out, nil
+}
+
+// GetShardIterator
+
+type getShardIteratorRequest struct {
+	streamRef
+	ShardID                *string    `json:"ShardId"`
+	ShardIteratorType      *string    `json:"ShardIteratorType"`
+	StartingSequenceNumber *string    `json:"StartingSequenceNumber"`
+	Timestamp              *epochTime `json:"Timestamp"`
+}
+
+func (r *getShardIteratorRequest) validate() error {
+	var v violations
+	r.check(&v)
+	v.str("shardId", r.ShardID, strRule{required: true, min: 1, max: maxShardIDLen, pattern: namePattern, patternText: namePatternText})
+	v.enum("shardIteratorType", r.ShardIteratorType, true,
+		string(stream.AtSequenceNumber), string(stream.AfterSequenceNumber), string(stream.TrimHorizon),
+		string(stream.Latest), string(stream.AtTimestamp))
+	v.str("startingSequenceNumber", r.StartingSequenceNumber, sequenceRule)
+	if err := v.err(); err != nil {
+		return err
+	}
+	if err := r.require(); err != nil {
+		return err
+	}
+	switch typ := *r.ShardIteratorType; stream.IteratorType(typ) {
+	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
+		if r.StartingSequenceNumber == nil {
+			return invalidArgument("StartingSequenceNumber is required for a shard iterator of type %s.", typ)
+		}
+	case stream.AtTimestamp:
+		if r.Timestamp == nil {
+			return invalidArgument("Timestamp is required for a shard iterator of type %s.", typ)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) getShardIterator(_ context.Context, r *getShardIteratorRequest) (any, error) {
+	name, err := h.streamName(r.streamRef)
+	if err != nil {
+		return nil, err
+	}
+	spec := stream.IteratorSpec{Type: stream.IteratorType(*r.ShardIteratorType)}
+	switch spec.Type {
+	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
+		spec.SequenceNumber = *r.StartingSequenceNumber
+	case stream.AtTimestamp:
+		spec.Timestamp = r.Timestamp.Time
+	}
+	it, err := h.svc.ShardIterator(name, *r.ShardID, spec)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		ShardIterator string `json:"ShardIterator"`
+	}{it}, nil
+}
+
+// GetRecords
+
+type getRecordsRequest struct {
+	ShardIterator *string `json:"ShardIterator"`
+	Limit         *int    `json:"Limit"`
+	StreamARN     *string `json:"StreamARN"`
+}
+
+func (r *getRecordsRequest) validate() error {
+	var v violations
+	v.str("shardIterator", r.ShardIterator, strRule{required: true, min: 1, max: maxShardIteratorLen})
+	v.intRange("limit", r.Limit, false, 1, stream.MaxGetRecordsLimit)
+	v.str("streamARN", r.StreamARN, streamARNRule)
+	return v.err()
+}
+
+func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, error) {
+	res, err := h.svc.Records(ctx, *r.ShardIterator, deref(r.Limit, stream.MaxGetRecordsLimit))
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Records            []recordOut `json:"Records"`
+		NextShardIterator  string      `json:"NextShardIterator,omitempty"`
+		MillisBehindLatest int64       `json:"MillisBehindLatest"`
+	}{
+		Records:            make([]recordOut, len(res.Records)),
+		NextShardIterator:  res.NextIterator,
+		MillisBehindLatest: res.MillisBehindLatest,
+	}
+	for i, rec := range res.Records {
+		out.Records[i] = recordOut{
+			SequenceNumber:              rec.SequenceNumber,
+			ApproximateArrivalTimestamp: epochSeconds(rec.ArrivalTime),
+			Data:                        rec.Data,
+			PartitionKey:                rec.PartitionKey,
+		}
+	}
+	return out, nil
+}

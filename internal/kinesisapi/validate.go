@@ -1,0 +1,148 @@
+package kinesisapi
+
+import (
+	"fmt"
+	"math/big"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// Patterns from the Kinesis API reference.
+var (
+	namePattern      = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+	arnPattern       = regexp.MustCompile(`^arn:aws.*:kinesis:.*:\d{12}:stream/\S+$`)
+	hashKeyPattern   = regexp.MustCompile(`^(0|[1-9]\d{0,38})$`)
+	sequencePattern  = regexp.MustCompile(`^(0|[1-9]\d{0,128})$`)
+	maxHashKey       = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
+	namePatternText  = "[a-zA-Z0-9_.-]+"
+	arnPatternText   = `arn:aws.*:kinesis:.*:\d{12}:stream/\S+`
+	hashPatternText  = `0|([1-9]\d{0,38})`
+	seqPatternText   = `0|([1-9]\d{0,128})`
+	maxStreamNameLen = 128
+	maxShardIDLen    = 128
+	maxARNLen        = 2048
+)
+
+// strRule describes the shape constraints of one string member.
+type strRule struct {
+	required    bool
+	min, max    int // in characters; max 0 means unbounded
+	pattern     *regexp.Regexp
+	patternText string
+}
+
+var (
+	streamNameRule = strRule{min: 1, max: maxStreamNameLen, pattern: namePattern, patternText: namePatternText}
+	streamARNRule  = strRule{min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText}
+	shardIDRule    = strRule{min: 1, max: maxShardIDLen, pattern: namePattern, patternText: namePatternText}
+	tagKeyRule     = strRule{min: 1, max: 128}
+	sequenceRule   = strRule{pattern: sequencePattern, patternText: seqPatternText}
+)
+
+// str checks s (nil when absent) against r, naming it field.
+func (v *violations) str(field string, s *string, r strRule) {
+	if s == nil {
+		if r.required {
+			v.null(field)
+		}
+		return
+	}
+	n := utf8.RuneCountInString(*s)
+	if r.max > 0 && n > r.max {
+		v.add(*s, field, fmt.Sprintf("Member must have length less than or equal to %d", r.max))
+	}
+	if n < r.min {
+		v.add(*s, field, fmt.Sprintf("Member must have length greater than or equal to %d", r.min))
+	}
+	if r.pattern != nil && !r.pattern.MatchString(*s) {
+		v.add(*s, field, "Member must satisfy regular expression pattern: "+r.patternText)
+	}
+}
+
+// intRange checks n (nil when absent) lies in [lo, hi].
+func (v *violations) intRange(field string, n *int, required bool, lo, hi int) {
+	if n == nil {
+		if required {
+			v.null(field)
+		}
+		return
+	}
+	if *n > hi {
+		v.add(*n, field, fmt.Sprintf("Member must have value less than or equal to %d", hi))
+	}
+	if *n < lo {
+		v.add(*n, field, fmt.Sprintf("Member must have value greater than or equal to %d", lo))
+	}
+}
+
+// enum checks s (nil when absent) is one of allowed.
+func (v *violations) enum(field string, s *string, required bool, allowed ...string) {
+	if s == nil {
+		if required {
+			v.null(field)
+		}
+		return
+	}
+	for _, a := range allowed {
+		if *s == a {
+			return
+		}
+	}
+	v.add(*s, field, "Member must satisfy enum value set: ["+strings.Join(allowed, ", ")+"]")
+}
+
+// count checks a list or map of n entries has between lo and hi entries.
+func (v *violations) count(field string, shown any, n int, present, required bool, lo, hi int) {
+	if !present {
+		if required {
+			v.null(field)
+		}
+		return
+	}
+	if n > hi {
+		v.add(shown, field, fmt.Sprintf("Member must have length less than or equal to %d", hi))
+	}
+	if n < lo {
+		v.add(shown, field, fmt.Sprintf("Member must have length greater than or equal to %d", lo))
+	}
+}
+
+// streamRef is how every stream-scoped action names its stream: by name, by
+// ARN, or both.
+type streamRef struct {
+	StreamName *string `json:"StreamName"`
+	StreamARN  *string `json:"StreamARN"`
+}
+
+func (r *streamRef) check(v *violations) {
+	v.str("streamName", r.StreamName, streamNameRule)
+	v.str("streamARN", r.StreamARN, streamARNRule)
+}
+
+// require reports a request that names no stream at all.
+func (r *streamRef) require() error {
+	if r.StreamName == nil && r.StreamARN == nil {
+		return invalidArgument("Either StreamName or StreamARN must be specified.")
+	}
+	return nil
+}
+
+// checkHashKey reports an ExplicitHashKey outside [0, 2^128-1]; the pattern
+// has already been checked.
+func checkHashKey(key string) error {
+	n, ok := new(big.Int).SetString(key, 10)
+	if !ok || n.Sign() < 0 || n.Cmp(maxHashKey) > 0 {
+		return invalidArgument("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was %s", key)
+	}
+	return nil
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
