@@ -16,11 +16,7 @@ import (
 
 // NewCommand returns the `runnel bench` command.
 func NewCommand() *cobra.Command {
-	var (
-		o        Options
-		endpoint string
-		region   string
-	)
+	var o Options
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure PutRecords and GetRecords throughput of a Kinesis endpoint",
@@ -29,8 +25,9 @@ reads every shard back from TRIM_HORIZON, checks that every acknowledged record
 was read, prints throughput and call latency for both phases, and deletes the
 stream (unless --keep).
 
-It targets whatever endpoint is given, real AWS Kinesis included (--endpoint aws),
-where it is billed like any other traffic.`,
+It targets the endpoint the global --endpoint and --region flags select, real
+AWS Kinesis included (--endpoint aws), where it is billed like any other
+traffic.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("duration") && !cmd.Flags().Changed("total") {
@@ -40,6 +37,10 @@ where it is billed like any other traffic.`,
 			if err := o.Validate(); err != nil {
 				return err
 			}
+			// The endpoint and region are the root command's global client
+			// flags; run on its own, the command uses the SDK's defaults.
+			endpoint, _ := cmd.Flags().GetString("endpoint")
+			region, _ := cmd.Flags().GetString("region")
 			ctx := cmd.Context()
 			base, err := kinesisclient.New(ctx, kinesisclient.Options{Endpoint: endpoint, Region: region})
 			if err != nil {
@@ -58,8 +59,6 @@ where it is billed like any other traffic.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&endpoint, "endpoint", "", `Kinesis endpoint URL, or "aws" for AWS itself (default: AWS_ENDPOINT_URL_KINESIS, AWS_ENDPOINT_URL, else `+kinesisclient.DefaultEndpoint+")")
-	f.StringVar(&region, "region", "", "AWS region (default: the SDK's configuration, else us-east-1)")
 	f.StringVar(&o.Stream, "stream", "", "name of the stream to create; it must not exist (default: a unique runnel-bench-* name)")
 	f.IntVar(&o.Shards, "shards", 4, "shard count of the stream")
 	f.IntVar(&o.Clients, "clients", 4, "concurrent PutRecords callers")
