@@ -2,10 +2,19 @@ package stream
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/storage"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
@@ -16,17 +25,17 @@ type Config struct {
 	Dir string
 	// InMemory keeps everything in memory (tests only).
 	InMemory bool
-	// Sync makes every put wait for its write-ahead-log fsync (group
-	// committed). The default is true; false acknowledges once the batch is
-	// written to the operating system, which survives a process crash but
-	// not a machine crash.
+	// NoSync acknowledges a put once its batch is written to the operating
+	// system instead of after the write-ahead log is fsynced. That survives a
+	// crash of the process but not of the machine. The default (false)
+	// fsyncs, with concurrent puts sharing one fsync (group commit).
 	NoSync bool
 	// Region and AccountID appear in stream ARNs. Defaults: us-east-1 and
 	// 000000000000.
 	Region    string
 	AccountID string
-	// ShardLimit is the most open shards all streams together may have.
-	// The default is 1000.
+	// ShardLimit is the most shards all streams together may have. The
+	// default is 1000.
 	ShardLimit int
 	// RetentionInterval is how often expired records are deleted. The
 	// default is one minute.
@@ -36,79 +45,494 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+func (c *Config) setDefaults() {
+	if c.Region == "" {
+		c.Region = DefaultRegion
+	}
+	if c.AccountID == "" {
+		c.AccountID = DefaultAccountID
+	}
+	if c.ShardLimit == 0 {
+		c.ShardLimit = 1000
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
 // Service is the stream engine: streams, shards, records and iterators over
 // durable storage. All methods are safe for concurrent use.
-type Service struct{}
+type Service struct {
+	cfg    Config
+	eng    *storage.Engine
+	secret []byte
+	log    *slog.Logger
 
-var errTODO = errors.New("not implemented yet")
+	mu      sync.RWMutex // guards the maps, nextID and every streamMeta
+	byName  map[string]*streamState
+	byID    map[uint64]*streamState
+	nextID  uint64
+	metaMu  sync.Mutex // serialises metadata writes so they commit in order
+	putMu   sync.RWMutex
+	closed  bool
+	putCh   chan *putReq
+	syncCh  chan *pendingGroup
+	stopRet chan struct{}
+	wg      sync.WaitGroup
+}
+
+// streamMeta is what is persisted for a stream.
+type streamMeta struct {
+	ID               uint64            `json:"id"`
+	Name             string            `json:"name"`
+	Created          time.Time         `json:"created"`
+	RetentionHours   int               `json:"retentionHours"`
+	Mode             string            `json:"mode"`
+	MaxRecordSizeKiB int               `json:"maxRecordSizeKiB"`
+	Tags             map[string]string `json:"tags,omitempty"`
+	Shards           []shardMeta       `json:"shards"`
+}
+
+type shardMeta struct {
+	Index           uint32 `json:"index"`
+	StartingHashKey string `json:"startingHashKey"`
+	EndingHashKey   string `json:"endingHashKey"`
+	StartingSeq     string `json:"startingSequenceNumber"`
+}
+
+type streamState struct {
+	meta    streamMeta // mutable parts guarded by Service.mu
+	shards  []*shardState
+	deleted atomic.Bool
+}
+
+type shardState struct {
+	index      uint32
+	id         string
+	start, end u128
+	startSeq   u128
+
+	// Owned by the commit goroutine.
+	lastMS  uint64
+	counter uint64
+
+	// tip is the highest durable sequence number, nil while none.
+	tip atomic.Pointer[u128]
+}
+
+const (
+	metaStreamPrefix = "stream/"
+	metaSecret       = "secret"
+	metaNextID       = "next-stream-id"
+)
 
 // Open opens (or creates) the engine described by cfg and starts its
-// background retention loop. Close releases it.
-func Open(cfg Config) (*Service, error) { return nil, errTODO }
+// background work. Close releases it.
+func Open(cfg Config) (*Service, error) {
+	cfg.setDefaults()
+	eng, err := storage.Open(storage.Options{Dir: cfg.Dir, InMemory: cfg.InMemory, NoSync: cfg.NoSync, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:     cfg,
+		eng:     eng,
+		log:     cfg.Logger,
+		byName:  map[string]*streamState{},
+		byID:    map[uint64]*streamState{},
+		nextID:  1,
+		putCh:   make(chan *putReq, 1024),
+		syncCh:  make(chan *pendingGroup, 256),
+		stopRet: make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		eng.Close()
+		return nil, err
+	}
+	s.wg.Add(3)
+	go s.commitLoop()
+	go s.syncLoop()
+	go s.retentionLoop()
+	return s, nil
+}
 
-// Close stops background work and closes storage. Calls in flight finish first.
-func (s *Service) Close() error { return errTODO }
+func (s *Service) load() error {
+	secret, err := s.eng.GetMeta(metaSecret)
+	if err != nil {
+		return err
+	}
+	if secret == nil {
+		secret = make([]byte, 32)
+		rand.Read(secret)
+		b := s.eng.NewBatch()
+		b.SetMeta(metaSecret, secret)
+		if err := s.eng.Commit(b); err != nil {
+			return err
+		}
+	}
+	s.secret = secret
+	if v, err := s.eng.GetMeta(metaNextID); err != nil {
+		return err
+	} else if v != nil {
+		if err := json.Unmarshal(v, &s.nextID); err != nil {
+			return fmt.Errorf("reading stream id counter: %w", err)
+		}
+	}
+	return s.eng.ScanMeta(metaStreamPrefix, func(name string, v []byte) error {
+		var m streamMeta
+		if err := json.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("reading metadata of %s: %w", name, err)
+		}
+		st, err := newStreamState(m)
+		if err != nil {
+			return fmt.Errorf("loading stream %s: %w", m.Name, err)
+		}
+		for _, sh := range st.shards {
+			last, ok, err := s.eng.LastRecord(m.ID, sh.index)
+			if err != nil {
+				return fmt.Errorf("recovering shard %s of %s: %w", sh.id, m.Name, err)
+			}
+			if ok {
+				tip := u128FromBytes(last)
+				sh.tip.Store(&tip)
+				sh.lastMS = seqMillis(tip)
+				sh.counter = seqCounter(tip) + 1
+			}
+		}
+		s.byName[m.Name] = st
+		s.byID[m.ID] = st
+		s.nextID = max(s.nextID, m.ID+1)
+		return nil
+	})
+}
+
+func newStreamState(m streamMeta) (*streamState, error) {
+	st := &streamState{meta: m}
+	for _, sm := range m.Shards {
+		start, err1 := parseU128(sm.StartingHashKey)
+		end, err2 := parseU128(sm.EndingHashKey)
+		seq, err3 := parseU128(sm.StartingSeq)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, err
+		}
+		st.shards = append(st.shards, &shardState{
+			index: sm.Index, id: shardID(sm.Index), start: start, end: end, startSeq: seq,
+		})
+	}
+	return st, nil
+}
+
+func shardID(index uint32) string {
+	return sprintf("%s%0*d", shardIDPrefix, shardIDDigits, index)
+}
+
+// Close stops background work and closes storage. Puts in flight finish
+// first; later calls fail.
+func (s *Service) Close() error {
+	s.putMu.Lock()
+	if s.closed {
+		s.putMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.putCh)
+	s.putMu.Unlock()
+	close(s.stopRet)
+	s.wg.Wait()
+	return s.eng.Close()
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now() }
 
 // ARN returns the ARN of the stream named name.
-func (s *Service) ARN(name string) string { return "" }
+func (s *Service) ARN(name string) string {
+	return sprintf("arn:aws:kinesis:%s:%s:%s%s", s.cfg.Region, s.cfg.AccountID, streamARNResource, name)
+}
 
-// NameFromARN returns the stream name an ARN addresses, or ErrNotFound-kind
-// errors when the ARN is for another account or region, or
-// ErrInvalidArgument when it is not a Kinesis stream ARN.
-func (s *Service) NameFromARN(arn string) (string, error) { return "", errTODO }
+// NameFromARN returns the stream name an ARN addresses. It returns an
+// ErrInvalidArgument error when arn is not a Kinesis stream ARN and an
+// ErrNotFound error when it names another account or region.
+func (s *Service) NameFromARN(arn string) (string, error) {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || !strings.HasPrefix(parts[1], "aws") || parts[2] != "kinesis" ||
+		!strings.HasPrefix(parts[5], streamARNResource) || len(parts[5]) == len(streamARNResource) {
+		return "", newError(ErrInvalidArgument, "%s is not a valid Kinesis stream ARN.", arn)
+	}
+	name := parts[5][len(streamARNResource):]
+	if parts[3] != s.cfg.Region || parts[4] != s.cfg.AccountID {
+		return "", newError(ErrNotFound, "Stream %s under account %s not found.", name, parts[4])
+	}
+	return name, nil
+}
+
+func (s *Service) notFound(name string) error {
+	return newError(ErrNotFound, "Stream %s under account %s not found.", name, s.cfg.AccountID)
+}
+
+// lookup returns the live stream named name. The caller holds s.mu.
+func (s *Service) lookup(name string) (*streamState, error) {
+	st, ok := s.byName[name]
+	if !ok {
+		return nil, s.notFound(name)
+	}
+	return st, nil
+}
 
 // CreateStream creates a stream with shardCount shards, evenly splitting the
 // 128-bit hash-key space. ErrInUse when the name exists, ErrLimitExceeded
 // past ShardLimit.
 func (s *Service) CreateStream(ctx context.Context, name string, shardCount int, opts CreateOptions) error {
-	return errTODO
+	if shardCount < 1 || shardCount > maxShardIndex {
+		return newError(ErrInvalidArgument, "ShardCount %d is out of range.", shardCount)
+	}
+	if len(opts.Tags) > MaxTagsPerStream {
+		return newError(ErrInvalidArgument, "Failed to create stream %s under account %s because a stream cannot have more than %d tags.", name, s.cfg.AccountID, MaxTagsPerStream)
+	}
+	mode := opts.Mode
+	if mode == "" {
+		mode = ModeProvisioned
+	}
+	maxKiB := opts.MaxRecordSizeKiB
+	if maxKiB == 0 {
+		maxKiB = DefaultMaxRecordSizeKiB
+	}
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+
+	s.mu.RLock()
+	_, exists := s.byName[name]
+	total := 0
+	for _, st := range s.byName {
+		total += len(st.shards)
+	}
+	id := s.nextID
+	s.mu.RUnlock()
+	if exists {
+		return newError(ErrInUse, "Stream %s under account %s already exists.", name, s.cfg.AccountID)
+	}
+	if total+shardCount > s.cfg.ShardLimit {
+		return newError(ErrLimitExceeded,
+			"This request would exceed the shard limit for the account %s in %s. Current shard count for the account: %d. Limit: %d. Number of additional shards that would have resulted from this request: %d.",
+			s.cfg.AccountID, s.cfg.Region, total, s.cfg.ShardLimit, shardCount)
+	}
+
+	created := s.now()
+	m := streamMeta{
+		ID: id, Name: name, Created: created.UTC().Truncate(time.Millisecond),
+		RetentionHours: DefaultRetentionHours, Mode: mode, MaxRecordSizeKiB: maxKiB,
+		Tags: maps.Clone(opts.Tags),
+	}
+	starts := splitHashRange(shardCount)
+	for i, start := range starts {
+		end := maxU128
+		if i+1 < len(starts) {
+			end = starts[i+1].sub1()
+		}
+		m.Shards = append(m.Shards, shardMeta{
+			Index: uint32(i), StartingHashKey: start.String(), EndingHashKey: end.String(),
+			StartingSeq: seqFloor(uint64(created.UnixMilli()), uint32(i)).String(),
+		})
+	}
+	st, err := newStreamState(m)
+	if err != nil {
+		return err
+	}
+	if err := s.writeMeta(&m, id+1); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.byName[name] = st
+	s.byID[id] = st
+	s.nextID = id + 1
+	s.mu.Unlock()
+	s.log.Info("stream created", "stream", name, "shards", shardCount)
+	return nil
 }
 
-// DeleteStream deletes a stream and, in the background, its records.
-func (s *Service) DeleteStream(ctx context.Context, name string) error { return errTODO }
+// writeMeta persists a stream's metadata (and the id counter when nextID is
+// non-zero). The caller holds metaMu.
+func (s *Service) writeMeta(m *streamMeta, nextID uint64) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	b := s.eng.NewBatch()
+	b.SetMeta(metaStreamPrefix+m.Name, v)
+	if nextID != 0 {
+		id, _ := json.Marshal(nextID)
+		b.SetMeta(metaNextID, id)
+	}
+	if err := s.eng.Commit(b); err != nil {
+		return fmt.Errorf("saving stream %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// updateMeta applies fn to a copy of a stream's metadata, persists the copy
+// and then publishes it. fn may return an error to abort.
+func (s *Service) updateMeta(name string, fn func(m *streamMeta) error) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.RLock()
+	st, err := s.lookup(name)
+	var m streamMeta
+	if err == nil {
+		m = st.meta
+		m.Tags = maps.Clone(m.Tags)
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if err := fn(&m); err != nil {
+		return err
+	}
+	if err := s.writeMeta(&m, 0); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	st.meta = m
+	s.mu.Unlock()
+	return nil
+}
+
+// DeleteStream deletes a stream and its records.
+func (s *Service) DeleteStream(ctx context.Context, name string) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.Lock()
+	st, err := s.lookup(name)
+	if err == nil {
+		st.deleted.Store(true)
+		delete(s.byName, name)
+		delete(s.byID, st.meta.ID)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Wait until every put that could still write to this stream has, so
+	// the range deletion below covers its records.
+	if err := s.barrier(); err != nil {
+		return err
+	}
+	b := s.eng.NewBatch()
+	b.DeleteMeta(metaStreamPrefix + name)
+	b.DeleteStreamRecords(st.meta.ID)
+	if err := s.eng.Commit(b); err != nil {
+		return fmt.Errorf("deleting stream %s: %w", name, err)
+	}
+	s.log.Info("stream deleted", "stream", name)
+	return nil
+}
+
+func (s *Service) describe(st *streamState) *Description {
+	d := &Description{
+		Name: st.meta.Name, ARN: s.ARN(st.meta.Name), Status: StatusActive, Mode: st.meta.Mode,
+		RetentionHours: st.meta.RetentionHours, Created: st.meta.Created,
+		OpenShardCount: len(st.shards), EncryptionType: EncryptionNone,
+		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB,
+	}
+	for _, sh := range st.shards {
+		d.Shards = append(d.Shards, Shard{
+			ID: sh.id, StartingHashKey: sh.start.String(), EndingHashKey: sh.end.String(),
+			StartingSequenceNumber: sh.startSeq.String(),
+		})
+	}
+	return d
+}
 
 // Describe returns the full description of a stream, every shard included.
-func (s *Service) Describe(name string) (*Description, error) { return nil, errTODO }
+func (s *Service) Describe(name string) (*Description, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	return s.describe(st), nil
+}
 
 // List returns every stream, sorted by name.
-func (s *Service) List() []Summary { return nil }
+func (s *Service) List() []Summary {
+	s.mu.RLock()
+	out := make([]Summary, 0, len(s.byName))
+	for _, st := range s.byName {
+		out = append(out, Summary{
+			Name: st.meta.Name, ARN: s.ARN(st.meta.Name), Status: StatusActive,
+			Mode: st.meta.Mode, Created: st.meta.Created,
+		})
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
 
 // SetRetention changes a stream's retention period. increase selects the
 // IncreaseStreamRetentionPeriod rules (hours may not be below the current
-// value), otherwise the Decrease rules apply. Bounds are checked here
-// (ErrInvalidArgument with the Kinesis message).
+// value), otherwise the Decrease rules apply.
 func (s *Service) SetRetention(ctx context.Context, name string, hours int, increase bool) error {
-	return errTODO
+	if hours < MinRetentionHours {
+		return newError(ErrInvalidArgument, "Minimum allowed retention period is %d hours. Requested retention period (%d hours) is too short.", MinRetentionHours, hours)
+	}
+	if hours > MaxRetentionHours {
+		return newError(ErrInvalidArgument, "Maximum allowed retention period is %d hours. Requested retention period (%d hours) is too long.", MaxRetentionHours, hours)
+	}
+	return s.updateMeta(name, func(m *streamMeta) error {
+		if increase && hours < m.RetentionHours {
+			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, name, m.RetentionHours)
+		}
+		if !increase && hours > m.RetentionHours {
+			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be longer than existing retention period (%d hours). Use IncreaseRetentionPeriod API.", hours, name, m.RetentionHours)
+		}
+		m.RetentionHours = hours
+		return nil
+	})
 }
 
 // AddTags adds or overwrites tags; ErrInvalidArgument past MaxTagsPerStream.
 func (s *Service) AddTags(ctx context.Context, name string, tags map[string]string) error {
-	return errTODO
+	return s.updateMeta(name, func(m *streamMeta) error {
+		merged := maps.Clone(m.Tags)
+		if merged == nil {
+			merged = map[string]string{}
+		}
+		maps.Copy(merged, tags)
+		if len(merged) > MaxTagsPerStream {
+			return newError(ErrInvalidArgument, "Failed to add tags to stream %s under account %s because a given stream cannot have more than %d tags associated with it.", name, s.cfg.AccountID, MaxTagsPerStream)
+		}
+		m.Tags = merged
+		return nil
+	})
 }
 
 // RemoveTags removes the tags with the given keys; absent keys are ignored.
-func (s *Service) RemoveTags(ctx context.Context, name string, keys []string) error { return errTODO }
+func (s *Service) RemoveTags(ctx context.Context, name string, keys []string) error {
+	return s.updateMeta(name, func(m *streamMeta) error {
+		for _, k := range keys {
+			delete(m.Tags, k)
+		}
+		return nil
+	})
+}
 
 // Tags returns a copy of a stream's tags.
-func (s *Service) Tags(name string) (map[string]string, error) { return nil, errTODO }
-
-// Put appends records durably and returns one result per input, in order.
-// It returns only after the records are committed (and, unless NoSync,
-// fsynced). An error means nothing was stored. The caller has validated
-// field syntax; Put checks record size against the stream's maximum and
-// ExplicitHashKey range (ErrInvalidArgument).
-func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutResult, error) {
-	return nil, errTODO
-}
-
-// ShardIterator returns a new opaque shard iterator.
-func (s *Service) ShardIterator(name, shardID string, spec IteratorSpec) (string, error) {
-	return "", errTODO
-}
-
-// Records reads up to limit records (1..MaxGetRecordsLimit) from iterator.
-// ErrExpiredIterator after IteratorTTL, ErrInvalidArgument for a malformed or
-// forged iterator, ErrNotFound when the stream is gone.
-func (s *Service) Records(ctx context.Context, iterator string, limit int) (*GetResult, error) {
-	return nil, errTODO
+func (s *Service) Tags(name string) (map[string]string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, err := s.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	t := maps.Clone(st.meta.Tags)
+	if t == nil {
+		t = map[string]string{}
+	}
+	return t, nil
 }

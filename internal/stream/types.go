@@ -36,9 +36,6 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 func (e *Error) Unwrap() error { return e.Kind }
 
-func newError(kind error, format string, args ...any) error {
-	return &Error{Kind: kind, Msg: sprintf(format, args...)}
-}
 
 // Limits and defaults that follow the Kinesis Data Streams documentation.
 const (
@@ -172,4 +169,8 @@ type GetResult struct {
 	// NextIterator is "" only when the shard is closed and fully read.
 	NextIterator       string
 	MillisBehindLatest int64
+}
+
+func newError(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: sprintf(format, args...)}
 }

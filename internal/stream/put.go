@@ -1,0 +1,195 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"sort"
+
+	"github.com/runnel-dev/runnel/internal/storage"
+)
+
+// Appends go through two goroutines:
+//
+//	commitLoop: takes queued puts, assigns sequence numbers, applies them to
+//	            storage as one batch (visible to storage, not yet to readers)
+//	syncLoop:   waits for each batch's WAL fsync in order, then publishes
+//	            the shard tips (making the records readable) and answers
+//	            the puts
+//
+// While one group waits for its fsync the next one is being built, and every
+// put queued meanwhile shares the next fsync (group commit). Readers never
+// read past a shard's published tip, so a record is never seen before it is
+// durable, and sequence numbers become visible in order.
+
+const (
+	maxGroupRequests = 256
+	maxGroupRecords  = 32768
+)
+
+type putReq struct {
+	st      *streamState // nil for a barrier
+	shards  []*shardState
+	recs    []PutInput
+	results []PutResult
+	err     error
+	done    chan struct{}
+}
+
+type pendingGroup struct {
+	pending *storage.Pending
+	reqs    []*putReq
+	tips    map[*shardState]u128
+	err     error
+}
+
+var errClosed = errors.New("stream engine is closed")
+
+// Put appends records durably and returns one result per input, in order.
+// It returns only after the records are committed (and, unless NoSync,
+// fsynced). An error means nothing was acknowledged. The caller has checked
+// field syntax; Put checks record sizes against the stream's maximum and
+// routes each record by ExplicitHashKey or the MD5 of its partition key.
+func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutResult, error) {
+	s.mu.RLock()
+	st, err := s.lookup(name)
+	var maxBytes int
+	if err == nil {
+		maxBytes = st.meta.MaxRecordSizeKiB << 10
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	req := &putReq{st: st, recs: recs, shards: make([]*shardState, len(recs)), done: make(chan struct{})}
+	for i, r := range recs {
+		if n := len(r.Data) + len(r.PartitionKey); n > maxBytes {
+			return nil, newError(ErrInvalidArgument,
+				"Record size %d bytes (data plus partition key) at index %d exceeds the maximum record size of %d bytes for stream %s.",
+				n, i, maxBytes, name)
+		}
+		var h u128
+		if r.ExplicitHashKey != "" {
+			h, err = parseU128(r.ExplicitHashKey)
+			if err != nil {
+				return nil, newError(ErrInvalidArgument, "Invalid ExplicitHashKey %q at index %d. ExplicitHashKey must be a decimal integer between 0 and 2^128-1.", r.ExplicitHashKey, i)
+			}
+		} else {
+			h = hashKey(r.PartitionKey)
+		}
+		req.shards[i] = st.route(h)
+	}
+	if err := s.enqueue(req); err != nil {
+		return nil, err
+	}
+	return req.results, req.err
+}
+
+// route returns the open shard whose hash-key range holds h.
+func (st *streamState) route(h u128) *shardState {
+	i := sort.Search(len(st.shards), func(i int) bool { return st.shards[i].end.cmp(h) >= 0 })
+	if i == len(st.shards) {
+		i = len(st.shards) - 1
+	}
+	return st.shards[i]
+}
+
+func (s *Service) enqueue(req *putReq) error {
+	s.putMu.RLock()
+	if s.closed {
+		s.putMu.RUnlock()
+		return errClosed
+	}
+	s.putCh <- req
+	s.putMu.RUnlock()
+	<-req.done
+	return nil
+}
+
+// barrier returns once every put queued before it has been answered.
+func (s *Service) barrier() error {
+	req := &putReq{done: make(chan struct{})}
+	if err := s.enqueue(req); err != nil {
+		return err
+	}
+	return req.err
+}
+
+func (s *Service) commitLoop() {
+	defer s.wg.Done()
+	defer close(s.syncCh)
+	for first := range s.putCh {
+		group := []*putReq{first}
+		n := len(first.recs)
+	drain:
+		for len(group) < maxGroupRequests && n < maxGroupRecords {
+			select {
+			case r, ok := <-s.putCh:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				n += len(r.recs)
+			default:
+				break drain
+			}
+		}
+		s.syncCh <- s.applyGroup(group)
+	}
+}
+
+// applyGroup assigns sequence numbers to a group of puts and applies them
+// as one storage batch.
+func (s *Service) applyGroup(group []*putReq) *pendingGroup {
+	pg := &pendingGroup{reqs: group, tips: map[*shardState]u128{}}
+	b := s.eng.NewBatch()
+	ms := uint64(s.now().UnixMilli())
+	for _, req := range group {
+		if req.st == nil {
+			continue
+		}
+		if req.st.deleted.Load() {
+			req.err = s.notFound(req.st.meta.Name)
+			continue
+		}
+		req.results = make([]PutResult, len(req.recs))
+		id := req.st.meta.ID
+		for i, r := range req.recs {
+			sh := req.shards[i]
+			sh.lastMS = max(sh.lastMS, ms)
+			seq := makeSeq(sh.lastMS, sh.index, sh.counter)
+			sh.counter++
+			b.PutRecord(id, sh.index, seq.bytes(), r.PartitionKey, r.Data)
+			pg.tips[sh] = seq
+			req.results[i] = PutResult{ShardID: sh.id, SequenceNumber: seq.String()}
+		}
+	}
+	if b.Empty() {
+		return pg
+	}
+	pg.pending, pg.err = s.eng.Apply(b)
+	return pg
+}
+
+func (s *Service) syncLoop() {
+	defer s.wg.Done()
+	for pg := range s.syncCh {
+		err := pg.err
+		if pg.pending != nil {
+			err = pg.pending.Wait()
+		}
+		if err != nil {
+			s.log.Error("append failed", "err", err)
+		} else {
+			for sh, tip := range pg.tips {
+				sh.tip.Store(&tip)
+			}
+		}
+		for _, req := range pg.reqs {
+			if err != nil && req.err == nil {
+				req.err = err
+				req.results = nil
+			}
+			close(req.done)
+		}
+	}
+}

@@ -1,0 +1,199 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/storage"
+)
+
+func (st *streamState) shard(id string) *shardState {
+	for _, sh := range st.shards {
+		if sh.id == id {
+			return sh
+		}
+	}
+	return nil
+}
+
+// ShardIterator returns a new opaque shard iterator.
+func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, error) {
+	s.mu.RLock()
+	st, err := s.lookup(name)
+	var sh *shardState
+	if err == nil {
+		if sh = st.shard(shard); sh == nil {
+			err = newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shard, name, s.cfg.AccountID)
+		}
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return "", err
+	}
+	now := s.now()
+	var pos u128
+	switch spec.Type {
+	case TrimHorizon:
+		pos = seqFloor(0, sh.index)
+	case Latest:
+		pos = sh.next()
+	case AtTimestamp:
+		if spec.Timestamp.After(now) {
+			pos = sh.next()
+		} else {
+			pos = seqFloor(uint64(max(spec.Timestamp.UnixMilli(), 0)), sh.index)
+		}
+	case AtSequenceNumber, AfterSequenceNumber:
+		seq, err := parseU128(spec.SequenceNumber)
+		if err != nil || !validSeq(seq) {
+			return "", newError(ErrInvalidArgument, "StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s under account %s is invalid.", spec.SequenceNumber, shard, name, s.cfg.AccountID)
+		}
+		if got := seqShard(seq); got != sh.index {
+			return "", newError(ErrInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", shardID(got), shard)
+		}
+		pos = seq
+		if spec.Type == AfterSequenceNumber {
+			pos = seq.add1()
+		}
+	default:
+		return "", newError(ErrInvalidArgument, "Unknown ShardIteratorType %q.", spec.Type)
+	}
+	return encodeIterator(s.secret, iterator{stream: st.meta.ID, shard: sh.index, pos: pos, issued: now}), nil
+}
+
+// next is the sequence number right after the shard's tip: where LATEST
+// starts.
+func (sh *shardState) next() u128 {
+	if tip := sh.tip.Load(); tip != nil {
+		return tip.add1()
+	}
+	return seqFloor(0, sh.index)
+}
+
+// Records reads up to limit records (1..MaxGetRecordsLimit) from iterator.
+// ErrExpiredIterator after IteratorTTL, ErrInvalidArgument for a malformed or
+// forged iterator, ErrNotFound when the stream is gone.
+func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResult, error) {
+	it, ok := decodeIterator(s.secret, iter)
+	if !ok {
+		return nil, newError(ErrInvalidArgument, "Invalid ShardIterator.")
+	}
+	now := s.now()
+	if age := now.Sub(it.issued); age > IteratorTTL {
+		return nil, newError(ErrExpiredIterator,
+			"Iterator expired. The iterator was created at time %s while right now it is %s which is further in the future than the tolerated delay of %d milliseconds.",
+			it.issued.UTC().Format(time.RFC1123), now.UTC().Format(time.RFC1123), IteratorTTL.Milliseconds())
+	}
+	s.mu.RLock()
+	st := s.byID[it.stream]
+	var retention time.Duration
+	if st != nil {
+		retention = time.Duration(st.meta.RetentionHours) * time.Hour
+	}
+	s.mu.RUnlock()
+	if st == nil {
+		return nil, newError(ErrNotFound, "The stream this shard iterator belongs to no longer exists.")
+	}
+	var sh *shardState
+	for _, c := range st.shards {
+		if c.index == it.shard {
+			sh = c
+		}
+	}
+	if sh == nil {
+		return nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
+	}
+	limit = min(max(limit, 1), MaxGetRecordsLimit)
+	res := &GetResult{}
+	tipPtr := sh.tip.Load()
+	pos := it.pos
+	if horizon := seqFloor(uint64(max(now.Add(-retention).UnixMilli(), 0)), sh.index); pos.cmp(horizon) < 0 {
+		pos = horizon
+	}
+	if tipPtr != nil && pos.cmp(*tipPtr) <= 0 {
+		tip := *tipPtr
+		var (
+			arena []byte
+			bytes int
+			last  u128
+		)
+		err := s.eng.ScanRecords(ctx, it.stream, it.shard, pos.bytes(), tip.bytes(), func(seq storage.Seq, v []byte) bool {
+			pk, data, err := storage.ParseRecordValue(v)
+			if err != nil {
+				return true // skip a damaged value rather than wedge the shard
+			}
+			if cap(arena)-len(arena) < len(pk)+len(data) {
+				arena = make([]byte, 0, max(1<<20, len(pk)+len(data)))
+			}
+			start := len(arena)
+			arena = append(arena, pk...)
+			arena = append(arena, data...)
+			last = u128FromBytes(seq)
+			res.Records = append(res.Records, Record{
+				SequenceNumber: last.String(),
+				PartitionKey:   string(arena[start : start+len(pk)]),
+				Data:           arena[start+len(pk) : len(arena) : len(arena)],
+				ArrivalTime:    time.UnixMilli(int64(seqMillis(last))),
+			})
+			bytes += len(data)
+			return len(res.Records) < limit && bytes < MaxGetRecordsBytes
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.meta.Name, err)
+		}
+		if len(res.Records) > 0 {
+			pos = last.add1()
+			if last.cmp(tip) < 0 {
+				res.MillisBehindLatest = max(now.UnixMilli()-int64(seqMillis(last)), 0)
+			}
+		} else {
+			// Nothing durable at or after pos: everything up to the tip is
+			// trimmed or was never there.
+			pos = tip.add1()
+		}
+	}
+	res.NextIterator = encodeIterator(s.secret, iterator{stream: it.stream, shard: it.shard, pos: pos, issued: now})
+	return res, nil
+}
+
+// retentionLoop deletes records older than their stream's retention period.
+func (s *Service) retentionLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopRet:
+			return
+		case <-t.C:
+			s.trim()
+		}
+	}
+}
+
+type trimTarget struct {
+	stream uint64
+	shard  uint32
+	before u128
+}
+
+// trim deletes every record older than its stream's retention period.
+func (s *Service) trim() {
+	now := s.now()
+	var targets []trimTarget
+	s.mu.RLock()
+	for _, st := range s.byID {
+		cutoff := uint64(max(now.Add(-time.Duration(st.meta.RetentionHours)*time.Hour).UnixMilli(), 0))
+		for _, sh := range st.shards {
+			targets = append(targets, trimTarget{st.meta.ID, sh.index, seqFloor(cutoff, sh.index)})
+		}
+	}
+	s.mu.RUnlock()
+	for _, t := range targets {
+		if err := s.eng.DeleteRecordsBefore(t.stream, t.shard, t.before.bytes()); err != nil {
+			s.log.Error("trimming expired records", "err", err)
+			return
+		}
+	}
+}
