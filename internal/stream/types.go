@@ -36,7 +36,6 @@ type Error struct {
 func (e *Error) Error() string { return e.Msg }
 func (e *Error) Unwrap() error { return e.Kind }
 
-
 // Limits and defaults that follow the Kinesis Data Streams documentation.
 const (
 	// IteratorTTL is how long a shard iterator stays valid.
