@@ -32,7 +32,8 @@ const (
 // and returns the process exit code: 0 on success, 1 when the work failed,
 // 2 for a usage error.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, args, os.Stdin, stdout, stderr, os.Getenv)
+	e := &env{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv, serve: app.Run}
+	return e.main(ctx, args)
 }
 
 // env is what every command shares: the streams it writes to, global flag
@@ -55,23 +56,23 @@ type env struct {
 	serve func(context.Context, app.Config, *slog.Logger) error
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv, serve: app.Run}
+// main runs one command line; e is used once.
+func (e *env) main(ctx context.Context, args []string) int {
 	root := newRoot(e)
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
 	var ue *usageError
 	if !e.ran || errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "runnel: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
+		fmt.Fprintf(e.stderr, "runnel: %v\nRun '%s --help' for usage.\n", err, cmd.CommandPath())
 		return exitUsage
 	}
-	fmt.Fprintf(stderr, "runnel: %s\n", describeError(err))
+	fmt.Fprintf(e.stderr, "runnel: %s\n", describeError(err))
 	return exitError
 }
 

@@ -49,6 +49,9 @@ By default tail follows the stream until interrupted, picking up shards that
 resharding creates. With --no-follow it stops once every shard is caught up.`,
 		Args: exactArgs("STREAM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow && noFollow && cmd.Flags().Changed("follow") {
+				return usagef("--follow and --no-follow contradict each other")
+			}
 			var start types.ShardIteratorType
 			switch from {
 			case "latest":
@@ -92,7 +95,6 @@ resharding creates. With --no-follow it stops once every shard is caught up.`,
 	f.BoolVar(&noFollow, "no-follow", false, "stop when every shard is caught up")
 	f.StringVar(&format, "format", "raw", "output: raw (data only) or json")
 	f.DurationVar(&poll, "poll-interval", 250*time.Millisecond, "pause after an empty GetRecords response")
-	cmd.MarkFlagsMutuallyExclusive("follow", "no-follow")
 	return cmd
 }
 

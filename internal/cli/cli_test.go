@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/smithy-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/app"
+)
+
+// runServe runs `runnel serve args...` with the given environment and
+// returns the configuration the server would have started with.
+func runServe(t *testing.T, environ map[string]string, args ...string) (app.Config, int, string) {
+	t.Helper()
+	var got app.Config
+	var stdout, stderr bytes.Buffer
+	e := &env{
+		stdin:  strings.NewReader(""),
+		stdout: &stdout,
+		stderr: &stderr,
+		getenv: func(k string) string { return environ[k] },
+		serve: func(_ context.Context, cfg app.Config, _ *slog.Logger) error {
+			got = cfg
+			return nil
+		},
+	}
+	code := e.main(t.Context(), append([]string{"serve"}, args...))
+	return got, code, stderr.String()
+}
+
+func TestServeDefaults(t *testing.T) {
+	cfg, code, _ := runServe(t, nil)
+	require.Equal(t, 0, code)
+	require.Equal(t, app.Defaults(), cfg)
+}
+
+func TestServeFlagsWinOverEnvironment(t *testing.T) {
+	environ := map[string]string{
+		"RUNNEL_LISTEN":           "127.0.0.1:9000",
+		"RUNNEL_DATA_DIR":         "/env/data",
+		"RUNNEL_FSYNC":            "never",
+		"RUNNEL_REGION":           "eu-west-1",
+		"RUNNEL_ACCOUNT_ID":       "111111111111",
+		"RUNNEL_SHARD_LIMIT":      "20",
+		"RUNNEL_SHUTDOWN_TIMEOUT": "3s",
+	}
+	t.Run("environment only", func(t *testing.T) {
+		cfg, code, stderr := runServe(t, environ)
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, app.Config{
+			Listen: "127.0.0.1:9000", DataDir: "/env/data", Fsync: "never", Region: "eu-west-1",
+			AccountID: "111111111111", ShardLimit: 20, ShutdownTimeout: 3 * time.Second,
+		}, cfg)
+	})
+	t.Run("flags and environment", func(t *testing.T) {
+		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1")
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, app.Config{
+			Listen: "127.0.0.1:0", DataDir: "/env/data", Fsync: "always", Region: "ap-south-1",
+			AccountID: "111111111111", ShardLimit: 7, ShutdownTimeout: 3 * time.Second,
+		}, cfg)
+	})
+}
+
+func TestServeUsageErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ map[string]string
+		args    []string
+		want    []string
+	}{
+		{"bad env value", map[string]string{"RUNNEL_SHARD_LIMIT": "many"}, nil, []string{"$RUNNEL_SHARD_LIMIT"}},
+		{"bad flag value", nil, []string{"--shard-limit", "many"}, []string{"--shard-limit"}},
+		{"unknown flag", nil, []string{"--bogus"}, []string{"--bogus"}},
+		{"extra argument", nil, []string{"now"}, []string{"takes no arguments"}},
+		{"all invalid values at once", map[string]string{"RUNNEL_FSYNC": "sometimes"}, []string{"--account-id", "1", "--listen", "nowhere"},
+			[]string{`fsync "sometimes"`, `account id "1"`, `listen address "nowhere"`}},
+		{"bad log format", nil, []string{"--log-format", "xml"}, []string{"log format"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, code, stderr := runServe(t, tc.environ, tc.args...)
+			require.Equal(t, exitUsage, code)
+			for _, w := range tc.want {
+				require.Contains(t, stderr, w)
+			}
+			require.Contains(t, stderr, "Run 'runnel serve --help' for usage.")
+		})
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	// Keep the SDK's credential chain off the network.
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"help", []string{"--help"}, exitOK, "Usage:"},
+		{"unknown command", []string{"bogus"}, exitUsage, `unknown command "bogus"`},
+		{"missing argument", []string{"stream", "describe"}, exitUsage, "NAME"},
+		{"bad tail format", []string{"tail", "s", "--format", "xml"}, exitUsage, "--format"},
+		{"conflicting follow flags", []string{"tail", "s", "--follow", "--no-follow"}, exitUsage, "follow"},
+		// Nothing listens on port 1, so the request itself fails.
+		{"unreachable endpoint", []string{"--endpoint", "http://127.0.0.1:1", "stream", "list"}, exitError, "runnel: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &out, getenv: func(string) string { return "" }, serve: app.Run}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			require.Equal(t, tc.code, e.main(ctx, tc.args), out.String())
+			require.Contains(t, out.String(), tc.want)
+		})
+	}
+}
+
+func TestDescribeError(t *testing.T) {
+	err := &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Stream x under account 000000000000 not found."}
+	require.Equal(t, "ResourceNotFoundException: Stream x under account 000000000000 not found.", describeError(err))
+}
