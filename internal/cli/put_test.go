@@ -24,7 +24,7 @@ type fakeKinesis struct {
 	got     []string
 	// reject reports whether a record fails on this attempt.
 	reject func(data string, attempt int) bool
-	tries   map[string]int
+	tries  map[string]int
 }
 
 func (f *fakeKinesis) PutRecord(ctx context.Context, in *kinesis.PutRecordInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordOutput, error) {
