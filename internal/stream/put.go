@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/runnel-dev/runnel/internal/storage"
 )
@@ -60,7 +63,7 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	if err != nil {
 		return nil, err
 	}
-	req := &putReq{st: st, recs: recs, shards: make([]*shardState, len(recs)), done: make(chan struct{})}
+	shards := make([]*shardState, len(recs))
 	for i, r := range recs {
 		if n := len(r.Data) + len(r.PartitionKey); n > maxBytes {
 			return nil, newError(ErrInvalidArgument,
@@ -76,12 +79,45 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 		} else {
 			h = hashKey(r.PartitionKey)
 		}
-		req.shards[i] = st.route(h)
+		shards[i] = st.route(h)
 	}
-	if err := s.enqueue(req); err != nil {
-		return nil, err
+	if !s.cfg.ShardWriteLimits {
+		req := &putReq{st: st, recs: recs, shards: shards, done: make(chan struct{})}
+		if err := s.enqueue(req); err != nil {
+			return nil, err
+		}
+		return req.results, req.err
 	}
-	return req.results, req.err
+	// Records over their shard's write limit fail alone, as on Kinesis.
+	results := make([]PutResult, len(recs))
+	req := &putReq{st: st, done: make(chan struct{})}
+	var accepted []int
+	now := s.now()
+	for i, r := range recs {
+		sh := shards[i]
+		if !sh.allowWrite(now, len(r.Data)+len(r.PartitionKey)) {
+			results[i] = PutResult{
+				ErrorCode:    ErrorCodeThroughputExceeded,
+				ErrorMessage: sprintf("Rate exceeded for shard %s in stream %s under account %s.", sh.id, name, s.cfg.AccountID),
+			}
+			continue
+		}
+		accepted = append(accepted, i)
+		req.recs = append(req.recs, r)
+		req.shards = append(req.shards, sh)
+	}
+	if len(accepted) > 0 {
+		if err := s.enqueue(req); err != nil {
+			return nil, err
+		}
+		if req.err != nil {
+			return nil, req.err
+		}
+		for j, i := range accepted {
+			results[i] = req.results[j]
+		}
+	}
+	return results, nil
 }
 
 // route returns the open shard whose hash-key range holds h.
@@ -192,4 +228,43 @@ func (s *Service) syncLoop() {
 			close(req.done)
 		}
 	}
+}
+
+// Per-shard write limits of a provisioned Kinesis shard.
+const (
+	ShardWriteRecordsPerSecond = 1000
+	ShardWriteBytesPerSecond   = 1 << 20
+	// ErrorCodeThroughputExceeded is the per-record error code of a record
+	// over its shard's limit.
+	ErrorCodeThroughputExceeded = "ProvisionedThroughputExceededException"
+)
+
+// writeLimiter holds a shard's write token buckets (one second of burst).
+type writeLimiter struct {
+	records, bytes *rate.Limiter
+}
+
+func newWriteLimiter() *writeLimiter {
+	return &writeLimiter{
+		records: rate.NewLimiter(ShardWriteRecordsPerSecond, ShardWriteRecordsPerSecond),
+		bytes:   rate.NewLimiter(ShardWriteBytesPerSecond, ShardWriteBytesPerSecond),
+	}
+}
+
+// allowWrite takes one record of size bytes from the shard's buckets, or
+// nothing when either is short.
+func (sh *shardState) allowWrite(now time.Time, size int) bool {
+	l := sh.limits
+	r := l.records.ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		return false
+	}
+	b := l.bytes.ReserveN(now, size)
+	if !b.OK() || b.DelayFrom(now) > 0 {
+		b.CancelAt(now)
+		r.CancelAt(now)
+		return false
+	}
+	return true
 }

@@ -37,6 +37,11 @@ type Config struct {
 	// ShardLimit is the most shards all streams together may have. The
 	// default is 1000.
 	ShardLimit int
+	// ShardWriteLimits enforces the write limits of a provisioned Kinesis
+	// shard (ShardWriteRecordsPerSecond and ShardWriteBytesPerSecond): a
+	// record past them fails alone with ProvisionedThroughputExceededException,
+	// so producers' retry paths can be exercised. Off by default.
+	ShardWriteLimits bool
 	// RetentionInterval is how often expired records are deleted. The
 	// default is one minute.
 	RetentionInterval time.Duration
@@ -124,6 +129,8 @@ type shardState struct {
 
 	// tip is the highest durable sequence number, nil while none.
 	tip atomic.Pointer[u128]
+
+	limits *writeLimiter
 }
 
 const (
@@ -223,6 +230,7 @@ func newStreamState(m streamMeta) (*streamState, error) {
 		}
 		st.shards = append(st.shards, &shardState{
 			index: sm.Index, id: shardID(sm.Index), start: start, end: end, startSeq: seq,
+			limits: newWriteLimiter(),
 		})
 	}
 	return st, nil

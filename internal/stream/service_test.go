@@ -407,3 +407,49 @@ func BenchmarkRecords10000(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "records/s")
 }
+
+func TestShardWriteLimits(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s, err := Open(Config{InMemory: true, Now: c.Now, ShardWriteLimits: true})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+	recs := make([]PutInput, 500)
+	for i := range recs {
+		recs[i] = PutInput{PartitionKey: fmt.Sprint(i), Data: []byte("x")}
+	}
+	ok, throttled := 0, 0
+	for range 3 {
+		res, err := s.Put(ctx, "s", recs)
+		require.NoError(t, err)
+		for _, r := range res {
+			if r.ErrorCode == "" {
+				ok++
+				require.NotEmpty(t, r.SequenceNumber)
+			} else {
+				throttled++
+				require.Equal(t, ErrorCodeThroughputExceeded, r.ErrorCode)
+				require.Contains(t, r.ErrorMessage, "Rate exceeded for shard shardId-000000000000 in stream s")
+			}
+		}
+	}
+	require.Equal(t, ShardWriteRecordsPerSecond, ok)
+	require.Equal(t, 500, throttled)
+	require.Len(t, readAll(t, s, "s", "shardId-000000000000", IteratorSpec{Type: TrimHorizon}), ok, "throttled records are not stored")
+
+	c.Advance(time.Second)
+	res, err := s.Put(ctx, "s", recs)
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Empty(t, r.ErrorCode)
+	}
+
+	// The byte limit applies too: two 600 KiB records in the same second.
+	c.Advance(time.Second)
+	big := make([]byte, 600<<10)
+	res, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "a", Data: big}, {PartitionKey: "b", Data: big}})
+	require.NoError(t, err)
+	require.Empty(t, res[0].ErrorCode)
+	require.Equal(t, ErrorCodeThroughputExceeded, res[1].ErrorCode)
+}
