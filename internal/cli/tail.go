@@ -187,6 +187,7 @@ func (t *tailer) readShard(ctx context.Context, shardID string, typ types.ShardI
 	if err != nil {
 		return err
 	}
+	log.Debug("reading shard", "from", typ)
 	var last string // sequence number of the last record printed
 	for {
 		out, err := t.api.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String(it)})
