@@ -96,9 +96,10 @@ var listening = regexp.MustCompile(`msg=listening url=(http://127\.0\.0\.1:[0-9]
 // startServer runs `runnel serve` on a free port and waits for its
 // "listening" line. Cleanup stops it with SIGTERM and checks that it exits
 // cleanly.
-func startServer(t *testing.T, bin string) *server {
+func startServer(t *testing.T, bin string, extra ...string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data")}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = os.Environ()
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
@@ -392,6 +393,34 @@ func TestScenario(t *testing.T) {
 	})
 
 	require.NotContains(t, srv.log(), "level=ERROR")
+}
+
+// TestPutRetriesThrottledRecords puts more records into one shard than its
+// write limit allows per second: the throttled records must be retried
+// until every one is delivered.
+func TestPutRetriesThrottledRecords(t *testing.T) {
+	bin := buildRunnel(t)
+	srv := startServer(t, bin, "--shard-write-limits")
+	rn := &runnelCLI{t: t, bin: bin, endpoint: srv.URL, env: clientEnv(t)}
+	const name, n = "throttled", 2500
+	rn.run(nil, "stream", "create", name)
+
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "record-%05d\n", i)
+	}
+	put := rn.run(strings.NewReader(in.String()), "--log-level", "debug", "put", name, "--key", "one-shard")
+	require.Contains(t, put.stderr, fmt.Sprintf("sent %d records, 0 failed", n))
+	require.Contains(t, put.stderr, "retrying failed records", "the shard limit was reached")
+
+	tail := rn.run(nil, "tail", name, "--no-follow", "--from", "trim-horizon")
+	got := strings.Split(strings.TrimSuffix(tail.stdout, "\n"), "\n")
+	require.Len(t, got, n)
+	seen := map[string]bool{}
+	for _, l := range got {
+		seen[l] = true
+	}
+	require.Len(t, seen, n, "every record arrives exactly once")
 }
 
 // requireHashSpaceCovered checks that shards, as the Kinesis JSON shows

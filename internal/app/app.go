@@ -30,12 +30,13 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	svc, err := stream.Open(stream.Config{
-		Dir:        cfg.DataDir,
-		NoSync:     cfg.Fsync == FsyncNever,
-		Region:     cfg.Region,
-		AccountID:  cfg.AccountID,
-		ShardLimit: cfg.ShardLimit,
-		Logger:     logger.With("component", "stream"),
+		Dir:              cfg.DataDir,
+		NoSync:           cfg.Fsync == FsyncNever,
+		Region:           cfg.Region,
+		AccountID:        cfg.AccountID,
+		ShardLimit:       cfg.ShardLimit,
+		ShardWriteLimits: cfg.ShardWriteLimits,
+		Logger:           logger.With("component", "stream"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening data dir %s: %w", cfg.DataDir, err)

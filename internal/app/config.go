@@ -39,6 +39,10 @@ type Config struct {
 	// ShardLimit is the most open shards all streams together may have.
 	// The default is 1000.
 	ShardLimit int `json:"shardLimit" yaml:"shardLimit"`
+	// ShardWriteLimits enforces the per-shard write limits of provisioned
+	// Kinesis (1000 records and 1 MiB per second): records past them fail
+	// with ProvisionedThroughputExceededException. Off by default.
+	ShardWriteLimits bool `json:"shardWriteLimits" yaml:"shardWriteLimits"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once shutdown begins. The default is 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`

@@ -42,24 +42,25 @@ func TestServeDefaults(t *testing.T) {
 
 func TestServeFlagsWinOverEnvironment(t *testing.T) {
 	environ := map[string]string{
-		"RUNNEL_LISTEN":           "127.0.0.1:9000",
-		"RUNNEL_DATA_DIR":         "/env/data",
-		"RUNNEL_FSYNC":            "never",
-		"RUNNEL_REGION":           "eu-west-1",
-		"RUNNEL_ACCOUNT_ID":       "111111111111",
-		"RUNNEL_SHARD_LIMIT":      "20",
-		"RUNNEL_SHUTDOWN_TIMEOUT": "3s",
+		"RUNNEL_LISTEN":             "127.0.0.1:9000",
+		"RUNNEL_DATA_DIR":           "/env/data",
+		"RUNNEL_FSYNC":              "never",
+		"RUNNEL_REGION":             "eu-west-1",
+		"RUNNEL_ACCOUNT_ID":         "111111111111",
+		"RUNNEL_SHARD_LIMIT":        "20",
+		"RUNNEL_SHUTDOWN_TIMEOUT":   "3s",
+		"RUNNEL_SHARD_WRITE_LIMITS": "true",
 	}
 	t.Run("environment only", func(t *testing.T) {
 		cfg, code, stderr := runServe(t, environ)
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:9000", DataDir: "/env/data", Fsync: "never", Region: "eu-west-1",
-			AccountID: "111111111111", ShardLimit: 20, ShutdownTimeout: 3 * time.Second,
+			AccountID: "111111111111", ShardLimit: 20, ShutdownTimeout: 3 * time.Second, ShardWriteLimits: true,
 		}, cfg)
 	})
 	t.Run("flags and environment", func(t *testing.T) {
-		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1")
+		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1", "--shard-write-limits=false")
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:0", DataDir: "/env/data", Fsync: "always", Region: "ap-south-1",

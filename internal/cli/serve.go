@@ -8,13 +8,14 @@ import (
 
 // serveEnv maps each serve flag to its environment variable.
 var serveEnv = map[string]string{
-	"listen":           "RUNNEL_LISTEN",
-	"data-dir":         "RUNNEL_DATA_DIR",
-	"fsync":            "RUNNEL_FSYNC",
-	"region":           "RUNNEL_REGION",
-	"account-id":       "RUNNEL_ACCOUNT_ID",
-	"shard-limit":      "RUNNEL_SHARD_LIMIT",
-	"shutdown-timeout": "RUNNEL_SHUTDOWN_TIMEOUT",
+	"listen":             "RUNNEL_LISTEN",
+	"data-dir":           "RUNNEL_DATA_DIR",
+	"fsync":              "RUNNEL_FSYNC",
+	"region":             "RUNNEL_REGION",
+	"account-id":         "RUNNEL_ACCOUNT_ID",
+	"shard-limit":        "RUNNEL_SHARD_LIMIT",
+	"shutdown-timeout":   "RUNNEL_SHUTDOWN_TIMEOUT",
+	"shard-write-limits": "RUNNEL_SHARD_WRITE_LIMITS",
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -53,6 +54,7 @@ system, which survives a crash of runnel but not a power loss or kernel crash [$
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region in stream ARNs [$RUNNEL_REGION]")
 	f.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "account id in stream ARNs [$RUNNEL_ACCOUNT_ID]")
 	f.IntVar(&cfg.ShardLimit, "shard-limit", cfg.ShardLimit, "most open shards all streams together may have [$RUNNEL_SHARD_LIMIT]")
+	f.BoolVar(&cfg.ShardWriteLimits, "shard-write-limits", cfg.ShardWriteLimits, "enforce provisioned Kinesis per-shard write limits (1000 records/s, 1 MiB/s) [$RUNNEL_SHARD_WRITE_LIMITS]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	return cmd
 }
