@@ -1,0 +1,451 @@
+// Package clickstream simulates customers browsing a web store and turns
+// their sessions into click events: page views, banner impressions, clicks,
+// add-to-cart and checkout. The simulation (Simulator) is deterministic for a
+// seed and a clock; the Service runs it behind a small HTTP control API and
+// writes the events through a producer.Writer.
+package clickstream
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed default.yaml
+var defaultCatalogue []byte
+
+// DefaultCatalogueName is the file name errors in the built-in catalogue
+// refer to.
+const DefaultCatalogueName = "built-in catalogue"
+
+// Page names every catalogue defines, in the order a session meets them.
+const (
+	PageHome     = "home"
+	PageCategory = "category"
+	PageProduct  = "product"
+	PageCart     = "cart"
+	PageCheckout = "checkout"
+)
+
+var requiredPages = []string{PageHome, PageCategory, PageProduct, PageCart, PageCheckout}
+
+// Catalogue is what the simulated store sells and how its visitors behave.
+// Load or Parse it; both validate.
+type Catalogue struct {
+	// Name describes the store; optional.
+	Name string `yaml:"name"`
+	// Users is the size of the pool user ids are drawn from; at least 1.
+	Users int `yaml:"users"`
+	// Session sets how long sessions are.
+	Session SessionSpec `yaml:"session"`
+	// Probabilities of the visitor's choices; every one is required.
+	Probabilities Probabilities `yaml:"probabilities"`
+	// Campaigns are the ids impressions advertise; required when
+	// probabilities.impression is above 0.
+	Campaigns []string `yaml:"campaigns"`
+	// Pages are home, category, product, cart and checkout, each once.
+	Pages []Page `yaml:"pages"`
+	// ProductGroups are the store's departments; at least one.
+	ProductGroups []ProductGroup `yaml:"productGroups"`
+
+	file  string
+	pages map[string]*Page
+}
+
+// SessionSpec sets the length of sessions in browse steps. A step is a
+// category page view and, perhaps, a product page view.
+type SessionSpec struct {
+	// MeanSteps is the mean number of steps (geometric distribution); at
+	// least 1.
+	MeanSteps float64 `yaml:"meanSteps"`
+	// MaxSteps cuts sessions longer than this; at least MeanSteps.
+	MaxSteps int `yaml:"maxSteps"`
+}
+
+// Probabilities are the chances of the visitor's choices, each in [0, 1].
+type Probabilities struct {
+	// Impression: a page view shows a campaign banner.
+	Impression *float64 `yaml:"impression"`
+	// CampaignClick: a shown banner is clicked.
+	CampaignClick *float64 `yaml:"campaignClick"`
+	// ProductView: a category page leads to a product page.
+	ProductView *float64 `yaml:"productView"`
+	// AddToCart: a product page ends with add to cart.
+	AddToCart *float64 `yaml:"addToCart"`
+	// Checkout: a session with a non-empty cart checks out.
+	Checkout *float64 `yaml:"checkout"`
+}
+
+// Page is one kind of page and what is on it.
+type Page struct {
+	Name     string    `yaml:"name"`
+	Sections []Section `yaml:"sections"`
+}
+
+// Section is a part of a page with the elements a visitor sees or clicks.
+type Section struct {
+	Name     string   `yaml:"name"`
+	Elements []string `yaml:"elements"`
+}
+
+// ProductGroup is a department of the store.
+type ProductGroup struct {
+	Name string `yaml:"name"`
+	// Weight is the group's share of browse steps, relative to the other
+	// groups' weights; required, at least 0.
+	Weight   *float64  `yaml:"weight"`
+	Products []Product `yaml:"products"`
+}
+
+// Product is one article for sale.
+type Product struct {
+	ID string `yaml:"id"`
+	// Weight is the product's share of its group's product views;
+	// required, at least 0.
+	Weight *float64 `yaml:"weight"`
+	// Price is in the store's currency; at least 0.
+	Price float64 `yaml:"price"`
+}
+
+// File is where the catalogue came from, as errors name it.
+func (c *Catalogue) File() string { return c.file }
+
+// GroupProbabilities returns each product group's probability of being
+// picked by a browse step, keyed by group name.
+func (c *Catalogue) GroupProbabilities() map[string]float64 {
+	var total float64
+	for _, g := range c.ProductGroups {
+		total += *g.Weight
+	}
+	out := make(map[string]float64, len(c.ProductGroups))
+	for _, g := range c.ProductGroups {
+		out[g.Name] = *g.Weight / total
+	}
+	return out
+}
+
+// CatalogueError is one problem in a catalogue file.
+type CatalogueError struct {
+	File  string
+	Line  int    // 1-based; 0 when unknown
+	Field string // dotted YAML path such as productGroups[2].weight; "" when none
+	Msg   string
+}
+
+func (e *CatalogueError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// DefaultCatalogue returns the built-in catalogue.
+func DefaultCatalogue() *Catalogue {
+	c, err := ParseCatalogue(DefaultCatalogueName, defaultCatalogue)
+	if err != nil {
+		// The embedded file is tested; this cannot happen in a built binary.
+		panic(fmt.Sprintf("clickstream: built-in catalogue: %v", err))
+	}
+	return c
+}
+
+// DefaultCatalogueYAML returns the text of the built-in catalogue.
+func DefaultCatalogueYAML() []byte { return bytes.Clone(defaultCatalogue) }
+
+// LoadCatalogue reads and validates the catalogue in path.
+func LoadCatalogue(path string) (*Catalogue, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading catalogue: %w", err)
+	}
+	return ParseCatalogue(path, data)
+}
+
+// ParseCatalogue decodes and validates a catalogue; file names it in
+// errors. The error joins one *CatalogueError per problem found.
+func ParseCatalogue(file string, data []byte) (*Catalogue, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	if len(root.Content) == 0 {
+		return nil, &CatalogueError{File: file, Msg: "catalogue is empty"}
+	}
+	c := &Catalogue{file: file}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, yamlErrors(file, err)
+	}
+	var errs []error
+	for _, p := range c.validate() {
+		line := lineOf(root.Content[0], p.path)
+		errs = append(errs, &CatalogueError{File: file, Line: line, Field: p.path.String(), Msg: p.msg})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	c.pages = make(map[string]*Page, len(c.Pages))
+	for i := range c.Pages {
+		c.pages[c.Pages[i].Name] = &c.Pages[i]
+	}
+	return c, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlErrors turns a decoding error into CatalogueErrors with lines.
+func yamlErrors(file string, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var errs []error
+	for _, m := range msgs {
+		ce := &CatalogueError{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			ce.Line, _ = strconv.Atoi(sm[1])
+			ce.Msg = sm[2]
+		}
+		errs = append(errs, ce)
+	}
+	return errors.Join(errs...)
+}
+
+// path is a position in the YAML document: map keys and sequence indexes.
+type path []any
+
+func (p path) String() string {
+	var b strings.Builder
+	for _, e := range p {
+		switch e := e.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(e)
+		case int:
+			fmt.Fprintf(&b, "[%d]", e)
+		}
+	}
+	return b.String()
+}
+
+func (p path) with(e ...any) path {
+	return append(append(path(nil), p...), e...)
+}
+
+// lineOf returns the line of the node at p, or of its nearest ancestor
+// present in the document.
+func lineOf(n *yaml.Node, p path) int {
+	line := n.Line
+	for _, e := range p {
+		var next *yaml.Node
+		switch e := e.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == e {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
+				next = n.Content[e]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if n.Kind == yaml.ScalarNode {
+			line = n.Line
+		}
+	}
+	return line
+}
+
+type problem struct {
+	path path
+	msg  string
+}
+
+// validate reports every problem in c.
+func (c *Catalogue) validate() []problem {
+	var ps []problem
+	add := func(p path, format string, args ...any) {
+		ps = append(ps, problem{p, fmt.Sprintf(format, args...)})
+	}
+	if c.Users < 1 {
+		add(path{"users"}, "must be at least 1, got %d", c.Users)
+	}
+	if m := c.Session.MeanSteps; !(m >= 1) || math.IsInf(m, 0) {
+		add(path{"session", "meanSteps"}, "must be a number of at least 1, got %v", m)
+	}
+	if c.Session.MaxSteps < 1 || float64(c.Session.MaxSteps) < c.Session.MeanSteps {
+		add(path{"session", "maxSteps"}, "must be at least 1 and at least meanSteps (%v), got %d", c.Session.MeanSteps, c.Session.MaxSteps)
+	}
+	probs := []struct {
+		name string
+		v    *float64
+	}{
+		{"impression", c.Probabilities.Impression},
+		{"campaignClick", c.Probabilities.CampaignClick},
+		{"productView", c.Probabilities.ProductView},
+		{"addToCart", c.Probabilities.AddToCart},
+		{"checkout", c.Probabilities.Checkout},
+	}
+	for _, p := range probs {
+		switch {
+		case p.v == nil:
+			add(path{"probabilities", p.name}, "is required")
+		case !(*p.v >= 0 && *p.v <= 1):
+			add(path{"probabilities", p.name}, "must be a probability in [0, 1], got %v", *p.v)
+		}
+	}
+	if imp := c.Probabilities.Impression; imp != nil && *imp > 0 && len(c.Campaigns) == 0 {
+		add(path{"campaigns"}, "must list at least one campaign id when probabilities.impression is above 0")
+	}
+	seenCampaign := map[string]bool{}
+	for i, id := range c.Campaigns {
+		switch {
+		case strings.TrimSpace(id) == "":
+			add(path{"campaigns", i}, "must not be empty")
+		case seenCampaign[id]:
+			add(path{"campaigns", i}, "campaign %q is listed twice", id)
+		}
+		seenCampaign[id] = true
+	}
+
+	seenPage := map[string]bool{}
+	for i, pg := range c.Pages {
+		pp := path{"pages", i}
+		switch {
+		case !isRequiredPage(pg.Name):
+			add(pp.with("name"), "unknown page %q; pages are %s", pg.Name, strings.Join(requiredPages, ", "))
+		case seenPage[pg.Name]:
+			add(pp.with("name"), "page %q is defined twice", pg.Name)
+		}
+		seenPage[pg.Name] = true
+		if len(pg.Sections) == 0 {
+			add(pp.with("sections"), "page %q needs at least one section", pg.Name)
+		}
+		for j, s := range pg.Sections {
+			sp := pp.with("sections", j)
+			if strings.TrimSpace(s.Name) == "" {
+				add(sp.with("name"), "must not be empty")
+			}
+			if len(s.Elements) == 0 {
+				add(sp.with("elements"), "section %q needs at least one element", s.Name)
+			}
+			for k, el := range s.Elements {
+				if strings.TrimSpace(el) == "" {
+					add(sp.with("elements", k), "must not be empty")
+				}
+			}
+		}
+	}
+	var missing []string
+	for _, name := range requiredPages {
+		if !seenPage[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		add(path{"pages"}, "missing page(s) %s", strings.Join(missing, ", "))
+	}
+
+	if len(c.ProductGroups) == 0 {
+		add(path{"productGroups"}, "must list at least one product group")
+	}
+	var groupTotal float64
+	groupsValid := true
+	seenGroup := map[string]bool{}
+	seenProduct := map[string]bool{}
+	for i, g := range c.ProductGroups {
+		gp := path{"productGroups", i}
+		switch {
+		case strings.TrimSpace(g.Name) == "":
+			add(gp.with("name"), "must not be empty")
+		case seenGroup[g.Name]:
+			add(gp.with("name"), "product group %q is defined twice", g.Name)
+		}
+		seenGroup[g.Name] = true
+		if w, ok := checkWeight(g.Weight); !ok {
+			add(gp.with("weight"), "%s", weightProblem(g.Weight))
+			groupsValid = false
+		} else {
+			groupTotal += w
+		}
+		if len(g.Products) == 0 {
+			add(gp.with("products"), "product group %q needs at least one product", g.Name)
+			continue
+		}
+		var productTotal float64
+		allValid := true
+		for j, p := range g.Products {
+			pp := gp.with("products", j)
+			switch {
+			case strings.TrimSpace(p.ID) == "":
+				add(pp.with("id"), "must not be empty")
+			case seenProduct[p.ID]:
+				add(pp.with("id"), "product %q is defined twice", p.ID)
+			}
+			seenProduct[p.ID] = true
+			if w, ok := checkWeight(p.Weight); !ok {
+				add(pp.with("weight"), "%s", weightProblem(p.Weight))
+				allValid = false
+			} else {
+				productTotal += w
+			}
+			if !(p.Price >= 0) || math.IsInf(p.Price, 0) {
+				add(pp.with("price"), "must be a finite number of at least 0, got %v", p.Price)
+			}
+		}
+		if allValid && productTotal <= 0 {
+			add(gp.with("products"), "the weights of product group %q's products add up to 0; at least one must be above 0", g.Name)
+		}
+	}
+	if len(c.ProductGroups) > 0 && groupTotal <= 0 && groupsValid {
+		add(path{"productGroups"}, "the product group weights add up to 0; at least one must be above 0")
+	}
+	return ps
+}
+
+func isRequiredPage(name string) bool { return slices.Contains(requiredPages, name) }
+
+func checkWeight(w *float64) (float64, bool) {
+	if w == nil || !(*w >= 0) || math.IsInf(*w, 0) {
+		return 0, false
+	}
+	return *w, true
+}
+
+func weightProblem(w *float64) string {
+	if w == nil {
+		return "is required"
+	}
+	return fmt.Sprintf("must be a finite number of at least 0, got %v", *w)
+}
