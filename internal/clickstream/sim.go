@@ -41,7 +41,7 @@ type Event struct {
 	CartValue    float64 `json:"cartValue,omitempty"` // on the cart and checkout pages
 }
 
-// SimStats counts sessions.
+// SimStats counts the sessions behind the events returned so far.
 type SimStats struct {
 	SessionsStarted   int64 `json:"sessionsStarted"`
 	SessionsCompleted int64 `json:"sessionsCompleted"`
@@ -121,7 +121,6 @@ func (s *Simulator) Next() Event {
 			break
 		}
 		if ss.done {
-			s.stats.SessionsCompleted++
 			ss = s.newSession()
 			s.sessions[i] = ss
 		}
@@ -135,11 +134,19 @@ func (s *Simulator) Next() Event {
 	ev.EventID = s.uuid()
 	ev.SessionID = ss.id
 	ev.UserID = ss.user
+	if ev.Seq == 1 {
+		s.stats.SessionsStarted++
+	}
+	if ev.EventType == EventCheckout {
+		s.stats.Checkouts++
+	}
+	if len(ss.queue) == 0 && ss.stepsLeft == 0 && (ss.done || ss.cartItems == 0) {
+		s.stats.SessionsCompleted++ // that was its last event
+	}
 	return ev
 }
 
 func (s *Simulator) newSession() *session {
-	s.stats.SessionsStarted++
 	steps := 1
 	for steps < s.cat.Session.MaxSteps && s.rng.Float64() < s.pStep {
 		steps++
@@ -196,7 +203,6 @@ func (s *Simulator) step(ss *session) {
 		ev = s.event(EventCheckout, PageCheckout, "", "")
 		ev.CartItems, ev.CartValue = ss.cartItems, round2(ss.cartValue)
 		ss.queue = append(ss.queue, ev)
-		s.stats.Checkouts++
 	}
 }
 
