@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -173,4 +174,29 @@ func TestNextTokenExpiry(t *testing.T) {
 		now = time.Unix(1_700_000_000, 0)
 		require.Equal(t, typeInvalidArgument, post(other, string(next))["__type"])
 	}
+}
+
+// failingEngine fails every call with an error the API layer does not
+// know.
+type failingEngine struct{ Engine }
+
+func (failingEngine) Describe(string) (*stream.Description, error) {
+	return nil, errors.New("disk on fire at /var/lib/runnel")
+}
+
+func TestInternalFailure(t *testing.T) {
+	var logged strings.Builder
+	h := newHandler(failingEngine{}, slog.New(slog.NewTextHandler(&logged, nil)), time.Now)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/", strings.NewReader(`{"StreamName":"s"}`))
+	req.Header.Set("X-Amz-Target", targetPrefix+"DescribeStream")
+	h.ServeHTTP(rec, req)
+
+	require.Equal(t, http.StatusInternalServerError, rec.Code)
+	require.NotContains(t, rec.Body.String(), "disk on fire")
+	var out map[string]string
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+	require.Equal(t, typeInternalFailure, out["__type"])
+	require.Contains(t, logged.String(), "disk on fire")
+	require.Contains(t, logged.String(), rec.Header().Get(requestIDHeader))
 }

@@ -61,12 +61,16 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns an http.Handler serving the Kinesis API over svc.
-// Errors that are not client errors are logged to logger.
+// Errors that are not client errors are logged to logger (nil discards
+// them) and answered with InternalFailure.
 func NewHandler(svc Engine, logger *slog.Logger) http.Handler {
 	return newHandler(svc, logger, time.Now)
 }
 
 func newHandler(svc Engine, logger *slog.Logger, now func() time.Time) *Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Handler{
 		svc:     svc,
 		logger:  logger,

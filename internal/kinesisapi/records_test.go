@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // shardFor returns the shard of an evenly split n-shard stream that the
@@ -263,4 +267,26 @@ func TestGetRecords(t *testing.T) {
 		_, err := e.c.GetRecords(e.ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String("AAAAforged")})
 		requireTyped[*types.InvalidArgumentException](t, err)
 	})
+}
+
+func TestExpiredIterator(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, Now: clock})
+	e := &env{srv: srv, c: srv.Client(t), ctx: t.Context()}
+	e.createStream(t, "old", 1)
+	it, err := e.c.GetShardIterator(e.ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("old"),
+		ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	require.NoError(t, err)
+
+	mu.Lock()
+	now = now.Add(stream.IteratorTTL + time.Second)
+	mu.Unlock()
+	_, err = e.c.GetRecords(e.ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	requireTyped[*types.ExpiredIteratorException](t, err)
 }

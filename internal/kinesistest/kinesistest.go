@@ -34,8 +34,22 @@ type Server struct {
 // a free local port. Both are shut down when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	svc, err := stream.Open(stream.Config{Dir: t.TempDir(), NoSync: true, Logger: logger})
+	return StartConfig(t, stream.Config{NoSync: true})
+}
+
+// StartConfig is Start with an engine configured by cfg, for tests that
+// need a clock or limits of their own. An empty Dir becomes t.TempDir()
+// and a nil Logger logs to the test log.
+func StartConfig(t testing.TB, cfg stream.Config) *Server {
+	t.Helper()
+	if cfg.Dir == "" && !cfg.InMemory {
+		cfg.Dir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
+	}
+	logger := cfg.Logger
+	svc, err := stream.Open(cfg)
 	if err != nil {
 		t.Fatalf("kinesistest: opening stream engine: %v", err)
 	}
