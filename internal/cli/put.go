@@ -127,6 +127,9 @@ func (p *putter) putOne(ctx context.Context, w io.Writer, data []byte) error {
 // putLines sends every line of r as one record. It returns what was sent
 // and failed so far even when it returns an error.
 func (p *putter) putLines(ctx context.Context, r io.Reader) (putStats, error) {
+	// Cancelling on return releases the reader when sending fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	lines := make(chan []byte)
 	readErr := make(chan error, 1)
 	// The reader ends at end of input. When ctx is cancelled while it is

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeShards serves one open shard holding records "r0".."r9". Iterators
+// are "pos:N"; the first GetRecords at position 2 answers
+// ExpiredIteratorException.
+type fakeShards struct {
+	mu         sync.Mutex
+	iterInputs []kinesis.GetShardIteratorInput
+	expired    bool
+}
+
+func (f *fakeShards) ListShards(ctx context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	return &kinesis.ListShardsOutput{Shards: []types.Shard{{ShardId: aws.String("shardId-000000000000")}}}, nil
+}
+
+func (f *fakeShards) GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, _ ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.iterInputs = append(f.iterInputs, *in)
+	pos := 0
+	if in.ShardIteratorType == types.ShardIteratorTypeAfterSequenceNumber {
+		seq, err := strconv.Atoi(aws.ToString(in.StartingSequenceNumber))
+		if err != nil {
+			return nil, err
+		}
+		pos = seq + 1
+	}
+	return &kinesis.GetShardIteratorOutput{ShardIterator: aws.String("pos:" + strconv.Itoa(pos))}, nil
+}
+
+func (f *fakeShards) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pos, err := strconv.Atoi(strings.TrimPrefix(aws.ToString(in.ShardIterator), "pos:"))
+	if err != nil {
+		return nil, err
+	}
+	if pos == 2 && !f.expired {
+		f.expired = true
+		return nil, &types.ExpiredIteratorException{Message: aws.String("Iterator expired.")}
+	}
+	out := &kinesis.GetRecordsOutput{MillisBehindLatest: aws.Int64(0)}
+	// Two records per call, so the expiry hits between calls.
+	for i := pos; i < min(pos+2, 10); i++ {
+		now := time.Unix(0, 0)
+		out.Records = append(out.Records, types.Record{
+			Data: []byte("r" + strconv.Itoa(i)), SequenceNumber: aws.String(strconv.Itoa(i)),
+			PartitionKey: aws.String("k"), ApproximateArrivalTimestamp: &now,
+		})
+	}
+	out.NextShardIterator = aws.String("pos:" + strconv.Itoa(min(pos+2, 10)))
+	return out, nil
+}
+
+func TestTailRenewsExpiredIteratorAfterLastRecord(t *testing.T) {
+	f := &fakeShards{}
+	var out bytes.Buffer
+	tl := &tailer{
+		api: f, stream: "s", start: types.ShardIteratorTypeTrimHorizon, poll: time.Millisecond,
+		out: &recordWriter{w: &out}, logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	require.NoError(t, tl.run(t.Context()))
+	require.Equal(t, "r0\nr1\nr2\nr3\nr4\nr5\nr6\nr7\nr8\nr9\n", out.String())
+	require.True(t, f.expired)
+	require.Len(t, f.iterInputs, 2)
+	require.Equal(t, types.ShardIteratorTypeAfterSequenceNumber, f.iterInputs[1].ShardIteratorType)
+	require.Equal(t, "1", aws.ToString(f.iterInputs[1].StartingSequenceNumber), "resumes after the last record printed")
+}
+
+func TestRecordWriterJSON(t *testing.T) {
+	var out bytes.Buffer
+	rw := &recordWriter{w: &out, json: true}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.NoError(t, rw.write("shardId-000000000001", []types.Record{
+		{Data: []byte("hi"), SequenceNumber: aws.String("42"), PartitionKey: aws.String("k"), ApproximateArrivalTimestamp: &at},
+		{Data: []byte{0xff, 0x00}, SequenceNumber: aws.String("43"), PartitionKey: aws.String("k")},
+	}))
+	require.Equal(t,
+		`{"shardId":"shardId-000000000001","sequenceNumber":"42","partitionKey":"k","arrival":"2026-01-02T03:04:05Z","data":"hi"}`+"\n"+
+			`{"shardId":"shardId-000000000001","sequenceNumber":"43","partitionKey":"k","data":"/wA=","dataEncoding":"base64"}`+"\n",
+		out.String())
+}
