@@ -29,8 +29,9 @@ records in --data-dir. Point the aws CLI or any AWS SDK at it:
   aws kinesis --endpoint-url http://127.0.0.1:4567 list-streams
 
 Every flag can also be set with the environment variable shown beside it;
-a flag on the command line wins. Once ready, runnel logs "listening" with the
-URL it serves, including the real port when --listen ends in :0.
+a flag on the command line wins. Once ready, runnel logs "listening" (at info
+level) with the URL it serves, including the real port when --listen ends
+in :0.
 
 SIGINT or SIGTERM stop the server: requests in flight finish (up to
 --shutdown-timeout), then storage is closed.`,
