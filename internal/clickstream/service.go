@@ -94,8 +94,12 @@ type Service struct {
 	cfg      Config
 	tokenSum [sha256.Size]byte
 
-	mu        sync.Mutex // guards the fields below
-	sim       *Simulator // used by the generator while it runs
+	mu  sync.Mutex // guards the fields below
+	sim *Simulator // used by the generator while it runs
+	// pending is an event a stopped run had taken from sim but not
+	// written; the next run writes it first, so no event is lost to a
+	// stop. Used by the generator while it runs.
+	pending   *producer.Record
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the generator returns; nil when never started or stopped
 	startedAt time.Time
@@ -108,6 +112,7 @@ type Service struct {
 	simStats  SimStats
 	samples   []sample // (time, sent) about once a second, the last rateWindow
 	lastError string
+	exitedAt  time.Time // when the last generator returned
 }
 
 type sample struct {
@@ -203,15 +208,18 @@ func (s *Service) reap() {
 	<-s.done
 	s.cancel()
 	s.done, s.cancel = nil, nil
-	if s.stoppedAt.IsZero() {
-		s.stoppedAt = s.cfg.Now()
-	}
+	s.statsMu.Lock()
+	s.stoppedAt = s.exitedAt
+	s.statsMu.Unlock()
 }
 
 // Status returns the counters.
 func (s *Service) Status() Status {
 	s.mu.Lock()
 	running := s.running()
+	if !running {
+		s.reap() // a generator that ended on its own
+	}
 	startedAt, stoppedAt := s.startedAt, s.stoppedAt
 	s.mu.Unlock()
 
@@ -251,7 +259,12 @@ func (s *Service) Status() Status {
 
 // generate writes sim's events until ctx is done or the writer fails.
 func (s *Service) generate(ctx context.Context, sim *Simulator, done chan<- struct{}) {
-	defer close(done)
+	defer func() {
+		s.statsMu.Lock()
+		s.exitedAt = s.cfg.Now()
+		s.statsMu.Unlock()
+		close(done)
+	}()
 	p := newPacer(s.cfg.Rate, s.cfg.Now())
 	var timer *time.Timer
 	defer func() {
@@ -275,15 +288,21 @@ func (s *Service) generate(ctx context.Context, sim *Simulator, done chan<- stru
 		if ctx.Err() != nil {
 			return
 		}
-		ev := sim.Next()
-		data, err := json.Marshal(ev)
-		if err != nil {
-			panic(fmt.Sprintf("clickstream: encoding event: %v", err)) // Event has only strings and numbers
+		rec := s.pending
+		s.pending = nil
+		if rec == nil {
+			ev := sim.Next()
+			data, err := json.Marshal(ev)
+			if err != nil {
+				panic(fmt.Sprintf("clickstream: encoding event: %v", err)) // Event has only strings and numbers
+			}
+			// The event id is a random UUID, so events spread evenly over
+			// shards.
+			rec = &producer.Record{PartitionKey: ev.EventID, Data: data}
 		}
-		// The event id is a random UUID, so events spread evenly over shards.
-		err = s.cfg.Writer.Write(ctx, producer.Record{PartitionKey: ev.EventID, Data: data})
-		if err != nil {
+		if err := s.cfg.Writer.Write(ctx, *rec); err != nil {
 			if ctx.Err() != nil {
+				s.pending = rec // a Write that fails took nothing
 				return
 			}
 			s.writeFailures.Add(1)
