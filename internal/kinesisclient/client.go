@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
 
@@ -33,9 +34,19 @@ type Options struct {
 // chain; when the chain has none and the endpoint is not AWS, fixed local
 // credentials are used, since runnel serve does not check them by default.
 func New(ctx context.Context, o Options) (*kinesis.Client, error) {
+	endpoint := o.Endpoint
+	if endpoint == "" && os.Getenv("AWS_ENDPOINT_URL_KINESIS") == "" && os.Getenv("AWS_ENDPOINT_URL") == "" {
+		endpoint = DefaultEndpoint
+	}
+	local := endpoint != AWS
 	var loadOpts []func(*config.LoadOptions) error
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
+	}
+	if local {
+		// Off AWS there is no instance metadata service to ask for
+		// credentials; asking would only delay and warn.
+		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
@@ -44,11 +55,7 @@ func New(ctx context.Context, o Options) (*kinesis.Client, error) {
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	endpoint := o.Endpoint
-	if endpoint == "" && os.Getenv("AWS_ENDPOINT_URL_KINESIS") == "" && os.Getenv("AWS_ENDPOINT_URL") == "" {
-		endpoint = DefaultEndpoint
-	}
-	if endpoint != AWS && endpoint != "" || endpoint == "" && cfg.BaseEndpoint != nil {
+	if local {
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 			cfg.Credentials = credentials.NewStaticCredentialsProvider("runnel", "runnel", "")
 		}
