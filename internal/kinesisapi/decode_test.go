@@ -200,3 +200,29 @@ func TestInternalFailure(t *testing.T) {
 	require.Contains(t, logged.String(), "disk on fire")
 	require.Contains(t, logged.String(), rec.Header().Get(requestIDHeader))
 }
+
+func TestBlobDecode(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{`"aGVsbG8="`, "hello", true},
+		{`""`, "", true},
+		{`"P\/8="`, "?\xff", true},
+		{`"aGVsbG8"`, "", false},
+		{`"a\nb="`, "", false},
+		{`5`, "", false},
+		{`"@@@@"`, "", false},
+	}
+	for _, tc := range tests {
+		var b blob
+		err := b.UnmarshalJSON([]byte(tc.in))
+		if !tc.ok {
+			require.Error(t, err, tc.in)
+			continue
+		}
+		require.NoError(t, err, tc.in)
+		require.Equal(t, tc.want, string(b), tc.in)
+	}
+}
