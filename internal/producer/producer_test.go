@@ -1,0 +1,404 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/producer/producertest"
+)
+
+// event is the data of test record i of key k: "k/i".
+func event(k string, i int) []byte { return []byte(k + "/" + strconv.Itoa(i)) }
+
+// writeKeys writes n records spread over keys key-0..key-(keys-1), in
+// order per key.
+func writeKeys(t testing.TB, w producer.Writer, n, keys int) {
+	t.Helper()
+	for i := range n {
+		k := "key-" + strconv.Itoa(i%keys)
+		require.NoError(t, w.Write(t.Context(), producer.Record{PartitionKey: k, Data: event(k, i)}))
+	}
+}
+
+// checkDelivered asserts that the stream holds exactly the n records
+// writeKeys wrote, each once, and, when ordered, in write order per key.
+func checkDelivered(t *testing.T, got []string, n, keys int, ordered bool) {
+	t.Helper()
+	require.Len(t, got, n)
+	seen := make(map[string]bool, n)
+	last := make(map[string]int)
+	for _, d := range got {
+		require.False(t, seen[d], "record %s delivered twice", d)
+		seen[d] = true
+		k, i, ok := strings.Cut(d, "/")
+		require.True(t, ok, d)
+		idx, err := strconv.Atoi(i)
+		require.NoError(t, err)
+		if prev, ok := last[k]; ordered && ok {
+			require.Greater(t, idx, prev, "key %s out of order", k)
+		}
+		last[k] = idx
+	}
+	for i := range n {
+		require.True(t, seen[string(event("key-"+strconv.Itoa(i%keys), i))], "record %d missing", i)
+	}
+}
+
+func dataOf(recs []types.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = string(r.Data)
+	}
+	return out
+}
+
+func newProducer(t testing.TB, api producer.PutRecordsAPI, cfg producer.Config) *producer.Producer {
+	t.Helper()
+	p, err := producer.New(api, cfg)
+	require.NoError(t, err)
+	return p
+}
+
+func closeProducer(t testing.TB, p *producer.Producer) producer.Stats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	st, err := p.Close(ctx)
+	require.NoError(t, err)
+	return st
+}
+
+func TestProducerDeliversEveryRecord(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) {
+			srv := kinesistest.Start(t)
+			c := srv.Client(t)
+			producertest.CreateStream(t, c, "s", 4)
+			const n, keys = 5000, 64
+			p := newProducer(t, c, producer.Config{Stream: "s", OrderedByKey: ordered, Linger: 5 * time.Millisecond})
+			writeKeys(t, p, n, keys)
+			st := closeProducer(t, p)
+			require.Equal(t, producer.Stats{Queued: n, Delivered: n, Calls: st.Calls, Bytes: st.Bytes, Elapsed: st.Elapsed}, st)
+			checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), n, keys, ordered)
+		})
+	}
+}
+
+// throttleFirstAttempts wraps a real client and answers
+// ProvisionedThroughputExceededException, without forwarding, for every
+// record whose sequence number (the part after "/") is divisible by 3, on
+// its first `attempts` sends.
+type throttleFirstAttempts struct {
+	api      producer.PutRecordsAPI
+	attempts int
+	mu       sync.Mutex
+	tries    map[string]int
+	calls    int
+}
+
+func (f *throttleFirstAttempts) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	f.mu.Lock()
+	f.calls++
+	if f.tries == nil {
+		f.tries = make(map[string]int)
+	}
+	var forward []types.PutRecordsRequestEntry
+	var fwdIdx []int
+	results := make([]types.PutRecordsResultEntry, len(in.Records))
+	for i, r := range in.Records {
+		d := string(r.Data)
+		f.tries[d]++
+		_, seq, _ := strings.Cut(d, "/")
+		n, _ := strconv.Atoi(seq)
+		if n%3 == 0 && f.tries[d] <= f.attempts {
+			results[i] = types.PutRecordsResultEntry{
+				ErrorCode:    aws.String("ProvisionedThroughputExceededException"),
+				ErrorMessage: aws.String("Rate exceeded for shard shardId-000000000000 (injected)."),
+			}
+			continue
+		}
+		forward = append(forward, r)
+		fwdIdx = append(fwdIdx, i)
+	}
+	f.mu.Unlock()
+	if len(forward) > 0 {
+		out, err := f.api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: in.StreamName, StreamARN: in.StreamARN, Records: forward}, optFns...)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range fwdIdx {
+			results[i] = out.Records[j]
+		}
+	}
+	var failed int32
+	for _, r := range results {
+		if r.ErrorCode != nil {
+			failed++
+		}
+	}
+	return &kinesis.PutRecordsOutput{Records: results, FailedRecordCount: aws.Int32(failed)}, nil
+}
+
+func TestProducerRetriesInjectedPerRecordThrottlingOnFirstTwoAttempts(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := srv.Client(t)
+	producertest.CreateStream(t, c, "s", 2)
+	api := &throttleFirstAttempts{api: c, attempts: 2}
+	const n, keys = 3000, 10
+	var failures []error
+	p := newProducer(t, api, producer.Config{
+		Stream: "s", OrderedByKey: true, Linger: time.Millisecond, BaseBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
+		OnFailure: func(_ producer.Record, err error) { failures = append(failures, err) },
+	})
+	writeKeys(t, p, n, keys)
+	st := closeProducer(t, p)
+	require.Empty(t, failures)
+	require.Equal(t, int64(n), st.Delivered)
+	require.Zero(t, st.Failed)
+	throttledRecords := int64(n / 3 * 2) // every third record, twice
+	require.Equal(t, throttledRecords, st.Throttled)
+	require.Equal(t, throttledRecords, st.Retried)
+	checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), n, keys, true)
+}
+
+// failAlways answers InternalFailure for the records whose sequence number
+// is divisible by 7 and forwards the rest.
+func TestProducerGivesUpAfterMaxAttemptsAndReportsEachRecord(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := srv.Client(t)
+	producertest.CreateStream(t, c, "s", 1)
+	api := &throttleFirstAttempts{api: c, attempts: 1 << 30}
+	var (
+		mu     sync.Mutex
+		failed = map[string]error{}
+	)
+	p := newProducer(t, api, producer.Config{
+		Stream: "s", Endpoint: srv.URL, MaxAttempts: 3, Linger: time.Millisecond, BaseBackoff: time.Millisecond,
+		OnFailure: func(r producer.Record, err error) { mu.Lock(); failed[string(r.Data)] = err; mu.Unlock() },
+	})
+	const n = 300
+	writeKeys(t, p, n, 5)
+	st := closeProducer(t, p)
+	require.Equal(t, int64(n/3), st.Failed)
+	require.Equal(t, int64(n-n/3), st.Delivered)
+	require.Len(t, failed, n/3)
+	for d, err := range failed {
+		require.Contains(t, err.Error(), `stream "s" at `+srv.URL, d)
+		require.Contains(t, err.Error(), "giving up after 3 attempts")
+		require.Contains(t, err.Error(), "ProvisionedThroughputExceededException")
+	}
+	require.Len(t, producertest.ReadAll(t, c, "s"), n-n/3)
+}
+
+func TestProducerMissingStreamFailsRecordsNamingStreamAndEndpoint(t *testing.T) {
+	srv := kinesistest.Start(t)
+	var errs []error
+	p := newProducer(t, srv.Client(t), producer.Config{
+		Stream: "nope", Endpoint: srv.URL, Linger: time.Millisecond,
+		OnFailure: func(_ producer.Record, err error) { errs = append(errs, err) },
+	})
+	writeKeys(t, p, 10, 2)
+	st := closeProducer(t, p)
+	require.Equal(t, int64(10), st.Failed)
+	require.Zero(t, st.Retried, "a missing stream is not retried")
+	require.Len(t, errs, 10)
+	require.Contains(t, errs[0].Error(), `stream "nope" at `+srv.URL)
+	require.Contains(t, errs[0].Error(), "ResourceNotFoundException")
+}
+
+func TestProducerRejectsInvalidRecordsAtWrite(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := srv.Client(t)
+	producertest.CreateStream(t, c, "s", 1)
+	var errs []error
+	p := newProducer(t, c, producer.Config{Stream: "s", OnFailure: func(_ producer.Record, err error) { errs = append(errs, err) }})
+	big := make([]byte, 1<<20)
+	require.NoError(t, p.Write(t.Context(), producer.Record{PartitionKey: "k", Data: big}))
+	require.NoError(t, p.Write(t.Context(), producer.Record{PartitionKey: "", Data: []byte("x")}))
+	require.NoError(t, p.Write(t.Context(), producer.Record{PartitionKey: strings.Repeat("k", 257), Data: []byte("x")}))
+	require.NoError(t, p.Write(t.Context(), producer.Record{PartitionKey: "k", Data: big[:1<<20-1]}))
+	st := closeProducer(t, p)
+	require.Equal(t, producer.Stats{Queued: 4, Failed: 3, Delivered: 1, Calls: 1, Bytes: 1<<20 - 1, Elapsed: st.Elapsed, LastError: st.LastError}, st)
+	require.Len(t, errs, 3)
+	for _, err := range errs {
+		require.ErrorIs(t, err, producer.ErrInvalidRecord)
+	}
+	require.Contains(t, errs[0].Error(), "1048577 bytes")
+	require.Len(t, producertest.ReadAll(t, c, "s"), 1)
+}
+
+// failCalls fails the first n calls as a whole with a transport error.
+type failCalls struct {
+	api producer.PutRecordsAPI
+	mu  sync.Mutex
+	n   int
+}
+
+func (f *failCalls) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	f.mu.Lock()
+	fail := f.n > 0
+	f.n--
+	f.mu.Unlock()
+	if fail {
+		return nil, errors.New("read tcp 127.0.0.1:1->127.0.0.1:2: connection reset by peer (injected)")
+	}
+	return f.api.PutRecords(ctx, in, optFns...)
+}
+
+func TestProducerRetriesInjectedTransportErrorsOfWholeCalls(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := srv.Client(t)
+	producertest.CreateStream(t, c, "s", 1)
+	p := newProducer(t, &failCalls{api: c, n: 3}, producer.Config{Stream: "s", OrderedByKey: true, BaseBackoff: time.Millisecond, Linger: time.Millisecond})
+	writeKeys(t, p, 1000, 1)
+	st := closeProducer(t, p)
+	require.Equal(t, int64(1000), st.Delivered)
+	require.Positive(t, st.Retried)
+	checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), 1000, 1, true)
+}
+
+// blockingAPI never answers until its ctx ends.
+type blockingAPI struct{}
+
+func (blockingAPI) PutRecords(ctx context.Context, _ *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestProducerCloseGivesUpWhenContextEnds(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		failed int
+	)
+	p := newProducer(t, blockingAPI{}, producer.Config{Stream: "s", OnFailure: func(producer.Record, error) { mu.Lock(); failed++; mu.Unlock() }})
+	writeKeys(t, p, 2000, 3)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	st, err := p.Close(ctx)
+	require.ErrorContains(t, err, "closing before every record was delivered")
+	require.Equal(t, int64(2000), st.Failed)
+	require.Equal(t, 2000, failed)
+	require.ErrorIs(t, p.Write(t.Context(), producer.Record{PartitionKey: "k"}), producer.ErrClosed)
+}
+
+func TestProducerAggregatesThroughServer(t *testing.T) {
+	for _, ordered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) {
+			srv := kinesistest.Start(t)
+			c := srv.Client(t)
+			producertest.CreateStream(t, c, "s", 3)
+			shards, err := producer.LoadShards(t.Context(), c, "s")
+			require.NoError(t, err)
+			require.Len(t, shards, 3)
+			const n, keys = 20000, 500
+			p := newProducer(t, c, producer.Config{Stream: "s", Aggregate: true, Shards: shards, OrderedByKey: ordered, Linger: 5 * time.Millisecond})
+			writeKeys(t, p, n, keys)
+			st := closeProducer(t, p)
+			require.Equal(t, int64(n), st.Delivered)
+			require.Less(t, st.Calls, int64(n/500), "aggregation packs records")
+
+			list, err := c.ListShards(t.Context(), &kinesis.ListShardsInput{StreamName: aws.String("s")})
+			require.NoError(t, err)
+			var got []string
+			stored := 0
+			for _, sh := range producertest.ReadShards(t, c, "s") {
+				stored += len(sh.Records)
+				for _, r := range sh.Records {
+					users, ok, err := producer.Deaggregate(r.Data)
+					require.NoError(t, err)
+					if !ok {
+						users = []producer.Record{{PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data}}
+					}
+					for _, u := range users {
+						// Every user record is on the shard its own key maps to.
+						require.Equal(t, shardOf(t, list.Shards, u.PartitionKey), sh.ID, "record %s", u.Data)
+						got = append(got, string(u.Data))
+					}
+				}
+			}
+			require.Less(t, stored, n/10, "aggregation packs records")
+			checkDelivered(t, got, n, keys, ordered)
+		})
+	}
+}
+
+func shardOf(t *testing.T, shards []types.Shard, key string) string {
+	t.Helper()
+	h := producer.HashKey(key)
+	for _, s := range shards {
+		lo, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
+		hi, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)
+		if h.Cmp(lo) >= 0 && h.Cmp(hi) <= 0 {
+			return aws.ToString(s.ShardId)
+		}
+	}
+	t.Fatalf("no shard for key %q", key)
+	return ""
+}
+
+func TestProducerUnderRealShardWriteLimitsDeliversEachRecordOnce(t *testing.T) {
+	url := producertest.StartLimited(t)
+	c := kinesis.New(kinesis.Options{
+		BaseEndpoint: aws.String(url), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+	})
+	producertest.CreateStream(t, c, "s", 1)
+	// 2500 records on one shard allowing 1000 records/s (one second of
+	// burst): about 1.5 s of throttling.
+	const n, keys = 2500, 20
+	p := newProducer(t, c, producer.Config{Stream: "s", Endpoint: url, OrderedByKey: true, Linger: time.Millisecond, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	writeKeys(t, p, n, keys)
+	st := closeProducer(t, p)
+	t.Logf("stats: %+v", st)
+	require.Zero(t, st.Failed, st.LastError)
+	require.Equal(t, int64(n), st.Delivered)
+	require.Positive(t, st.Throttled, "the server throttled")
+	checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), n, keys, true)
+}
+
+func BenchmarkProducer(b *testing.B) {
+	for _, agg := range []bool{false, true} {
+		b.Run(fmt.Sprintf("aggregate=%v", agg), func(b *testing.B) {
+			srv := kinesistest.Start(b)
+			c := srv.Client(b)
+			producertest.CreateStream(b, c, "bench", 4)
+			shards, err := producer.LoadShards(b.Context(), c, "bench")
+			require.NoError(b, err)
+			data := []byte(`{"timestamp":"2026-01-02T15:04:05Z","country":"FR","eventType":"click","value":42,"id":"0b7f9b2e-7c1e-4f7e-9d57-3c7f1b8f2a11"}`)
+			keys := make([]string, 1000)
+			for i := range keys {
+				keys[i] = "user-" + strconv.Itoa(i)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			p := newProducer(b, c, producer.Config{Stream: "bench", Aggregate: agg, Shards: shards})
+			for i := range b.N {
+				if err := p.Write(b.Context(), producer.Record{PartitionKey: keys[i%len(keys)], Data: data}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			st := closeProducer(b, p)
+			b.StopTimer()
+			if st.Delivered != int64(b.N) {
+				b.Fatalf("delivered %d of %d: %s", st.Delivered, b.N, st.LastError)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(st.Calls), "calls")
+		})
+	}
+}
