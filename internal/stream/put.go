@@ -217,7 +217,7 @@ func (s *Service) syncLoop() {
 			s.log.Error("append failed", "err", err)
 		} else {
 			for sh, tip := range pg.tips {
-				sh.tip.Store(&tip)
+				sh.publish(tip)
 			}
 		}
 		for _, req := range pg.reqs {

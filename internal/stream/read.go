@@ -157,6 +157,43 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 	return res, nil
 }
 
+// WaitIterator blocks until the shard an iterator reads has a record at or
+// after the iterator's position, or ctx is done (returning ctx.Err()). It
+// lets a reader that got an empty GetRecords answer wake on append instead
+// of polling. Iterator errors are those of Records.
+func (s *Service) WaitIterator(ctx context.Context, iter string) error {
+	it, ok := decodeIterator(s.secret, iter)
+	if !ok {
+		return newError(ErrInvalidArgument, "Invalid ShardIterator.")
+	}
+	s.mu.RLock()
+	st := s.byID[it.stream]
+	s.mu.RUnlock()
+	if st == nil {
+		return newError(ErrNotFound, "The stream this shard iterator belongs to no longer exists.")
+	}
+	var sh *shardState
+	for _, c := range st.shards {
+		if c.index == it.shard {
+			sh = c
+		}
+	}
+	if sh == nil {
+		return newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
+	}
+	for {
+		ch := sh.waitChan()
+		if tip := sh.tip.Load(); tip != nil && it.pos.cmp(*tip) <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
 // retentionLoop deletes records older than their stream's retention period.
 func (s *Service) retentionLoop() {
 	defer s.wg.Done()

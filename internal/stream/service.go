@@ -102,6 +102,15 @@ type streamMeta struct {
 	MaxRecordSizeKiB int               `json:"maxRecordSizeKiB"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	Shards           []shardMeta       `json:"shards"`
+	// Consumers are the registered enhanced fan-out consumers.
+	Consumers []ConsumerMeta `json:"consumers,omitempty"`
+}
+
+// ConsumerMeta is a registered enhanced fan-out consumer as persisted.
+type ConsumerMeta struct {
+	Name    string    `json:"name"`
+	ARN     string    `json:"arn"`
+	Created time.Time `json:"created"`
 }
 
 type shardMeta struct {
@@ -131,6 +140,31 @@ type shardState struct {
 	tip atomic.Pointer[u128]
 
 	limits *writeLimiter
+
+	// appended is closed (and replaced) whenever the tip moves.
+	notifyMu sync.Mutex
+	appended chan struct{}
+}
+
+// publish makes records up to tip readable and wakes waiting readers.
+func (sh *shardState) publish(tip u128) {
+	sh.tip.Store(&tip)
+	sh.notifyMu.Lock()
+	if sh.appended != nil {
+		close(sh.appended)
+		sh.appended = nil
+	}
+	sh.notifyMu.Unlock()
+}
+
+// waitChan returns a channel closed at the next publish.
+func (sh *shardState) waitChan() <-chan struct{} {
+	sh.notifyMu.Lock()
+	defer sh.notifyMu.Unlock()
+	if sh.appended == nil {
+		sh.appended = make(chan struct{})
+	}
+	return sh.appended
 }
 
 const (

@@ -453,3 +453,31 @@ func TestShardWriteLimits(t *testing.T) {
 	require.Empty(t, res[0].ErrorCode)
 	require.Equal(t, ErrorCodeThroughputExceeded, res[1].ErrorCode)
 }
+
+func TestWaitIteratorWakesOnAppend(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), nil)
+	defer s.Close()
+	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+	it, err := s.ShardIterator("s", "shardId-000000000000", IteratorSpec{Type: Latest})
+	require.NoError(t, err)
+
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, s.WaitIterator(short, it), context.DeadlineExceeded)
+
+	woke := make(chan error, 1)
+	go func() { woke <- s.WaitIterator(ctx, it) }()
+	_, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("x")}})
+	require.NoError(t, err)
+	select {
+	case err := <-woke:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitIterator did not wake on append")
+	}
+	res, err := s.Records(ctx, it, 10)
+	require.NoError(t, err)
+	require.Len(t, res.Records, 1)
+	require.NoError(t, s.WaitIterator(ctx, it), "a record is already there")
+}
