@@ -123,7 +123,7 @@ type sample struct {
 const (
 	rateWindow = 10 * time.Second
 	// maxCatchUp bounds the burst the pacer allows after a stall.
-	maxCatchUp = 100 * time.Millisecond
+	maxCatchUp = time.Second
 	// minWait is the shortest wait the generator sleeps for; shorter ones
 	// are carried over, so the average rate holds.
 	minWait = time.Millisecond
@@ -452,11 +452,11 @@ func (s *Service) Info() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `runnel clickstream generator
 
-Simulates visitors of the web store %q: sessions that land on the home
-page, browse product groups and products, see campaign banners, add to cart
-and check out. Every event is one JSON record (timestamp, sessionId, userId,
-eventType, page, section, element, productGroup, product, campaignId, ...)
-with a random UUID as partition key.
+Simulates the visitors of a web store, %q.
+Sessions land on the home page, browse product groups and products, see
+campaign banners, add to cart and check out. Every event is one JSON record
+(timestamp, sessionId, userId, eventType, page, section, element,
+productGroup, product, campaignId, ...) with a random UUID as partition key.
 
 Use (TOKEN was printed when the generator started):
   GET /status?token=TOKEN   counters, as JSON

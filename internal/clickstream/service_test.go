@@ -293,11 +293,14 @@ func TestPacer(t *testing.T) {
 	require.Equal(t, time.Duration(0), p.reserve(now))
 	require.Equal(t, 250*time.Millisecond, p.reserve(now))
 	require.Equal(t, 500*time.Millisecond, p.reserve(now))
-	// After a stall of 10s only maxCatchUp's worth is made up: the next
-	// slot is 100ms in the past, the one after 150ms ahead.
+	// After a stall of 10s only maxCatchUp's worth (1s, 4 events) is made
+	// up at once.
 	now = now.Add(10 * time.Second)
-	require.Equal(t, -maxCatchUp, p.reserve(now))
-	require.Equal(t, 150*time.Millisecond, p.reserve(now))
+	for i := range 4 {
+		require.Equal(t, -maxCatchUp+time.Duration(i)*250*time.Millisecond, p.reserve(now))
+	}
+	require.Equal(t, time.Duration(0), p.reserve(now))
+	require.Equal(t, 250*time.Millisecond, p.reserve(now))
 
 	unpaced := newPacer(0, now)
 	for range 3 {
