@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/storage"
@@ -104,6 +105,9 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 	if sh == nil {
 		return nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
 	}
+	if s.cfg.ShardReadLimits && !sh.reads.allow(now) {
+		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.meta.Name, s.cfg.AccountID)
+	}
 	limit = min(max(limit, 1), MaxGetRecordsLimit)
 	res := &GetResult{}
 	tipPtr := sh.tip.Load()
@@ -141,6 +145,9 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.meta.Name, err)
+		}
+		if s.cfg.ShardReadLimits {
+			sh.reads.consume(bytes)
 		}
 		if len(res.Records) > 0 {
 			pos = last.add1()
@@ -233,4 +240,52 @@ func (s *Service) trim() {
 			return
 		}
 	}
+}
+
+// Read limits of a Kinesis shard.
+const (
+	ShardReadCallsPerSecond = 5
+	ShardReadBytesPerSecond = 2 << 20
+)
+
+// readLimiter allows ShardReadCallsPerSecond calls and
+// ShardReadBytesPerSecond bytes a second. As on Kinesis, one call may read
+// more than a second's bytes; the calls after it are refused until the
+// budget has refilled.
+type readLimiter struct {
+	mu    sync.Mutex
+	calls float64 // available call tokens
+	bytes float64 // available bytes; negative after a large read
+	last  time.Time
+}
+
+func (l *readLimiter) refill(now time.Time) {
+	if l.last.IsZero() {
+		l.calls, l.bytes, l.last = ShardReadCallsPerSecond, ShardReadBytesPerSecond, now
+		return
+	}
+	dt := now.Sub(l.last).Seconds()
+	if dt <= 0 {
+		return
+	}
+	l.last = now
+	l.calls = min(l.calls+dt*ShardReadCallsPerSecond, ShardReadCallsPerSecond)
+	l.bytes = min(l.bytes+dt*ShardReadBytesPerSecond, ShardReadBytesPerSecond)
+}
+
+func (l *readLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(now)
+	if l.calls < 1 || l.bytes <= 0 {
+		return false
+	}
+	l.calls--
+	return true
+}
+
+func (l *readLimiter) consume(n int) {
+	l.mu.Lock()
+	l.bytes -= float64(n)
+	l.mu.Unlock()
 }

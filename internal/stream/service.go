@@ -42,6 +42,11 @@ type Config struct {
 	// record past them fails alone with ProvisionedThroughputExceededException,
 	// so producers' retry paths can be exercised. Off by default.
 	ShardWriteLimits bool
+	// ShardReadLimits enforces the read limits of a Kinesis shard: 5
+	// GetRecords calls per second (ShardReadCallsPerSecond) and 2 MiB/s
+	// (ShardReadBytesPerSecond), a call over either failing with
+	// ErrThroughputExceeded. Off by default.
+	ShardReadLimits bool
 	// RetentionInterval is how often expired records are deleted. The
 	// default is one minute.
 	RetentionInterval time.Duration
@@ -102,6 +107,12 @@ type streamMeta struct {
 	MaxRecordSizeKiB int               `json:"maxRecordSizeKiB"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	Shards           []shardMeta       `json:"shards"`
+	// EncryptionType, KeyID and ShardLevelMetrics are accepted settings
+	// reported back as set; runnel does not encrypt with KMS or publish
+	// CloudWatch metrics.
+	EncryptionType    string   `json:"encryptionType,omitempty"`
+	KeyID             string   `json:"keyId,omitempty"`
+	ShardLevelMetrics []string `json:"shardLevelMetrics,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []ConsumerMeta `json:"consumers,omitempty"`
 }
@@ -140,6 +151,7 @@ type shardState struct {
 	tip atomic.Pointer[u128]
 
 	limits *writeLimiter
+	reads  readLimiter
 
 	// appended is closed (and replaced) whenever the tip moves.
 	notifyMu sync.Mutex
@@ -479,7 +491,11 @@ func (s *Service) describe(st *streamState) *Description {
 		Name: st.meta.Name, ARN: s.ARN(st.meta.Name), Status: StatusActive, Mode: st.meta.Mode,
 		RetentionHours: st.meta.RetentionHours, Created: st.meta.Created,
 		OpenShardCount: len(st.shards), EncryptionType: EncryptionNone,
-		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB,
+		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
+		KeyID: st.meta.KeyID, ShardLevelMetrics: slices.Clone(st.meta.ShardLevelMetrics),
+	}
+	if st.meta.EncryptionType != "" {
+		d.EncryptionType = st.meta.EncryptionType
 	}
 	for _, sh := range st.shards {
 		d.Shards = append(d.Shards, Shard{
@@ -536,6 +552,64 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 		m.RetentionHours = hours
 		return nil
 	})
+}
+
+// SetEncryption records StartStreamEncryption (EncryptionKMS with a key id)
+// or StopStreamEncryption (EncryptionNone). Data is not encrypted with KMS;
+// the setting is stored and reported so clients that manage it work.
+func (s *Service) SetEncryption(ctx context.Context, name, encryptionType, keyID string) error {
+	return s.updateMeta(name, func(m *streamMeta) error {
+		m.EncryptionType, m.KeyID = encryptionType, keyID
+		if encryptionType == EncryptionNone {
+			m.KeyID = ""
+		}
+		return nil
+	})
+}
+
+// SetMode records UpdateStreamMode. The shard layout stays as it is (an
+// ON_DEMAND stream keeps its shards; runnel does not autoscale).
+func (s *Service) SetMode(ctx context.Context, name, mode string) error {
+	return s.updateMeta(name, func(m *streamMeta) error {
+		m.Mode = mode
+		return nil
+	})
+}
+
+// SetMaxRecordSize records UpdateMaxRecordSize (1024–10240 KiB, checked by
+// the caller); Put enforces it from then on.
+func (s *Service) SetMaxRecordSize(ctx context.Context, name string, kib int) error {
+	return s.updateMeta(name, func(m *streamMeta) error {
+		m.MaxRecordSizeKiB = kib
+		return nil
+	})
+}
+
+// SetShardLevelMetrics enables (or disables) enhanced-monitoring metrics
+// and returns the metrics enabled before and after. "ALL" stands for every
+// metric in all.
+func (s *Service) SetShardLevelMetrics(ctx context.Context, name string, metrics, all []string, enable bool) (before, after []string, err error) {
+	err = s.updateMeta(name, func(m *streamMeta) error {
+		before = slices.Clone(m.ShardLevelMetrics)
+		want := metrics
+		if slices.Contains(metrics, "ALL") {
+			want = all
+		}
+		cur := slices.Clone(m.ShardLevelMetrics)
+		for _, x := range want {
+			i := slices.Index(cur, x)
+			if enable && i < 0 {
+				cur = append(cur, x)
+			} else if !enable && i >= 0 {
+				cur = slices.Delete(cur, i, i+1)
+			}
+		}
+		slices.Sort(cur)
+		m.ShardLevelMetrics = cur
+		after = slices.Clone(cur)
+		return nil
+	})
+	return before, after, err
 }
 
 // AddTags adds or overwrites tags; ErrInvalidArgument past MaxTagsPerStream.

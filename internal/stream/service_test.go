@@ -481,3 +481,38 @@ func TestWaitIteratorWakesOnAppend(t *testing.T) {
 	require.Len(t, res.Records, 1)
 	require.NoError(t, s.WaitIterator(ctx, it), "a record is already there")
 }
+
+func TestShardReadLimits(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s, err := Open(Config{InMemory: true, Now: c.Now, ShardReadLimits: true})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+	it, err := s.ShardIterator("s", "shardId-000000000000", IteratorSpec{Type: TrimHorizon})
+	require.NoError(t, err)
+	for range ShardReadCallsPerSecond {
+		_, err := s.Records(ctx, it, 10)
+		require.NoError(t, err)
+	}
+	_, err = s.Records(ctx, it, 10)
+	require.ErrorIs(t, err, ErrThroughputExceeded)
+	c.Advance(time.Second)
+
+	// A 3 MiB read succeeds, then the shard is refused until the byte
+	// budget has refilled (half a second here).
+	big := make([]byte, 1000<<10)
+	for range 3 {
+		_, err := s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: big}})
+		require.NoError(t, err)
+	}
+	res, err := s.Records(ctx, it, 10)
+	require.NoError(t, err)
+	require.Len(t, res.Records, 3)
+	c.Advance(200 * time.Millisecond)
+	_, err = s.Records(ctx, res.NextIterator, 10)
+	require.ErrorIs(t, err, ErrThroughputExceeded)
+	c.Advance(time.Second)
+	_, err = s.Records(ctx, res.NextIterator, 10)
+	require.NoError(t, err)
+}

@@ -21,6 +21,9 @@ var (
 	// ErrLimitExceeded means an account or stream limit would be exceeded
 	// (LimitExceededException).
 	ErrLimitExceeded = errors.New("limit exceeded")
+	// ErrThroughputExceeded means a shard's read limit is used up
+	// (ProvisionedThroughputExceededException); only with ShardReadLimits.
+	ErrThroughputExceeded = errors.New("throughput exceeded")
 	// ErrExpiredIterator means a shard iterator is older than IteratorTTL
 	// (ExpiredIteratorException).
 	ErrExpiredIterator = errors.New("expired iterator")
@@ -65,6 +68,7 @@ const (
 	ModeProvisioned   = "PROVISIONED"
 	ModeOnDemand      = "ON_DEMAND"
 	EncryptionNone    = "NONE"
+	EncryptionKMS     = "KMS"
 	DefaultRegion     = "us-east-1"
 	DefaultAccountID  = "000000000000"
 	shardIDPrefix     = "shardId-"
@@ -95,8 +99,11 @@ type Description struct {
 	Shards           []Shard // in shard-id order
 	OpenShardCount   int
 	ConsumerCount    int
-	EncryptionType   string
+	EncryptionType   string // EncryptionNone or EncryptionKMS
+	KeyID            string // the KMS key id when EncryptionKMS
 	MaxRecordSizeKiB int
+	// ShardLevelMetrics are the enabled enhanced-monitoring metrics.
+	ShardLevelMetrics []string
 }
 
 // Summary is one entry of ListStreams.
