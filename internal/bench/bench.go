@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -173,6 +174,11 @@ type Phase struct {
 	RetriedRecords int64 `json:"retried_records"`
 	// CallErrors counts calls that failed as a whole and were retried.
 	CallErrors int64 `json:"call_errors"`
+	// AmbiguousRecords counts records sent again after a PutRecords call
+	// failed without an error response from the server (a transport or
+	// response decoding error), so the first attempt may have been stored:
+	// each may be read back twice (put phase only).
+	AmbiguousRecords int64 `json:"ambiguous_records"`
 }
 
 func (p *Phase) finish(elapsed time.Duration, lat []time.Duration) {
@@ -232,7 +238,7 @@ func Run(ctx context.Context, api API, o Options, w io.Writer) (*Result, error) 
 	if err != nil {
 		return res, fmt.Errorf("read phase: %w", err)
 	}
-	verr := verify(perShard, readShards, res.Put.Records, res.Get.Records)
+	verr := verify(perShard, readShards, res.Put.AmbiguousRecords)
 	res.Verified = verr == nil
 	if err := report(w, res, o.JSON); err != nil {
 		return res, err
@@ -240,20 +246,31 @@ func Run(ctx context.Context, api API, o Options, w io.Writer) (*Result, error) 
 	return res, verr
 }
 
-func verify(put, read map[string]int64, putTotal, readTotal int64) error {
+// verify checks the count read from each shard against the count
+// acknowledged on it. Records resent after an ambiguous failure may have
+// been stored twice, so up to ambiguous extra records in total are allowed;
+// without ambiguous failures the counts must be equal.
+func verify(put, read map[string]int64, ambiguous int64) error {
 	var errs []error
-	if putTotal != readTotal {
-		errs = append(errs, fmt.Errorf("%w: put %d, read %d", ErrMismatch, putTotal, readTotal))
+	var extra int64
+	for shard, n := range read {
+		switch d := n - put[shard]; {
+		case d < 0:
+			errs = append(errs, fmt.Errorf("%w: shard %s: put %d, read %d", ErrMismatch, shard, put[shard], n))
+		case d > 0:
+			extra += d
+			if ambiguous == 0 {
+				errs = append(errs, fmt.Errorf("%w: shard %s: put %d, read %d", ErrMismatch, shard, put[shard], n))
+			}
+		}
 	}
 	for shard, n := range put {
-		if read[shard] != n {
-			errs = append(errs, fmt.Errorf("%w: shard %s: put %d, read %d", ErrMismatch, shard, n, read[shard]))
+		if _, ok := read[shard]; !ok && n > 0 {
+			errs = append(errs, fmt.Errorf("%w: shard %s: put %d, not read", ErrMismatch, shard, n))
 		}
 	}
-	for shard, n := range read {
-		if _, ok := put[shard]; !ok && n > 0 {
-			errs = append(errs, fmt.Errorf("%w: shard %s: put 0, read %d", ErrMismatch, shard, n))
-		}
+	if ambiguous > 0 && extra > ambiguous {
+		errs = append(errs, fmt.Errorf("%w: %d records read beyond those acknowledged, only %d were resent after ambiguous failures", ErrMismatch, extra, ambiguous))
 	}
 	return errors.Join(errs...)
 }
@@ -288,9 +305,9 @@ func createStream(ctx context.Context, api API, name string, shards int) error {
 
 // worker holds what one goroutine measured, merged once it is done.
 type worker struct {
-	records, bytes, calls, retried, callErrors int64
-	perShard                                   map[string]int64
-	lat                                        []time.Duration
+	records, bytes, calls, retried, callErrors, ambiguous int64
+	perShard                                              map[string]int64
+	lat                                                   []time.Duration
 }
 
 func (p *Phase) merge(ws []*worker, perShard map[string]int64) ([]time.Duration, map[string]int64) {
@@ -301,6 +318,7 @@ func (p *Phase) merge(ws []*worker, perShard map[string]int64) ([]time.Duration,
 		p.Calls += w.calls
 		p.RetriedRecords += w.retried
 		p.CallErrors += w.callErrors
+		p.AmbiguousRecords += w.ambiguous
 		lat = append(lat, w.lat...)
 		for s, n := range w.perShard {
 			perShard[s] += n
@@ -403,8 +421,15 @@ func (w *worker) put(ctx context.Context, api API, o Options, rng *rand.ChaCha8,
 	}
 }
 
+// noRetry turns the SDK's own retries off for one call: a PutRecords call
+// that failed after the server stored its records would be stored twice by
+// a blind resend, so putAll decides and counts resends itself.
+func noRetry(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} }
+
 // putAll sends entries, then resends the ones reported as failed until all
-// are acknowledged or the attempts run out.
+// are acknowledged or the attempts run out. A call that failed with an error
+// response stored nothing and is resent; one that failed otherwise is resent
+// too, and its records counted as ambiguous.
 func (w *worker) putAll(ctx context.Context, api API, stream *string, entries []types.PutRecordsRequestEntry) error {
 	pending := entries
 	for attempt := 0; len(pending) > 0; attempt++ {
@@ -417,7 +442,7 @@ func (w *worker) putAll(ctx context.Context, api API, stream *string, entries []
 			}
 		}
 		t0 := time.Now()
-		out, err := api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: stream, Records: pending})
+		out, err := api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: stream, Records: pending}, noRetry)
 		w.lat = append(w.lat, time.Since(t0))
 		w.calls++
 		if err != nil {
@@ -425,6 +450,9 @@ func (w *worker) putAll(ctx context.Context, api API, stream *string, entries []
 				return err
 			}
 			w.callErrors++
+			if _, rejected := errors.AsType[smithy.APIError](err); !rejected {
+				w.ambiguous += int64(len(pending))
+			}
 			if attempt+1 >= maxAttempts {
 				return fmt.Errorf("PutRecords: %w", err)
 			}
@@ -560,6 +588,9 @@ func report(w io.Writer, r *Result, asJSON bool) error {
 		return enc.Encode(r)
 	}
 	verified := "verified: every shard returned as many records as were acknowledged on it"
+	if r.Put.AmbiguousRecords > 0 {
+		verified = fmt.Sprintf("verified: every shard returned at least the records acknowledged on it, and at most %d more (resent after ambiguous failures)", r.Put.AmbiguousRecords)
+	}
 	if !r.Verified {
 		verified = "NOT verified: records read differ from records acknowledged"
 	}
@@ -578,6 +609,9 @@ func phaseLine(name string, p *Phase) string {
 	}
 	if p.CallErrors > 0 {
 		s += fmt.Sprintf("  failed calls %d", p.CallErrors)
+	}
+	if p.AmbiguousRecords > 0 {
+		s += fmt.Sprintf("  resent after ambiguous failures %d", p.AmbiguousRecords)
 	}
 	return s
 }

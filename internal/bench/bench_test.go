@@ -33,6 +33,10 @@ type fakeKinesis struct {
 	seen      int
 	failEvery int
 	duplicate bool
+	// Calls with these numbers (1-based) fail: reject with an error
+	// response and store nothing; lose stores the records, then fails as a
+	// broken connection would.
+	reject, lose map[int]bool
 }
 
 func (f *fakeKinesis) CreateStream(_ context.Context, in *kinesis.CreateStreamInput, _ ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error) {
@@ -85,6 +89,9 @@ func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.putCalls++
+	if f.reject[f.putCalls] {
+		return nil, &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
+	}
 	out := &kinesis.PutRecordsOutput{}
 	for _, r := range in.Records {
 		f.seen++
@@ -103,6 +110,9 @@ func (f *fakeKinesis) PutRecords(_ context.Context, in *kinesis.PutRecordsInput,
 			ShardId:        aws.String(shardID(s)),
 			SequenceNumber: aws.String(strconv.Itoa(len(f.shards[s]))),
 		})
+	}
+	if f.lose[f.putCalls] {
+		return nil, errors.New("read tcp: use of closed network connection")
 	}
 	return out, nil
 }
@@ -206,4 +216,32 @@ func TestSummarize(t *testing.T) {
 	}
 	require.Equal(t, Latency{P50: 50, P99: 99, Max: 100}, summarize(lat))
 	require.Equal(t, Latency{P50: 7, P99: 7, Max: 7}, summarize([]time.Duration{7 * time.Millisecond}))
+}
+
+func TestRunResendsFailedCalls(t *testing.T) {
+	// Call 2 is rejected (nothing stored), call 4 is lost after storing its
+	// 10 records, so they are stored twice.
+	f := &fakeKinesis{reject: map[int]bool{2: true}, lose: map[int]bool{4: true}}
+	var out bytes.Buffer
+	res, err := Run(t.Context(), f, Options{Shards: 2, Clients: 1, RecordsPerCall: 10, Total: 100}, &out)
+	require.NoError(t, err)
+	require.True(t, res.Verified)
+	require.EqualValues(t, 100, res.Put.Records)
+	require.EqualValues(t, 2, res.Put.CallErrors)
+	require.EqualValues(t, 10, res.Put.AmbiguousRecords)
+	require.EqualValues(t, 12, res.Put.Calls)
+	require.EqualValues(t, 110, res.Get.Records)
+	require.Contains(t, out.String(), "at most 10 more")
+}
+
+func TestVerify(t *testing.T) {
+	put := map[string]int64{"a": 5, "b": 7}
+	require.NoError(t, verify(put, map[string]int64{"a": 5, "b": 7}, 0))
+	require.ErrorIs(t, verify(put, map[string]int64{"a": 5, "b": 8}, 0), ErrMismatch)
+	require.ErrorIs(t, verify(put, map[string]int64{"a": 4, "b": 7}, 0), ErrMismatch)
+	require.ErrorIs(t, verify(put, map[string]int64{"a": 5}, 0), ErrMismatch)
+	require.ErrorIs(t, verify(put, map[string]int64{"a": 5, "b": 7, "c": 1}, 0), ErrMismatch)
+	require.NoError(t, verify(put, map[string]int64{"a": 6, "b": 8}, 2))
+	require.ErrorIs(t, verify(put, map[string]int64{"a": 6, "b": 9}, 2), ErrMismatch)
+	require.ErrorIs(t, verify(put, map[string]int64{"a": 4, "b": 9}, 2), ErrMismatch)
 }
