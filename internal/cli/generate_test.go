@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/clickstream"
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/producer/producertest"
+)
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runGenerate runs `runnel args...` and returns the exit code, stdout and
+// stderr.
+func runGenerate(t *testing.T, ctx context.Context, environ map[string]string, stdout, stderr *syncBuffer, args ...string) int {
+	t.Helper()
+	e := &env{
+		stdin:  strings.NewReader(""),
+		stdout: stdout,
+		stderr: stderr,
+		getenv: func(k string) string { return environ[k] },
+	}
+	return e.main(ctx, args)
+}
+
+func TestGeneratePrintCatalogue(t *testing.T) {
+	var stdout, stderr syncBuffer
+	code := runGenerate(t, t.Context(), nil, &stdout, &stderr, "generate", "clickstream", "--print-catalogue")
+	require.Equal(t, 0, code, stderr.String())
+	_, err := clickstream.ParseCatalogue("printed", []byte(stdout.String()))
+	require.NoError(t, err)
+}
+
+func TestGenerateUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--to", "kafka"}, `--to "kafka": want stream or stdout`},
+		{[]string{"--sessions", "0"}, "--sessions 0"},
+		{[]string{"--rate", "-5"}, "--rate -5"},
+		{[]string{"--stream", ""}, "--stream is required"},
+		{[]string{"extra"}, "takes no arguments"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr syncBuffer
+			code := runGenerate(t, t.Context(), nil, &stdout, &stderr, append([]string{"generate", "clickstream"}, tc.args...)...)
+			require.Equal(t, 2, code, stderr.String())
+			require.Contains(t, stderr.String(), tc.msg)
+		})
+	}
+}
+
+func TestGenerateBadCatalogue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.yaml")
+	y := strings.Replace(string(clickstream.DefaultCatalogueYAML()), "addToCart: 0.18", "addToCart: 1.18", 1)
+	require.NoError(t, os.WriteFile(path, []byte(y), 0o600))
+	var stdout, stderr syncBuffer
+	code := runGenerate(t, t.Context(), nil, &stdout, &stderr, "generate", "clickstream", "--to", "stdout", "--catalogue", path)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr.String(), path+":18: probabilities.addToCart: must be a probability in [0, 1], got 1.18")
+}
+
+func TestGenerateMissingStream(t *testing.T) {
+	srv := kinesistest.Start(t)
+	var stdout, stderr syncBuffer
+	code := runGenerate(t, t.Context(), nil, &stdout, &stderr,
+		"--endpoint", srv.URL, "generate", "clickstream", "--stream", "nope", "--listen", "127.0.0.1:0")
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr.String(), `stream "nope" does not exist; create it with: runnel stream create nope`)
+}
+
+var (
+	listeningRE = regexp.MustCompile(`generator on (http://127\.0\.0\.1:\d+)`)
+	summaryRE   = regexp.MustCompile(`generated (\d+) events in \d+ sessions \(\d+ checkouts\); delivered (\d+), failed 0`)
+)
+
+// startGenerate runs the command in the background and returns the control
+// API's URL and a function that interrupts the command and returns its exit
+// code.
+func startGenerate(t *testing.T, environ map[string]string, stdout, stderr *syncBuffer, args ...string) (string, func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() { done <- runGenerate(t, ctx, environ, stdout, stderr, args...) }()
+	var (
+		url    string
+		exited = -1
+	)
+	require.Eventually(t, func() bool {
+		if m := listeningRE.FindStringSubmatch(stderr.String()); m != nil {
+			url = m[1]
+			return true
+		}
+		select {
+		case exited = <-done:
+			return true
+		default:
+			return false
+		}
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, -1, exited, "generate exited early: %s", stderr.String())
+	return url, func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(30 * time.Second):
+			t.Fatal("generate did not return after interrupt")
+			return -1
+		}
+	}
+}
+
+func getStatus(t *testing.T, url, token string) (clickstream.Status, int) {
+	t.Helper()
+	resp, err := http.Get(url + "/status?token=" + token)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var st clickstream.Status
+	if resp.StatusCode == http.StatusOK {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	}
+	return st, resp.StatusCode
+}
+
+// TestGenerateToStream runs the command against a real server with the
+// token from the environment, interrupts it, and checks the summary against
+// the stream's contents.
+func TestGenerateToStream(t *testing.T) {
+	srv := kinesistest.Start(t)
+	client := srv.Client(t)
+	producertest.CreateStream(t, client, "clicks", 2)
+
+	var stdout, stderr syncBuffer
+	environ := map[string]string{"RUNNEL_CLICKSTREAM_TOKEN": "env-token"}
+	url, interrupt := startGenerate(t, environ, &stdout, &stderr,
+		"--endpoint", srv.URL, "generate", "clickstream", "--stream", "clicks",
+		"--listen", "127.0.0.1:0", "--rate", "3000", "--sessions", "30", "--seed", "5", "--start")
+
+	_, code := getStatus(t, url, "wrong")
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Eventually(t, func() bool {
+		st, code := getStatus(t, url, "env-token")
+		return code == http.StatusOK && st.EventsSent >= 1000
+	}, 20*time.Second, 10*time.Millisecond)
+
+	require.Equal(t, 0, interrupt(), stderr.String())
+	out := stderr.String()
+	require.NotContains(t, out, "env-token", "a given token is not printed")
+	require.Contains(t, out, "(seed 5)")
+	m := summaryRE.FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	require.Equal(t, m[1], m[2], "every generated event delivered")
+	n, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	require.Len(t, producertest.ReadAll(t, client, "clicks"), n)
+}
+
+// TestGenerateToStdout prints events as JSON lines and prints the
+// generated token.
+func TestGenerateToStdout(t *testing.T) {
+	var stdout, stderr syncBuffer
+	url, interrupt := startGenerate(t, nil, &stdout, &stderr,
+		"generate", "clickstream", "--to", "stdout", "--listen", "127.0.0.1:0", "--rate", "0")
+	m := regexp.MustCompile(`token: ([A-Z2-7]{26})\n`).FindStringSubmatch(stderr.String())
+	require.NotNil(t, m, stderr.String())
+	token := m[1]
+
+	st, code := getStatus(t, url, token)
+	require.Equal(t, http.StatusOK, code)
+	require.False(t, st.Running, "starts stopped")
+	resp, err := http.Get(url + "/start?token=" + token)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		st, _ := getStatus(t, url, token)
+		return st.EventsSent >= 2000
+	}, 20*time.Second, 5*time.Millisecond)
+	require.Equal(t, 0, interrupt(), stderr.String())
+
+	sm := summaryRE.FindStringSubmatch(stderr.String())
+	require.NotNil(t, sm, stderr.String())
+	lines := 0
+	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
+	for sc.Scan() {
+		var line struct {
+			PartitionKey string            `json:"partitionKey"`
+			Data         clickstream.Event `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &line), sc.Text())
+		require.Equal(t, line.Data.EventID, line.PartitionKey)
+		lines++
+	}
+	require.NoError(t, sc.Err())
+	require.Equal(t, sm[1], strconv.Itoa(lines))
+}
