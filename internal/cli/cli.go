@@ -114,6 +114,7 @@ func newRoot(e *env) *cobra.Command {
 		newPutCommand(e),
 		newTailCommand(e),
 		bench.NewCommand(),
+		newProduceCommand(e),
 		newGenerateCommand(e),
 	)
 	return root
