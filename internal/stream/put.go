@@ -30,8 +30,9 @@ const (
 )
 
 type putReq struct {
-	st      *streamState // nil for a barrier
-	shards  []*shardState
+	st      *streamState // nil for a barrier or fn
+	fn      func()       // run on the commit goroutine, between groups
+	hashes  []u128
 	recs    []PutInput
 	results []PutResult
 	err     error
@@ -51,7 +52,8 @@ var errClosed = errors.New("stream engine is closed")
 // It returns only after the records are committed (and, unless NoSync,
 // fsynced). An error means nothing was acknowledged. The caller has checked
 // field syntax; Put checks record sizes against the stream's maximum and
-// routes each record by ExplicitHashKey or the MD5 of its partition key.
+// routes each record by ExplicitHashKey or the MD5 of its partition key to
+// the open shard whose hash-key range holds it.
 func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutResult, error) {
 	s.mu.RLock()
 	st, err := s.lookup(name)
@@ -63,26 +65,24 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	if err != nil {
 		return nil, err
 	}
-	shards := make([]*shardState, len(recs))
+	hashes := make([]u128, len(recs))
 	for i, r := range recs {
 		if n := len(r.Data) + len(r.PartitionKey); n > maxBytes {
 			return nil, newError(ErrInvalidArgument,
 				"Record size %d bytes (data plus partition key) at index %d exceeds the maximum record size of %d bytes for stream %s.",
 				n, i, maxBytes, name)
 		}
-		var h u128
 		if r.ExplicitHashKey != "" {
-			h, err = parseU128(r.ExplicitHashKey)
+			hashes[i], err = parseU128(r.ExplicitHashKey)
 			if err != nil {
 				return nil, newError(ErrInvalidArgument, "Invalid ExplicitHashKey %q at index %d. ExplicitHashKey must be a decimal integer between 0 and 2^128-1.", r.ExplicitHashKey, i)
 			}
 		} else {
-			h = hashKey(r.PartitionKey)
+			hashes[i] = hashKey(r.PartitionKey)
 		}
-		shards[i] = st.route(h)
 	}
 	if !s.cfg.ShardWriteLimits {
-		req := &putReq{st: st, recs: recs, shards: shards, done: make(chan struct{})}
+		req := &putReq{st: st, recs: recs, hashes: hashes, done: make(chan struct{})}
 		if err := s.enqueue(req); err != nil {
 			return nil, err
 		}
@@ -93,8 +93,9 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	req := &putReq{st: st, done: make(chan struct{})}
 	var accepted []int
 	now := s.now()
+	s.mu.RLock()
 	for i, r := range recs {
-		sh := shards[i]
+		sh := st.route(hashes[i])
 		if !sh.allowWrite(now, len(r.Data)+len(r.PartitionKey)) {
 			results[i] = PutResult{
 				ErrorCode:    ErrorCodeThroughputExceeded,
@@ -104,8 +105,9 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 		}
 		accepted = append(accepted, i)
 		req.recs = append(req.recs, r)
-		req.shards = append(req.shards, sh)
+		req.hashes = append(req.hashes, hashes[i])
 	}
+	s.mu.RUnlock()
 	if len(accepted) > 0 {
 		if err := s.enqueue(req); err != nil {
 			return nil, err
@@ -120,13 +122,14 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	return results, nil
 }
 
-// route returns the open shard whose hash-key range holds h.
+// route returns the open shard whose hash-key range holds h. The caller
+// holds Service.mu or is the commit goroutine.
 func (st *streamState) route(h u128) *shardState {
-	i := sort.Search(len(st.shards), func(i int) bool { return st.shards[i].end.cmp(h) >= 0 })
-	if i == len(st.shards) {
-		i = len(st.shards) - 1
+	i := sort.Search(len(st.open), func(i int) bool { return st.open[i].end.cmp(h) >= 0 })
+	if i == len(st.open) {
+		i = len(st.open) - 1
 	}
-	return st.shards[i]
+	return st.open[i]
 }
 
 func (s *Service) enqueue(req *putReq) error {
@@ -139,6 +142,13 @@ func (s *Service) enqueue(req *putReq) error {
 	s.putMu.RUnlock()
 	<-req.done
 	return nil
+}
+
+// onCommitter runs fn on the commit goroutine, after every put queued
+// before it has been assigned its sequence numbers and applied, and before
+// any put queued after it.
+func (s *Service) onCommitter(fn func()) error {
+	return s.enqueue(&putReq{fn: fn, done: make(chan struct{})})
 }
 
 // barrier returns once every put queued before it has been answered.
@@ -154,13 +164,23 @@ func (s *Service) commitLoop() {
 	defer s.wg.Done()
 	defer close(s.syncCh)
 	for first := range s.putCh {
+		if first.fn != nil {
+			first.fn()
+			close(first.done)
+			continue
+		}
 		group := []*putReq{first}
 		n := len(first.recs)
+		var fn *putReq
 	drain:
 		for len(group) < maxGroupRequests && n < maxGroupRecords {
 			select {
 			case r, ok := <-s.putCh:
 				if !ok {
+					break drain
+				}
+				if r.fn != nil {
+					fn = r
 					break drain
 				}
 				group = append(group, r)
@@ -170,6 +190,10 @@ func (s *Service) commitLoop() {
 			}
 		}
 		s.syncCh <- s.applyGroup(group)
+		if fn != nil {
+			fn.fn()
+			close(fn.done)
+		}
 	}
 }
 
@@ -190,7 +214,7 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 		req.results = make([]PutResult, len(req.recs))
 		id := req.st.meta.ID
 		for i, r := range req.recs {
-			sh := req.shards[i]
+			sh := req.st.route(req.hashes[i])
 			sh.lastMS = max(sh.lastMS, ms)
 			seq := makeSeq(sh.lastMS, sh.index, sh.counter)
 			sh.counter++

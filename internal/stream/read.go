@@ -86,25 +86,13 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 			"Iterator expired. The iterator was created at time %s while right now it is %s which is further in the future than the tolerated delay of %d milliseconds.",
 			it.issued.UTC().Format(time.RFC1123), now.UTC().Format(time.RFC1123), IteratorTTL.Milliseconds())
 	}
+	st, sh, err := s.iteratorShard(it)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.RLock()
-	st := s.byID[it.stream]
-	var retention time.Duration
-	if st != nil {
-		retention = time.Duration(st.meta.RetentionHours) * time.Hour
-	}
+	retention := time.Duration(st.meta.RetentionHours) * time.Hour
 	s.mu.RUnlock()
-	if st == nil {
-		return nil, newError(ErrNotFound, "The stream this shard iterator belongs to no longer exists.")
-	}
-	var sh *shardState
-	for _, c := range st.shards {
-		if c.index == it.shard {
-			sh = c
-		}
-	}
-	if sh == nil {
-		return nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
-	}
 	if s.cfg.ShardReadLimits && !sh.reads.allow(now) {
 		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.meta.Name, s.cfg.AccountID)
 	}
@@ -160,6 +148,13 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 			pos = tip.add1()
 		}
 	}
+	if ending := sh.ending.Load(); ending != nil && (pos.cmp(*ending) > 0 || tipPtr == nil && *ending == sh.startSeq) {
+		// The shard is closed and everything in it has been read.
+		s.mu.RLock()
+		res.ChildShards = st.childShards(sh)
+		s.mu.RUnlock()
+		return res, nil
+	}
 	res.NextIterator = encodeIterator(s.secret, iterator{stream: it.stream, shard: it.shard, pos: pos, issued: now})
 	return res, nil
 }
@@ -173,25 +168,17 @@ func (s *Service) WaitIterator(ctx context.Context, iter string) error {
 	if !ok {
 		return newError(ErrInvalidArgument, "Invalid ShardIterator.")
 	}
-	s.mu.RLock()
-	st := s.byID[it.stream]
-	s.mu.RUnlock()
-	if st == nil {
-		return newError(ErrNotFound, "The stream this shard iterator belongs to no longer exists.")
-	}
-	var sh *shardState
-	for _, c := range st.shards {
-		if c.index == it.shard {
-			sh = c
-		}
-	}
-	if sh == nil {
-		return newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
+	_, sh, err := s.iteratorShard(it)
+	if err != nil {
+		return err
 	}
 	for {
 		ch := sh.waitChan()
 		if tip := sh.tip.Load(); tip != nil && it.pos.cmp(*tip) <= 0 {
 			return nil
+		}
+		if sh.ending.Load() != nil {
+			return nil // closed: the next read ends the shard
 		}
 		select {
 		case <-ctx.Done():
@@ -199,6 +186,22 @@ func (s *Service) WaitIterator(ctx context.Context, iter string) error {
 		case <-ch:
 		}
 	}
+}
+
+// iteratorShard returns the stream and shard an iterator reads.
+func (s *Service) iteratorShard(it iterator) (*streamState, *shardState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.byID[it.stream]
+	if st == nil {
+		return nil, nil, newError(ErrNotFound, "The stream this shard iterator belongs to no longer exists.")
+	}
+	for _, sh := range st.shards {
+		if sh.index == it.shard {
+			return st, sh, nil
+		}
+	}
+	return nil, nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
 }
 
 // retentionLoop deletes records older than their stream's retention period.
@@ -225,6 +228,7 @@ type trimTarget struct {
 // trim deletes every record older than its stream's retention period.
 func (s *Service) trim() {
 	now := s.now()
+	s.expireClosedShards(now)
 	var targets []trimTarget
 	s.mu.RLock()
 	for _, st := range s.byID {

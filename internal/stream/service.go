@@ -107,6 +107,7 @@ type streamMeta struct {
 	MaxRecordSizeKiB int               `json:"maxRecordSizeKiB"`
 	Tags             map[string]string `json:"tags,omitempty"`
 	Shards           []shardMeta       `json:"shards"`
+	NextShardIndex   uint32            `json:"nextShardIndex"`
 	// EncryptionType, KeyID and ShardLevelMetrics are accepted settings
 	// reported back as set; runnel does not encrypt with KMS or publish
 	// CloudWatch metrics.
@@ -125,23 +126,39 @@ type ConsumerMeta struct {
 }
 
 type shardMeta struct {
-	Index           uint32 `json:"index"`
-	StartingHashKey string `json:"startingHashKey"`
-	EndingHashKey   string `json:"endingHashKey"`
-	StartingSeq     string `json:"startingSequenceNumber"`
+	Index           uint32     `json:"index"`
+	StartingHashKey string     `json:"startingHashKey"`
+	EndingHashKey   string     `json:"endingHashKey"`
+	StartingSeq     string     `json:"startingSequenceNumber"`
+	Parent          string     `json:"parent,omitempty"`
+	AdjacentParent  string     `json:"adjacentParent,omitempty"`
+	Created         time.Time  `json:"created"`
+	EndingSeq       string     `json:"endingSequenceNumber,omitempty"`
+	Closed          *time.Time `json:"closed,omitempty"`
 }
 
 type streamState struct {
-	meta    streamMeta // mutable parts guarded by Service.mu
+	meta streamMeta // mutable parts guarded by Service.mu
+	// shards holds every shard not yet aged out, in index order; open the
+	// open ones in hash-key order. Both are replaced, never modified, by
+	// resharding (under Service.mu, on the commit goroutine).
 	shards  []*shardState
+	open    []*shardState
 	deleted atomic.Bool
 }
 
 type shardState struct {
-	index      uint32
-	id         string
-	start, end u128
-	startSeq   u128
+	index          uint32
+	id             string
+	start, end     u128
+	startSeq       u128
+	parent         string
+	adjacentParent string
+	created        time.Time
+
+	// ending is the shard's last sequence number once it is closed.
+	ending atomic.Pointer[u128]
+	closed time.Time // guarded by Service.mu
 
 	// Owned by the commit goroutine.
 	lastMS  uint64
@@ -158,9 +175,27 @@ type shardState struct {
 	appended chan struct{}
 }
 
+// describe returns the public view of a shard. The caller holds Service.mu.
+func (sh *shardState) describe() Shard {
+	d := Shard{
+		ID: sh.id, ParentShardID: sh.parent, AdjacentParentShardID: sh.adjacentParent,
+		StartingHashKey: sh.start.String(), EndingHashKey: sh.end.String(),
+		StartingSequenceNumber: sh.startSeq.String(), Created: sh.created, Closed: sh.closed,
+	}
+	if e := sh.ending.Load(); e != nil {
+		d.EndingSequenceNumber = e.String()
+	}
+	return d
+}
+
 // publish makes records up to tip readable and wakes waiting readers.
 func (sh *shardState) publish(tip u128) {
 	sh.tip.Store(&tip)
+	sh.wake()
+}
+
+// wake wakes the readers waiting on the shard.
+func (sh *shardState) wake() {
 	sh.notifyMu.Lock()
 	if sh.appended != nil {
 		close(sh.appended)
@@ -242,6 +277,9 @@ func (s *Service) load() error {
 		if err := json.Unmarshal(v, &m); err != nil {
 			return fmt.Errorf("reading metadata of %s: %w", name, err)
 		}
+		if m.NextShardIndex == 0 {
+			m.NextShardIndex = uint32(len(m.Shards))
+		}
 		st, err := newStreamState(m)
 		if err != nil {
 			return fmt.Errorf("loading stream %s: %w", m.Name, err)
@@ -251,7 +289,11 @@ func (s *Service) load() error {
 			if err != nil {
 				return fmt.Errorf("recovering shard %s of %s: %w", sh.id, m.Name, err)
 			}
-			if ok {
+			if ending := sh.ending.Load(); ending != nil {
+				// Closed: nothing more will be written; whatever is
+				// missing below the end was trimmed or never acknowledged.
+				sh.tip.Store(ending)
+			} else if ok {
 				tip := u128FromBytes(last)
 				sh.tip.Store(&tip)
 				sh.lastMS = seqMillis(tip)
@@ -268,18 +310,51 @@ func (s *Service) load() error {
 func newStreamState(m streamMeta) (*streamState, error) {
 	st := &streamState{meta: m}
 	for _, sm := range m.Shards {
-		start, err1 := parseU128(sm.StartingHashKey)
-		end, err2 := parseU128(sm.EndingHashKey)
-		seq, err3 := parseU128(sm.StartingSeq)
-		if err := errors.Join(err1, err2, err3); err != nil {
+		sh, err := newShardState(sm)
+		if err != nil {
 			return nil, err
 		}
-		st.shards = append(st.shards, &shardState{
-			index: sm.Index, id: shardID(sm.Index), start: start, end: end, startSeq: seq,
-			limits: newWriteLimiter(),
-		})
+		st.shards = append(st.shards, sh)
 	}
+	st.open = openShards(st.shards)
 	return st, nil
+}
+
+func newShardState(sm shardMeta) (*shardState, error) {
+	start, err1 := parseU128(sm.StartingHashKey)
+	end, err2 := parseU128(sm.EndingHashKey)
+	seq, err3 := parseU128(sm.StartingSeq)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	sh := &shardState{
+		index: sm.Index, id: shardID(sm.Index), start: start, end: end, startSeq: seq,
+		parent: sm.Parent, adjacentParent: sm.AdjacentParent, created: sm.Created,
+		limits: newWriteLimiter(),
+	}
+	if sm.EndingSeq != "" {
+		ending, err := parseU128(sm.EndingSeq)
+		if err != nil {
+			return nil, err
+		}
+		sh.ending.Store(&ending)
+		if sm.Closed != nil {
+			sh.closed = *sm.Closed
+		}
+	}
+	return sh, nil
+}
+
+// openShards returns the open shards of all in hash-key order.
+func openShards(all []*shardState) []*shardState {
+	var open []*shardState
+	for _, sh := range all {
+		if sh.ending.Load() == nil {
+			open = append(open, sh)
+		}
+	}
+	slices.SortFunc(open, func(a, b *shardState) int { return a.start.cmp(b.start) })
+	return open
 }
 
 func shardID(index uint32) string {
@@ -363,7 +438,7 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 	_, exists := s.byName[name]
 	total := 0
 	for _, st := range s.byName {
-		total += len(st.shards)
+		total += len(st.open)
 	}
 	id := s.nextID
 	s.mu.RUnlock()
@@ -391,8 +466,10 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 		m.Shards = append(m.Shards, shardMeta{
 			Index: uint32(i), StartingHashKey: start.String(), EndingHashKey: end.String(),
 			StartingSeq: seqFloor(uint64(created.UnixMilli()), uint32(i)).String(),
+			Created:     m.Created,
 		})
 	}
+	m.NextShardIndex = uint32(shardCount)
 	st, err := newStreamState(m)
 	if err != nil {
 		return err
@@ -490,7 +567,7 @@ func (s *Service) describe(st *streamState) *Description {
 	d := &Description{
 		Name: st.meta.Name, ARN: s.ARN(st.meta.Name), Status: StatusActive, Mode: st.meta.Mode,
 		RetentionHours: st.meta.RetentionHours, Created: st.meta.Created,
-		OpenShardCount: len(st.shards), EncryptionType: EncryptionNone,
+		OpenShardCount: len(st.open), EncryptionType: EncryptionNone,
 		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
 		KeyID: st.meta.KeyID, ShardLevelMetrics: slices.Clone(st.meta.ShardLevelMetrics),
 	}
@@ -498,10 +575,7 @@ func (s *Service) describe(st *streamState) *Description {
 		d.EncryptionType = st.meta.EncryptionType
 	}
 	for _, sh := range st.shards {
-		d.Shards = append(d.Shards, Shard{
-			ID: sh.id, StartingHashKey: sh.start.String(), EndingHashKey: sh.end.String(),
-			StartingSequenceNumber: sh.startSeq.String(),
-		})
+		d.Shards = append(d.Shards, sh.describe())
 	}
 	return d
 }

@@ -86,6 +86,20 @@ type Shard struct {
 	EndingHashKey          string
 	StartingSequenceNumber string
 	EndingSequenceNumber   string // "" while the shard is open
+	// Created is when the shard opened; Closed when it closed (zero while
+	// open). Kinesis does not report them; ListShards' timestamp filters
+	// use them.
+	Created time.Time
+	Closed  time.Time
+}
+
+// ChildShard is a shard created by splitting or merging the shard being
+// read, as GetRecords reports at the end of a closed shard.
+type ChildShard struct {
+	ShardID         string
+	ParentShards    []string
+	StartingHashKey string
+	EndingHashKey   string
 }
 
 // Description is everything DescribeStream and DescribeStreamSummary report.
@@ -172,9 +186,11 @@ type Record struct {
 // GetResult is the answer to one GetRecords call.
 type GetResult struct {
 	Records []Record
-	// NextIterator is "" only when the shard is closed and fully read.
+	// NextIterator is "" only when the shard is closed and fully read;
+	// ChildShards are then its children.
 	NextIterator       string
 	MillisBehindLatest int64
+	ChildShards        []ChildShard
 }
 
 func newError(kind error, format string, args ...any) error {
