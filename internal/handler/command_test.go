@@ -1,0 +1,376 @@
+package handler
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/lambda"
+)
+
+var (
+	binDir  string
+	binOnce sync.Map // package dir → *builtBinary
+)
+
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "runnel-handler-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// build compiles the Go program in pkgDir (relative to this package) once
+// per test run and returns its path.
+func build(t *testing.T, pkgDir string) string {
+	t.Helper()
+	v, _ := binOnce.LoadOrStore(pkgDir, &builtBinary{})
+	b := v.(*builtBinary)
+	b.once.Do(func() {
+		b.path = filepath.Join(binDir, strings.ReplaceAll(filepath.Clean(pkgDir), string(filepath.Separator), "_"))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", b.path, pkgDir).CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkgDir, err, out)
+		}
+	})
+	require.NoError(t, b.err)
+	return b.path
+}
+
+// event builds a KinesisEvent of records with the given JSON payloads and
+// sequence numbers 1, 2, ...
+func event(payloads ...string) *lambda.KinesisEvent {
+	ev := &lambda.KinesisEvent{}
+	for i, p := range payloads {
+		seq := fmt.Sprint(i + 1)
+		ev.Records = append(ev.Records, lambda.KinesisEventRecord{
+			Kinesis: lambda.KinesisRecord{
+				KinesisSchemaVersion: "1.0", PartitionKey: "pk", SequenceNumber: seq,
+				Data: []byte(p), ApproximateArrivalTimestamp: 1.7e9,
+			},
+			EventSource: "aws:kinesis", EventVersion: "1.0", EventID: "shardId-000000000000:" + seq,
+			EventName: "aws:kinesis:record", AwsRegion: "us-east-1",
+			EventSourceARN: "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+		})
+	}
+	return ev
+}
+
+func action(a string) *lambda.KinesisEvent { return event(`{"action":"` + a + `"}`) }
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// eventually polls cond every 10ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: "+msg, append([]any{d}, args...)...)
+		}
+		<-time.After(10 * time.Millisecond)
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	require.NoError(t, err)
+	return strings.Fields(string(b))
+}
+
+type misbehaving struct {
+	h      *Command
+	pids   string
+	logs   *syncBuffer
+	gate   string
+}
+
+func newMisbehaving(t *testing.T, mod func(*CommandConfig)) *misbehaving {
+	t.Helper()
+	dir := t.TempDir()
+	m := &misbehaving{pids: filepath.Join(dir, "pids"), logs: &syncBuffer{}, gate: filepath.Join(dir, "gate")}
+	cfg := CommandConfig{
+		Argv:       []string{build(t, "./testdata/misbehave")},
+		Env:        []string{"PID_LOG=" + m.pids, "GATE=" + m.gate},
+		Timeout:    10 * time.Second,
+		MinBackoff: 10 * time.Millisecond,
+		MaxBackoff: 2 * time.Second,
+		Logger:     slog.New(slog.NewTextHandler(m.logs, nil)),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := NewCommand(cfg)
+	require.NoError(t, err)
+	m.h = h
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return m
+}
+
+func (m *misbehaving) invoke(t *testing.T, a string) (*lambda.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return m.h.Invoke(ctx, action(a))
+}
+
+func TestCommandGoExample(t *testing.T) {
+	bin := build(t, "../../examples/handler-go")
+	testLambdaExample(t, []string{bin})
+}
+
+func TestCommandPythonExample(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("RUNNEL_INTEGRATION") == "required" {
+			t.Fatalf("python3 not found and RUNNEL_INTEGRATION=required: %v", err)
+		}
+		t.Skip("python3 not found")
+	}
+	script, err := filepath.Abs("../../examples/handler-python/handler.py")
+	require.NoError(t, err)
+	testLambdaExample(t, []string{py, script})
+}
+
+// testLambdaExample runs one of the example handlers, which report records
+// whose JSON has "fail": true and log the others to $HANDLED_LOG.
+func testLambdaExample(t *testing.T, argv []string) {
+	handled := filepath.Join(t.TempDir(), "handled.jsonl")
+	logs := &syncBuffer{}
+	h, err := NewCommand(CommandConfig{
+		Argv:   argv,
+		Env:    []string{"HANDLED_LOG=" + handled},
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	resp, err := h.Invoke(ctx, event(`{"n":1}`, `{"n":2,"fail":true}`, `{"n":3}`, `not json`))
+	require.NoError(t, err)
+	require.Equal(t, []lambda.BatchItemFailure{{ItemIdentifier: "2"}, {ItemIdentifier: "4"}}, resp.BatchItemFailures)
+
+	resp, err = h.Invoke(ctx, event(`{"n":5}`))
+	require.NoError(t, err)
+	require.Empty(t, resp.BatchItemFailures)
+
+	b, err := os.ReadFile(handled)
+	require.NoError(t, err)
+	var got []int
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec struct {
+			ShardID string         `json:"shardId"`
+			Data    map[string]int `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		require.Equal(t, "shardId-000000000000", rec.ShardID)
+		got = append(got, rec.Data["n"])
+	}
+	require.Equal(t, []int{1, 3, 5}, got, "records handled")
+	// The handler's log output went to stderr and so to the logger.
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "asked to fail") },
+		"handler log line not forwarded; logs:\n%s", logs)
+	require.NoError(t, h.Close(ctx))
+}
+
+func TestCommandCrashRestarts(t *testing.T) {
+	m := newMisbehaving(t, nil)
+	_, err := m.invoke(t, "ok")
+	require.NoError(t, err)
+	_, err = m.invoke(t, "crash")
+	require.ErrorContains(t, err, "exit status 3")
+	resp, err := m.invoke(t, "fail")
+	require.NoError(t, err)
+	require.Equal(t, []lambda.BatchItemFailure{{ItemIdentifier: "1"}}, resp.BatchItemFailures)
+	require.Len(t, readLines(t, m.pids), 2, "processes started")
+	require.Contains(t, m.logs.String(), "handler process stopped")
+}
+
+func TestCommandRestartBackoff(t *testing.T) {
+	m := newMisbehaving(t, func(c *CommandConfig) {
+		c.MinBackoff = 100 * time.Millisecond
+		c.MaxBackoff = 400 * time.Millisecond
+	})
+	// Three consecutive deaths: the next start waits 100, 200 then 400ms.
+	var waits []time.Duration
+	for range 4 {
+		start := time.Now()
+		_, err := m.invoke(t, "crash")
+		require.Error(t, err)
+		waits = append(waits, time.Since(start))
+	}
+	require.GreaterOrEqual(t, waits[1], 100*time.Millisecond)
+	require.GreaterOrEqual(t, waits[2], 200*time.Millisecond)
+	require.GreaterOrEqual(t, waits[3], 400*time.Millisecond)
+	require.Len(t, readLines(t, m.pids), 4)
+}
+
+func TestBackoff(t *testing.T) {
+	ms := time.Millisecond
+	for n, want := range []time.Duration{0, 100 * ms, 200 * ms, 400 * ms, 800 * ms, 1000 * ms, 1000 * ms} {
+		if n == 0 {
+			continue
+		}
+		require.Equal(t, want, backoff(100*ms, 1000*ms, n), "n=%d", n)
+	}
+	require.Equal(t, time.Second, backoff(time.Second, time.Second, 1000))
+
+	c := &Command{cfg: CommandConfig{MinBackoff: 100 * ms, MaxBackoff: time.Second, HealthyAfter: time.Minute}}
+	s := &slot{}
+	c.recordDeath(s, time.Second)
+	c.recordDeath(s, time.Second)
+	require.Equal(t, 2, s.failures)
+	c.recordDeath(s, 2*time.Minute) // a healthy run resets the count
+	require.Equal(t, 1, s.failures)
+}
+
+func TestCommandHangTimesOut(t *testing.T) {
+	m := newMisbehaving(t, func(c *CommandConfig) { c.Timeout = 300 * time.Millisecond })
+	start := time.Now()
+	_, err := m.invoke(t, "hang")
+	require.ErrorContains(t, err, "timed out after 300ms")
+	require.Less(t, time.Since(start), 20*time.Second)
+	_, err = m.invoke(t, "ok")
+	require.NoError(t, err)
+	require.Len(t, readLines(t, m.pids), 2)
+}
+
+func TestCommandGarbage(t *testing.T) {
+	m := newMisbehaving(t, nil)
+	for _, a := range []string{"garbage", "unknown-id"} {
+		_, err := m.invoke(t, a)
+		require.ErrorIs(t, err, lambda.ErrMalformedResponse, a)
+	}
+	_, err := m.invoke(t, "ok")
+	require.NoError(t, err)
+	// A process whose output cannot be trusted is replaced.
+	require.Len(t, readLines(t, m.pids), 3)
+}
+
+func TestCommandFunctionError(t *testing.T) {
+	m := newMisbehaving(t, nil)
+	_, err := m.invoke(t, "error")
+	var fe *FunctionError
+	require.ErrorAs(t, err, &fe)
+	require.Equal(t, FunctionError{Type: "Boom", Message: "it broke"}, *fe)
+	_, err = m.invoke(t, "ok")
+	require.NoError(t, err)
+	require.Len(t, readLines(t, m.pids), 1, "a function error keeps the process")
+}
+
+func TestCommandStderrForwarded(t *testing.T) {
+	m := newMisbehaving(t, nil)
+	_, err := m.invoke(t, "stderr")
+	require.NoError(t, err)
+	eventually(t, 10*time.Second, func() bool { return strings.Contains(m.logs.String(), "hello from stderr") },
+		"stderr not logged; logs:\n%s", m.logs)
+}
+
+func TestCommandPool(t *testing.T) {
+	m := newMisbehaving(t, func(c *CommandConfig) { c.Processes = 3 })
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.invoke(t, "wait")
+			errs <- err
+		}()
+	}
+	// All three are in flight at once, each in its own process.
+	eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 3 }, "3 processes did not start")
+	require.NoError(t, os.WriteFile(m.gate, nil, 0o644))
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func TestCommandContextCancelled(t *testing.T) {
+	m := newMisbehaving(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := m.h.Invoke(ctx, action("hang"))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = m.invoke(t, "ok")
+	require.NoError(t, err)
+}
+
+func TestCommandClose(t *testing.T) {
+	m := newMisbehaving(t, nil)
+	_, err := m.invoke(t, "ok")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, m.h.Close(ctx))
+	_, err = m.invoke(t, "ok")
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestCommandStartFailure(t *testing.T) {
+	h, err := NewCommand(CommandConfig{Argv: []string{filepath.Join(t.TempDir(), "missing")}, MinBackoff: time.Millisecond})
+	require.NoError(t, err)
+	_, err = h.Invoke(context.Background(), action("ok"))
+	require.ErrorContains(t, err, "missing")
+	require.NoError(t, h.Close(context.Background()))
+}
+
+func TestNewCommandValidates(t *testing.T) {
+	_, err := NewCommand(CommandConfig{Processes: -1, Timeout: -time.Second})
+	require.ErrorContains(t, err, "argv")
+	require.ErrorContains(t, err, "processes")
+	require.ErrorContains(t, err, "timeout")
+}
