@@ -124,10 +124,10 @@ func readLines(t *testing.T, path string) []string {
 }
 
 type misbehaving struct {
-	h      *Command
-	pids   string
-	logs   *syncBuffer
-	gate   string
+	h    *Command
+	pids string
+	logs *syncBuffer
+	gate string
 }
 
 func newMisbehaving(t *testing.T, mod func(*CommandConfig)) *misbehaving {
