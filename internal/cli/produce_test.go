@@ -327,3 +327,33 @@ func TestProduceInterruptFlushesAndReports(t *testing.T) {
 	require.Equal(t, s.Queued, s.Delivered, "everything buffered was flushed")
 	require.Len(t, producertest.ReadAll(t, c, "live"), int(s.Delivered))
 }
+
+func TestProduceWritesRecordsGivenUpOnToFailedFile(t *testing.T) {
+	url := producertest.StartLimited(t)
+	c := kinesis.New(kinesis.Options{BaseEndpoint: aws.String(url), Region: "us-east-1", RetryMaxAttempts: 1,
+		Credentials: aws.AnonymousCredentials{}})
+	producertest.CreateStream(t, c, "tight", 1)
+	failedPath := filepath.Join(t.TempDir(), "failed.jsonl")
+	// One attempt per record against a shard taking 1000 records/s: the
+	// records past the first second's budget are given up on.
+	code, stdout, stderr := runProduce(t.Context(), nil, "random", "tight", "--count", "3000", "--max-attempts", "1", "--failed-file", failedPath, "--json", "--endpoint", url)
+	require.Equal(t, 1, code, stderr)
+	require.Contains(t, stderr, "records could not be delivered")
+	s := summaryOf(t, stdout)
+	require.Positive(t, s.Failed)
+	require.Equal(t, int64(3000), s.Delivered+s.Failed)
+	b, err := os.ReadFile(failedPath)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Len(t, lines, int(s.Failed))
+	var fl struct {
+		PartitionKey string
+		Data         map[string]any
+		Error        string
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &fl))
+	require.Equal(t, fl.Data["id"], fl.PartitionKey)
+	require.Contains(t, fl.Error, `stream "tight" at `+url+": giving up after 1 attempts")
+	require.Contains(t, fl.Error, "ProvisionedThroughputExceededException")
+	require.Len(t, producertest.ReadAll(t, c, "tight"), int(s.Delivered))
+}
