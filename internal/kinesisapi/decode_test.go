@@ -38,6 +38,9 @@ var seeds = map[string][]string{
 	"AddTagsToStream":      {`{"StreamName":"s","Tags":{"k":"v","e":""}}`},
 	"RemoveTagsFromStream": {`{"StreamName":"s","TagKeys":["k"]}`},
 	"ListTagsForStream":    {`{"StreamName":"s","ExclusiveStartTagKey":"a","Limit":10}`},
+	"SplitShard":           {`{"StreamName":"s","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"12345"}`},
+	"MergeShards":          {`{"StreamName":"s","ShardToMerge":"shardId-000000000000","AdjacentShardToMerge":"shardId-000000000001"}`},
+	"UpdateShardCount":     {`{"StreamName":"s","TargetShardCount":2,"ScalingType":"UNIFORM_SCALING"}`},
 }
 
 var clientErrorTypes = []string{typeValidation, typeInvalidArgument, typeSerialization}

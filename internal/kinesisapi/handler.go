@@ -35,6 +35,9 @@ type Engine interface {
 	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
 	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
+	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error
+	UpdateShardCount(ctx context.Context, name string, target int) (int, error)
 }
 
 var _ Engine = (*stream.Service)(nil)
@@ -132,6 +135,9 @@ func actions() map[string]action {
 		"AddTagsToStream":               op((*Handler).addTags),
 		"RemoveTagsFromStream":          op((*Handler).removeTags),
 		"ListTagsForStream":             op((*Handler).listTags),
+		"SplitShard":                    op((*Handler).splitShard),
+		"MergeShards":                   op((*Handler).mergeShards),
+		"UpdateShardCount":              op((*Handler).updateShardCount),
 	}
 }
 

@@ -249,13 +249,15 @@ func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, er
 		return nil, err
 	}
 	out := struct {
-		Records            []recordOut `json:"Records"`
-		NextShardIterator  string      `json:"NextShardIterator,omitempty"`
-		MillisBehindLatest int64       `json:"MillisBehindLatest"`
+		Records            []recordOut     `json:"Records"`
+		NextShardIterator  string          `json:"NextShardIterator,omitempty"`
+		MillisBehindLatest int64           `json:"MillisBehindLatest"`
+		ChildShards        []childShardOut `json:"ChildShards,omitempty"`
 	}{
 		Records:            make([]recordOut, len(res.Records)),
 		NextShardIterator:  res.NextIterator,
 		MillisBehindLatest: res.MillisBehindLatest,
+		ChildShards:        toChildShardsOut(res.ChildShards),
 	}
 	for i, rec := range res.Records {
 		out.Records[i] = recordOut{

@@ -2,8 +2,7 @@ package kinesisapi
 
 import (
 	"context"
-
-	"github.com/runnel-dev/runnel/internal/stream"
+	"time"
 )
 
 const (
@@ -74,12 +73,13 @@ func (r *listShardsRequest) validate() error {
 
 func (h *Handler) listShards(_ context.Context, r *listShardsRequest) (any, error) {
 	var name, after, filter string
+	var at time.Time
 	if r.NextToken != nil {
 		t, err := h.tokens.open(*r.NextToken, "shards", h.now())
 		if err != nil {
 			return nil, err
 		}
-		name, after, filter = t.Stream, t.After, t.Filter
+		name, after, filter, at = t.Stream, t.After, t.Filter, time.UnixMilli(t.At)
 		if r.StreamARN != nil {
 			arnName, err := h.svc.NameFromARN(*r.StreamARN)
 			if err != nil {
@@ -97,6 +97,9 @@ func (h *Handler) listShards(_ context.Context, r *listShardsRequest) (any, erro
 		after = deref(r.ExclusiveStartShardID, "")
 		if f := r.ShardFilter; f != nil {
 			filter = *f.Type
+			if f.Timestamp != nil {
+				at = f.Timestamp.Time
+			}
 			if *f.Type == filterAfterShardID && *f.ShardID > after {
 				after = *f.ShardID
 			}
@@ -106,7 +109,8 @@ func (h *Handler) listShards(_ context.Context, r *listShardsRequest) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	shards := filterShards(shardsAfter(d.Shards, after), filter)
+	horizon := h.now().Add(-time.Duration(d.RetentionHours) * time.Hour)
+	shards := filterShards(shardsAfter(d.Shards, after), filter, at, horizon)
 	limit := min(deref(r.MaxResults, defaultListShards), maxListShardsPage)
 	out := struct {
 		Shards    []shardOut `json:"Shards"`
@@ -119,26 +123,10 @@ func (h *Handler) listShards(_ context.Context, r *listShardsRequest) (any, erro
 			Stream: name,
 			After:  shards[len(shards)-1].ID,
 			Filter: filter,
+			At:     at.UnixMilli(),
 			Issued: h.now().UnixMilli(),
 		})
 	}
 	out.Shards = toShardsOut(shards)
 	return out, nil
-}
-
-// filterShards applies a ShardFilter type. AT_LATEST keeps the open shards.
-// The trim-horizon and timestamp filters keep every listed shard: the
-// engine does not expire closed shards or report when a shard closed, so
-// every shard it lists may still hold records at or after any position.
-func filterShards(shards []stream.Shard, filter string) []stream.Shard {
-	if filter != filterAtLatest {
-		return shards
-	}
-	open := make([]stream.Shard, 0, len(shards))
-	for _, s := range shards {
-		if s.EndingSequenceNumber == "" {
-			open = append(open, s)
-		}
-	}
-	return open
 }

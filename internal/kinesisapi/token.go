@@ -21,6 +21,7 @@ type pageToken struct {
 	Stream string `json:"s,omitempty"` // stream name (shards)
 	After  string `json:"a"`           // last shard id or stream name returned
 	Filter string `json:"f,omitempty"` // ShardFilter type (shards)
+	At     int64  `json:"m,omitempty"` // ShardFilter timestamp, Unix ms
 	Issued int64  `json:"t"`           // Unix milliseconds
 }
 

@@ -1,0 +1,105 @@
+package kinesisapi_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReshardingThroughTheSDK(t *testing.T) {
+	e := start(t)
+	e.createStream(t, "r", 2)
+	for i := range 10 {
+		putData(t, e, "r", fmt.Sprint("before", i), []byte(fmt.Sprint("before", i)))
+	}
+	before := time.Now()
+
+	_, err := e.c.SplitShard(e.ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String("r"), ShardToSplit: aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("85070591730234615865843651857942052864"),
+	})
+	require.NoError(t, err)
+	_, err = e.c.SplitShard(e.ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String("r"), ShardToSplit: aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("1"),
+	})
+	requireTyped[*types.InvalidArgumentException](t, err)
+	_, err = e.c.SplitShard(e.ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String("r"), ShardToSplit: aws.String("shardId-000000000001"),
+		NewStartingHashKey: aws.String("x1"),
+	})
+	requireAPIError(t, err, "ValidationException")
+
+	_, err = e.c.MergeShards(e.ctx, &kinesis.MergeShardsInput{
+		StreamName: aws.String("r"), ShardToMerge: aws.String("shardId-000000000003"),
+		AdjacentShardToMerge: aws.String("shardId-000000000001"),
+	})
+	require.NoError(t, err)
+	_, err = e.c.MergeShards(e.ctx, &kinesis.MergeShardsInput{
+		StreamName: aws.String("r"), ShardToMerge: aws.String("shardId-000000000002"),
+		AdjacentShardToMerge: aws.String("shardId-000000000004"),
+	})
+	require.NoError(t, err)
+
+	up, err := e.c.UpdateShardCount(e.ctx, &kinesis.UpdateShardCountInput{
+		StreamName: aws.String("r"), TargetShardCount: aws.Int32(2), ScalingType: types.ScalingTypeUniformScaling,
+	})
+	require.NoError(t, err)
+	require.Equal(t, int32(1), *up.CurrentShardCount)
+	require.Equal(t, int32(2), *up.TargetShardCount)
+
+	ls, err := e.c.ListShards(e.ctx, &kinesis.ListShardsInput{StreamName: aws.String("r")})
+	require.NoError(t, err)
+	byID := map[string]types.Shard{}
+	for _, s := range ls.Shards {
+		byID[*s.ShardId] = s
+	}
+	require.Equal(t, "shardId-000000000000", *byID["shardId-000000000002"].ParentShardId)
+	require.Equal(t, "shardId-000000000003", *byID["shardId-000000000004"].ParentShardId)
+	require.Equal(t, "shardId-000000000001", *byID["shardId-000000000004"].AdjacentParentShardId)
+	require.NotNil(t, byID["shardId-000000000000"].SequenceNumberRange.EndingSequenceNumber)
+	require.Nil(t, byID["shardId-000000000006"].SequenceNumberRange.EndingSequenceNumber)
+
+	latest, err := e.c.ListShards(e.ctx, &kinesis.ListShardsInput{StreamName: aws.String("r"),
+		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtLatest}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"shardId-000000000006", "shardId-000000000007"}, shardIDs(latest.Shards))
+	atTS, err := e.c.ListShards(e.ctx, &kinesis.ListShardsInput{StreamName: aws.String("r"),
+		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtTimestamp, Timestamp: aws.Time(before)}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"shardId-000000000000", "shardId-000000000001"}, shardIDs(atTS.Shards))
+	horizon, err := e.c.ListShards(e.ctx, &kinesis.ListShardsInput{StreamName: aws.String("r"),
+		ShardFilter: &types.ShardFilter{Type: types.ShardFilterTypeAtTrimHorizon}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"shardId-000000000000", "shardId-000000000001"}, shardIDs(horizon.Shards))
+
+	// Reading shard 0 to its end yields no next iterator and its children.
+	it, err := e.c.GetShardIterator(e.ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("r"),
+		ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	require.NoError(t, err)
+	iter := it.ShardIterator
+	for range 100 {
+		out, err := e.c.GetRecords(e.ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+		require.NoError(t, err)
+		if out.NextShardIterator == nil {
+			require.Len(t, out.ChildShards, 2)
+			require.Equal(t, "shardId-000000000002", *out.ChildShards[0].ShardId)
+			require.Equal(t, []string{"shardId-000000000000"}, out.ChildShards[0].ParentShards)
+			require.NotNil(t, out.ChildShards[0].HashKeyRange)
+			iter = nil
+			break
+		}
+		iter = out.NextShardIterator
+	}
+	require.Nil(t, iter, "closed shard never ended")
+
+	_, err = e.c.UpdateShardCount(e.ctx, &kinesis.UpdateShardCountInput{
+		StreamName: aws.String("r"), TargetShardCount: aws.Int32(5), ScalingType: types.ScalingTypeUniformScaling,
+	})
+	requireTyped[*types.LimitExceededException](t, err)
+}
