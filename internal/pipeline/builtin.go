@@ -1,0 +1,69 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/runnel-dev/runnel/internal/handler"
+	"github.com/runnel-dev/runnel/internal/lambda"
+)
+
+// Builtins are the built-in processors a handler of type builtin may name,
+// by name. The caller builds the map (there is no global registry).
+type Builtins map[string]Builtin
+
+// Builtin is one built-in processor.
+type Builtin struct {
+	// Doc says in one line what the processor does.
+	Doc string
+	// Check validates the handler's options; nil accepts none.
+	Check func(options map[string]any) error
+	// New builds the processor for one pipeline.
+	New func(env BuiltinEnv) (lambda.Handler, error)
+}
+
+// BuiltinEnv is what a built-in processor is built with.
+type BuiltinEnv struct {
+	Pipeline string
+	Options  map[string]any
+	Logger   *slog.Logger
+	// Stdout is the standard output of runnel run.
+	Stdout io.Writer
+}
+
+func (b Builtins) names() string {
+	if len(b) == 0 {
+		return "none"
+	}
+	names := make([]string, 0, len(b))
+	for n := range b {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func noOptions(options map[string]any) error {
+	if len(options) > 0 {
+		return fmt.Errorf("takes no options")
+	}
+	return nil
+}
+
+// Noop is the built-in processor that accepts every batch and does nothing.
+var Noop = Builtin{
+	Doc:   "accepts every batch and does nothing (moves the checkpoint; a throughput baseline)",
+	Check: noOptions,
+	New:   func(BuiltinEnv) (lambda.Handler, error) { return handler.Noop, nil },
+}
+
+// Log is the built-in processor that prints every record as a JSON line on
+// standard output.
+var Log = Builtin{
+	Doc:   "prints every record as a JSON line on standard output",
+	Check: noOptions,
+	New:   func(env BuiltinEnv) (lambda.Handler, error) { return handler.Log(env.Stdout), nil },
+}

@@ -1,0 +1,454 @@
+// Package pipeline loads pipelines.yaml, the file that declares the streams
+// to create and the pipelines to run (a source stream, a handler and the
+// event-source-mapping settings between them), and runs them on the
+// consumer runtime.
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/runnel-dev/runnel/internal/consumer"
+)
+
+// Config is the content of a pipelines file. Load it with Load, which
+// applies Defaults and runs Validate.
+type Config struct {
+	// Streams are created when missing.
+	Streams []Stream `yaml:"streams"`
+	// Pipelines each consume one stream; at least one is required.
+	Pipelines []Pipeline `yaml:"pipelines"`
+
+	file string
+	root *yaml.Node
+}
+
+// Stream declares a stream to create if it does not exist. An existing
+// stream is left as it is.
+type Stream struct {
+	// Name of the stream; required.
+	Name string `yaml:"name"`
+	// Shards is the shard count, 1–10000. Default 1.
+	Shards int `yaml:"shards"`
+	// Retention is how long records are kept, in whole hours from 24h to
+	// 8760h (365 days). Default 24h.
+	Retention Duration `yaml:"retention"`
+}
+
+// Pipeline declares one consumer of one stream.
+type Pipeline struct {
+	// Name identifies the pipeline in logs and status, and names its
+	// consumer application (its leases); required, letters, digits, '.',
+	// '_' and '-'.
+	Name string `yaml:"name"`
+	// Source is the stream read: a name or an ARN; required.
+	Source string `yaml:"source"`
+	// StartingPosition is TRIM_HORIZON, LATEST or AT_TIMESTAMP, for shards
+	// the pipeline has no checkpoint for. Default TRIM_HORIZON.
+	StartingPosition string `yaml:"startingPosition"`
+	// StartingTimestamp (RFC 3339) is required with AT_TIMESTAMP.
+	StartingTimestamp string `yaml:"startingTimestamp"`
+	// Handler receives the batches; required.
+	Handler Handler `yaml:"handler"`
+	// BatchSize is the most records per invocation, 1–10000. Default 100.
+	BatchSize int `yaml:"batchSize"`
+	// BatchingWindow is how long records are gathered before a smaller
+	// batch is sent, 0–300s. Default 0.
+	BatchingWindow Duration `yaml:"batchingWindow"`
+	// MaxRetries is how often a failed batch is retried before it goes to
+	// onFailure and the shard moves on: 0–10000, or -1 for until the
+	// records expire. Default 3.
+	MaxRetries *int `yaml:"maxRetries"`
+	// MaxRecordAge sends older records to onFailure without invoking the
+	// handler: 60s–168h, or -1 / 0 for no limit. Default no limit.
+	MaxRecordAge Duration `yaml:"maxRecordAge"`
+	// BisectOnError splits a failed batch in two and retries each half.
+	// Default false.
+	BisectOnError bool `yaml:"bisectOnError"`
+	// ReportBatchItemFailures honours batchItemFailures in responses.
+	// Default false, as in Lambda.
+	ReportBatchItemFailures bool `yaml:"reportBatchItemFailures"`
+	// Parallelization is how many batches per shard run at once, 1–10,
+	// keeping per-partition-key order. Default 1.
+	Parallelization int `yaml:"parallelization"`
+	// TumblingWindow groups records into windows of this length with state
+	// carried between invocations, 0–900s. Default 0 (off).
+	TumblingWindow Duration `yaml:"tumblingWindow"`
+	// Timeout bounds one invocation, 1s–900s. Default 60s.
+	Timeout Duration `yaml:"timeout"`
+	// OnFailure receives the batches given up on. Default: none; they are
+	// logged and skipped.
+	OnFailure *Destination `yaml:"onFailure"`
+}
+
+// Handler selects and configures a handler kind.
+type Handler struct {
+	// Type is command, http or builtin; required.
+	Type string `yaml:"type"`
+
+	// Command (type command) is the program and its arguments, as a list
+	// or as one string split at spaces; required.
+	Command Argv `yaml:"command"`
+	// Env (type command) is added to the environment.
+	Env map[string]string `yaml:"env"`
+	// Dir (type command) is the working directory; relative to the
+	// pipelines file. Default: the pipelines file's directory.
+	Dir string `yaml:"dir"`
+	// Processes (type command) is how many processes run side by side,
+	// 1–100. Default: the pipeline's parallelization.
+	Processes int `yaml:"processes"`
+
+	// URL (type http) receives each event as a POST; required.
+	URL string `yaml:"url"`
+	// Headers (type http) are added to every request.
+	Headers map[string]string `yaml:"headers"`
+
+	// Name (type builtin) is the built-in processor; required.
+	Name string `yaml:"name"`
+	// Options (type builtin) configure the built-in processor.
+	Options map[string]any `yaml:"options"`
+}
+
+// Handler kinds.
+const (
+	TypeCommand = "command"
+	TypeHTTP    = "http"
+	TypeBuiltin = "builtin"
+)
+
+// Destination is an on-failure destination: exactly one of Stream and
+// File.
+type Destination struct {
+	// Stream receives one record per failed batch.
+	Stream string `yaml:"stream"`
+	// File receives one JSON line per failed batch; relative to the
+	// pipelines file.
+	File string `yaml:"file"`
+}
+
+// Argv is a command line: a YAML list, or a string split at spaces.
+type Argv []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (a *Argv) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*a = strings.Fields(n.Value)
+		return nil
+	}
+	var s []string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	*a = s
+	return nil
+}
+
+// Duration is a YAML duration: a Go duration string such as "500ms",
+// "30s" or "24h", or a number of seconds. A value that is neither is kept
+// and reported by Validate.
+type Duration struct {
+	D   time.Duration
+	Set bool
+
+	bad string
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler. It never fails, so that
+// Validate can report a bad duration with its field and line.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	d.Set = true
+	if n.Kind != yaml.ScalarNode {
+		d.bad = "a " + kindName(n.Kind)
+		return nil
+	}
+	if s, err := strconv.ParseFloat(n.Value, 64); err == nil && n.Tag != "!!str" {
+		d.D = time.Duration(s * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		d.bad = strconv.Quote(n.Value)
+		return nil
+	}
+	d.D = v
+	return nil
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "value"
+}
+
+// File is the path the configuration was loaded from.
+func (c *Config) File() string { return c.file }
+
+// Dir is the directory relative paths in the configuration are resolved
+// against: the pipelines file's.
+func (c *Config) Dir() string { return filepath.Dir(c.file) }
+
+// Resolve returns p made absolute against the configuration's directory.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir(), p)
+}
+
+// given reports whether the document sets the field at p. Without a
+// document (a Config built in Go) a field is given when it is not zero.
+func (c *Config) given(p path, zero bool) bool {
+	if c.root == nil {
+		return !zero
+	}
+	n := c.root
+	for _, e := range p {
+		var next *yaml.Node
+		switch e := e.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == e {
+						next = n.Content[i+1]
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
+				next = n.Content[e]
+			}
+		}
+		if next == nil {
+			return false
+		}
+		n = next
+	}
+	return true
+}
+
+// Defaults fills the fields left out with their defaults. A field set to
+// zero in the file is kept, for Validate to report.
+func (c *Config) Defaults() {
+	for i := range c.Streams {
+		s := &c.Streams[i]
+		if !c.given(path{"streams", i, "shards"}, s.Shards == 0) {
+			s.Shards = 1
+		}
+		if !s.Retention.Set {
+			s.Retention = Duration{D: 24 * time.Hour, Set: true}
+		}
+	}
+	for i := range c.Pipelines {
+		p := &c.Pipelines[i]
+		if p.StartingPosition == "" {
+			p.StartingPosition = string(consumer.TrimHorizon)
+		}
+		pp := path{"pipelines", i}
+		if !c.given(pp.with("batchSize"), p.BatchSize == 0) {
+			p.BatchSize = consumer.DefaultBatchSize
+		}
+		if p.MaxRetries == nil {
+			n := consumer.DefaultRetryAttempts
+			p.MaxRetries = &n
+		}
+		if !c.given(pp.with("parallelization"), p.Parallelization == 0) {
+			p.Parallelization = 1
+		}
+		if !p.Timeout.Set {
+			p.Timeout = Duration{D: consumer.DefaultInvocationTimeout, Set: true}
+		}
+		if p.Handler.Type == TypeCommand && !c.given(pp.with("handler", "processes"), p.Handler.Processes == 0) {
+			p.Handler.Processes = p.Parallelization
+		}
+	}
+}
+
+// Error is one problem in a pipelines file.
+type Error struct {
+	File  string
+	Line  int    // 1-based; 0 when unknown
+	Field string // e.g. pipelines[0].batchSize; "" when none
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		b.WriteString(":" + strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		b.WriteString(": " + e.Field)
+	}
+	b.WriteString(": " + e.Msg)
+	return b.String()
+}
+
+// Load reads, decodes, defaults and validates the pipelines file at path.
+// builtins are the built-in processors handlers of type builtin may name.
+// The error joins one *Error per problem.
+func Load(path string, builtins Builtins) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading pipelines file: %w", err)
+	}
+	return Parse(path, data, builtins)
+}
+
+// Parse is Load for data already read; file names it in errors and is the
+// base of relative paths.
+func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, yamlErrors(file, nil, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil, &Error{File: file, Msg: "file is empty; want streams: and pipelines:"}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, &Error{File: file, Line: root.Line, Msg: "want a mapping with streams: and pipelines:"}
+	}
+	var errs []error
+	for _, u := range unknownFields(root, typeOfConfig, nil) {
+		errs = append(errs, &Error{File: file, Line: u.line, Field: u.path.String(), Msg: u.msg})
+	}
+	c := &Config{file: file, root: root}
+	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(c); err != nil {
+		errs = append(errs, yamlErrors(file, root, err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	c.Defaults()
+	if err := c.Validate(builtins); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlErrors turns a decoding error into *Errors with lines and, when the
+// line holds one value, its field.
+func yamlErrors(file string, root *yaml.Node, err error) error {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	var fields map[int]string
+	if root != nil {
+		fields = map[int]string{}
+		fieldsByLine(root, nil, fields)
+	}
+	var errs []error
+	for _, m := range msgs {
+		e := &Error{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
+		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
+			e.Line, _ = strconv.Atoi(sm[1])
+			e.Msg = sm[2]
+			e.Field = fields[e.Line]
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// fieldsByLine maps each line holding exactly one scalar value to its
+// path.
+func fieldsByLine(n *yaml.Node, p path, out map[int]string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			fieldsByLine(n.Content[i+1], p.with(n.Content[i].Value), out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			fieldsByLine(c, p.with(i), out)
+		}
+	case yaml.ScalarNode:
+		if _, dup := out[n.Line]; dup {
+			out[n.Line] = "" // ambiguous: a flow mapping or list
+		} else {
+			out[n.Line] = p.String()
+		}
+	}
+}
+
+// path is a position in the YAML document: map keys and list indexes.
+type path []any
+
+func (p path) String() string {
+	var b strings.Builder
+	for _, e := range p {
+		switch e := e.(type) {
+		case string:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(e)
+		case int:
+			fmt.Fprintf(&b, "[%d]", e)
+		}
+	}
+	return b.String()
+}
+
+func (p path) with(e ...any) path {
+	return append(append(path(nil), p...), e...)
+}
+
+// lineOf returns the line of the node at p, or of its nearest ancestor
+// present in the document.
+func lineOf(n *yaml.Node, p path) int {
+	if n == nil {
+		return 0
+	}
+	line := n.Line
+	for _, e := range p {
+		var next *yaml.Node
+		switch e := e.(type) {
+		case string:
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == e {
+						next = n.Content[i+1]
+						line = n.Content[i].Line
+						break
+					}
+				}
+			}
+		case int:
+			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
+				next = n.Content[e]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			return line
+		}
+		n = next
+		if n.Kind == yaml.ScalarNode {
+			line = n.Line
+		}
+	}
+	return line
+}
