@@ -6,12 +6,10 @@ package kinesisapi
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -89,21 +87,24 @@ type request interface {
 	validate() error
 }
 
-// action is one API operation: decode parses and validates a body, run
-// executes it against the engine.
+// action is one API operation: decodeWith parses and validates a body in
+// the request's wire format, run executes it against the engine.
 type action struct {
-	decode func(body []byte) (request, error)
-	run    func(h *Handler, ctx context.Context, req request) (any, error)
+	decodeWith func(c codec, body []byte) (request, error)
+	run        func(h *Handler, ctx context.Context, req request) (any, error)
 }
+
+// decode parses and validates an AWS JSON 1.1 body.
+func (a action) decode(body []byte) (request, error) { return a.decodeWith(jsonCodec{}, body) }
 
 func op[R any, P interface {
 	*R
 	request
 }](run func(*Handler, context.Context, P) (any, error)) action {
 	return action{
-		decode: func(body []byte) (request, error) {
+		decodeWith: func(c codec, body []byte) (request, error) {
 			p := P(new(R))
-			if err := decodeJSON(body, p); err != nil {
+			if err := c.decode(body, p); err != nil {
 				return nil, err
 			}
 			if err := p.validate(); err != nil {
@@ -142,19 +143,21 @@ func actions() map[string]action {
 }
 
 // ServeHTTP answers one API call. Every response, error or not, carries a
-// request id and an AWS JSON content type.
+// request id and the content type of the request's wire format (AWS JSON
+// 1.1 unless the request was CBOR).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set(requestIDHeader, id)
-	w.Header().Set("Content-Type", contentTypeJSON)
+	c, cerr := codecFor(r.Header.Get("Content-Type"))
+	w.Header().Set("Content-Type", c.contentType())
 
-	name, out, err := h.serve(w, r)
+	name, out, err := h.serve(w, r, c, cerr)
 	if err != nil {
 		e, known := classify(err)
 		if !known {
 			h.logger.Error("request failed", "action", name, "request_id", id, "err", err)
 		}
-		writeJSON(w, e.Status, struct {
+		writeBody(w, c, e.Status, struct {
 			Type    string `json:"__type"`
 			Message string `json:"message"`
 		}{e.Type, e.Msg})
@@ -163,10 +166,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = struct{}{}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeBody(w, c, http.StatusOK, out)
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, any, error) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecErr error) (string, any, error) {
 	target := r.Header.Get("X-Amz-Target")
 	name, ok := strings.CutPrefix(target, targetPrefix)
 	if r.Method != http.MethodPost || !ok {
@@ -176,8 +179,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, any, er
 	if !ok {
 		return name, nil, newError(typeUnknownOperation, http.StatusBadRequest, "The operation %q is not supported.", name)
 	}
-	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
-		return name, nil, err
+	if codecErr != nil {
+		return name, nil, codecErr
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
@@ -186,7 +189,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, any, er
 		}
 		return name, nil, serializationError("The request body could not be read.")
 	}
-	req, err := act.decode(body)
+	req, err := act.decodeWith(c, body)
 	if err != nil {
 		return name, nil, err
 	}
@@ -194,23 +197,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (string, any, er
 	return name, out, err
 }
 
-func checkContentType(value string) error {
-	if value == "" {
-		return nil
-	}
-	mt, _, err := mime.ParseMediaType(value)
-	if err == nil && (mt == contentTypeJSON || mt == "application/json" || mt == "application/x-amz-json-1.0") {
-		return nil
-	}
-	return serializationError("Unsupported Content-Type %q; send %s.", value, contentTypeJSON)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
+func writeBody(w http.ResponseWriter, c codec, status int, v any) {
+	body, err := c.encode(v)
 	if err != nil {
 		// Every response type marshals; this is a programming error.
 		status = http.StatusInternalServerError
-		body = []byte(`{"__type":"` + typeInternalFailure + `","message":"` + internalFailureMessage + `"}`)
+		body, _ = c.encode(struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}{typeInternalFailure, internalFailureMessage})
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

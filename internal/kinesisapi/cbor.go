@@ -1,0 +1,201 @@
+package kinesisapi
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"mime"
+	"strings"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+const contentTypeCBOR = "application/x-amz-cbor-1.1"
+
+// codec is one wire format of the Kinesis API. A request is decoded and its
+// response encoded with the codec its Content-Type names; every action's
+// request and response types are shared by all codecs.
+type codec interface {
+	// contentType is sent with every response in this format.
+	contentType() string
+	// decode parses a request body into dst. An empty body is an empty
+	// request; a malformed one is a SerializationException.
+	decode(body []byte, dst any) error
+	// encode renders a response or error body.
+	encode(v any) ([]byte, error)
+}
+
+// codecFor picks the codec for a request's Content-Type. No Content-Type
+// means AWS JSON 1.1; an unsupported one is a SerializationException.
+func codecFor(value string) (codec, error) {
+	if value == "" {
+		return jsonCodec{}, nil
+	}
+	mt, _, err := mime.ParseMediaType(value)
+	if err == nil {
+		switch mt {
+		case contentTypeJSON, "application/json", "application/x-amz-json-1.0":
+			return jsonCodec{}, nil
+		case contentTypeCBOR:
+			return cborCodec{}, nil
+		}
+	}
+	return jsonCodec{}, serializationError("Unsupported Content-Type %q; send %s or %s.", value, contentTypeJSON, contentTypeCBOR)
+}
+
+// jsonCodec is AWS JSON 1.1: blobs as base64 strings, timestamps as epoch
+// seconds with a fractional part.
+type jsonCodec struct{}
+
+func (jsonCodec) contentType() string               { return contentTypeJSON }
+func (jsonCodec) decode(body []byte, dst any) error { return decodeJSON(body, dst) }
+func (jsonCodec) encode(v any) ([]byte, error)      { return json.Marshal(v) }
+
+// cborCodec is the AWS CBOR 1.1 protocol that the AWS SDK for Java (and so
+// the KCL) uses by default: the same members as AWS JSON 1.1, with blobs as
+// CBOR byte strings and timestamps as tag 1 around an integer number of
+// epoch milliseconds (the SDK's UNIX_TIMESTAMP_MILLIS format, not the
+// seconds RFC 8949 describes). Struct fields take their names from the json
+// tags.
+type cborCodec struct{}
+
+var (
+	cborDec = mustDecMode(cbor.DecOptions{
+		// Requests are small documents; these bound what a hostile body can
+		// make the decoder allocate. PutRecords has at most 500 entries.
+		MaxNestedLevels:  16,
+		MaxArrayElements: 10000,
+		MaxMapPairs:      10000,
+		IndefLength:      cbor.IndefLengthAllowed, // the Java SDK's Jackson generator writes indefinite-length maps
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		UTF8:             cbor.UTF8RejectInvalid,
+	})
+	cborEnc = mustEncMode(cbor.EncOptions{})
+)
+
+func mustDecMode(o cbor.DecOptions) cbor.DecMode {
+	m, err := o.DecMode()
+	if err != nil {
+		panic(err) // constant options
+	}
+	return m
+}
+
+func mustEncMode(o cbor.EncOptions) cbor.EncMode {
+	m, err := o.EncMode()
+	if err != nil {
+		panic(err) // constant options
+	}
+	return m
+}
+
+func (cborCodec) contentType() string          { return contentTypeCBOR }
+func (cborCodec) encode(v any) ([]byte, error) { return cborEnc.Marshal(v) }
+
+func (cborCodec) decode(body []byte, dst any) error {
+	if len(body) == 0 {
+		return nil
+	}
+	err := cborDec.Unmarshal(body, dst)
+	if err == nil {
+		return nil
+	}
+	var (
+		member *memberError
+		typ    *cbor.UnmarshalTypeError
+		dup    *cbor.DupMapKeyError
+	)
+	switch {
+	case errors.As(err, &member):
+		return serializationError("%s", member.msg)
+	case errors.As(err, &typ):
+		if typ.StructFieldName == "" {
+			return serializationError("The request body must be a CBOR map, not %s.", typ.CBORType)
+		}
+		return serializationError("Member '%s' must be %s, not %s.", memberName(typ.StructFieldName), cborKind(typ.GoType), typ.CBORType)
+	case errors.As(err, &dup):
+		return serializationError("The request body repeats a map key.")
+	default:
+		return serializationError("The request body is not valid CBOR: %s.", strings.TrimPrefix(err.Error(), "cbor: "))
+	}
+}
+
+// memberName turns the decoder's Go field path ("Records.Data") into the
+// member it names ("Data").
+func memberName(field string) string {
+	if i := strings.LastIndexByte(field, '.'); i >= 0 {
+		return field[i+1:]
+	}
+	return field
+}
+
+// cborKind names the CBOR value a Go type takes, from the type name the
+// decoder reports.
+func cborKind(goType string) string {
+	switch {
+	case strings.HasSuffix(goType, "blob"), goType == "[]uint8":
+		return "a byte string"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map["):
+		return "a map"
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case goType == "string":
+		return "a text string"
+	case goType == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	default:
+		return "a map"
+	}
+}
+
+// cborTagEpoch is the CBOR tag of an epoch-based date/time.
+const cborTagEpoch = 1
+
+// MarshalCBOR renders t as the AWS CBOR protocol does: tag 1 around an
+// integer count of epoch milliseconds.
+func (t epochSeconds) MarshalCBOR() ([]byte, error) {
+	return cborEnc.Marshal(cbor.Tag{Number: cborTagEpoch, Content: time.Time(t).UnixMilli()})
+}
+
+// UnmarshalCBOR accepts a timestamp member as the AWS SDKs send it: an
+// integer number of epoch milliseconds, tagged 1 or not. A floating-point
+// value is read as epoch seconds with a fraction, as RFC 8949 defines tag 1,
+// so a generic CBOR client that follows the RFC also works (no AWS SDK sends
+// floats). Millisecond precision is kept.
+func (t *epochTime) UnmarshalCBOR(data []byte) error {
+	var raw cbor.RawTag
+	if len(data) > 0 && data[0]>>5 == 6 { // major type 6: a tag
+		if err := cborDec.Unmarshal(data, &raw); err != nil || raw.Number != cborTagEpoch {
+			return &memberError{msg: "Timestamp members must be tag 1 around a number of epoch milliseconds."}
+		}
+		data = raw.Content
+	}
+	if len(data) > 0 && data[0] == 0xf6 { // null
+		return nil
+	}
+	var v any
+	if err := cborDec.Unmarshal(data, &v); err != nil {
+		return &memberError{msg: "Timestamp members must be a number of epoch milliseconds."}
+	}
+	var ms float64
+	switch n := v.(type) {
+	case uint64:
+		ms = float64(n)
+	case int64:
+		ms = float64(n)
+	case float64:
+		ms = n * 1000
+	default:
+		return &memberError{msg: "Timestamp members must be a number of epoch milliseconds."}
+	}
+	if math.IsNaN(ms) || ms < -62135596800e3 || ms > maxEpochSeconds*1e3 {
+		return &memberError{msg: "Timestamp member is out of range."}
+	}
+	t.Time = time.UnixMilli(int64(math.Round(ms))).UTC()
+	return nil
+}
