@@ -116,6 +116,7 @@ func newRoot(e *env) *cobra.Command {
 		bench.NewCommand(),
 		newProduceCommand(e),
 		newGenerateCommand(e),
+		newRunCommand(e), newConfigCommand(e),
 	)
 	return root
 }

@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runnel-dev/runnel/internal/pipeline"
+)
+
+// runEnv maps each run flag to its environment variable.
+var runEnv = map[string]string{
+	"state-dir":     "RUNNEL_STATE_DIR",
+	"status-listen": "RUNNEL_STATUS_LISTEN",
+}
+
+// pipelineBuiltins are the built-in processors a pipelines file may name.
+func pipelineBuiltins() pipeline.Builtins {
+	return pipeline.Builtins{
+		"noop": pipeline.Noop,
+		"log":  pipeline.Log,
+	}
+}
+
+func newRunCommand(e *env) *cobra.Command {
+	var stateDir, statusListen string
+	cmd := &cobra.Command{
+		Use:   "run PIPELINES.yaml",
+		Short: "Run the pipelines of a pipelines file against a Kinesis endpoint",
+		Long: `Create the streams PIPELINES.yaml declares (when missing), then run every
+pipeline it declares: read the source stream's shards, invoke the handler
+(a command, an HTTP endpoint or a built-in processor) with batches of
+records in the event AWS Lambda sends for Kinesis, retry what failed, send
+what keeps failing to the on-failure destination, and checkpoint.
+
+Checkpoints and leases are kept in --state-dir, one file per pipeline; a
+restarted run resumes from them. Only one runnel run may use a state
+directory at a time.
+
+Status (per pipeline and shard: checkpoint, lag, invocations, errors, last
+error) is printed on SIGUSR1 and at exit, and served as JSON on
+--status-listen when set (GET /status). SIGINT or SIGTERM stop gracefully:
+batches in flight finish and are checkpointed.
+
+Validate a file without running it with 'runnel config check'.`,
+		Args: exactArgs("PIPELINES.yaml"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := applyEnv(cmd.Flags(), e.getenv, runEnv); err != nil {
+				return err
+			}
+			return e.run(cmd.Context(), args[0], stateDir, statusListen)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&stateDir, "state-dir", "", "directory for leases and checkpoints (default .runnel beside the pipelines file) [$RUNNEL_STATE_DIR]")
+	f.StringVar(&statusListen, "status-listen", "", "address to serve status JSON on, e.g. 127.0.0.1:7070; port 0 picks a free port (default off) [$RUNNEL_STATUS_LISTEN]")
+	return cmd
+}
+
+func (e *env) run(ctx context.Context, file, stateDir, statusListen string) error {
+	builtins := pipelineBuiltins()
+	cfg, err := pipeline.Load(file, builtins)
+	if err != nil {
+		return err
+	}
+	if stateDir == "" {
+		stateDir = filepath.Join(cfg.Dir(), ".runnel")
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	unlock, err := lockStateDir(stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	client, err := e.client(ctx)
+	if err != nil {
+		return err
+	}
+	runner, err := pipeline.New(ctx, cfg, pipeline.Options{
+		Kinesis:  client,
+		Builtins: builtins,
+		StateDir: stateDir,
+		Region:   client.Options().Region,
+		Logger:   e.logger,
+		Stdout:   e.stdout,
+	})
+	if err != nil {
+		return err
+	}
+	if err := runner.EnsureStreams(ctx); err != nil {
+		_ = runner.Close(context.WithoutCancel(ctx))
+		return err
+	}
+
+	if statusListen != "" {
+		ln, err := net.Listen("tcp", statusListen)
+		if err != nil {
+			_ = runner.Close(context.WithoutCancel(ctx))
+			return fmt.Errorf("status listener: %w", err)
+		}
+		srv := &http.Server{Handler: runner, ReadHeaderTimeout: 10 * time.Second}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		e.logger.Info("status listening", "url", "http://"+ln.Addr().String()+"/status")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				e.logger.Warn("status server", "err", err)
+			}
+		}()
+	}
+
+	sigs := make(chan os.Signal, 1)
+	if len(statusSignals) > 0 {
+		signal.Notify(sigs, statusSignals...)
+		defer signal.Stop(sigs)
+	}
+	done := make(chan struct{})
+	printed := make(chan struct{})
+	go func() {
+		defer close(printed)
+		for {
+			select {
+			case <-sigs:
+				runner.WriteStatus(e.stdout)
+			case <-done:
+				return
+			}
+		}
+	}()
+
+	e.logger.Info("running pipelines", "file", file, "pipelines", len(cfg.Pipelines), "state_dir", stateDir)
+	err = runner.Run(ctx)
+	close(done)
+	<-printed
+	runner.WriteStatus(e.stdout)
+	return err
+}
+
+func newConfigCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with pipelines files",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check PIPELINES.yaml...",
+		Short: "Validate pipelines files without running them",
+		Long: `Load each file as runnel run would and report every problem, each with the
+file, line and field it concerns. Exits 1 when any file is invalid.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("%s takes one or more files", cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			builtins := pipelineBuiltins()
+			var errs []error
+			for _, f := range args {
+				cfg, err := pipeline.Load(f, builtins)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintf(e.stdout, "%s: ok (%d streams, %d pipelines)\n", f, len(cfg.Streams), len(cfg.Pipelines))
+			}
+			return errors.Join(errs...)
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,409 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/handler"
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/producer"
+)
+
+// Client is the part of the Kinesis API the runner calls; the
+// aws-sdk-go-v2 *kinesis.Client satisfies it.
+type Client interface {
+	consumer.KinesisAPI
+	producer.PutRecordsAPI
+	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
+	IncreaseStreamRetentionPeriod(ctx context.Context, in *kinesis.IncreaseStreamRetentionPeriodInput, optFns ...func(*kinesis.Options)) (*kinesis.IncreaseStreamRetentionPeriodOutput, error)
+}
+
+var _ Client = (*kinesis.Client)(nil)
+
+// Options are what a Runner is built with besides the configuration.
+type Options struct {
+	// Kinesis reads and writes the streams. Required.
+	Kinesis Client
+	// Builtins are the built-in processors; the configuration was
+	// validated against them.
+	Builtins Builtins
+	// StateDir holds each pipeline's leases and checkpoints, as
+	// <StateDir>/<pipeline>.leases.json. Required.
+	StateDir string
+	// Region is the awsRegion of events. Default us-east-1.
+	Region string
+	// Logger receives the runner's and pipelines' logs. Default: discard.
+	Logger *slog.Logger
+	// Stdout is where built-in processors such as log print. Default:
+	// discard.
+	Stdout io.Writer
+	// Tune, when set, adjusts each pipeline's consumer configuration
+	// before its worker is built (tests shorten intervals with it).
+	Tune func(*consumer.Config)
+}
+
+// Runner runs the pipelines of one configuration.
+type Runner struct {
+	cfg       *Config
+	opts      Options
+	log       *slog.Logger
+	pipelines []*running
+}
+
+type running struct {
+	p       *Pipeline
+	worker  *consumer.Worker
+	closers []func(context.Context) error
+}
+
+// New builds every pipeline's handler and worker. It starts no process and
+// does no network I/O; files (lease stores, failure files) are opened.
+// Close releases what New opened when Run is not called.
+func New(ctx context.Context, cfg *Config, opts Options) (*Runner, error) {
+	if opts.Kinesis == nil || opts.StateDir == "" {
+		return nil, errors.New("pipeline runner: Kinesis and StateDir are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = io.Discard
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	r := &Runner{cfg: cfg, opts: opts, log: opts.Logger}
+	for i := range cfg.Pipelines {
+		rp, err := r.build(ctx, &cfg.Pipelines[i])
+		if err != nil {
+			r.closeAll(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("pipeline %s: %w", cfg.Pipelines[i].Name, err)
+		}
+		r.pipelines = append(r.pipelines, rp)
+	}
+	return r, nil
+}
+
+func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
+	rp := &running{p: p}
+	logger := r.log.With("pipeline", p.Name)
+	h, closeHandler, err := r.handler(p, logger)
+	if err != nil {
+		return nil, err
+	}
+	if closeHandler != nil {
+		rp.closers = append(rp.closers, closeHandler)
+	}
+	leases, err := consumer.NewFileStore(ctx, filepath.Join(r.opts.StateDir, p.Name+".leases.json"))
+	if err != nil {
+		return rp, err
+	}
+	cc := consumer.Config{
+		Application:                p.Name,
+		Stream:                     p.Source,
+		Kinesis:                    r.opts.Kinesis,
+		Leases:                     leases,
+		Handler:                    h,
+		BatchSize:                  p.BatchSize,
+		MaximumBatchingWindow:      p.BatchingWindow.D,
+		StartingPosition:           consumer.StartingPosition(p.StartingPosition),
+		MaximumRetryAttempts:       p.MaxRetries,
+		MaximumRecordAge:           p.MaxRecordAge.D,
+		BisectBatchOnFunctionError: p.BisectOnError,
+		ReportBatchItemFailures:    p.ReportBatchItemFailures,
+		ParallelizationFactor:      p.Parallelization,
+		TumblingWindow:             p.TumblingWindow.D,
+		InvocationTimeout:          p.Timeout.D,
+		Region:                     r.opts.Region,
+		Logger:                     logger,
+	}
+	if p.StartingTimestamp != "" {
+		cc.StartingTimestamp, _ = time.Parse(time.RFC3339, p.StartingTimestamp)
+	}
+	if d := p.OnFailure; d != nil {
+		switch {
+		case d.File != "":
+			fd, err := consumer.NewFileDestination(r.cfg.Resolve(d.File))
+			if err != nil {
+				return rp, err
+			}
+			rp.closers = append(rp.closers, func(context.Context) error { return fd.Close() })
+			cc.OnFailure = fd
+		case d.Stream != "":
+			prod, err := producer.New(r.opts.Kinesis, producer.Config{
+				Stream: d.Stream,
+				Linger: -1,
+				Logger: logger,
+				OnFailure: func(rec producer.Record, err error) {
+					logger.Error("on-failure record not delivered", "stream", d.Stream, "err", err)
+				},
+			})
+			if err != nil {
+				return rp, err
+			}
+			rp.closers = append(rp.closers, func(ctx context.Context) error { _, err := prod.Close(ctx); return err })
+			cc.OnFailure = &consumer.StreamDestination{W: prod}
+		}
+	}
+	if r.opts.Tune != nil {
+		r.opts.Tune(&cc)
+	}
+	w, err := consumer.NewWorker(cc)
+	if err != nil {
+		return rp, err
+	}
+	rp.worker = w
+	return rp, nil
+}
+
+// handler builds the pipeline's handler and what closes it.
+func (r *Runner) handler(p *Pipeline, logger *slog.Logger) (lambda.Handler, func(context.Context) error, error) {
+	h := p.Handler
+	switch h.Type {
+	case TypeCommand:
+		env := make([]string, 0, len(h.Env)+1)
+		env = append(env, "AWS_LAMBDA_FUNCTION_NAME="+p.Name)
+		for _, k := range slices.Sorted(maps.Keys(h.Env)) {
+			env = append(env, k+"="+h.Env[k])
+		}
+		dir := r.cfg.Dir()
+		if h.Dir != "" {
+			dir = r.cfg.Resolve(h.Dir)
+		}
+		argv := slices.Clone([]string(h.Command))
+		// A program named by a relative path is found from the
+		// pipelines file's directory, like every other path in it.
+		if filepath.Base(argv[0]) != argv[0] && !filepath.IsAbs(argv[0]) {
+			argv[0] = r.cfg.Resolve(argv[0])
+		}
+		c, err := handler.NewCommand(handler.CommandConfig{
+			Argv:      argv,
+			Env:       env,
+			Dir:       dir,
+			Processes: h.Processes,
+			Timeout:   p.Timeout.D,
+			Logger:    logger.With("handler", "command"),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Close, nil
+	case TypeHTTP:
+		hh, err := handler.NewHTTP(handler.HTTPConfig{URL: h.URL, Headers: h.Headers, Timeout: p.Timeout.D})
+		return hh, nil, err
+	case TypeBuiltin:
+		b, ok := r.opts.Builtins[h.Name]
+		if !ok {
+			return nil, nil, fmt.Errorf("unknown built-in processor %q", h.Name)
+		}
+		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout})
+		if err != nil {
+			return nil, nil, fmt.Errorf("built-in processor %s: %w", h.Name, err)
+		}
+		if c, ok := bh.(interface{ Close(context.Context) error }); ok {
+			return bh, c.Close, nil
+		}
+		return bh, nil, nil
+	}
+	return nil, nil, fmt.Errorf("unknown handler type %q", h.Type)
+}
+
+// EnsureStreams creates every declared stream that does not exist and
+// waits until it is ACTIVE. Existing streams are left as they are (a
+// different shard count is logged).
+func (r *Runner) EnsureStreams(ctx context.Context) error {
+	for _, s := range r.cfg.Streams {
+		if err := r.ensureStream(ctx, s); err != nil {
+			return fmt.Errorf("stream %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func (r *Runner) ensureStream(ctx context.Context, s Stream) error {
+	k := r.opts.Kinesis
+	created := false
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		out, err := k.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.Name)})
+		var nf *types.ResourceNotFoundException
+		switch {
+		case errors.As(err, &nf) && !created:
+			_, err := k.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(s.Name), ShardCount: aws.Int32(int32(s.Shards))})
+			var inUse *types.ResourceInUseException
+			if err != nil && !errors.As(err, &inUse) {
+				return fmt.Errorf("creating: %w", err)
+			}
+			created = true
+			r.log.Info("stream created", "stream", s.Name, "shards", s.Shards)
+		case err != nil && !errors.As(err, &nf):
+			return fmt.Errorf("describing: %w", err)
+		case err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive:
+			sum := out.StreamDescriptionSummary
+			if !created && int(aws.ToInt32(sum.OpenShardCount)) != s.Shards {
+				r.log.Warn("stream exists with a different shard count; left as it is", "stream", s.Name, "declared", s.Shards, "open", aws.ToInt32(sum.OpenShardCount))
+			}
+			want := int32(s.Retention.D / time.Hour)
+			if have := aws.ToInt32(sum.RetentionPeriodHours); want > have {
+				if _, err := k.IncreaseStreamRetentionPeriod(ctx, &kinesis.IncreaseStreamRetentionPeriodInput{
+					StreamName: aws.String(s.Name), RetentionPeriodHours: aws.Int32(want),
+				}); err != nil {
+					return fmt.Errorf("setting retention: %w", err)
+				}
+				r.log.Info("stream retention increased", "stream", s.Name, "hours", want)
+			} else if want < have && created {
+				r.log.Warn("stream retention is longer than declared", "stream", s.Name, "declared_hours", want, "hours", have)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("not ACTIVE after 2 minutes")
+		}
+		t := time.NewTimer(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// Run runs every pipeline until ctx is done, then stops them gracefully
+// (batches in flight finish and are checkpointed) and closes handlers and
+// destinations. It returns early with an error when a pipeline cannot
+// start (its stream cannot be described), after stopping the others.
+func (r *Runner) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, rp := range r.pipelines {
+		g.Go(func() error {
+			r.log.Info("pipeline starting", "pipeline", rp.p.Name, "source", rp.p.Source, "handler", rp.p.Handler.Type)
+			if err := rp.worker.Run(gctx); err != nil {
+				return fmt.Errorf("pipeline %s: %w", rp.p.Name, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if cerr := r.closeAll(closeCtx); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
+
+// Close releases what New opened; for a Runner whose Run was not called.
+func (r *Runner) Close(ctx context.Context) error { return r.closeAll(ctx) }
+
+func (r *Runner) closeAll(ctx context.Context) error {
+	var errs []error
+	for _, rp := range r.pipelines {
+		for i := len(rp.closers) - 1; i >= 0; i-- {
+			if err := rp.closers[i](ctx); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline %s: %w", rp.p.Name, err))
+			}
+		}
+		rp.closers = nil
+	}
+	return errors.Join(errs...)
+}
+
+// PipelineStatus is one pipeline's status: its configuration in brief and
+// its worker's snapshot (per-shard checkpoint, lag, invocations, errors
+// and last error).
+type PipelineStatus struct {
+	Name    string          `json:"name"`
+	Source  string          `json:"source"`
+	Handler string          `json:"handler"`
+	Worker  consumer.Status `json:"worker"`
+}
+
+// Status returns every pipeline's status, in configuration order. It is
+// safe to call at any time.
+func (r *Runner) Status() []PipelineStatus {
+	out := make([]PipelineStatus, 0, len(r.pipelines))
+	for _, rp := range r.pipelines {
+		out = append(out, PipelineStatus{
+			Name:    rp.p.Name,
+			Source:  rp.p.Source,
+			Handler: handlerSummary(rp.p.Handler),
+			Worker:  rp.worker.Status(),
+		})
+	}
+	return out
+}
+
+func handlerSummary(h Handler) string {
+	switch h.Type {
+	case TypeCommand:
+		return "command " + fmt.Sprint([]string(h.Command))
+	case TypeHTTP:
+		return "http " + h.URL
+	case TypeBuiltin:
+		return "builtin " + h.Name
+	}
+	return h.Type
+}
+
+// ServeHTTP serves the status as JSON: GET / (or /status) returns
+// {"pipelines": [...]}.
+func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if req.URL.Path != "/" && req.URL.Path != "/status" {
+		http.NotFound(w, req)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(struct {
+		Pipelines []PipelineStatus `json:"pipelines"`
+	}{r.Status()})
+}
+
+// WriteStatus prints a human-readable status table to w.
+func (r *Runner) WriteStatus(w io.Writer) {
+	for _, ps := range r.Status() {
+		st := ps.Worker
+		fmt.Fprintf(w, "pipeline %s  source %s  handler %s  shards held %d  behind %d records / %d ms\n",
+			ps.Name, ps.Source, ps.Handler, st.Held, st.RecordsBehind, st.MillisBehindLatest)
+		if st.LastError != "" {
+			fmt.Fprintf(w, "  last worker error: %s\n", st.LastError)
+		}
+		shards := slices.Clone(st.Shards)
+		sort.Slice(shards, func(i, j int) bool { return shards[i].ShardID < shards[j].ShardID })
+		for _, s := range shards {
+			fmt.Fprintf(w, "  %-22s %-15s checkpoint %s  records %d  invocations %d  errors %d  to-destination %d  behind %d / %d ms",
+				s.ShardID, s.State, s.Checkpoint, s.Records, s.Invocations, s.Errors, s.ToDestination, s.RecordsBehind, s.MillisBehindLatest)
+			if s.Stalled {
+				fmt.Fprint(w, "  STALLED")
+			}
+			fmt.Fprintln(w)
+			if s.LastError != "" {
+				fmt.Fprintf(w, "    last error: %s\n", s.LastError)
+			}
+		}
+	}
+}
