@@ -20,6 +20,7 @@ import (
 // Engine is what the API layer needs from the stream engine;
 // *stream.Service satisfies it.
 type Engine interface {
+	FanOutEngine
 	ARN(name string) string
 	NameFromARN(arn string) (string, error)
 	CreateStream(ctx context.Context, name string, shardCount int, opts stream.CreateOptions) error
@@ -57,6 +58,7 @@ type Handler struct {
 	now     func() time.Time
 	tokens  tokenCodec
 	actions map[string]action
+	fanout  *fanOut
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -78,6 +80,7 @@ func newHandler(svc Engine, logger *slog.Logger, now func() time.Time) *Handler 
 		now:     now,
 		tokens:  newTokenCodec(),
 		actions: actions(),
+		fanout:  newFanOut(),
 	}
 }
 
@@ -139,6 +142,11 @@ func actions() map[string]action {
 		"SplitShard":                    op((*Handler).splitShard),
 		"MergeShards":                   op((*Handler).mergeShards),
 		"UpdateShardCount":              op((*Handler).updateShardCount),
+		"RegisterStreamConsumer":        op((*Handler).registerConsumer),
+		"DeregisterStreamConsumer":      op((*Handler).deregisterConsumer),
+		"DescribeStreamConsumer":        op((*Handler).describeConsumer),
+		"ListStreamConsumers":           op((*Handler).listConsumers),
+		"SubscribeToShard":              op((*Handler).subscribeToShard),
 	}
 }
 
@@ -161,6 +169,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Type    string `json:"__type"`
 			Message string `json:"message"`
 		}{e.Type, e.Msg})
+		return
+	}
+	if s, ok := out.(streamedResponse); ok {
+		s.writeResponse(r.Context(), w)
 		return
 	}
 	if out == nil {

@@ -20,10 +20,6 @@ const (
 	ConsumerActive   = "ACTIVE"
 )
 
-// MaxConsumersPerStream is how many consumers Kinesis lets one stream have.
-// It is enforced with the read limits (Config.ShardReadLimits).
-const MaxConsumersPerStream = 20
-
 const consumerARNInfix = "/consumer/"
 
 // Consumer describes a registered consumer as DescribeStreamConsumer
@@ -48,15 +44,16 @@ func (s *Service) consumerARN(stream, name string, created time.Time) string {
 }
 
 // RegisterConsumer registers consumer name on a stream. ErrInUse when the
-// stream already has a consumer of that name, ErrLimitExceeded past
-// MaxConsumersPerStream when limits are on, ErrNotFound without the stream.
-func (s *Service) RegisterConsumer(ctx context.Context, streamName, name string) (Consumer, error) {
+// stream already has a consumer of that name, ErrLimitExceeded when it
+// already has limit consumers (0 for no limit), ErrNotFound without the
+// stream.
+func (s *Service) RegisterConsumer(ctx context.Context, streamName, name string, limit int) (Consumer, error) {
 	var reg ConsumerMeta
 	err := s.updateMeta(streamName, func(m *streamMeta) error {
 		if slices.ContainsFunc(m.Consumers, func(c ConsumerMeta) bool { return c.Name == name }) {
 			return newError(ErrInUse, "Consumer %s under stream %s already exists for account %s.", name, streamName, s.cfg.AccountID)
 		}
-		if limit := s.consumerLimit(); limit > 0 && len(m.Consumers) >= limit {
+		if limit > 0 && len(m.Consumers) >= limit {
 			return newError(ErrLimitExceeded, "Stream %s under account %s has reached its limit of %d registered consumers.", streamName, s.cfg.AccountID, limit)
 		}
 		created := s.now().UTC().Truncate(time.Second)
@@ -191,14 +188,4 @@ func (s *Service) ContinuationSequenceNumber(iter string) (string, error) {
 	default:
 		return seqFloor(0, it.shard).String(), nil
 	}
-}
-
-// consumerLimit is the most consumers one stream may have, 0 for no limit.
-// Kinesis allows MaxConsumersPerStream; runnel enforces it together with
-// the other Kinesis limits.
-func (s *Service) consumerLimit() int {
-	if s.cfg.ShardReadLimits {
-		return MaxConsumersPerStream
-	}
-	return 0
 }

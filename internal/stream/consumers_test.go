@@ -17,19 +17,19 @@ func TestConsumerRegistrations(t *testing.T) {
 	s := open(t, dir, c)
 	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
 
-	a, err := s.RegisterConsumer(ctx, "s", "app-a")
+	a, err := s.RegisterConsumer(ctx, "s", "app-a", 0)
 	require.NoError(t, err)
 	require.Equal(t, fmt.Sprintf("arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/app-a:%d", c.Now().Unix()), a.ARN)
 	require.Equal(t, ConsumerActive, a.Status)
 	require.Equal(t, s.ARN("s"), a.StreamARN)
 
-	_, err = s.RegisterConsumer(ctx, "s", "app-a")
+	_, err = s.RegisterConsumer(ctx, "s", "app-a", 0)
 	require.ErrorIs(t, err, ErrInUse)
-	_, err = s.RegisterConsumer(ctx, "missing", "app-a")
+	_, err = s.RegisterConsumer(ctx, "missing", "app-a", 0)
 	require.ErrorIs(t, err, ErrNotFound)
 
 	c.Advance(time.Second)
-	b, err := s.RegisterConsumer(ctx, "s", "app-b")
+	b, err := s.RegisterConsumer(ctx, "s", "app-b", 0)
 	require.NoError(t, err)
 
 	list, err := s.ListConsumers("s")
@@ -67,7 +67,7 @@ func TestConsumerRegistrations(t *testing.T) {
 	// A consumer registered again under its old name gets a new ARN; the
 	// old ARN does not reach it.
 	c.Advance(time.Second)
-	a2, err := s.RegisterConsumer(ctx, "s", "app-a")
+	a2, err := s.RegisterConsumer(ctx, "s", "app-a", 0)
 	require.NoError(t, err)
 	require.NotEqual(t, a.ARN, a2.ARN)
 	_, _, err = s.ConsumerByARN(a.ARN)
@@ -88,15 +88,17 @@ func TestConsumerRegistrations(t *testing.T) {
 
 func TestConsumerLimit(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(Config{InMemory: true, ShardReadLimits: true})
+	s, err := Open(Config{InMemory: true})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
-	for i := range MaxConsumersPerStream {
-		_, err := s.RegisterConsumer(ctx, "s", fmt.Sprint("c", i))
+	for i := range 20 {
+		_, err := s.RegisterConsumer(ctx, "s", fmt.Sprint("c", i), 20)
 		require.NoError(t, err)
 	}
-	_, err = s.RegisterConsumer(ctx, "s", "one-too-many")
+	_, err = s.RegisterConsumer(ctx, "s", "unlimited", 0)
+	require.NoError(t, err)
+	_, err = s.RegisterConsumer(ctx, "s", "one-too-many", 20)
 	require.ErrorIs(t, err, ErrLimitExceeded)
 	var se *Error
 	require.True(t, errors.As(err, &se))
