@@ -99,10 +99,31 @@ func buildExample(t *testing.T) string {
 }
 
 func TestRunnerCommandPipeline(t *testing.T) {
+	t.Run("go", func(t *testing.T) {
+		testRunnerCommandPipeline(t, []string{buildExample(t)})
+	})
+	t.Run("python", func(t *testing.T) {
+		py, err := exec.LookPath("python3")
+		if err != nil {
+			if os.Getenv("RUNNEL_INTEGRATION") == "required" {
+				t.Fatalf("python3 not found and RUNNEL_INTEGRATION=required: %v", err)
+			}
+			t.Skip("python3 not found")
+		}
+		script, err := filepath.Abs("../../examples/handler-python/handler.py")
+		require.NoError(t, err)
+		testRunnerCommandPipeline(t, []string{py, script})
+	})
+}
+
+// testRunnerCommandPipeline runs a pipeline whose command handler is one
+// of the example handlers (argv) against a real server.
+func testRunnerCommandPipeline(t *testing.T, argv []string) {
 	srv := kinesistest.Start(t)
 	client := srv.Client(t)
 	dir := t.TempDir()
-	bin := buildExample(t)
+	command, err := json.Marshal(argv)
+	require.NoError(t, err)
 	yml := fmt.Sprintf(`streams:
   - name: orders
     shards: 2
@@ -118,9 +139,9 @@ pipelines:
     onFailure: {file: failed.jsonl}
     handler:
       type: command
-      command: [%q]
+      command: %s
       env: {HANDLED_LOG: %q}
-`, bin, filepath.Join(dir, "handled.jsonl"))
+`, command, filepath.Join(dir, "handled.jsonl"))
 	path := filepath.Join(dir, "pipelines.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(yml), 0o644))
 	cfg, err := Load(path, testBuiltins)
