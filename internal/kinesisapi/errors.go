@@ -66,6 +66,7 @@ var sentinels = []struct {
 	{stream.ErrInvalidArgument, typeInvalidArgument},
 	{stream.ErrLimitExceeded, typeLimitExceeded},
 	{stream.ErrExpiredIterator, typeExpiredIterator},
+	{stream.ErrThroughputExceeded, typeThroughputExceeded},
 }
 
 // classify turns any error into the *Error sent to the client. ok is false

@@ -34,6 +34,7 @@ type Engine interface {
 	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
 	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	controlEngine
 	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
 	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error
 	UpdateShardCount(ctx context.Context, name string, target int) (int, error)
@@ -58,6 +59,8 @@ type Handler struct {
 	now     func() time.Time
 	tokens  tokenCodec
 	actions map[string]action
+	opts    handlerOptions
+	rates   rateLimits
 	fanout  *fanOut
 }
 
@@ -65,12 +68,17 @@ var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns an http.Handler serving the Kinesis API over svc.
 // Errors that are not client errors are logged to logger (nil discards
-// them) and answered with InternalFailure.
-func NewHandler(svc Engine, logger *slog.Logger) http.Handler {
-	return newHandler(svc, logger, time.Now)
+// them) and answered with InternalFailure. Options turn on authentication
+// and AWS limits.
+func NewHandler(svc Engine, logger *slog.Logger, opts ...Option) http.Handler {
+	return newHandler(svc, logger, time.Now, opts...)
 }
 
-func newHandler(svc Engine, logger *slog.Logger, now func() time.Time) *Handler {
+func newHandler(svc Engine, logger *slog.Logger, now func() time.Time, opts ...Option) *Handler {
+	o := defaultOptions()
+	for _, fn := range opts {
+		fn(&o)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -80,6 +88,7 @@ func newHandler(svc Engine, logger *slog.Logger, now func() time.Time) *Handler 
 		now:     now,
 		tokens:  newTokenCodec(),
 		actions: actions(),
+		opts:    o,
 		fanout:  newFanOut(),
 	}
 }
@@ -139,6 +148,16 @@ func actions() map[string]action {
 		"AddTagsToStream":               op((*Handler).addTags),
 		"RemoveTagsFromStream":          op((*Handler).removeTags),
 		"ListTagsForStream":             op((*Handler).listTags),
+		"UpdateStreamMode":              op((*Handler).updateStreamMode),
+		"StartStreamEncryption":         op((*Handler).startEncryption),
+		"StopStreamEncryption":          op((*Handler).stopEncryption),
+		"EnableEnhancedMonitoring":      op((*Handler).enableMonitoring),
+		"DisableEnhancedMonitoring":     op((*Handler).disableMonitoring),
+		"DescribeLimits":                op((*Handler).describeLimits),
+		"UpdateMaxRecordSize":           op((*Handler).updateMaxRecordSize),
+		"TagResource":                   op((*Handler).tagResource),
+		"UntagResource":                 op((*Handler).untagResource),
+		"ListTagsForResource":           op((*Handler).listTagsForResource),
 		"SplitShard":                    op((*Handler).splitShard),
 		"MergeShards":                   op((*Handler).mergeShards),
 		"UpdateShardCount":              op((*Handler).updateShardCount),
@@ -201,8 +220,18 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 		}
 		return name, nil, serializationError("The request body could not be read.")
 	}
+	key, err := h.authenticate(r, body)
+	if err != nil {
+		return name, nil, err
+	}
 	req, err := act.decodeWith(c, body)
 	if err != nil {
+		return name, nil, err
+	}
+	if err := h.authorize(key, name, req); err != nil {
+		return name, nil, err
+	}
+	if err := h.checkRate(name, req); err != nil {
 		return name, nil, err
 	}
 	out, err := act.run(h, r.Context(), req)

@@ -127,8 +127,9 @@ func (h *Handler) describeStream(_ context.Context, r *describeStreamRequest) (a
 		HasMoreShards:           more,
 		RetentionPeriodHours:    d.RetentionHours,
 		StreamCreationTimestamp: epochSeconds(d.Created),
-		EnhancedMonitoring:      noMetrics(),
+		EnhancedMonitoring:      enhancedMonitoring(d),
 		EncryptionType:          encryptionType(d),
+		KeyID:                   d.KeyID,
 	}}, nil
 }
 
@@ -172,8 +173,9 @@ func (h *Handler) describeStreamSummary(_ context.Context, r *describeStreamSumm
 		StreamModeDetails:       streamModeDetails{StreamMode: d.Mode},
 		RetentionPeriodHours:    d.RetentionHours,
 		StreamCreationTimestamp: epochSeconds(d.Created),
-		EnhancedMonitoring:      noMetrics(),
+		EnhancedMonitoring:      enhancedMonitoring(d),
 		EncryptionType:          encryptionType(d),
+		KeyID:                   d.KeyID,
 		OpenShardCount:          d.OpenShardCount,
 		ConsumerCount:           d.ConsumerCount,
 		MaxRecordSizeInKiB:      d.MaxRecordSizeKiB,

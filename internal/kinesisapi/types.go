@@ -43,6 +43,7 @@ type streamDescription struct {
 	StreamCreationTimestamp epochSeconds      `json:"StreamCreationTimestamp"`
 	EnhancedMonitoring      []enhancedMetrics `json:"EnhancedMonitoring"`
 	EncryptionType          string            `json:"EncryptionType"`
+	KeyID                   string            `json:"KeyId,omitempty"`
 }
 
 type streamDescriptionSummary struct {
@@ -54,6 +55,7 @@ type streamDescriptionSummary struct {
 	StreamCreationTimestamp epochSeconds      `json:"StreamCreationTimestamp"`
 	EnhancedMonitoring      []enhancedMetrics `json:"EnhancedMonitoring"`
 	EncryptionType          string            `json:"EncryptionType"`
+	KeyID                   string            `json:"KeyId,omitempty"`
 	OpenShardCount          int               `json:"OpenShardCount"`
 	ConsumerCount           int               `json:"ConsumerCount"`
 	MaxRecordSizeInKiB      int               `json:"MaxRecordSizeInKiB,omitempty"`
@@ -105,12 +107,6 @@ func toShardsOut(shards []stream.Shard) []shardOut {
 		out = append(out, toShardOut(s))
 	}
 	return out
-}
-
-// noMetrics is the EnhancedMonitoring of a stream without shard-level
-// metrics, as Kinesis reports it.
-func noMetrics() []enhancedMetrics {
-	return []enhancedMetrics{{ShardLevelMetrics: []string{}}}
 }
 
 func encryptionType(d *stream.Description) string {

@@ -1,0 +1,158 @@
+// Package auth holds runnel's access keys and verifies AWS Signature
+// Version 4 requests signed with them.
+package auth
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Permission is what a key may do with the streams it names.
+type Permission int
+
+const (
+	// Put is PutRecord and PutRecords.
+	Put Permission = iota
+	// Read is reading records and describing the stream: GetShardIterator,
+	// GetRecords, DescribeStream, DescribeStreamSummary, ListShards, and
+	// the enhanced fan-out consumer calls including SubscribeToShard.
+	Read
+)
+
+func (p Permission) String() string {
+	if p == Put {
+		return "put"
+	}
+	return "read"
+}
+
+// AnyStream in a put or read list stands for every stream.
+const AnyStream = "*"
+
+// Key is one access key and what it may do. A key with All may call every
+// action on every stream; otherwise it may only Put into the streams in
+// PutStreams and Read the streams in ReadStreams.
+type Key struct {
+	ID          string   `yaml:"id"`
+	Secret      string   `yaml:"secret"`
+	All         bool     `yaml:"all"`
+	PutStreams  []string `yaml:"put"`
+	ReadStreams []string `yaml:"read"`
+}
+
+// LogValue keeps the secret out of logs.
+func (k Key) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", k.ID), slog.Bool("all", k.All),
+		slog.Any("put", k.PutStreams), slog.Any("read", k.ReadStreams))
+}
+
+// Allows reports whether k may exercise p on the named stream.
+func (k *Key) Allows(p Permission, stream string) bool {
+	if k.All {
+		return true
+	}
+	list := k.ReadStreams
+	if p == Put {
+		list = k.PutStreams
+	}
+	return slices.Contains(list, AnyStream) || (stream != "" && slices.Contains(list, stream))
+}
+
+// Keys is a loaded credentials file. It is read-only after Load and safe
+// for concurrent use.
+type Keys struct {
+	byID map[string]*Key
+}
+
+// NewKeys checks keys and indexes them by id.
+func NewKeys(keys []Key) (*Keys, error) {
+	var errs []error
+	ks := &Keys{byID: make(map[string]*Key, len(keys))}
+	for i := range keys {
+		k := &keys[i]
+		where := fmt.Sprintf("key %d", i+1)
+		if k.ID != "" {
+			where = fmt.Sprintf("key %d (%s)", i+1, k.ID)
+		}
+		switch {
+		case k.ID == "":
+			errs = append(errs, fmt.Errorf("%s: id must not be empty", where))
+		case ks.byID[k.ID] != nil:
+			errs = append(errs, fmt.Errorf("%s: id is listed twice", where))
+		}
+		if k.Secret == "" {
+			errs = append(errs, fmt.Errorf("%s: secret must not be empty", where))
+		}
+		if k.All && (len(k.PutStreams) > 0 || len(k.ReadStreams) > 0) {
+			errs = append(errs, fmt.Errorf("%s: all: true already allows everything; drop put and read", where))
+		}
+		if !k.All && len(k.PutStreams) == 0 && len(k.ReadStreams) == 0 {
+			errs = append(errs, fmt.Errorf("%s: allows nothing; set all: true or list streams under put or read", where))
+		}
+		for _, s := range append(slices.Clone(k.PutStreams), k.ReadStreams...) {
+			if s == "" {
+				errs = append(errs, fmt.Errorf("%s: a stream name must not be empty", where))
+			}
+		}
+		if k.ID != "" && ks.byID[k.ID] == nil {
+			ks.byID[k.ID] = k
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return ks, nil
+}
+
+// Lookup returns the key with the given id, or nil.
+func (ks *Keys) Lookup(id string) *Key { return ks.byID[id] }
+
+// Len is the number of keys.
+func (ks *Keys) Len() int { return len(ks.byID) }
+
+// file is the credentials file format.
+type file struct {
+	Keys []Key `yaml:"keys"`
+}
+
+// Load reads a credentials file:
+//
+//	keys:
+//	  - id: AKIAADMIN
+//	    secret: a-long-random-secret
+//	    all: true
+//	  - id: AKIADEVICE7
+//	    secret: another-secret
+//	    put: [clicks]
+//	  - id: AKIADASHBOARD
+//	    secret: yet-another
+//	    read: [clicks, orders]
+//
+// Unknown fields are errors, so a misspelt permission is not silently
+// ignored.
+func Load(path string) (*Keys, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading credentials file: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f file
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("credentials file %s: %w", path, err)
+	}
+	if len(f.Keys) == 0 {
+		return nil, fmt.Errorf("credentials file %s: no keys", path)
+	}
+	ks, err := NewKeys(f.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("credentials file %s:\n%w", path, err)
+	}
+	return ks, nil
+}

@@ -1,0 +1,135 @@
+package kinesisapi
+
+import (
+	"errors"
+	"net/http"
+	"reflect"
+	"regexp"
+
+	"github.com/runnel-dev/runnel/internal/auth"
+)
+
+// Error types of the AWS common errors for authentication.
+const (
+	typeMissingToken        = "MissingAuthenticationTokenException"
+	typeIncompleteSignature = "IncompleteSignatureException"
+	typeUnrecognizedClient  = "UnrecognizedClientException"
+	typeInvalidSignature    = "InvalidSignatureException"
+	typeAccessDenied        = "AccessDeniedException"
+)
+
+// authErrors maps each verification failure onto the error Kinesis sends;
+// over the JSON and CBOR protocols all of them are HTTP 400.
+var authErrors = []struct {
+	kind error
+	typ  string
+}{
+	{auth.ErrMissingToken, typeMissingToken},
+	{auth.ErrIncompleteSignature, typeIncompleteSignature},
+	{auth.ErrUnknownKey, typeUnrecognizedClient},
+	{auth.ErrInvalidSignature, typeInvalidSignature},
+}
+
+// permissions says which actions a put-only or read-only key may call; any
+// other action needs a key with all: true.
+var permissions = map[string]auth.Permission{
+	"PutRecord":                auth.Put,
+	"PutRecords":               auth.Put,
+	"GetShardIterator":         auth.Read,
+	"GetRecords":               auth.Read,
+	"DescribeStream":           auth.Read,
+	"DescribeStreamSummary":    auth.Read,
+	"ListShards":               auth.Read,
+	"RegisterStreamConsumer":   auth.Read,
+	"DeregisterStreamConsumer": auth.Read,
+	"DescribeStreamConsumer":   auth.Read,
+	"ListStreamConsumers":      auth.Read,
+	"SubscribeToShard":         auth.Read,
+}
+
+// authenticate verifies the request's signature when authentication is on
+// and returns the signing key (nil when it is off).
+func (h *Handler) authenticate(r *http.Request, body []byte) (*auth.Key, error) {
+	if h.opts.keys == nil {
+		return nil, nil
+	}
+	key, err := h.opts.keys.Verify(r, body, h.now())
+	if err == nil {
+		return key, nil
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		for _, m := range authErrors {
+			if errors.Is(err, m.kind) {
+				return nil, newError(m.typ, http.StatusBadRequest, "%s", ae.Msg)
+			}
+		}
+	}
+	return nil, err
+}
+
+// authorize refuses an action the key may not call on the stream the
+// request names. GetRecords names its stream through the shard iterator,
+// which only a key allowed to read the stream could have obtained; when it
+// also carries a StreamARN, that stream must be readable.
+func (h *Handler) authorize(key *auth.Key, action string, req request) error {
+	if key == nil || key.All {
+		return nil
+	}
+	name := h.requestStream(req)
+	resource := "arn:aws:kinesis:" + h.opts.region + ":" + h.opts.accountID + ":stream/" + name
+	if name == "" {
+		resource = "*"
+	}
+	p, scoped := permissions[action]
+	if scoped && (key.Allows(p, name) || (action == "GetRecords" && name == "")) {
+		return nil
+	}
+	return newError(typeAccessDenied, http.StatusBadRequest, "%s", auth.Refused(h.opts.accountID, key.ID, action, resource))
+}
+
+var consumerStreamPattern = regexp.MustCompile(`:stream/([^/]+)/consumer/`)
+
+// requestStream returns the stream a request names through its
+// StreamName, StreamARN or ConsumerARN member, or a ListShards NextToken;
+// "" when it names none or names it unrecognisably.
+func (h *Handler) requestStream(req request) string {
+	if r, ok := req.(*listShardsRequest); ok && r.NextToken != nil {
+		if t, err := h.tokens.open(*r.NextToken, "shards", h.now()); err == nil {
+			return t.Stream
+		}
+		return ""
+	}
+	v := reflect.ValueOf(req)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return ""
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return ""
+	}
+	str := func(field string) (string, bool) {
+		f := v.FieldByName(field)
+		if !f.IsValid() || f.Kind() != reflect.Pointer || f.IsNil() || f.Elem().Kind() != reflect.String {
+			return "", false
+		}
+		return f.Elem().String(), true
+	}
+	if s, ok := str("StreamName"); ok {
+		return s
+	}
+	if arn, ok := str("StreamARN"); ok {
+		if name, err := h.svc.NameFromARN(arn); err == nil {
+			return name
+		}
+		return ""
+	}
+	if arn, ok := str("ConsumerARN"); ok {
+		if m := consumerStreamPattern.FindStringSubmatch(arn); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
