@@ -377,3 +377,64 @@ pipelines:
 	require.NoError(t, run.exited, stderr)
 	require.Equal(t, 2, strings.Count(stdout, "pipeline events-go"), stdout)
 }
+
+// TestServePipelines runs pipelines inside runnel serve: the built-in log
+// processor prints each record put with the SDK.
+func TestServePipelines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	dir := t.TempDir()
+	runnel := filepath.Join(dir, "runnel")
+	goBuild(t, runnel, "github.com/runnel-dev/runnel/cmd/runnel")
+	cfgPath := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(`streams:
+  - name: logs
+    shards: 2
+pipelines:
+  - name: print
+    source: logs
+    handler: {type: builtin, name: log}
+`), 0o644))
+	srv := startProc(t, runnel, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--fsync", "never", "--pipelines", cfgPath)
+	url := "http://" + srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	srv.waitFor(t, regexp.MustCompile(`msg="pipeline starting".* pipeline=print`), 60*time.Second)
+
+	client := kinesis.New(kinesis.Options{
+		BaseEndpoint: aws.String(url),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+	})
+	const n = 20
+	for i := range n {
+		_, err := client.PutRecord(t.Context(), &kinesis.PutRecordInput{
+			StreamName: aws.String("logs"), PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte(fmt.Sprintf("line-%d", i)),
+		})
+		require.NoError(t, err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		stdout, stderr := srv.output()
+		missing := 0
+		for i := range n {
+			if !strings.Contains(stdout, fmt.Sprintf(`"data":"line-%d"`, i)) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records not printed\nstdout:\n%s\nstderr:\n%s", missing, n, stdout, stderr)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-srv.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("runnel serve did not stop within 60s of SIGTERM")
+	}
+	_, stderr := srv.output()
+	require.NoError(t, srv.exited, stderr)
+}
