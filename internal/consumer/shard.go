@@ -142,7 +142,7 @@ func (p *shardProc) finalCheckpoint() *Checkpoint {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stored != nil && *p.stored == cp {
+	if p.stored != nil && (*p.stored == cp || p.stored.ShardEnd()) {
 		return nil
 	}
 	return &cp

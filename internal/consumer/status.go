@@ -18,6 +18,9 @@ type Status struct {
 	// Shards lists every lease of the application as last read, with
 	// processing figures for the shards this worker holds.
 	Shards []ShardStatus `json:"shards"`
+	// Stopping is set once the worker has been told to stop and has asked
+	// every shard to finish its batch in flight.
+	Stopping bool `json:"stopping"`
 	// LastError is the worker's most recent lease or shard-sync error.
 	LastError string `json:"lastError,omitempty"`
 }

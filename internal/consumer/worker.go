@@ -51,6 +51,7 @@ type Worker struct {
 	leases   []Lease                // last lease list read
 	lastErr  string
 	started  bool
+	stopping bool
 	shardsWG sync.WaitGroup
 }
 
@@ -151,6 +152,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for _, h := range held {
 		h.proc.stop()
 	}
+	w.mu.Lock()
+	w.stopping = true
+	w.mu.Unlock()
 	w.shardsWG.Wait()
 	stopRenew()
 	<-renewDone
@@ -662,6 +666,7 @@ func (w *Worker) Status() Status {
 		WorkerID:    w.cfg.WorkerID,
 		Held:        len(w.held),
 		LastError:   w.lastErr,
+		Stopping:    w.stopping,
 	}
 	w.mu.Unlock()
 
