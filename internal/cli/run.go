@@ -129,14 +129,20 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string) erro
 		defer signal.Stop(sigs)
 	}
 	done := make(chan struct{})
-	printed := make(chan struct{})
+	printed := make(chan bool, 1)
 	go func() {
-		defer close(printed)
 		for {
 			select {
 			case <-sigs:
 				runner.WriteStatus(e.stdout)
+			case <-ctx.Done():
+				// The status at exit is taken as the stop begins: once
+				// leases are released their shards' figures are gone.
+				runner.WriteStatus(e.stdout)
+				printed <- true
+				return
 			case <-done:
+				printed <- false
 				return
 			}
 		}
@@ -145,8 +151,9 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string) erro
 	e.logger.Info("running pipelines", "file", file, "pipelines", len(cfg.Pipelines), "state_dir", stateDir)
 	err = runner.Run(ctx)
 	close(done)
-	<-printed
-	runner.WriteStatus(e.stdout)
+	if !<-printed {
+		runner.WriteStatus(e.stdout)
+	}
 	return err
 }
 
