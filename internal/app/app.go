@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -22,6 +23,22 @@ type Server struct {
 	logger *slog.Logger
 	svc    *stream.Service
 	ln     net.Listener
+	keys   *auth.Keys // nil without authentication
+}
+
+// apiOptions are the Kinesis API options the configuration asks for.
+func (s *Server) apiOptions() []kinesisapi.Option {
+	opts := []kinesisapi.Option{
+		kinesisapi.WithShardLimit(s.cfg.ShardLimit),
+		kinesisapi.WithAccount(s.cfg.Region, s.cfg.AccountID),
+	}
+	if s.keys != nil {
+		opts = append(opts, kinesisapi.WithAuth(s.keys))
+	}
+	if s.cfg.Limits == LimitsAWS {
+		opts = append(opts, kinesisapi.WithAWSLimits())
+	}
+	return opts
 }
 
 // New validates cfg, opens the stream engine and binds the listener.
@@ -29,13 +46,22 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
+	var keys *auth.Keys
+	if cfg.AuthFile != "" {
+		k, err := auth.Load(cfg.AuthFile)
+		if err != nil {
+			return nil, err
+		}
+		keys = k
+	}
 	svc, err := stream.Open(stream.Config{
 		Dir:              cfg.DataDir,
 		NoSync:           cfg.Fsync == FsyncNever,
 		Region:           cfg.Region,
 		AccountID:        cfg.AccountID,
 		ShardLimit:       cfg.ShardLimit,
-		ShardWriteLimits: cfg.ShardWriteLimits,
+		ShardWriteLimits: cfg.ShardWriteLimits || cfg.Limits == LimitsAWS,
+		ShardReadLimits:  cfg.Limits == LimitsAWS,
 		Logger:           logger.With("component", "stream"),
 	})
 	if err != nil {
@@ -48,7 +74,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		}
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	return &Server{cfg: cfg, logger: logger, svc: svc, ln: ln}, nil
+	return &Server{cfg: cfg, logger: logger, svc: svc, ln: ln, keys: keys}, nil
 }
 
 // Addr is the address the server listens on, with the real port when the
@@ -63,7 +89,7 @@ func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 // the engine. A shutdown caused by ctx returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	srv := &http.Server{
-		Handler:           kinesisapi.NewHandler(s.svc, s.logger.With("component", "api")),
+		Handler:           kinesisapi.NewHandler(s.svc, s.logger.With("component", "api"), s.apiOptions()...),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
@@ -89,7 +115,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
-	s.logger.Info("listening", "url", s.URL(), "data_dir", s.cfg.DataDir, "fsync", s.cfg.Fsync)
+	s.logger.Info("listening", "url", s.URL(), "data_dir", s.cfg.DataDir, "fsync", s.cfg.Fsync,
+		"auth", s.keys != nil, "limits", s.cfg.Limits)
 
 	err := g.Wait()
 	if cerr := s.svc.Close(); cerr != nil {

@@ -43,6 +43,17 @@ type Config struct {
 	// Kinesis (1000 records and 1 MiB per second): records past them fail
 	// with ProvisionedThroughputExceededException. Off by default.
 	ShardWriteLimits bool `json:"shardWriteLimits" yaml:"shardWriteLimits"`
+	// Limits is LimitsOff (the default) or LimitsAWS: the per-shard write
+	// and read limits, the control-plane rate limits and the consumer
+	// limit of Kinesis, answered as AWS answers them.
+	Limits string `json:"limits" yaml:"limits"`
+	// AuthFile is a credentials file (see auth.Load); when set, every
+	// request must be signed with Signature Version 4 by one of its keys.
+	// The default, "", accepts any request.
+	AuthFile string `json:"authFile" yaml:"authFile"`
+	// Insecure allows listening on a non-loopback address without
+	// AuthFile. Off by default.
+	Insecure bool `json:"insecure" yaml:"insecure"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once shutdown begins. The default is 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`
@@ -57,6 +68,7 @@ func Defaults() Config {
 		Region:          stream.DefaultRegion,
 		AccountID:       stream.DefaultAccountID,
 		ShardLimit:      1000,
+		Limits:          LimitsOff,
 		ShutdownTimeout: 10 * time.Second,
 	}
 }
@@ -88,6 +100,14 @@ func (c Config) Validate() error {
 	if !accountIDPattern.MatchString(c.AccountID) {
 		errs = append(errs, fmt.Errorf("account id %q: want 12 digits", c.AccountID))
 	}
+	if c.Limits != LimitsOff && c.Limits != LimitsAWS {
+		errs = append(errs, fmt.Errorf("limits %q: want %q or %q", c.Limits, LimitsAWS, LimitsOff))
+	}
+	if c.AuthFile == "" && !c.Insecure {
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil && !isLoopback(host) {
+			errs = append(errs, fmt.Errorf("listen address %q is reachable from other machines: give a credentials file with --auth, or --insecure to serve without authentication", c.Listen))
+		}
+	}
 	if c.ShardLimit < 1 {
 		errs = append(errs, fmt.Errorf("shard limit %d: must be at least 1", c.ShardLimit))
 	}
@@ -95,6 +115,24 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("shutdown timeout %s: must be positive", c.ShutdownTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// Limits settings.
+const (
+	// LimitsOff enforces no Kinesis throughput or rate limits.
+	LimitsOff = "off"
+	// LimitsAWS enforces the limits Kinesis documents.
+	LimitsAWS = "aws"
+)
+
+// isLoopback reports whether host names only this machine. An empty host
+// listens on every interface.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 var hostnamePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)

@@ -16,6 +16,9 @@ var serveEnv = map[string]string{
 	"shard-limit":        "RUNNEL_SHARD_LIMIT",
 	"shutdown-timeout":   "RUNNEL_SHUTDOWN_TIMEOUT",
 	"shard-write-limits": "RUNNEL_SHARD_WRITE_LIMITS",
+	"limits":             "RUNNEL_LIMITS",
+	"auth":               "RUNNEL_AUTH",
+	"insecure":           "RUNNEL_INSECURE",
 	"pipelines":          "RUNNEL_PIPELINES",
 }
 
@@ -62,6 +65,12 @@ system, which survives a crash of runnel but not a power loss or kernel crash [$
 	f.IntVar(&cfg.ShardLimit, "shard-limit", cfg.ShardLimit, "most open shards all streams together may have [$RUNNEL_SHARD_LIMIT]")
 	f.BoolVar(&cfg.ShardWriteLimits, "shard-write-limits", cfg.ShardWriteLimits, "enforce provisioned Kinesis per-shard write limits (1000 records/s, 1 MiB/s) [$RUNNEL_SHARD_WRITE_LIMITS]")
 	f.StringVar(&pipelinesFile, "pipelines", "", "also run the pipelines of this file (as runnel run does) against this server, with their state in <data-dir>/pipelines [$RUNNEL_PIPELINES]")
+	f.StringVar(&cfg.Limits, "limits", cfg.Limits, `"aws" enforces the Kinesis limits: per-shard writes (1000 records/s, 1 MiB/s) and
+reads (5 calls/s, 2 MiB/s), control-plane call rates and 20 consumers per stream,
+answered as AWS answers them; "off" enforces none [$RUNNEL_LIMITS]`)
+	f.StringVar(&cfg.AuthFile, "auth", cfg.AuthFile, `credentials file (YAML: keys with id, secret, and all: true or put/read
+stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNEL_AUTH]`)
+	f.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow listening on a non-loopback address without --auth [$RUNNEL_INSECURE]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	return cmd
 }
