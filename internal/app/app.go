@@ -81,6 +81,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // configuration asked for port 0.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
+// Engine is the server's stream engine, for in-process readers and writers
+// (pipelines inside serve) that skip HTTP.
+func (s *Server) Engine() *stream.Service { return s.svc }
+
 // URL is the endpoint clients should use, e.g. http://127.0.0.1:4567.
 func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
 

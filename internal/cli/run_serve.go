@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/runnel-dev/runnel/internal/app"
-	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
 
@@ -47,12 +49,13 @@ func (e *env) serveWithPipelines(ctx context.Context, cfg app.Config, file strin
 		}
 	})
 	g.Go(func() error {
-		client, err := kinesisclient.New(gctx, kinesisclient.Options{Endpoint: srv.URL(), Region: cfg.Region})
-		if err != nil {
-			return err
-		}
+		// In-process: no HTTP, and empty reads wait for the next append
+		// instead of polling, so an idle shard costs nothing and a new
+		// record reaches its handler within milliseconds.
+		client := kinesislocal.New(srv.Engine())
 		runner, err := pipeline.New(gctx, pcfg, pipeline.Options{
 			Kinesis:  client,
+			Tune:     func(c *consumer.Config) { c.PollInterval = time.Millisecond },
 			Builtins: builtins,
 			StateDir: filepath.Join(cfg.DataDir, "pipelines"),
 			Region:   cfg.Region,
