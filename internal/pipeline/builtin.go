@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,6 +33,13 @@ type BuiltinEnv struct {
 	Logger   *slog.Logger
 	// Stdout is the standard output of runnel run.
 	Stdout io.Writer
+	// Reject hands one record the processor cannot use (it does not
+	// decode, a required field is missing) to the pipeline's on-failure
+	// destination with the reason, so the batch can succeed without
+	// dropping it silently. Without a destination the record is logged at
+	// error level with its payload. An error means it could not be stored
+	// and the batch must fail.
+	Reject func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error
 }
 
 func (b Builtins) names() string {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -104,13 +105,6 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Runner, error) {
 func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 	rp := &running{p: p}
 	logger := r.log.With("pipeline", p.Name)
-	h, closeHandler, err := r.handler(p, logger)
-	if err != nil {
-		return nil, err
-	}
-	if closeHandler != nil {
-		rp.closers = append(rp.closers, closeHandler)
-	}
 	leases, err := consumer.NewFileStore(ctx, filepath.Join(r.opts.StateDir, p.Name+".leases.json"))
 	if err != nil {
 		return rp, err
@@ -120,7 +114,6 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 		Stream:                     p.Source,
 		Kinesis:                    r.opts.Kinesis,
 		Leases:                     leases,
-		Handler:                    h,
 		BatchSize:                  p.BatchSize,
 		MaximumBatchingWindow:      p.BatchingWindow.D,
 		StartingPosition:           consumer.StartingPosition(p.StartingPosition),
@@ -162,6 +155,14 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 			cc.OnFailure = &consumer.StreamDestination{W: prod}
 		}
 	}
+	h, closeHandler, err := r.handler(p, logger, rejecter(p, cc.OnFailure, logger))
+	if err != nil {
+		return nil, err
+	}
+	if closeHandler != nil {
+		rp.closers = append(rp.closers, closeHandler)
+	}
+	cc.Handler = h
 	if r.opts.Tune != nil {
 		r.opts.Tune(&cc)
 	}
@@ -174,7 +175,7 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 }
 
 // handler builds the pipeline's handler and what closes it.
-func (r *Runner) handler(p *Pipeline, logger *slog.Logger) (lambda.Handler, func(context.Context) error, error) {
+func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.Context, *lambda.KinesisEventRecord, error) error) (lambda.Handler, func(context.Context) error, error) {
 	h := p.Handler
 	switch h.Type {
 	case TypeCommand:
@@ -213,7 +214,7 @@ func (r *Runner) handler(p *Pipeline, logger *slog.Logger) (lambda.Handler, func
 		if !ok {
 			return nil, nil, fmt.Errorf("unknown built-in processor %q", h.Name)
 		}
-		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout})
+		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject})
 		if err != nil {
 			return nil, nil, fmt.Errorf("built-in processor %s: %w", h.Name, err)
 		}
@@ -405,5 +406,33 @@ func (r *Runner) WriteStatus(w io.Writer) {
 				fmt.Fprintf(w, "    last error: %s\n", s.LastError)
 			}
 		}
+	}
+}
+
+// rejecter returns the BuiltinEnv.Reject of a pipeline: one record, with
+// the reason, to the on-failure destination (or the error log without one).
+func rejecter(p *Pipeline, dest consumer.Destination, logger *slog.Logger) func(context.Context, *lambda.KinesisEventRecord, error) error {
+	return func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error {
+		if dest == nil {
+			logger.Error("record rejected", "eventID", rec.EventID, "reason", reason, "data", string(rec.Kinesis.Data))
+			return nil
+		}
+		shard, seq, _ := strings.Cut(rec.EventID, ":")
+		arrival := time.UnixMilli(int64(rec.Kinesis.ApproximateArrivalTimestamp * 1000)).UTC().Format("2006-01-02T15:04:05.000Z")
+		return dest.Send(ctx, &consumer.Failure{
+			RequestContext: consumer.FailureRequestContext{
+				RequestID: rec.EventID, FunctionARN: "runnel:pipeline:" + p.Name,
+				Condition: "RecordRejected", ApproximateInvokeCount: 1,
+			},
+			ResponseContext: consumer.FailureResponseContext{StatusCode: 200, ExecutedVersion: "$LATEST", ErrorMessage: reason.Error()},
+			Version:         "1.0",
+			Timestamp:       time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+			KinesisBatchInfo: consumer.KinesisBatchInfo{
+				ShardID: shard, StartSequenceNumber: seq, EndSequenceNumber: seq,
+				ApproximateArrivalOfFirstRecord: arrival, ApproximateArrivalOfLastRecord: arrival,
+				BatchSize: 1, StreamARN: rec.EventSourceARN,
+			},
+			Payload: &lambda.KinesisEvent{Records: []lambda.KinesisEventRecord{*rec}},
+		})
 	}
 }

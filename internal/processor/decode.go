@@ -1,0 +1,248 @@
+// Package processor holds runnel's built-in processors (count, window,
+// table, archive, forward) and what they share: turning a Kinesis record of
+// a Lambda event into an Event with fields.
+package processor
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/runnel-dev/runnel/internal/lambda"
+)
+
+// Formats a record's data may be decoded from.
+const (
+	FormatJSON = "json" // one JSON object per record (the default)
+	FormatCSV  = "csv"  // one delimited line with declared Columns
+	FormatText = "text" // UTF-8 text, available as the field "text"
+	FormatRaw  = "raw"  // bytes as they are; no fields
+)
+
+// DecodeConfig says how record data is decoded.
+type DecodeConfig struct {
+	// Format is one of FormatJSON (default), FormatCSV, FormatText,
+	// FormatRaw.
+	Format string `json:"format" yaml:"format"`
+	// Columns names the fields of a CSV line, in order. Required for CSV.
+	Columns []string `json:"columns" yaml:"columns"`
+	// Delimiter separates CSV fields; default ",". "\t" reads TSV.
+	Delimiter string `json:"delimiter" yaml:"delimiter"`
+}
+
+// Validate reports every problem of the configuration.
+func (c DecodeConfig) Validate() error {
+	var errs []error
+	switch c.Format {
+	case "", FormatJSON, FormatText, FormatRaw:
+		if len(c.Columns) > 0 {
+			errs = append(errs, errors.New("decode.columns: only the csv format takes columns"))
+		}
+	case FormatCSV:
+		if len(c.Columns) == 0 {
+			errs = append(errs, errors.New("decode.columns: the csv format needs the column names"))
+		}
+		if d := c.delimiter(); d == utf8.RuneError || d == '"' || d == '\n' || d == '\r' {
+			errs = append(errs, fmt.Errorf("decode.delimiter: %q cannot separate fields", c.Delimiter))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("decode.format: must be json, csv, text or raw, got %q", c.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func (c DecodeConfig) delimiter() rune {
+	switch c.Delimiter {
+	case "":
+		return ','
+	case `\t`, "\t", "tab":
+		return '\t'
+	}
+	r, n := utf8.DecodeRuneInString(c.Delimiter)
+	if n != len(c.Delimiter) {
+		return utf8.RuneError
+	}
+	return r
+}
+
+// Event is one decoded record.
+type Event struct {
+	// Record is the record as the handler received it.
+	Record *lambda.KinesisEventRecord
+	// Fields are the JSON object's members, the CSV columns (as strings) or
+	// {"text": ...}; nil for raw data.
+	Fields map[string]any
+	// ShardID and SequenceNumber locate the record (from its eventID).
+	ShardID        string
+	SequenceNumber string
+	// Arrival is the record's approximate arrival time.
+	Arrival time.Time
+}
+
+// ErrDecode marks a record whose data does not decode as configured.
+var ErrDecode = errors.New("record does not decode")
+
+// Decode decodes one record. A failure wraps ErrDecode and says why.
+func (c DecodeConfig) Decode(rec *lambda.KinesisEventRecord) (*Event, error) {
+	shard, seq, _ := strings.Cut(rec.EventID, ":")
+	if seq == "" {
+		seq = rec.Kinesis.SequenceNumber
+	}
+	sec, frac := math.Modf(rec.Kinesis.ApproximateArrivalTimestamp)
+	ev := &Event{
+		Record: rec, ShardID: shard, SequenceNumber: seq,
+		Arrival: time.Unix(int64(sec), int64(math.Round(frac*1e3))*1e6).UTC(),
+	}
+	data := rec.Kinesis.Data
+	switch c.Format {
+	case "", FormatJSON:
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var fields map[string]any
+		if err := dec.Decode(&fields); err != nil {
+			return nil, fmt.Errorf("%w: not a JSON object: %v", ErrDecode, err)
+		}
+		if fields == nil {
+			return nil, fmt.Errorf("%w: not a JSON object: null", ErrDecode)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("%w: more than one JSON value", ErrDecode)
+		}
+		ev.Fields = fields
+	case FormatCSV:
+		r := csv.NewReader(bytes.NewReader(bytes.TrimRight(data, "\r\n")))
+		r.Comma = c.delimiter()
+		r.FieldsPerRecord = len(c.Columns)
+		r.LazyQuotes = true
+		row, err := r.Read()
+		if err != nil {
+			return nil, fmt.Errorf("%w: not a line of %d %s-separated fields: %v", ErrDecode, len(c.Columns), strconv.QuoteRune(r.Comma), err)
+		}
+		ev.Fields = make(map[string]any, len(row))
+		for i, col := range c.Columns {
+			ev.Fields[col] = row[i]
+		}
+	case FormatText:
+		if !utf8.Valid(data) {
+			return nil, fmt.Errorf("%w: not UTF-8 text", ErrDecode)
+		}
+		ev.Fields = map[string]any{"text": string(data)}
+	case FormatRaw:
+	default:
+		return nil, fmt.Errorf("%w: unknown format %q", ErrDecode, c.Format)
+	}
+	return ev, nil
+}
+
+// Lookup returns the value at a dotted path of fields ("user.country").
+func (e *Event) Lookup(path string) (any, bool) {
+	var cur any = e.Fields
+	for part := range strings.SplitSeq(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// String returns the field at path as text ("" when absent or null):
+// strings as they are, numbers in their JSON form, other values as JSON.
+func (e *Event) String(path string) string {
+	v, ok := e.Lookup(path)
+	if !ok || v == nil {
+		return ""
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Number returns the field at path as a float64, from a JSON number or a
+// numeric string.
+func (e *Event) Number(path string) (float64, error) {
+	v, ok := e.Lookup(path)
+	if !ok || v == nil {
+		return 0, fmt.Errorf("field %q is missing", path)
+	}
+	var s string
+	switch x := v.(type) {
+	case json.Number:
+		s = x.String()
+	case string:
+		s = strings.TrimSpace(x)
+	default:
+		return 0, fmt.Errorf("field %q is not a number", path)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("field %q is not a number: %q", path, s)
+	}
+	return f, nil
+}
+
+// Time returns the event time at path: with a layout, parsed with it;
+// otherwise RFC 3339 (with or without fraction), "2006-01-02 15:04:05[.000]"
+// (UTC), or a number of epoch seconds (or milliseconds when above 1e11).
+// An empty path means the arrival time.
+func (e *Event) Time(path, layout string) (time.Time, error) {
+	if path == "" {
+		return e.Arrival, nil
+	}
+	v, ok := e.Lookup(path)
+	if !ok || v == nil {
+		return time.Time{}, fmt.Errorf("time field %q is missing", path)
+	}
+	if n, isNum := v.(json.Number); isNum {
+		f, err := n.Float64()
+		if err != nil {
+			return time.Time{}, fmt.Errorf("time field %q: %v", path, err)
+		}
+		return epoch(f), nil
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		return time.Time{}, fmt.Errorf("time field %q is neither a string nor a number", path)
+	}
+	if layout != "" {
+		t, err := time.Parse(layout, s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("time field %q: %v", path, err)
+		}
+		return t.UTC(), nil
+	}
+	for _, l := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return epoch(f), nil
+	}
+	return time.Time{}, fmt.Errorf("time field %q: %q is not a time (RFC 3339, \"2006-01-02 15:04:05\" or epoch seconds)", path, s)
+}
+
+func epoch(f float64) time.Time {
+	if math.Abs(f) > 1e11 {
+		return time.UnixMilli(int64(f)).UTC()
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
+}
