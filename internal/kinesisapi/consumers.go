@@ -81,7 +81,7 @@ func (h *Handler) registerConsumer(ctx context.Context, r *registerConsumerReque
 	if err != nil {
 		return nil, err
 	}
-	c, err := h.svc.RegisterConsumer(ctx, name, *r.ConsumerName, 0)
+	c, err := h.svc.RegisterConsumer(ctx, name, *r.ConsumerName, h.ConsumerLimit())
 	if err != nil {
 		return nil, err
 	}

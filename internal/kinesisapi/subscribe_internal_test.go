@@ -254,3 +254,37 @@ func FuzzEventStream(f *testing.F) {
 		_, _ = eventstream.NewDecoder().Decode(bytes.NewReader(garbage), nil)
 	})
 }
+
+// TestConsumerLimit checks that under AWS limits a stream takes
+// MaxConsumersPerStream consumers and refuses the next with
+// LimitExceededException, and that without them it takes more.
+func TestConsumerLimit(t *testing.T) {
+	for _, limited := range []bool{true, false} {
+		t.Run(fmt.Sprint("limited=", limited), func(t *testing.T) {
+			var opts []Option
+			if limited {
+				opts = append(opts, WithAWSLimits())
+			}
+			c, clk := startLimited(t, opts...)
+			ctx := t.Context()
+			_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("s"), ShardCount: aws.Int32(1)})
+			require.NoError(t, err)
+			arn := "arn:aws:kinesis:us-east-1:000000000000:stream/s"
+			register := func(i int) error {
+				clk.add(time.Second) // stay inside the registration rate limit
+				_, err := c.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: aws.String(arn), ConsumerName: aws.String(fmt.Sprint("c", i))})
+				return err
+			}
+			for i := range MaxConsumersPerStream {
+				require.NoError(t, register(i))
+			}
+			err = register(MaxConsumersPerStream)
+			if !limited {
+				require.NoError(t, err)
+				return
+			}
+			var limit *types.LimitExceededException
+			require.True(t, errors.As(err, &limit), "got %v", err)
+		})
+	}
+}
