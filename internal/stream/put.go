@@ -97,6 +97,7 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	for i, r := range recs {
 		sh := st.route(hashes[i])
 		if !sh.allowWrite(now, len(r.Data)+len(r.PartitionKey)) {
+			sh.throttled.Add(1)
 			results[i] = PutResult{
 				ErrorCode:    ErrorCodeThroughputExceeded,
 				ErrorMessage: sprintf("Rate exceeded for shard %s in stream %s under account %s.", sh.id, name, s.cfg.AccountID),
@@ -221,6 +222,8 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			b.PutRecord(id, sh.index, seq.bytes(), r.PartitionKey, r.Data)
 			pg.tips[sh] = seq
 			req.results[i] = PutResult{ShardID: sh.id, SequenceNumber: seq.String()}
+			sh.recordsIn.Add(1)
+			sh.bytesIn.Add(int64(len(r.Data)))
 		}
 	}
 	if b.Empty() {

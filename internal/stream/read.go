@@ -94,6 +94,7 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 	retention := time.Duration(st.meta.RetentionHours) * time.Hour
 	s.mu.RUnlock()
 	if s.cfg.ShardReadLimits && !sh.reads.allow(now) {
+		sh.throttled.Add(1)
 		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.meta.Name, s.cfg.AccountID)
 	}
 	limit = min(max(limit, 1), MaxGetRecordsLimit)
@@ -137,6 +138,8 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 		if s.cfg.ShardReadLimits {
 			sh.reads.consume(bytes)
 		}
+		sh.recordsOut.Add(int64(len(res.Records)))
+		sh.bytesOut.Add(int64(bytes))
 		if len(res.Records) > 0 {
 			pos = last.add1()
 			if last.cmp(tip) < 0 {

@@ -170,6 +170,9 @@ type shardState struct {
 	limits *writeLimiter
 	reads  readLimiter
 
+	// Traffic counters since the engine opened.
+	recordsIn, bytesIn, recordsOut, bytesOut, throttled atomic.Int64
+
 	// appended is closed (and replaced) whenever the tip moves.
 	notifyMu sync.Mutex
 	appended chan struct{}

@@ -516,3 +516,22 @@ func TestShardReadLimits(t *testing.T) {
 	_, err = s.Records(ctx, res.NextIterator, 10)
 	require.NoError(t, err)
 }
+
+func TestStatsCountTraffic(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), nil)
+	defer s.Close()
+	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+	_, err := s.Put(ctx, "s", []PutInput{{PartitionKey: "a", Data: []byte("12345")}, {PartitionKey: "b", Data: []byte("678")}})
+	require.NoError(t, err)
+	require.Len(t, readAll(t, s, "s", "shardId-000000000000", IteratorSpec{Type: TrimHorizon}), 2)
+	st := s.Stats()
+	require.Len(t, st, 1)
+	sh := st[0].Shards[0]
+	require.Equal(t, int64(2), sh.RecordsIn)
+	require.Equal(t, int64(8), sh.BytesIn)
+	require.Equal(t, int64(2), sh.RecordsOut)
+	require.Equal(t, int64(8), sh.BytesOut)
+	require.NotEmpty(t, sh.LastSequenceNumber)
+	require.True(t, sh.Open)
+}
