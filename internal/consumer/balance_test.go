@@ -17,7 +17,7 @@ import (
 
 // balanceLimit is the time within which workers must reach their fair
 // share once one joins, with the lease timings of leaseTimings.
-const balanceLimit = 5 * time.Second
+const balanceLimit = 8 * time.Second
 
 // leaseTimings makes expiry and balancing quick enough for tests.
 func leaseTimings(cfg *consumer.Config) {

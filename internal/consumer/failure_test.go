@@ -12,10 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
 func countOf(ds []delivery, data string) int {
@@ -290,4 +294,51 @@ func TestInvocationTimeoutCountsAsFunctionError(t *testing.T) {
 	st := w.w.Status()
 	require.Contains(t, st.Shards[0].LastError, "timed out after 200ms")
 	require.Equal(t, int64(1), st.Shards[0].Errors)
+}
+
+func TestOnFailureDestinationStream(t *testing.T) {
+	e := start(t)
+	e.createStream(t, "s", 1)
+	e.createStream(t, "dlq", 1)
+	want := e.put(t, "s", 6, 1, "")
+	h := &recorder{}
+	h.fn = func(ctx context.Context, ev *lambda.KinesisEvent) (*lambda.Response, error) {
+		for _, r := range ev.Records {
+			if string(r.Kinesis.Data) == want[3] {
+				return nil, errors.New("poison")
+			}
+		}
+		return nil, nil
+	}
+	p, err := producer.New(e.c, producer.Config{Stream: "dlq", Linger: -1})
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = p.Close(context.Background()) })
+	cfg := baseConfig(e, "s", memStore(t), h)
+	cfg.BisectBatchOnFunctionError = true
+	cfg.MaximumRetryAttempts = intp(0)
+	cfg.OnFailure = &consumer.StreamDestination{W: p}
+	startWorker(t, cfg)
+
+	it, err := e.c.GetShardIterator(context.Background(), &kinesis.GetShardIteratorInput{
+		StreamName: aws.String("dlq"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+	})
+	require.NoError(t, err)
+	iter := it.ShardIterator
+	var docs []consumer.Failure
+	eventually(t, 20*time.Second, "failure document in the stream", func() bool {
+		out, err := e.c.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: iter})
+		require.NoError(t, err)
+		iter = out.NextShardIterator
+		for _, r := range out.Records {
+			var f consumer.Failure
+			require.NoError(t, json.Unmarshal(r.Data, &f))
+			docs = append(docs, f)
+		}
+		return len(docs) > 0
+	})
+	require.Len(t, docs, 1)
+	require.Equal(t, 1, docs[0].KinesisBatchInfo.BatchSize)
+	require.Equal(t, 1, docs[0].RequestContext.ApproximateInvokeCount)
+	require.Equal(t, want[3], string(docs[0].Payload.Records[0].Kinesis.Data))
+	require.Equal(t, "shardId-000000000000", docs[0].KinesisBatchInfo.ShardID)
 }

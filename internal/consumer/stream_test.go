@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,8 +17,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 func (e *env) waitActive(t testing.TB, name string) {
@@ -346,4 +349,28 @@ func TestStatusFlagsAStalledShard(t *testing.T) {
 		return !st.Shards[0].Stalled && st.Shards[0].RecordsBehind == 0 && st.Shards[0].Records == 3
 	})
 	require.Equal(t, consumer.ShardRunning, w.w.Status().Shards[0].State)
+}
+
+func TestExpiredIteratorIsRenewedWithoutLossOrReplay(t *testing.T) {
+	var skew atomic.Int64
+	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, Now: func() time.Time {
+		return time.Now().Add(time.Duration(skew.Load()))
+	}})
+	e := &env{srv: srv, c: srv.Client(t)}
+	e.createStream(t, "s", 1)
+	want := e.put(t, "s", 100, 5, "a-")
+	h := &recorder{}
+	w := startWorker(t, baseConfig(e, "s", memStore(t), h))
+	eventually(t, 20*time.Second, "first records", func() bool { return h.distinct() == len(want) })
+	// The server's clock jumps past the iterator lifetime: the iterator
+	// the worker holds expires.
+	skew.Store(int64(stream.IteratorTTL + time.Minute))
+	eventually(t, 10*time.Second, "expiry noticed", func() bool {
+		return strings.Contains(w.w.Status().Shards[0].LastError, "xpired")
+	})
+	want = append(want, e.put(t, "s", 100, 5, "b-")...)
+	eventually(t, 20*time.Second, "later records", func() bool { return h.distinct() == len(want) })
+	got := h.deliveries()
+	require.Len(t, got, len(want), "nothing replayed")
+	checkInOrder(t, got, want)
 }

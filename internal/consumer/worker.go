@@ -174,8 +174,10 @@ func (w *Worker) describe(ctx context.Context) error {
 	for attempt := 0; attempt < 5; attempt++ {
 		out, err := w.cfg.Kinesis.DescribeStreamSummary(ctx, in)
 		if err == nil {
+			w.mu.Lock()
 			w.streamARN = aws.ToString(out.StreamDescriptionSummary.StreamARN)
 			w.streamName = aws.ToString(out.StreamDescriptionSummary.StreamName)
+			w.mu.Unlock()
 			return nil
 		}
 		lastErr = err
