@@ -40,6 +40,10 @@ type BuiltinEnv struct {
 	// error level with its payload. An error means it could not be stored
 	// and the batch must fail.
 	Reject func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error
+	// StateDir is the runner's state directory (Options.StateDir), where a
+	// processor that keeps durable state puts it, under a name that
+	// starts with the pipeline's name.
+	StateDir string
 }
 
 func (b Builtins) names() string {

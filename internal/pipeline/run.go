@@ -214,7 +214,7 @@ func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.C
 		if !ok {
 			return nil, nil, fmt.Errorf("unknown built-in processor %q", h.Name)
 		}
-		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject})
+		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject, StateDir: r.opts.StateDir})
 		if err != nil {
 			return nil, nil, fmt.Errorf("built-in processor %s: %w", h.Name, err)
 		}
