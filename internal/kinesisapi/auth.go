@@ -69,9 +69,7 @@ func (h *Handler) authenticate(r *http.Request, body []byte) (*auth.Key, error) 
 }
 
 // authorize refuses an action the key may not call on the stream the
-// request names. GetRecords names its stream through the shard iterator,
-// which only a key allowed to read the stream could have obtained; when it
-// also carries a StreamARN, that stream must be readable.
+// request names. GetRecords names its stream through the shard iterator.
 func (h *Handler) authorize(key *auth.Key, action string, req request) error {
 	if key == nil || key.All {
 		return nil
@@ -82,7 +80,7 @@ func (h *Handler) authorize(key *auth.Key, action string, req request) error {
 		resource = "*"
 	}
 	p, scoped := permissions[action]
-	if scoped && (key.Allows(p, name) || (action == "GetRecords" && name == "")) {
+	if scoped && key.Allows(p, name) {
 		return nil
 	}
 	return newError(typeAccessDenied, http.StatusBadRequest, "%s", auth.Refused(h.opts.accountID, key.ID, action, resource))
@@ -94,6 +92,20 @@ var consumerStreamPattern = regexp.MustCompile(`:stream/([^/]+)/consumer/`)
 // StreamName, StreamARN or ConsumerARN member, or a ListShards NextToken;
 // "" when it names none or names it unrecognisably.
 func (h *Handler) requestStream(req request) string {
+	if r, ok := req.(*getRecordsRequest); ok && r.ShardIterator != nil {
+		// The iterator names the stream it reads; a StreamARN next to it
+		// must name the same one.
+		name, err := h.svc.IteratorStream(*r.ShardIterator)
+		if err != nil {
+			return ""
+		}
+		if r.StreamARN != nil {
+			if arnName, err := h.svc.NameFromARN(*r.StreamARN); err != nil || arnName != name {
+				return ""
+			}
+		}
+		return name
+	}
 	if r, ok := req.(*listShardsRequest); ok && r.NextToken != nil {
 		if t, err := h.tokens.open(*r.NextToken, "shards", h.now()); err == nil {
 			return t.Stream

@@ -109,5 +109,12 @@ func TestAuthentication(t *testing.T) {
 		requireTyped[*types.AccessDeniedException](t, err)
 		_, err = reader.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("orders")})
 		requireTyped[*types.AccessDeniedException](t, err)
+		// An iterator of a stream the key may not read is refused too.
+		other, err := admin.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("orders"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		require.NoError(t, err)
+		_, err = reader.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: other.ShardIterator})
+		requireTyped[*types.AccessDeniedException](t, err)
+		_, err = reader.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, StreamARN: aws.String("arn:aws:kinesis:us-east-1:000000000000:stream/orders")})
+		requireTyped[*types.AccessDeniedException](t, err)
 	})
 }

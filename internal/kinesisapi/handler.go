@@ -34,6 +34,7 @@ type Engine interface {
 	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
 	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	IteratorStream(iterator string) (string, error)
 	controlEngine
 	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
 	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error

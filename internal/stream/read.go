@@ -296,3 +296,20 @@ func (l *readLimiter) consume(n int) {
 	l.bytes -= float64(n)
 	l.mu.Unlock()
 }
+
+// IteratorStream returns the name of the stream a shard iterator reads, so
+// an authorizer can check the caller may read it. Errors are those of
+// Records (an expired iterator still names its stream).
+func (s *Service) IteratorStream(iter string) (string, error) {
+	it, ok := decodeIterator(s.secret, iter)
+	if !ok {
+		return "", newError(ErrInvalidArgument, "Invalid ShardIterator.")
+	}
+	st, _, err := s.iteratorShard(it)
+	if err != nil {
+		return "", err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return st.meta.Name, nil
+}
