@@ -1,0 +1,281 @@
+// Package table is the table built-in processor: it writes each event of a
+// batch as an item of a DynamoDB table (any DynamoDB endpoint), with
+// BatchWriteItem in chunks of at most 25 items and 16 MB, retrying only
+// the UnprocessedItems with exponential backoff and jitter. Its Writer is
+// also the DynamoDB output of the window processor.
+package table
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/processor"
+)
+
+// Config is the table processor's options.
+type Config struct {
+	// Table is the table name. Required.
+	Table string `json:"table"`
+	// Endpoint is the DynamoDB endpoint URL, e.g. http://127.0.0.1:8000
+	// for DynamoDB Local or dynalite. Default: the AWS SDK's own
+	// resolution (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, or AWS).
+	Endpoint string `json:"endpoint"`
+	// Region is the AWS region. Default: the AWS SDK's (AWS_REGION, the
+	// shared config), else us-east-1.
+	Region string `json:"region"`
+	// CreateTable, when set, creates the table when it does not exist.
+	CreateTable *CreateTable `json:"createTable"`
+	// Decode says how record data is decoded; default JSON.
+	Decode processor.DecodeConfig `json:"decode"`
+}
+
+// CreateTable declares the key of a table created when missing, with
+// on-demand (PAY_PER_REQUEST) capacity.
+type CreateTable struct {
+	// PartitionKey is the partition (hash) key attribute. Required.
+	PartitionKey string `json:"partitionKey"`
+	// PartitionKeyType is S (default), N or B.
+	PartitionKeyType string `json:"partitionKeyType"`
+	// SortKey is the optional sort (range) key attribute.
+	SortKey string `json:"sortKey"`
+	// SortKeyType is S (default), N or B.
+	SortKeyType string `json:"sortKeyType"`
+}
+
+// Validate reports every problem of the configuration, named by field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Table == "" {
+		errs = append(errs, errors.New("table: is required"))
+	} else if len(c.Table) < 3 || len(c.Table) > 255 || strings.Trim(c.Table, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		errs = append(errs, fmt.Errorf("table: %q is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)", c.Table))
+	}
+	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
+		errs = append(errs, fmt.Errorf("endpoint: want an http:// or https:// URL, got %q", c.Endpoint))
+	}
+	if ct := c.CreateTable; ct != nil {
+		errs = append(errs, ct.validate("createTable")...)
+	}
+	if err := c.Decode.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (ct *CreateTable) validate(prefix string) []error {
+	var errs []error
+	if ct.PartitionKey == "" {
+		errs = append(errs, fmt.Errorf("%s.partitionKey: is required", prefix))
+	}
+	if ct.SortKey != "" && ct.SortKey == ct.PartitionKey {
+		errs = append(errs, fmt.Errorf("%s.sortKey: must differ from the partition key", prefix))
+	}
+	for name, t := range map[string]string{"partitionKeyType": ct.PartitionKeyType, "sortKeyType": ct.SortKeyType} {
+		switch t {
+		case "", "S", "N", "B":
+		default:
+			errs = append(errs, fmt.Errorf("%s.%s: must be S, N or B, got %q", prefix, name, t))
+		}
+	}
+	if ct.SortKey == "" && ct.SortKeyType != "" {
+		errs = append(errs, fmt.Errorf("%s.sortKeyType: given without a sortKey", prefix))
+	}
+	return errs
+}
+
+func keyType(t string) types.ScalarAttributeType {
+	if t == "" {
+		return types.ScalarAttributeTypeS
+	}
+	return types.ScalarAttributeType(t)
+}
+
+func (ct *CreateTable) input(table string) *dynamodb.CreateTableInput {
+	in := &dynamodb.CreateTableInput{
+		TableName:   aws.String(table),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(ct.PartitionKey), AttributeType: keyType(ct.PartitionKeyType)},
+		},
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(ct.PartitionKey), KeyType: types.KeyTypeHash}},
+	}
+	if ct.SortKey != "" {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(ct.SortKey), AttributeType: keyType(ct.SortKeyType)})
+		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(ct.SortKey), KeyType: types.KeyTypeRange})
+	}
+	return in
+}
+
+// DecodeOptions decodes a builtin's options map into v (a pointer to a
+// struct with json tags), reporting unknown options by name.
+func DecodeOptions(options map[string]any, v any) error {
+	b, err := json.Marshal(options)
+	if err != nil {
+		return fmt.Errorf("options: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te):
+			return fmt.Errorf("%s: want %s, got a JSON %s", te.Field, te.Type, te.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("%s: unknown option", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
+		}
+		return fmt.Errorf("options: %v", err)
+	}
+	return nil
+}
+
+// NewClient returns a DynamoDB client for endpoint and region (each
+// optional: the AWS SDK's default resolution and credential chain apply).
+func NewClient(ctx context.Context, endpoint, region string) (*dynamodb.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if region != "" {
+		cfg.Region = region
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
+}
+
+// Builtin is the table processor for pipelines.yaml.
+var Builtin = pipeline.Builtin{
+	Doc: "writes each event as an item of a DynamoDB table (BatchWriteItem in chunks of 25, UnprocessedItems retried)",
+	Check: func(options map[string]any) error {
+		var c Config
+		if err := DecodeOptions(options, &c); err != nil {
+			return err
+		}
+		return c.Validate()
+	},
+	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+		var c Config
+		if err := DecodeOptions(env.Options, &c); err != nil {
+			return nil, err
+		}
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		api, err := NewClient(context.Background(), c.Endpoint, c.Region)
+		if err != nil {
+			return nil, err
+		}
+		return New(api, c, env.Reject, env.Logger)
+	},
+}
+
+// Processor is the table processor's handler. It is safe for concurrent
+// use.
+type Processor struct {
+	cfg    Config
+	w      *Writer
+	reject func(context.Context, *lambda.KinesisEventRecord, error) error
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	prepared bool
+}
+
+var _ lambda.Handler = (*Processor)(nil)
+
+// New returns the processor. It does no I/O: the table is described (and
+// created when configured) on the first batch. reject receives the records
+// that cannot become items.
+func New(api API, c Config, reject func(context.Context, *lambda.KinesisEventRecord, error) error, logger *slog.Logger) (*Processor, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if reject == nil {
+		return nil, errors.New("table: a reject function is required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Processor{cfg: c, w: NewWriter(api, c.Table), reject: reject, log: logger}, nil
+}
+
+// Writer returns the processor's writer (tests tune its backoff).
+func (p *Processor) Writer() *Writer { return p.w }
+
+func (p *Processor) prepare(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.prepared {
+		return nil
+	}
+	if err := p.w.Prepare(ctx, p.cfg.CreateTable); err != nil {
+		return err
+	}
+	p.prepared = true
+	p.log.Info("table ready", "table", p.cfg.Table, "keys", p.w.Keys())
+	return nil
+}
+
+// Invoke writes the batch's events as items. Records that do not decode,
+// or whose item lacks a key attribute or is too large, are rejected with
+// the reason; an error (the batch is retried) means a write failed.
+func (p *Processor) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.Response, error) {
+	if err := p.prepare(ctx); err != nil {
+		return nil, err
+	}
+	items := make([]Item, 0, len(event.Records))
+	for i := range event.Records {
+		rec := &event.Records[i]
+		item, err := p.item(rec)
+		if err != nil {
+			if rerr := p.reject(ctx, rec, err); rerr != nil {
+				return nil, rerr
+			}
+			continue
+		}
+		items = append(items, item)
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	if _, err := p.w.Put(ctx, items); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (p *Processor) item(rec *lambda.KinesisEventRecord) (Item, error) {
+	ev, err := p.cfg.Decode.Decode(rec)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Fields == nil {
+		return nil, fmt.Errorf("%w: raw records have no fields to store", ErrInvalidItem)
+	}
+	item, err := ItemFromFields(ev.Fields)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidItem, err)
+	}
+	if err := p.w.Check(item); err != nil {
+		return nil, err
+	}
+	return item, nil
+}

@@ -1,0 +1,380 @@
+package table
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// API is the part of the DynamoDB API the writer calls; the aws-sdk-go-v2
+// *dynamodb.Client satisfies it.
+type API interface {
+	BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	DescribeTable(ctx context.Context, in *dynamodb.DescribeTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+}
+
+var _ API = (*dynamodb.Client)(nil)
+
+// DynamoDB's BatchWriteItem and item limits.
+const (
+	MaxBatchItems = 25
+	MaxBatchBytes = 16 << 20
+	MaxItemBytes  = 400 << 10
+)
+
+// ErrInvalidItem marks an item DynamoDB would reject whatever the retries:
+// a key attribute missing or of the wrong type, or an item over 400 KB.
+var ErrInvalidItem = errors.New("invalid item")
+
+// Item is one DynamoDB item.
+type Item = map[string]types.AttributeValue
+
+// KeyAttribute is one attribute of a table's primary key.
+type KeyAttribute struct {
+	Name string
+	// Type is S, N or B.
+	Type types.ScalarAttributeType
+}
+
+// Writer puts items into one table with BatchWriteItem: at most 25 items
+// and 16 MB per call, retrying only the UnprocessedItems, with exponential
+// backoff and full jitter, a bounded number of times. It is safe for
+// concurrent use once Prepare has returned.
+type Writer struct {
+	api   API
+	table string
+	keys  []KeyAttribute
+
+	// MaxAttempts bounds the BatchWriteItem calls for one chunk (the
+	// first and the retries of its UnprocessedItems). Default 10.
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff shape the wait before a retry: a random
+	// duration in [0, min(MaxBackoff, BaseBackoff·2^(retry-1))].
+	// Defaults 50 ms and 5 s.
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+	// MaxBytes bounds the estimated size (ItemSize) of the items of one
+	// call. Default MaxBatchBytes (16 MB).
+	MaxBytes int
+}
+
+// NewWriter returns a writer for table. Prepare must be called before Put.
+func NewWriter(api API, table string) *Writer {
+	return &Writer{api: api, table: table, MaxAttempts: 10, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxBytes: MaxBatchBytes}
+}
+
+// Prepare learns the table's key schema, first creating the table when it
+// does not exist and create is set (on-demand capacity), and waits until
+// the table is ACTIVE (at most two minutes).
+func (w *Writer) Prepare(ctx context.Context, create *CreateTable) error {
+	out, err := w.api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(w.table)})
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) && create != nil {
+		in := create.input(w.table)
+		if _, err := w.api.CreateTable(ctx, in); err != nil {
+			var inUse *types.ResourceInUseException
+			if !errors.As(err, &inUse) {
+				return fmt.Errorf("creating table %s: %w", w.table, err)
+			}
+		}
+		out, err = w.waitActive(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("describing table %s: %w", w.table, err)
+	}
+	if out.Table.TableStatus != types.TableStatusActive {
+		if out, err = w.waitActive(ctx); err != nil {
+			return err
+		}
+	}
+	attrTypes := map[string]types.ScalarAttributeType{}
+	for _, d := range out.Table.AttributeDefinitions {
+		attrTypes[aws.ToString(d.AttributeName)] = d.AttributeType
+	}
+	w.keys = w.keys[:0]
+	for _, k := range out.Table.KeySchema {
+		name := aws.ToString(k.AttributeName)
+		w.keys = append(w.keys, KeyAttribute{Name: name, Type: attrTypes[name]})
+	}
+	return nil
+}
+
+func (w *Writer) waitActive(ctx context.Context) (*dynamodb.DescribeTableOutput, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 0; ; attempt++ {
+		out, err := w.api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(w.table)})
+		var nf *types.ResourceNotFoundException
+		if err != nil && !errors.As(err, &nf) {
+			return nil, fmt.Errorf("describing table %s: %w", w.table, err)
+		}
+		if err == nil && out.Table.TableStatus == types.TableStatusActive {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("table %s is not ACTIVE after 2 minutes", w.table)
+		}
+		if err := wait(ctx, min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Keys returns the table's key attributes, partition key first.
+func (w *Writer) Keys() []KeyAttribute { return w.keys }
+
+// Check reports, wrapping ErrInvalidItem, why DynamoDB would reject item:
+// a key attribute is missing, empty or not of the key's type, or the item
+// is larger than 400 KB.
+func (w *Writer) Check(item Item) error {
+	for _, k := range w.keys {
+		v, ok := item[k.Name]
+		if !ok {
+			return fmt.Errorf("%w: key attribute %q is missing", ErrInvalidItem, k.Name)
+		}
+		switch k.Type {
+		case types.ScalarAttributeTypeS:
+			s, ok := v.(*types.AttributeValueMemberS)
+			if !ok {
+				return fmt.Errorf("%w: key attribute %q must be a string", ErrInvalidItem, k.Name)
+			}
+			if s.Value == "" {
+				return fmt.Errorf("%w: key attribute %q is empty", ErrInvalidItem, k.Name)
+			}
+		case types.ScalarAttributeTypeN:
+			if _, ok := v.(*types.AttributeValueMemberN); !ok {
+				return fmt.Errorf("%w: key attribute %q must be a number", ErrInvalidItem, k.Name)
+			}
+		case types.ScalarAttributeTypeB:
+			b, ok := v.(*types.AttributeValueMemberB)
+			if !ok || len(b.Value) == 0 {
+				return fmt.Errorf("%w: key attribute %q must be non-empty binary", ErrInvalidItem, k.Name)
+			}
+		}
+	}
+	if n := ItemSize(item); n > MaxItemBytes {
+		return fmt.Errorf("%w: item of %d bytes is over DynamoDB's 400 KB limit", ErrInvalidItem, n)
+	}
+	return nil
+}
+
+// keyOf identifies an item by its key attributes' values.
+func (w *Writer) keyOf(item Item) string {
+	var b strings.Builder
+	for _, k := range w.keys {
+		switch v := item[k.Name].(type) {
+		case *types.AttributeValueMemberS:
+			b.WriteString("S" + v.Value)
+		case *types.AttributeValueMemberN:
+			b.WriteString("N" + v.Value)
+		case *types.AttributeValueMemberB:
+			b.WriteString("B" + string(v.Value))
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// PutStats accounts for one Put.
+type PutStats struct {
+	Calls   int // BatchWriteItem calls made
+	Retried int // item re-sends (UnprocessedItems)
+	// Replaced counts items dropped because a later item of the same
+	// batch has the same key (a batch must not name a key twice; the
+	// later item is what sequential puts would have left).
+	Replaced int
+}
+
+// Put writes items, which must have passed Check, in order: when two
+// items have the same key the later one is written. It returns once every
+// item is written, or an error when a call fails or UnprocessedItems
+// remain after MaxAttempts calls.
+func (w *Writer) Put(ctx context.Context, items []Item) (PutStats, error) {
+	var st PutStats
+	// Later items replace earlier ones with the same key: one
+	// BatchWriteItem must not hold a key twice, and the end state of
+	// puts in order is the last item of each key.
+	index := make(map[string]int, len(items))
+	kept := make([]Item, 0, len(items))
+	for _, it := range items {
+		k := w.keyOf(it)
+		if i, ok := index[k]; ok {
+			kept[i] = it
+			st.Replaced++
+			continue
+		}
+		index[k] = len(kept)
+		kept = append(kept, it)
+	}
+	var chunk []types.WriteRequest
+	size := 0
+	for _, it := range kept {
+		n := ItemSize(it)
+		if len(chunk) == MaxBatchItems || (len(chunk) > 0 && size+n > w.MaxBytes) {
+			if err := w.write(ctx, chunk, &st); err != nil {
+				return st, err
+			}
+			chunk, size = nil, 0
+		}
+		chunk = append(chunk, types.WriteRequest{PutRequest: &types.PutRequest{Item: it}})
+		size += n
+	}
+	if len(chunk) > 0 {
+		if err := w.write(ctx, chunk, &st); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// write sends one chunk, retrying its UnprocessedItems.
+func (w *Writer) write(ctx context.Context, reqs []types.WriteRequest, st *PutStats) error {
+	for attempt := 1; ; attempt++ {
+		st.Calls++
+		out, err := w.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
+			RequestItems: map[string][]types.WriteRequest{w.table: reqs},
+		})
+		if err != nil {
+			return fmt.Errorf("BatchWriteItem to %s: %w", w.table, err)
+		}
+		reqs = out.UnprocessedItems[w.table]
+		if len(reqs) == 0 {
+			return nil
+		}
+		if attempt >= w.MaxAttempts {
+			return fmt.Errorf("BatchWriteItem to %s: %d items still unprocessed after %d attempts", w.table, len(reqs), attempt)
+		}
+		st.Retried += len(reqs)
+		if err := wait(ctx, w.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff is the full-jitter wait before retry n (1-based).
+func (w *Writer) backoff(n int) time.Duration {
+	d := w.MaxBackoff
+	if n < 31 {
+		d = min(d, w.BaseBackoff<<(n-1))
+	}
+	if d <= 0 {
+		return 0
+	}
+	return rand.N(d + 1)
+}
+
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// ItemSize estimates an item's size the way DynamoDB counts it: names
+// plus values (strings and binary by length, numbers by significant
+// digits, containers with their overhead).
+func ItemSize(item Item) int {
+	n := 0
+	for k, v := range item {
+		n += len(k) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch x := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(x.Value)
+	case *types.AttributeValueMemberN:
+		return (len(x.Value)+1)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(x.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range x.Value {
+			n += len(k) + valueSize(e) + 1
+		}
+		return n
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range x.Value {
+			n += valueSize(e) + 1
+		}
+		return n
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, s := range x.Value {
+			n += len(s)
+		}
+		return n
+	case *types.AttributeValueMemberNS:
+		n := 0
+		for _, s := range x.Value {
+			n += (len(s)+1)/2 + 1
+		}
+		return n
+	}
+	return 0
+}
+
+// ItemFromFields converts decoded JSON fields into an item: strings as S,
+// numbers as N (exactly as written), booleans as BOOL, null as NULL,
+// objects as M and arrays as L. Float64 and integer values (from code
+// rather than decoding) become N as well.
+func ItemFromFields(fields map[string]any) (Item, error) {
+	item := make(Item, len(fields))
+	for k, v := range fields {
+		av, err := attributeValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", k, err)
+		}
+		item[k] = av
+	}
+	return item, nil
+}
+
+func attributeValue(v any) (types.AttributeValue, error) {
+	switch x := v.(type) {
+	case nil:
+		return &types.AttributeValueMemberNULL{Value: true}, nil
+	case string:
+		return &types.AttributeValueMemberS{Value: x}, nil
+	case json.Number:
+		return &types.AttributeValueMemberN{Value: x.String()}, nil
+	case bool:
+		return &types.AttributeValueMemberBOOL{Value: x}, nil
+	case float64, float32, int, int32, int64, uint, uint32, uint64:
+		return &types.AttributeValueMemberN{Value: fmt.Sprint(x)}, nil
+	case map[string]any:
+		m, err := ItemFromFields(x)
+		if err != nil {
+			return nil, err
+		}
+		return &types.AttributeValueMemberM{Value: m}, nil
+	case []any:
+		l := make([]types.AttributeValue, len(x))
+		for i, e := range x {
+			av, err := attributeValue(e)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			l[i] = av
+		}
+		return &types.AttributeValueMemberL{Value: l}, nil
+	}
+	return nil, fmt.Errorf("unsupported value of type %T", v)
+}

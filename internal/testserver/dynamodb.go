@@ -1,0 +1,114 @@
+package testserver
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// DynamoDBServer is a running DynamoDB-compatible server (dynalite).
+type DynamoDBServer struct {
+	// URL is the endpoint, "http://127.0.0.1:<port>".
+	URL string
+}
+
+// Client returns a DynamoDB client for the server, with static test
+// credentials and region us-east-1.
+func (s *DynamoDBServer) Client() *dynamodb.Client {
+	return dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String(s.URL),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+	})
+}
+
+// dynaliteCLI finds dynalite's cli.js: $RUNNEL_DYNALITE (the cli.js, the
+// package directory, or an npm prefix holding it), else the npm prefix
+// <user cache dir>/runnel/dynalite that .ci/run installs into.
+func dynaliteCLI() (string, bool) {
+	var roots []string
+	if p := os.Getenv("RUNNEL_DYNALITE"); p != "" {
+		roots = append(roots, p)
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		roots = append(roots, filepath.Join(d, "runnel", "dynalite"))
+	}
+	for _, r := range roots {
+		for _, c := range []string{r, filepath.Join(r, "cli.js"), filepath.Join(r, "node_modules", "dynalite", "cli.js")} {
+			if st, err := os.Stat(c); err == nil && !st.IsDir() {
+				return c, true
+			}
+		}
+	}
+	return "", false
+}
+
+// DynamoDB runs dynalite on a free 127.0.0.1 port (in memory, tables
+// created and deleted at once) until the test ends. It skips the test
+// when node or dynalite is missing (install with
+// `npm install --prefix ~/.cache/runnel/dynalite dynalite`, or set
+// RUNNEL_DYNALITE), and fails it instead when RUNNEL_INTEGRATION=required.
+func DynamoDB(t testing.TB) *DynamoDBServer {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	cli, ok := dynaliteCLI()
+	if err != nil || !ok {
+		msg := "node and dynalite are needed: npm install --prefix ~/.cache/runnel/dynalite dynalite, or set RUNNEL_DYNALITE"
+		if os.Getenv("RUNNEL_INTEGRATION") == "required" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	port, err := loopbackPort()
+	if err != nil {
+		t.Fatalf("testserver: finding a free port: %v", err)
+	}
+	cmd := exec.Command(node, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testserver: starting dynalite: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("testserver: dynalite exited before listening: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("testserver: dynalite not listening on %s after 20s", addr)
+		}
+	}
+	return &DynamoDBServer{URL: "http://" + addr}
+}
+
+// loopbackPort returns a port that was free on 127.0.0.1 a moment ago.
+func loopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
