@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,10 @@ type Server struct {
 	svc    *stream.Service
 	ln     net.Listener
 	keys   *auth.Keys // nil without authentication
+	// tls and certFile are set when serving HTTPS; certFile is the
+	// certificate clients should trust.
+	tls      *tls.Config
+	certFile string
 }
 
 // apiOptions are the Kinesis API options the configuration asks for.
@@ -67,14 +72,23 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening data dir %s: %w", cfg.DataDir, err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	s := &Server{cfg: cfg, logger: logger, svc: svc, keys: keys}
+	if cfg.tlsEnabled() {
+		s.tls, s.certFile, err = cfg.serverTLS(time.Now())
+	}
+	if err == nil {
+		s.ln, err = net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			err = fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		}
+	}
 	if err != nil {
 		if cerr := svc.Close(); cerr != nil {
 			logger.Error("closing stream engine", "err", cerr)
 		}
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		return nil, err
 	}
-	return &Server{cfg: cfg, logger: logger, svc: svc, ln: ln, keys: keys}, nil
+	return s, nil
 }
 
 // Addr is the address the server listens on, with the real port when the
@@ -85,23 +99,46 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // (pipelines inside serve) that skip HTTP.
 func (s *Server) Engine() *stream.Service { return s.svc }
 
-// URL is the endpoint clients should use, e.g. http://127.0.0.1:4567.
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL is the endpoint clients should use, e.g. http://127.0.0.1:4567, or
+// https://127.0.0.1:4567 with TLS.
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "https://" + s.ln.Addr().String()
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// CertFile is the certificate a client should trust (AWS_CA_BUNDLE,
+// NODE_EXTRA_CA_CERTS) when serving HTTPS, "" otherwise.
+func (s *Server) CertFile() string { return s.certFile }
 
 // Run serves the Kinesis API until ctx is done or serving fails. On the way
 // out it lets requests in flight finish (up to ShutdownTimeout), then closes
 // the engine. A shutdown caused by ctx returns nil.
 func (s *Server) Run(ctx context.Context) error {
+	api := kinesisapi.NewHandler(s.svc, s.logger.With("component", "api"), s.apiOptions()...)
 	srv := &http.Server{
-		Handler:           kinesisapi.NewHandler(s.svc, s.logger.With("component", "api"), s.apiOptions()...),
+		Handler:           api,
+		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 
+	if subs, ok := api.(interface{ EndSubscriptions() }); ok {
+		// SubscribeToShard responses last up to five minutes: end them
+		// when shutdown begins rather than wait them out.
+		srv.RegisterOnShutdown(subs.EndSubscriptions)
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		err := srv.Serve(s.ln)
+		var err error
+		if s.tls != nil {
+			err = srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = srv.Serve(s.ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil
 		}
@@ -119,6 +156,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if s.tls != nil {
+		s.logger.Info("serving HTTPS; clients trust the certificate with AWS_CA_BUNDLE or NODE_EXTRA_CA_CERTS", "cert_file", s.certFile)
+	}
 	s.logger.Info("listening", "url", s.URL(), "data_dir", s.cfg.DataDir, "fsync", s.cfg.Fsync,
 		"auth", s.keys != nil, "limits", s.cfg.Limits)
 

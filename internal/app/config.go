@@ -54,6 +54,15 @@ type Config struct {
 	// Insecure allows listening on a non-loopback address without
 	// AuthFile. Off by default.
 	Insecure bool `json:"insecure" yaml:"insecure"`
+	// TLS serves HTTPS (HTTP/2 and HTTP/1.1) instead of HTTP. Without
+	// TLSCert it uses a self-signed certificate for the loopback addresses,
+	// localhost and the listen host, made once in DataDir/tls and reused.
+	// Off by default.
+	TLS bool `json:"tls" yaml:"tls"`
+	// TLSCert and TLSKey are PEM files holding the certificate (chain) and
+	// private key to serve; setting them turns TLS on. Both or neither.
+	TLSCert string `json:"tlsCert" yaml:"tlsCert"`
+	TLSKey  string `json:"tlsKey" yaml:"tlsKey"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once shutdown begins. The default is 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`
@@ -107,6 +116,9 @@ func (c Config) Validate() error {
 		if host, _, err := net.SplitHostPort(c.Listen); err == nil && !isLoopback(host) {
 			errs = append(errs, fmt.Errorf("listen address %q is reachable from other machines: give a credentials file with --auth, or --insecure to serve without authentication", c.Listen))
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls: give both a certificate file (--tls-cert) and its key (--tls-key), or neither"))
 	}
 	if c.ShardLimit < 1 {
 		errs = append(errs, fmt.Errorf("shard limit %d: must be at least 1", c.ShardLimit))

@@ -19,6 +19,9 @@ var serveEnv = map[string]string{
 	"limits":             "RUNNEL_LIMITS",
 	"auth":               "RUNNEL_AUTH",
 	"insecure":           "RUNNEL_INSECURE",
+	"tls":                "RUNNEL_TLS",
+	"tls-cert":           "RUNNEL_TLS_CERT",
+	"tls-key":            "RUNNEL_TLS_KEY",
 	"pipelines":          "RUNNEL_PIPELINES",
 }
 
@@ -37,6 +40,13 @@ Every flag can also be set with the environment variable shown beside it;
 a flag on the command line wins. Once ready, runnel logs "listening" (at info
 level) with the URL it serves, including the real port when --listen ends
 in :0.
+
+Clients that need HTTPS (the JavaScript and Java SDKs use HTTP/2, which
+they negotiate only over TLS, for SubscribeToShard) get it with --tls, or
+--tls-cert and --tls-key. With --tls alone runnel makes a self-signed
+certificate once, keeps it in <data-dir>/tls/cert.pem and logs its path:
+
+  AWS_CA_BUNDLE=<data-dir>/tls/cert.pem aws kinesis --endpoint-url https://127.0.0.1:4567 list-streams
 
 SIGINT or SIGTERM stop the server: requests in flight finish (up to
 --shutdown-timeout), then storage is closed.`,
@@ -71,6 +81,10 @@ answered as AWS answers them; "off" enforces none [$RUNNEL_LIMITS]`)
 	f.StringVar(&cfg.AuthFile, "auth", cfg.AuthFile, `credentials file (YAML: keys with id, secret, and all: true or put/read
 stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNEL_AUTH]`)
 	f.BoolVar(&cfg.Insecure, "insecure", cfg.Insecure, "allow listening on a non-loopback address without --auth [$RUNNEL_INSECURE]")
+	f.BoolVar(&cfg.TLS, "tls", cfg.TLS, `serve HTTPS (HTTP/2 and HTTP/1.1) with a self-signed certificate made once in
+<data-dir>/tls; its path is logged at start for clients to trust [$RUNNEL_TLS]`)
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "serve HTTPS with this PEM certificate (chain); needs --tls-key [$RUNNEL_TLS_CERT]")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert [$RUNNEL_TLS_KEY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	return cmd
 }

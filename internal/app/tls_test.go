@@ -1,0 +1,200 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/stretchr/testify/require"
+)
+
+func tlsConfig(t *testing.T, dir string) Config {
+	t.Helper()
+	cfg := Defaults()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.Fsync = FsyncNever
+	cfg.TLS = true
+	cfg.ShutdownTimeout = 30 * time.Second
+	return cfg
+}
+
+// trusting returns an HTTP client that trusts only certFile.
+func trusting(t *testing.T, certFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+	}}
+}
+
+// TestTLSSubscribeOverHTTP2 serves HTTPS with the generated certificate
+// and runs aws-sdk-go-v2's SubscribeToShard over HTTP/2 against it; a
+// shutdown then ends the subscription at once.
+func TestTLSSubscribeOverHTTP2(t *testing.T) {
+	cfg := tlsConfig(t, t.TempDir())
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(cfg.DataDir, "tls", "cert.pem"), s.CertFile())
+	require.True(t, strings.HasPrefix(s.URL(), "https://127.0.0.1:"), s.URL())
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	ctx := t.Context()
+
+	hc := trusting(t, s.CertFile())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL(), strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.ListStreams")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	resp, err := hc.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 2, resp.ProtoMajor, "HTTPS must negotiate HTTP/2")
+
+	newClient := func() *kinesis.Client {
+		return kinesis.New(kinesis.Options{
+			BaseEndpoint: aws.String(s.URL()), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: trusting(t, s.CertFile()),
+			Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+		})
+	}
+	c := newClient()
+	_, err = c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("s"), ShardCount: aws.Int32(1)})
+	require.NoError(t, err)
+	reg, err := c.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{
+		StreamARN: aws.String("arn:aws:kinesis:us-east-1:000000000000:stream/s"), ConsumerName: aws.String("app"),
+	})
+	require.NoError(t, err)
+	sub, err := newClient().SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
+		ConsumerARN: reg.Consumer.ConsumerARN, ShardId: aws.String("shardId-000000000000"),
+		StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeLatest},
+	})
+	require.NoError(t, err)
+	es := sub.GetStream()
+	defer es.Close()
+
+	var want []string
+	for i := range 10 {
+		out, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String("k"), Data: []byte{byte(i)}})
+		require.NoError(t, err)
+		want = append(want, aws.ToString(out.SequenceNumber))
+	}
+	var got []string
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for len(got) < len(want) {
+		select {
+		case ev, ok := <-es.Events():
+			require.True(t, ok, "stream ended: %v", es.Err())
+			for _, r := range ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent).Value.Records {
+				got = append(got, aws.ToString(r.SequenceNumber))
+			}
+		case <-timeout.C:
+			t.Fatalf("received %d of %d records", len(got), len(want))
+		}
+	}
+	require.Equal(t, want, got)
+
+	// Shutdown ends the live subscription instead of waiting out its
+	// five minutes (or the 30 s shutdown timeout).
+	began := time.Now()
+	stop()
+	for open := true; open; {
+		select {
+		case _, open = <-es.Events():
+		case <-timeout.C:
+			t.Fatal("subscription outlived shutdown")
+		}
+	}
+	require.NoError(t, es.Err())
+	require.NoError(t, <-done)
+	require.Less(t, time.Since(began), 10*time.Second)
+}
+
+// TestTLSCertificateReusedAndRenewed checks that the self-signed
+// certificate survives restarts, is replaced when it no longer covers the
+// listen host or is near expiry, and that --tls-cert/--tls-key serve a
+// given pair.
+func TestTLSCertificateReusedAndRenewed(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tlsConfig(t, dir)
+	now := time.Now()
+	_, certFile, err := cfg.serverTLS(now)
+	require.NoError(t, err)
+	first, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	info, err := os.Stat(filepath.Join(dir, "tls", "key.pem"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+	_, _, err = cfg.serverTLS(now.Add(time.Hour))
+	require.NoError(t, err)
+	again, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	require.Equal(t, first, again, "a valid certificate is reused")
+
+	cert := parseCert(t, certFile)
+	require.ElementsMatch(t, []string{"127.0.0.1", "::1"}, ipStrings(cert.IPAddresses))
+	require.Contains(t, cert.DNSNames, "localhost")
+	require.True(t, cert.IsCA)
+
+	_, _, err = cfg.serverTLS(cert.NotAfter.Add(-time.Hour))
+	require.NoError(t, err)
+	renewed, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	require.NotEqual(t, first, renewed, "a certificate near expiry is replaced")
+
+	cfg.Listen = "runnel.internal:0"
+	_, _, err = cfg.serverTLS(now)
+	require.NoError(t, err)
+	require.Contains(t, parseCert(t, certFile).DNSNames, "runnel.internal")
+
+	given := Defaults()
+	given.DataDir = t.TempDir()
+	given.TLSCert, given.TLSKey = certFile, filepath.Join(dir, "tls", "key.pem")
+	require.NoError(t, given.Validate())
+	conf, trust, err := given.serverTLS(now)
+	require.NoError(t, err)
+	require.Equal(t, certFile, trust)
+	require.Equal(t, []string{"h2", "http/1.1"}, conf.NextProtos)
+	_, err = os.Stat(filepath.Join(given.DataDir, "tls"))
+	require.ErrorIs(t, err, os.ErrNotExist, "no certificate is made when one is given")
+
+	given.TLSKey = ""
+	require.ErrorContains(t, given.Validate(), "--tls-key")
+}
+
+func parseCert(t *testing.T, file string) *x509.Certificate {
+	t.Helper()
+	conf, err := tls.LoadX509KeyPair(file, filepath.Join(filepath.Dir(file), "key.pem"))
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(conf.Certificate[0])
+	require.NoError(t, err)
+	return cert
+}
+
+func ipStrings[T interface{ String() string }](ips []T) []string {
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = ip.String()
+	}
+	return out
+}
