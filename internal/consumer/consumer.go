@@ -94,7 +94,8 @@ type Config struct {
 	Application string
 	// Stream is the stream's name or ARN. Required.
 	Stream string
-	// Kinesis reads the stream. Required.
+	// Kinesis reads the stream: a *kinesis.Client for any endpoint, or
+	// Local for the engine of the same process. Required.
 	Kinesis KinesisAPI
 	// Leases holds the application's leases. Required.
 	Leases LeaseStore
@@ -169,7 +170,8 @@ type Config struct {
 	// reach its fair share. Default 2 s.
 	TakeInterval time.Duration
 	// PollInterval is how long a shard reader waits after a GetRecords
-	// call that returned nothing. Default 250 ms.
+	// call that returned nothing (not with Local, whose GetRecords waits
+	// for an append itself). Default 250 ms.
 	PollInterval time.Duration
 	// ShardSyncInterval is how often the shard list is read to create
 	// leases for new shards (children of a finished shard are created at

@@ -382,6 +382,8 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 	iter := ""
 	lastSeq := ""
 	failures := 0
+	lp, ok := p.w.cfg.Kinesis.(longPoller)
+	longPolls := ok && lp.longPolls()
 	fail := func(what string, err error) bool {
 		failures++
 		p.noteErr(err)
@@ -444,7 +446,7 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 				return
 			}
 		}
-		if len(res.Records) == 0 {
+		if len(res.Records) == 0 && !longPolls {
 			if !sleepCtx(ctx, p.w.cfg.PollInterval) {
 				return
 			}

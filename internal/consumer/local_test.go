@@ -1,0 +1,143 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+func TestLocalDeliversAndFollowsResharding(t *testing.T) {
+	e := start(t)
+	e.createStream(t, "s", 2)
+	h := &recorder{}
+	cfg := baseConfig(e, "s", memStore(t), h)
+	cfg.Kinesis = &consumer.Local{Svc: e.srv.Service, Wait: 100 * time.Millisecond}
+	cfg.Stream = e.srv.Service.ARN("s")
+	startWorker(t, cfg)
+	want := e.put(t, "s", 500, 20, "a-")
+	_, err := e.c.SplitShard(context.Background(), &kinesis.SplitShardInput{
+		StreamName:         aws.String("s"),
+		ShardToSplit:       aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("85070591730234615865843651857942052864"),
+	})
+	require.NoError(t, err)
+	e.waitActive(t, "s")
+	want = append(want, e.put(t, "s", 500, 20, "b-")...)
+	eventually(t, 20*time.Second, "every record delivered", func() bool { return h.distinct() == len(want) })
+	got := h.deliveries()
+	checkInOrder(t, got, want)
+	require.Len(t, got, len(want))
+	shards := map[string]bool{}
+	for _, d := range got {
+		shards[d.shard] = true
+	}
+	require.Len(t, shards, 4, "parent, untouched shard and both children")
+}
+
+// arrivals signals each record's handling time.
+type arrivals struct{ ch chan time.Time }
+
+func (a *arrivals) Invoke(_ context.Context, ev *lambda.KinesisEvent) (*lambda.Response, error) {
+	now := time.Now()
+	for range ev.Records {
+		a.ch <- now
+	}
+	return nil, nil
+}
+
+// putToHandler measures, n times, the time from a Put returning to the
+// handler seeing the record, through Local.
+func putToHandler(t testing.TB, n int) []time.Duration {
+	e := start(t)
+	e.createStream(t, "s", 1)
+	a := &arrivals{ch: make(chan time.Time, 1)}
+	cfg := baseConfig(e, "s", memStore(t), nil)
+	cfg.Handler = a
+	cfg.Kinesis = &consumer.Local{Svc: e.srv.Service}
+	startWorker(t, cfg)
+	ctx := context.Background()
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		if _, err := e.srv.Service.Put(ctx, "s", []stream.PutInput{{PartitionKey: "k", Data: []byte(fmt.Sprint(i))}}); err != nil {
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		select {
+		case got := <-a.ch:
+			out = append(out, got.Sub(acked))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("record %d not handled within 10s", i)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestLocalPutToHandlerLatency(t *testing.T) {
+	lat := putToHandler(t, 200)
+	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
+	t.Logf("put-to-handler latency p50 %s p99 %s", p50, p99)
+	// The goal is p99 under 20 ms; the bound here leaves room for the race
+	// detector and a loaded machine.
+	require.Less(t, p99, 200*time.Millisecond)
+}
+
+// BenchmarkLocalPutToHandlerLatency reports put-to-handler latency
+// percentiles through Local (b.N records put one at a time).
+func BenchmarkLocalPutToHandlerLatency(b *testing.B) {
+	lat := putToHandler(b, max(b.N, 100))
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkLocalNoopHandler is BenchmarkWorkerNoopHandler through Local.
+func BenchmarkLocalNoopHandler(b *testing.B) {
+	for _, batch := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			e := start(b)
+			e.createStream(b, "s", 4)
+			data := make([]byte, 100)
+			ctx := context.Background()
+			for i := 0; i < b.N; i += 500 {
+				var recs []stream.PutInput
+				for j := i; j < b.N && j < i+500; j++ {
+					recs = append(recs, stream.PutInput{PartitionKey: fmt.Sprint(j % 1000), Data: data})
+				}
+				if _, err := e.srv.Service.Put(ctx, "s", recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			h := &noop{}
+			cfg := baseConfig(e, "s", memStore(b), nil)
+			cfg.Handler = h
+			cfg.BatchSize = batch
+			cfg.Kinesis = &consumer.Local{Svc: e.srv.Service}
+			b.ReportAllocs()
+			b.ResetTimer()
+			began := time.Now()
+			startWorker(b, cfg)
+			deadline := time.Now().Add(5 * time.Minute)
+			for h.n.Load() < int64(b.N) {
+				if time.Now().After(deadline) {
+					b.Fatalf("only %d of %d records handled in 5 minutes", h.n.Load(), b.N)
+				}
+				t := time.NewTimer(time.Millisecond)
+				<-t.C
+			}
+			elapsed := time.Since(began)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+		})
+	}
+}
+
