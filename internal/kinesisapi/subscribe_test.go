@@ -48,7 +48,7 @@ type subscription struct {
 // one subscription in thirty here). An in-memory body is sent with the
 // headers in one write. Over HTTP/2 the SDK works unchanged (see
 // TestSubscribeToShardOverHTTP2).
-func subscriber(t *testing.T, srv *kinesistest.Server) *kinesis.Client {
+func subscriber(t testing.TB, srv *kinesistest.Server) *kinesis.Client {
 	t.Helper()
 	return kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", RetryMaxAttempts: 1,
