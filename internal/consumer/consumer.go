@@ -12,6 +12,7 @@
 package consumer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -274,8 +275,8 @@ func (c *Config) Validate() error {
 			bad(d.name, "%s is negative", d.v)
 		}
 	}
-	if c.LeaseDuration > 0 && c.RenewInterval > 0 && c.RenewInterval*2 > c.LeaseDuration {
-		bad("RenewInterval", "%s must be at most half of LeaseDuration (%s)", c.RenewInterval, c.LeaseDuration)
+	if ld := cmp.Or(c.LeaseDuration, DefaultLeaseDuration); c.RenewInterval > 0 && c.RenewInterval*2 > ld {
+		bad("RenewInterval", "%s must be at most half of LeaseDuration (%s)", c.RenewInterval, ld)
 	}
 	return errors.Join(errs...)
 }

@@ -140,4 +140,3 @@ func BenchmarkLocalNoopHandler(b *testing.B) {
 		})
 	}
 }
-

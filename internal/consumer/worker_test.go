@@ -63,3 +63,32 @@ func TestWorkerDeliversEveryRecordInOrderPerShard(t *testing.T) {
 		require.False(t, l.Checkpoint.IsSentinel(), "lease %s checkpoint %s", l.Key, l.Checkpoint)
 	}
 }
+
+func TestConfigValidateReportsEveryField(t *testing.T) {
+	cfg := consumer.Config{
+		BatchSize:             10001,
+		MaximumBatchingWindow: 301 * time.Second,
+		StartingPosition:      "SOMEWHERE",
+		MaximumRetryAttempts:  intp(-2),
+		MaximumRecordAge:      30 * time.Second,
+		ParallelizationFactor: 11,
+		TumblingWindow:        901 * time.Second,
+		RenewInterval:         6 * time.Second,
+	}
+	err := cfg.Validate()
+	require.Error(t, err)
+	fields := map[string]bool{}
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *consumer.FieldError
+		require.ErrorAs(t, e, &fe)
+		fields[fe.Field] = true
+	}
+	for _, f := range []string{"Application", "Stream", "Kinesis", "Leases", "Handler", "BatchSize", "MaximumBatchingWindow",
+		"StartingPosition", "MaximumRetryAttempts", "MaximumRecordAge", "ParallelizationFactor", "TumblingWindow", "RenewInterval"} {
+		require.True(t, fields[f], "no error for %s in %v", f, err)
+	}
+	at := consumer.Config{StartingPosition: consumer.AtTimestamp}
+	require.ErrorContains(t, at.Validate(), "StartingTimestamp: required with AT_TIMESTAMP")
+	_, err = consumer.NewWorker(cfg)
+	require.Error(t, err)
+}
