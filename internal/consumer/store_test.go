@@ -4,83 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
-// dynalite finds dynalite's cli.js: $RUNNEL_DYNALITE (the cli.js, the
-// package directory, or an npm prefix holding it), else the npm prefix
-// <user cache dir>/runnel/dynalite that .ci/run installs into.
-func dynalite() (string, bool) {
-	var roots []string
-	if p := os.Getenv("RUNNEL_DYNALITE"); p != "" {
-		roots = append(roots, p)
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		roots = append(roots, filepath.Join(d, "runnel", "dynalite"))
-	}
-	for _, r := range roots {
-		for _, c := range []string{r, filepath.Join(r, "cli.js"), filepath.Join(r, "node_modules", "dynalite", "cli.js")} {
-			if st, err := os.Stat(c); err == nil && !st.IsDir() {
-				return c, true
-			}
-		}
-	}
-	return "", false
-}
-
-// startDynalite runs dynalite on a free 127.0.0.1 port for the test and
-// returns a DynamoDB client for it. It skips when node or dynalite is
-// missing, unless RUNNEL_INTEGRATION=required.
+// startDynalite runs dynalite for the test (skipping without node and
+// dynalite unless RUNNEL_INTEGRATION=required) and returns a client.
 func startDynalite(t *testing.T) *dynamodb.Client {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	cli, ok := dynalite()
-	if err != nil || !ok {
-		msg := "node and dynalite are needed: npm install --prefix ~/.cache/runnel/dynalite dynalite, or set RUNNEL_DYNALITE"
-		if os.Getenv("RUNNEL_INTEGRATION") == "required" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	cmd := exec.Command(node, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	eventually(t, 15*time.Second, "dynalite listening", func() bool {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		c.Close()
-		return true
-	})
-	return dynamodb.New(dynamodb.Options{
-		BaseEndpoint: aws.String("http://" + addr),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-	})
+	return testserver.DynamoDB(t).Client()
 }
 
 func dynamoStore(t *testing.T, db *dynamodb.Client, table string) *consumer.DynamoDBStore {
