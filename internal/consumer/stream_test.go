@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -373,4 +374,83 @@ func TestExpiredIteratorIsRenewedWithoutLossOrReplay(t *testing.T) {
 	got := h.deliveries()
 	require.Len(t, got, len(want), "nothing replayed")
 	checkInOrder(t, got, want)
+}
+
+func TestChildShardsStartWithinASecondOfTheirParentsEnd(t *testing.T) {
+	e := start(t)
+	e.createStream(t, "s", 1)
+	want := e.put(t, "s", 50, 5, "a-")
+	_, err := e.c.SplitShard(context.Background(), &kinesis.SplitShardInput{
+		StreamName:         aws.String("s"),
+		ShardToSplit:       aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("170141183460469231731687303715884105728"),
+	})
+	require.NoError(t, err)
+	e.waitActive(t, "s")
+	want = append(want, e.put(t, "s", 50, 5, "b-")...)
+
+	var mu sync.Mutex
+	lastParent, firstChild := time.Time{}, map[string]time.Time{}
+	h := &recorder{}
+	h.fn = func(ctx context.Context, ev *lambda.KinesisEvent) (*lambda.Response, error) {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range ev.Records {
+			if s := shardOf(r.EventID); s == "shardId-000000000000" {
+				lastParent = now
+			} else if _, ok := firstChild[s]; !ok {
+				firstChild[s] = now
+			}
+		}
+		return nil, nil
+	}
+	// Default take and poll intervals: children must not wait for them.
+	cfg := consumer.Config{Application: "app", Stream: "s", Kinesis: e.c, Leases: memStore(t), Handler: h, Logger: testLogger(t)}
+	startWorker(t, cfg)
+	eventually(t, 20*time.Second, "every record delivered", func() bool { return h.distinct() == len(want) })
+	checkInOrder(t, h.deliveries(), want)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, firstChild, 2)
+	for s, at := range firstChild {
+		gap := at.Sub(lastParent)
+		t.Logf("%s started %s after its parent's last batch", s, gap.Round(time.Millisecond))
+		require.Positive(t, gap)
+		require.Less(t, gap, time.Second)
+	}
+}
+
+func TestLeaseOfAnAgedOutShardIsDeleted(t *testing.T) {
+	var skew atomic.Int64
+	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, RetentionInterval: 20 * time.Millisecond, Now: func() time.Time {
+		return time.Now().Add(time.Duration(skew.Load()))
+	}})
+	e := &env{srv: srv, c: srv.Client(t)}
+	e.createStream(t, "s", 1)
+	want := e.put(t, "s", 20, 2, "a-")
+	_, err := e.c.SplitShard(context.Background(), &kinesis.SplitShardInput{
+		StreamName:         aws.String("s"),
+		ShardToSplit:       aws.String("shardId-000000000000"),
+		NewStartingHashKey: aws.String("170141183460469231731687303715884105728"),
+	})
+	require.NoError(t, err)
+	e.waitActive(t, "s")
+	store := memStore(t)
+	h := &recorder{}
+	cfg := baseConfig(e, "s", store, h)
+	cfg.ShardSyncInterval = 50 * time.Millisecond
+	startWorker(t, cfg)
+	eventually(t, 20*time.Second, "parent finished", func() bool {
+		l, err := store.GetLease(context.Background(), "shardId-000000000000")
+		return err == nil && l.Checkpoint.ShardEnd() && h.distinct() == len(want)
+	})
+	// A day later the closed parent has aged out of the stream.
+	skew.Store(int64(25 * time.Hour))
+	eventually(t, 10*time.Second, "parent lease deleted", func() bool {
+		_, err := store.GetLease(context.Background(), "shardId-000000000000")
+		return errors.Is(err, consumer.ErrLeaseNotFound)
+	})
+	more := e.put(t, "s", 20, 2, "b-")
+	eventually(t, 10*time.Second, "children still run", func() bool { return h.distinct() == len(want)+len(more) })
 }

@@ -255,6 +255,19 @@ func (w *Worker) syncShards(ctx context.Context) error {
 		have[l.Key] = true
 	}
 	initial := len(leases) == 0
+	listed := make(map[string]bool, len(shards))
+	for _, s := range shards {
+		listed[aws.ToString(s.ShardId)] = true
+	}
+	// A finished shard that the stream no longer lists (aged out) needs
+	// its lease no more: its children treat a missing parent as finished.
+	for _, l := range leases {
+		if l.Checkpoint.ShardEnd() && !listed[l.Key] && len(shards) > 0 {
+			if err := w.cfg.Leases.DeleteLease(ctx, l); err == nil {
+				w.log.Info("lease of an aged-out shard deleted", "shard", l.Key)
+			}
+		}
+	}
 	for _, s := range shards {
 		id := aws.ToString(s.ShardId)
 		if have[id] {
