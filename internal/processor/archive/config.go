@@ -1,0 +1,266 @@
+package archive
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/runnel-dev/runnel/internal/processor"
+)
+
+// Defaults of Config.
+const (
+	DefaultBufferSize     = 5 << 20
+	DefaultBufferInterval = 60 * time.Second
+	// MaxBufferSize bounds BufferSize: one object is built in memory.
+	MaxBufferSize = 128 << 20
+	// MaxBufferInterval bounds BufferInterval.
+	MaxBufferInterval = 24 * time.Hour
+)
+
+// Prefix styles.
+const (
+	StyleHourly = "hourly" // YYYY/MM/DD/HH/ (the default)
+	StyleHive   = "hive"   // dt=YYYY-MM-DD/hour=HH/
+)
+
+// Config is the archive processor's options, as written under
+// handler.options in pipelines.yaml.
+type Config struct {
+	// Dir is a local directory objects are written to. Exactly one of Dir
+	// and S3 is required.
+	Dir string `yaml:"dir"`
+	// S3 is a bucket objects are written to.
+	S3 *S3Config `yaml:"s3"`
+	// SpoolDir holds the records acknowledged to the runtime but not yet
+	// in an object, fsynced, one subdirectory per shard. Default:
+	// <dir>/.spool/<pipeline> with Dir; <user cache dir>/runnel/spool/<pipeline>
+	// with S3.
+	SpoolDir string `yaml:"spoolDir"`
+	// BufferSize is how many bytes of records an object collects before
+	// it is written: a number of bytes or a size such as 5MiB or 64KB,
+	// 1 byte–128 MiB. Default 5 MiB.
+	BufferSize Size `yaml:"bufferSize"`
+	// BufferInterval is how long an object collects records at most before
+	// it is written, 1s–24h (0 is taken as the default). Default 60s.
+	BufferInterval Duration `yaml:"bufferInterval"`
+	// Gzip compresses objects (.jsonl.gz). Default false.
+	Gzip bool `yaml:"gzip"`
+	// Extension is the object name's extension without the .gz. Default
+	// "jsonl".
+	Extension string `yaml:"extension"`
+	// TimeField is the field holding the event time the time prefix comes
+	// from; TimeLayout its Go layout (default RFC 3339, "2006-01-02
+	// 15:04:05" or epoch seconds). Default: the record's arrival time.
+	TimeField  string `yaml:"timeField"`
+	TimeLayout string `yaml:"timeLayout"`
+	// PrefixStyle is hourly (YYYY/MM/DD/HH/) or hive
+	// (dt=YYYY-MM-DD/hour=HH/). Default hourly.
+	PrefixStyle string `yaml:"prefixStyle"`
+	// PartitionBy names an event field whose value becomes a path segment
+	// <field>=<value>/ after the time prefix. Default: none.
+	PartitionBy string `yaml:"partitionBy"`
+	// Decode says how records are decoded to find TimeField and
+	// PartitionBy, and to reject records that are not of the format.
+	// Objects always hold the records' data as it was. Default json.
+	Decode processor.DecodeConfig `yaml:"decode"`
+}
+
+// S3Config locates a bucket. Credentials come from the AWS SDK's default
+// chain.
+type S3Config struct {
+	// Bucket is required.
+	Bucket string `yaml:"bucket"`
+	// Prefix is put before every key, e.g. "raw/clicks/". Default "".
+	Prefix string `yaml:"prefix"`
+	// Endpoint is an S3-compatible endpoint URL. Default: AWS
+	// (AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL are honoured).
+	Endpoint string `yaml:"endpoint"`
+	// Region; default from the SDK's sources, else us-east-1.
+	Region string `yaml:"region"`
+	// ForcePathStyle addresses the bucket as <endpoint>/<bucket>/ rather
+	// than as a host name. Default false.
+	ForcePathStyle bool `yaml:"forcePathStyle"`
+}
+
+// Size is a number of bytes, written as a number or with a unit (B, KB,
+// KiB, MB, MiB, GB, GiB).
+type Size int64
+
+var sizeRE = regexp.MustCompile(`^\s*([0-9]+)\s*([KMG]i?B|B)?\s*$`)
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	m := sizeRE.FindStringSubmatch(n.Value)
+	if n.Kind != yaml.ScalarNode || m == nil {
+		return fmt.Errorf("%q is not a size (a number of bytes, or e.g. 5MiB, 512KB)", n.Value)
+	}
+	v, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a size: %v", n.Value, err)
+	}
+	mult := map[string]int64{"": 1, "B": 1, "KB": 1e3, "KiB": 1 << 10, "MB": 1e6, "MiB": 1 << 20, "GB": 1e9, "GiB": 1 << 30}[m[2]]
+	if v > (1<<62)/mult {
+		return fmt.Errorf("%q is too large", n.Value)
+	}
+	*s = Size(v * mult)
+	return nil
+}
+
+// Duration is a time.Duration written as "60s", "5m" or a number of
+// seconds.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration such as 60s")
+	}
+	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 60s or 5m", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// decodeOptions fills out from the options map of a pipelines file,
+// rejecting unknown option names.
+func decodeOptions(options map[string]any, out any) error {
+	raw, err := yaml.Marshal(options)
+	if err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return optionsError(err)
+	}
+	return nil
+}
+
+// optionsError drops the line numbers of yaml's errors: they count lines
+// of the re-encoded options, not of the pipelines file.
+func optionsError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		errs := make([]error, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			errs = append(errs, errors.New(stripLine(e)))
+		}
+		return errors.Join(errs...)
+	}
+	return errors.New(stripLine(err.Error()))
+}
+
+var lineRE = regexp.MustCompile(`^(yaml: )?line [0-9]+: `)
+
+func stripLine(s string) string { return lineRE.ReplaceAllString(s, "") }
+
+// ParseConfig decodes and validates the options; pipeline names the
+// pipeline, for the default spool directory.
+func ParseConfig(options map[string]any, pipeline string) (Config, error) {
+	var c Config
+	if err := decodeOptions(options, &c); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	c.setDefaults(pipeline)
+	return c, nil
+}
+
+// Check validates the options of a pipelines file (runnel config check).
+func Check(options map[string]any) error {
+	_, err := ParseConfig(options, "check")
+	return err
+}
+
+// Validate reports every problem of the configuration.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case c.Dir == "" && c.S3 == nil:
+		bad("dir", "one of dir and s3 is required")
+	case c.Dir != "" && c.S3 != nil:
+		bad("dir", "give dir or s3, not both")
+	}
+	if c.S3 != nil {
+		if c.S3.Bucket == "" {
+			bad("s3.bucket", "is required")
+		}
+		if strings.HasPrefix(c.S3.Prefix, "/") {
+			bad("s3.prefix", "%q must not start with /", c.S3.Prefix)
+		}
+		if c.S3.Endpoint != "" && !strings.HasPrefix(c.S3.Endpoint, "http://") && !strings.HasPrefix(c.S3.Endpoint, "https://") {
+			bad("s3.endpoint", "%q is not an http:// or https:// URL", c.S3.Endpoint)
+		}
+	}
+	if c.BufferSize < 0 || c.BufferSize > MaxBufferSize {
+		bad("bufferSize", "%d bytes is outside 1 byte–128 MiB", c.BufferSize)
+	}
+	if d := time.Duration(c.BufferInterval); d != 0 && (d < time.Second || d > MaxBufferInterval) {
+		bad("bufferInterval", "%s is outside 1s–24h", d)
+	}
+	switch c.PrefixStyle {
+	case "", StyleHourly, StyleHive:
+	default:
+		bad("prefixStyle", "must be hourly or hive, got %q", c.PrefixStyle)
+	}
+	if c.TimeLayout != "" && c.TimeField == "" {
+		bad("timeLayout", "needs timeField")
+	}
+	if strings.ContainsAny(c.Extension, "/.") {
+		bad("extension", "%q must be a name without dots or slashes, e.g. jsonl", c.Extension)
+	}
+	if c.Decode.Format == processor.FormatRaw && (c.TimeField != "" || c.PartitionBy != "") {
+		bad("decode.format", "raw records have no fields for timeField or partitionBy")
+	}
+	if err := c.Decode.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) setDefaults(pipeline string) {
+	if c.BufferSize == 0 {
+		c.BufferSize = DefaultBufferSize
+	}
+	if c.BufferInterval == 0 {
+		c.BufferInterval = Duration(DefaultBufferInterval)
+	}
+	if c.PrefixStyle == "" {
+		c.PrefixStyle = StyleHourly
+	}
+	if c.Extension == "" {
+		c.Extension = "jsonl"
+	}
+	if c.SpoolDir == "" {
+		if c.Dir != "" {
+			c.SpoolDir = filepath.Join(c.Dir, ".spool", pipeline)
+		} else {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				base = os.TempDir()
+			}
+			c.SpoolDir = filepath.Join(base, "runnel", "spool", pipeline)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/testserver"
+)
+
+// TestArchiveS3 writes to a real S3-compatible server (versitygw) through
+// the default credential chain, and reads the objects back with S3.
+func TestArchiveS3(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.Env(t)
+	srv.CreateBucket(t, "lake")
+	a := newArchive(t, map[string]any{
+		"s3":          map[string]any{"bucket": "lake", "prefix": "raw/clicks/", "endpoint": srv.URL, "forcePathStyle": true},
+		"spoolDir":    filepath.Join(t.TempDir(), "spool"),
+		"partitionBy": "country", "gzip": true, "bufferSize": "1KiB",
+	}, Options{})
+	arrival := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	gen := func(i int) string { return fmt.Sprintf(`{"n":%d,"country":"%s"}`, i, []string{"DE", "FR"}[i%2]) }
+	for from := 0; from < 200; from += 50 {
+		_, err := a.Invoke(context.Background(), events("shardId-000000000003", from, from+50, arrival, gen))
+		require.NoError(t, err)
+	}
+	require.NoError(t, a.Close(context.Background()))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := srv.Client()
+	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("raw/clicks/")})
+	require.NoError(t, err)
+	require.Greater(t, len(list.Contents), 2)
+	seen := map[string]int{}
+	for _, o := range list.Contents {
+		key := aws.ToString(o.Key)
+		require.Regexp(t, `^raw/clicks/2025/01/02/03/country=(DE|FR)/shardId-000000000003-[0-9]+-[0-9]+\.jsonl\.gz$`, key)
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("lake"), Key: o.Key})
+		require.NoError(t, err)
+		raw, err := io.ReadAll(out.Body)
+		out.Body.Close()
+		require.NoError(t, err)
+		country := strings.TrimPrefix(strings.Split(key, "/")[6], "country=")
+		for _, l := range objectLines(t, key, raw) {
+			require.Contains(t, l, `"country":"`+country+`"`)
+			seen[l]++
+		}
+	}
+	require.Len(t, seen, 200)
+	for l, n := range seen {
+		require.Equal(t, 1, n, l)
+	}
+}
