@@ -24,7 +24,7 @@ type Engine interface {
 	ARN(name string) string
 	NameFromARN(arn string) (string, error)
 	CreateStream(ctx context.Context, name string, shardCount int, opts stream.CreateOptions) error
-	DeleteStream(ctx context.Context, name string) error
+	DeleteStream(ctx context.Context, name string, enforceConsumerDeletion bool) error
 	Describe(name string) (*stream.Description, error)
 	List() []stream.Summary
 	SetRetention(ctx context.Context, name string, hours int, increase bool) error
@@ -34,6 +34,7 @@ type Engine interface {
 	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
 	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	SubscriberRecords(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
 	IteratorStream(iterator string) (string, error)
 	controlEngine
 	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error

@@ -79,7 +79,7 @@ func (h *Handler) deleteStream(ctx context.Context, r *deleteStreamRequest) (any
 	if err != nil {
 		return nil, err
 	}
-	return nil, h.svc.DeleteStream(ctx, name)
+	return nil, h.svc.DeleteStream(ctx, name, deref(r.EnforceConsumerDeletion, false))
 }
 
 // DescribeStream

@@ -31,9 +31,6 @@ const (
 	// 10 MiB cap on one read it keeps an event (data in base64, keys and
 	// framing) well under the 16 MiB an event-stream message may carry.
 	maxEventRecords = 1000
-	// throttledRetry is how long a subscription waits before reading again
-	// when the shard's read limit refuses a read.
-	throttledRetry = 200 * time.Millisecond
 	// typeInternalFailureEvent is the exception type SubscribeToShard's
 	// event stream uses for internal errors.
 	typeInternalFailureEvent = "InternalFailureException"
@@ -303,13 +300,7 @@ func (s *shardSubscription) run(ctx context.Context, ew *eventWriter) error {
 		if _, _, err := svc.ConsumerByARN(s.consumerARN); err != nil {
 			return err
 		}
-		res, err := svc.Records(ctx, iter, maxEventRecords)
-		if errors.Is(err, stream.ErrThroughputExceeded) {
-			if err := sleepCtx(ctx, throttledRetry); err != nil {
-				return err
-			}
-			continue
-		}
+		res, err := svc.SubscriberRecords(ctx, iter, maxEventRecords)
 		if err != nil {
 			return err
 		}
@@ -374,14 +365,3 @@ type eventWriteError struct{ err error }
 
 func (e *eventWriteError) Error() string { return "sending event: " + e.err.Error() }
 func (e *eventWriteError) Unwrap() error { return e.err }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

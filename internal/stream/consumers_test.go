@@ -80,8 +80,10 @@ func TestConsumerRegistrations(t *testing.T) {
 	_, _, err = s.ConsumerByARN("arn:aws:kinesis:eu-west-1:000000000000:stream/s/consumer/app-a:1")
 	require.ErrorIs(t, err, ErrNotFound)
 
-	// Deleting the stream deletes its consumers.
-	require.NoError(t, s.DeleteStream(ctx, "s"))
+	// A stream with consumers is deleted only when told to, and then its
+	// consumers go with it.
+	require.ErrorIs(t, s.DeleteStream(ctx, "s", false), ErrInUse)
+	require.NoError(t, s.DeleteStream(ctx, "s", true))
 	_, _, err = s.ConsumerByARN(a2.ARN)
 	require.ErrorIs(t, err, ErrNotFound)
 }

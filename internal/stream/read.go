@@ -76,6 +76,17 @@ func (sh *shardState) next() u128 {
 // ErrExpiredIterator after IteratorTTL, ErrInvalidArgument for a malformed or
 // forged iterator, ErrNotFound when the stream is gone.
 func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResult, error) {
+	return s.records(ctx, iter, limit, s.cfg.ShardReadLimits)
+}
+
+// SubscriberRecords is Records for an enhanced fan-out subscription, which
+// has its own throughput on Kinesis and so is not held to the shard's
+// GetRecords limits.
+func (s *Service) SubscriberRecords(ctx context.Context, iter string, limit int) (*GetResult, error) {
+	return s.records(ctx, iter, limit, false)
+}
+
+func (s *Service) records(ctx context.Context, iter string, limit int, limited bool) (*GetResult, error) {
 	it, ok := decodeIterator(s.secret, iter)
 	if !ok {
 		return nil, newError(ErrInvalidArgument, "Invalid ShardIterator.")
@@ -93,7 +104,7 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 	s.mu.RLock()
 	retention := time.Duration(st.meta.RetentionHours) * time.Hour
 	s.mu.RUnlock()
-	if s.cfg.ShardReadLimits && !sh.reads.allow(now) {
+	if limited && !sh.reads.allow(now) {
 		sh.throttled.Add(1)
 		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.meta.Name, s.cfg.AccountID)
 	}
@@ -108,6 +119,7 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 		tip := *tipPtr
 		var (
 			arena []byte
+			chunk int
 			bytes int
 			last  u128
 		)
@@ -117,7 +129,10 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 				return true // skip a damaged value rather than wedge the shard
 			}
 			if cap(arena)-len(arena) < len(pk)+len(data) {
-				arena = make([]byte, 0, max(1<<20, len(pk)+len(data)))
+				// Chunks grow from 4 KiB to 1 MiB, so a small read
+				// allocates little and a large one few times.
+				chunk = min(max(chunk*2, 4<<10), 1<<20)
+				arena = make([]byte, 0, max(chunk, len(pk)+len(data)))
 			}
 			start := len(arena)
 			arena = append(arena, pk...)
@@ -135,7 +150,7 @@ func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResu
 		if err != nil {
 			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.meta.Name, err)
 		}
-		if s.cfg.ShardReadLimits {
+		if limited {
 			sh.reads.consume(bytes)
 		}
 		sh.recordsOut.Add(int64(len(res.Records)))

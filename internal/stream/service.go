@@ -536,12 +536,16 @@ func (s *Service) updateMeta(name string, fn func(m *streamMeta) error) error {
 	return nil
 }
 
-// DeleteStream deletes a stream and its records.
-func (s *Service) DeleteStream(ctx context.Context, name string) error {
+// DeleteStream deletes a stream and its records. A stream with registered
+// consumers is deleted only with enforceConsumerDeletion, as on Kinesis.
+func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumerDeletion bool) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	st, err := s.lookup(name)
+	if err == nil && !enforceConsumerDeletion && len(st.meta.Consumers) > 0 {
+		err = newError(ErrInUse, "Stream %s under account %s has registered consumers. Deregister them, or delete the stream with EnforceConsumerDeletion.", name, s.cfg.AccountID)
+	}
 	if err == nil {
 		st.deleted.Store(true)
 		delete(s.byName, name)
