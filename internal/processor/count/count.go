@@ -1,0 +1,301 @@
+// Package count is the built-in count processor: it builds a key per
+// event from a template over the event's fields and time and increments
+// that key in Redis, exactly once per record.
+//
+// # Keys
+//
+// The key template mixes literal text with placeholders: {field} or
+// {a.b} (a dotted path into a JSON object) renders the field as text;
+// {ts:LAYOUT} renders the event time, in UTC, with a Go layout, so
+// "{ts:2006-01-02}:{page}:{event}_{campaign}" may yield
+// "2015-12-17:cart:impression_2276". "{{" and "}}" are literal braces. The
+// event time is the field timeField (parsed with timeLayout, or RFC 3339,
+// "2006-01-02 15:04:05" or epoch seconds) or, by default, the record's
+// arrival time. A missing or null field renders as "" (missing: empty, the
+// default) or rejects the record (missing: reject).
+//
+// # Rejected records
+//
+// A record is rejected, that is handed to the pipeline's on-failure
+// destination with the reason and not counted, when its data does not
+// decode, when missing is reject and a key field is missing, when the
+// template uses {ts:...} and timeField is missing or not a time, or when
+// increment is set and its field is missing or not an integer. Rejection
+// is at least once: a batch retried after a failure may reject a record
+// again.
+//
+// # Exactly once
+//
+// Each batch is applied by one Lua script, atomically: it reads the
+// shard's marker, the position (sequence number and, within a KPL
+// aggregate, sub-sequence number) of the last record already counted,
+// kept at "<keyPrefix>__applied:<pipeline>:<shardId>". A batch wholly at
+// or before the marker is skipped; a batch wholly after it is counted
+// (equal keys summed, one INCRBY or HINCRBY per key) and moves the marker
+// to its last record; a batch that straddles the marker (a retry after a
+// bisection, or a shard that moved between workers) is counted from its
+// first record after the marker only. The script checks every key before
+// it writes one, so a key of the wrong type fails the batch with nothing
+// applied. Counts therefore survive a crash at any moment, retries and
+// redeliveries without double counting, provided batches of one shard run
+// one at a time: the pipeline's parallelization must be 1. Two batches of
+// one shard at once fail, rather than risk skipping records.
+package count
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/processor"
+)
+
+// Builtin is the count processor for pipelines.yaml (handler type builtin,
+// name count).
+var Builtin = pipeline.Builtin{
+	Doc:   "counts events in Redis by a key built from their fields and time, exactly once per record",
+	Check: Check,
+	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+		cfg, err := ParseOptions(env.Options)
+		if err != nil {
+			return nil, err
+		}
+		return New(cfg, env.Pipeline, env.Reject, env.Logger)
+	},
+}
+
+// Counter is the count processor of one pipeline. It is safe for
+// concurrent use by batches of different shards.
+type Counter struct {
+	cfg      Config
+	tmpl     *template
+	client   *redis.Client
+	pipeline string
+	reject   func(context.Context, *lambda.KinesisEventRecord, error) error
+	logger   *slog.Logger
+
+	mu       sync.Mutex
+	inFlight map[string]bool // shards with a batch being counted
+}
+
+var _ lambda.Handler = (*Counter)(nil)
+
+// New returns the count processor of the named pipeline. reject receives
+// the records that cannot be counted; cfg must have passed Validate
+// (ParseOptions does both). No connection is made until the first batch.
+func New(cfg Config, pipelineName string, reject func(context.Context, *lambda.KinesisEventRecord, error) error, logger *slog.Logger) (*Counter, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tmpl, err := parseTemplate(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	if reject == nil {
+		return nil, errors.New("count: no reject function")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	client := redis.NewClient(&redis.Options{
+		Addr:      cfg.Redis.Addr,
+		Username:  cfg.Redis.Username,
+		Password:  cfg.Redis.Password,
+		DB:        cfg.Redis.DB,
+		TLSConfig: tlsCfg,
+		// One script per batch may carry thousands of keys.
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+	})
+	return &Counter{
+		cfg: cfg, tmpl: tmpl, client: client, pipeline: pipelineName,
+		reject: reject, logger: logger.With("processor", "count", "redis", cfg.Redis.String()),
+		inFlight: map[string]bool{},
+	}, nil
+}
+
+// Close closes the connections to Redis.
+func (c *Counter) Close(context.Context) error { return c.client.Close() }
+
+// MarkerKey is the Redis key holding the position of the last record of
+// a shard counted by a pipeline.
+func (c *Counter) MarkerKey(shardID string) string {
+	return c.cfg.Redis.KeyPrefix + "__applied:" + c.pipeline + ":" + shardID
+}
+
+// position is a record's place in its shard.
+type position struct {
+	seq string
+	sub int64
+}
+
+// String is the marker's form: "seq", or "seq/sub" within an aggregate
+// past its first user record.
+func (p position) String() string {
+	if p.sub == 0 {
+		return p.seq
+	}
+	return p.seq + "/" + strconv.FormatInt(p.sub, 10)
+}
+
+func parsePosition(s string) position {
+	seq, sub, ok := strings.Cut(s, "/")
+	p := position{seq: seq}
+	if ok {
+		p.sub, _ = strconv.ParseInt(sub, 10, 64)
+	}
+	return p
+}
+
+// compareSeq compares decimal sequence numbers without leading zeros as
+// integers: a longer one is larger.
+func compareSeq(a, b string) int {
+	if len(a) != len(b) {
+		if len(a) < len(b) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func (p position) compare(q position) int {
+	if c := compareSeq(p.seq, q.seq); c != 0 {
+		return c
+	}
+	switch {
+	case p.sub < q.sub:
+		return -1
+	case p.sub > q.sub:
+		return 1
+	}
+	return 0
+}
+
+// item is one record of a batch: where it is and what it adds to which
+// key (or hash field).
+type item struct {
+	pos     position
+	counted bool // false for a rejected record
+	key     string
+	incr    int64
+}
+
+// Invoke counts one batch. It fails when Redis cannot be written or a
+// rejected record cannot be handed on; the retry does not count twice.
+func (c *Counter) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.Response, error) {
+	if len(event.Records) == 0 {
+		return nil, nil
+	}
+	items := make([]item, len(event.Records))
+	var shard string
+	var buf []byte
+	for i := range event.Records {
+		rec := &event.Records[i]
+		s, seq, _ := strings.Cut(rec.EventID, ":")
+		if seq == "" {
+			seq = rec.Kinesis.SequenceNumber
+		}
+		if i == 0 {
+			shard = s
+		} else if s != shard {
+			return nil, fmt.Errorf("count: a batch holds records of shards %s and %s", shard, s)
+		}
+		it := &items[i]
+		it.pos = position{seq: seq}
+		if rec.Kinesis.SubSequenceNumber != nil {
+			it.pos.sub = *rec.Kinesis.SubSequenceNumber
+		}
+		if i > 0 && items[i-1].pos.compare(it.pos) >= 0 {
+			return nil, fmt.Errorf("count: shard %s: record %s follows %s in a batch", shard, it.pos, items[i-1].pos)
+		}
+		var err error
+		buf, err = c.keyOf(buf[:0], rec, it)
+		if err != nil {
+			if rerr := c.reject(ctx, rec, err); rerr != nil {
+				return nil, fmt.Errorf("count: rejecting record %s: %w", rec.EventID, rerr)
+			}
+		}
+	}
+	if !c.enter(shard) {
+		return nil, fmt.Errorf("count: shard %s: another batch of this shard is being counted; "+
+			"exactly-once counting needs the pipeline's parallelization to be 1", shard)
+	}
+	defer c.leave(shard)
+	return nil, c.apply(ctx, shard, items)
+}
+
+func (c *Counter) enter(shard string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inFlight[shard] {
+		return false
+	}
+	c.inFlight[shard] = true
+	return true
+}
+
+func (c *Counter) leave(shard string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.inFlight, shard)
+}
+
+// keyOf decodes rec and sets it.key and it.incr; an error is the reason
+// to reject it. buf is scratch space, returned for reuse.
+func (c *Counter) keyOf(buf []byte, rec *lambda.KinesisEventRecord, it *item) ([]byte, error) {
+	ev, err := c.cfg.Decode.Decode(rec)
+	if err != nil {
+		return buf, err
+	}
+	var ts time.Time
+	if c.tmpl.usesTime {
+		if ts, err = ev.Time(c.cfg.TimeField, c.cfg.TimeLayout); err != nil {
+			return buf, err
+		}
+	}
+	it.incr = 1
+	if c.cfg.Increment != "" {
+		if it.incr, err = integerField(ev, c.cfg.Increment); err != nil {
+			return buf, err
+		}
+	}
+	if c.cfg.Hash == "" {
+		buf = append(buf, c.cfg.Redis.KeyPrefix...)
+	}
+	buf, err = c.tmpl.render(buf, ev, ts, c.cfg.Missing == MissingReject)
+	if err != nil {
+		return buf, err
+	}
+	it.key = string(buf)
+	it.counted = true
+	return buf, nil
+}
+
+// integerField reads an increment: a JSON integer or a string holding one.
+func integerField(ev *processor.Event, path string) (int64, error) {
+	v, ok := ev.Lookup(path)
+	if !ok || v == nil {
+		return 0, fmt.Errorf("increment field %q is missing", path)
+	}
+	s := ev.String(path)
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("increment field %q is not an integer: %s", path, s)
+	}
+	return n, nil
+}
