@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 
@@ -137,6 +138,35 @@ func DecodeOptions(options map[string]any, v any) error {
 			return fmt.Errorf("%s: unknown option", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
 		}
 		return fmt.Errorf("options: %v", err)
+	}
+	// encoding/json matches names regardless of case; options do not.
+	return exactNames(options, reflect.TypeOf(v).Elem(), "")
+}
+
+// exactNames reports the first option of m, a value decoded into t,
+// whose name differs from its field's json name by case.
+func exactNames(m map[string]any, t reflect.Type, prefix string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	fields := map[string]reflect.StructField{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields[name] = f
+	}
+	for k, v := range m {
+		f, ok := fields[k]
+		if !ok {
+			return fmt.Errorf("%s%s: unknown option", prefix, k)
+		}
+		if sub, ok := v.(map[string]any); ok {
+			if err := exactNames(sub, f.Type, prefix+k+"."); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

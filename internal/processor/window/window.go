@@ -1,0 +1,647 @@
+// Package window is the window built-in processor: event-time tumbling
+// and sliding windows, grouped by fields, with count, sum, min, max, avg
+// and an approximate distinct count, emitted when a window closes.
+//
+// # Watermarks and lateness
+//
+// Each shard has a watermark: the largest event time applied from it minus
+// AllowedLateness. It never moves back. A shard that delivers nothing for
+// IdleTimeout (wall clock) has its watermark moved forward by the wall time
+// elapsed since its last batch, so an idle shard does not hold windows open
+// forever. A window closes when the watermark of every shard that has
+// delivered an event passes its end; then the shards' partial aggregates
+// are merged and emitted. An event is late when every window it belongs to
+// ends at or before its shard's watermark (or before the last emission):
+// it is counted and handed to the pipeline's on-failure destination with
+// the reason ErrLate, never dropped silently. A sliding-window event that
+// is late for some of its windows counts in the others.
+//
+// # State and restarts
+//
+// Every batch's effect is written, before the batch is acknowledged, to a
+// file per shard in the state directory (atomically: a synced temporary
+// file renamed over the old one): the shard's open windows, its watermark
+// and the last applied sequence number. A batch delivered again after a
+// crash skips the records at or before that sequence number, so nothing is
+// counted twice. Results are written under keys derived from the window
+// and the group (a file per window, a hash field, an item key), then the
+// end of the last emitted window is recorded; a crash between the two
+// emits the same results again, overwriting them. A stream output cannot
+// overwrite: there a crash can repeat results, each with the same "id".
+//
+// The state is local to one runnel run (its state directory); run one
+// worker per window pipeline, with parallelization 1 (records of a shard
+// in order).
+package window
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/processor/table"
+)
+
+// ErrLate marks an event whose windows had closed when it arrived.
+var ErrLate = errors.New("late event")
+
+// ErrMissingField marks an event without a field the windows need.
+var ErrMissingField = errors.New("missing field")
+
+// Builtin is the window processor for pipelines.yaml.
+var Builtin = pipeline.Builtin{
+	Doc: "event-time tumbling or sliding windows grouped by fields (count, sum, min, max, avg, approximate distinct), emitted when they close",
+	Check: func(options map[string]any) error {
+		var c Config
+		if err := table.DecodeOptions(options, &c); err != nil {
+			return err
+		}
+		return c.Validate()
+	},
+	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+		var c Config
+		if err := table.DecodeOptions(env.Options, &c); err != nil {
+			return nil, err
+		}
+		if c.StateDir == "" {
+			if env.StateDir == "" {
+				return nil, errors.New("stateDir: is required (the runner has no state directory)")
+			}
+			c.StateDir = filepath.Join(env.StateDir, env.Pipeline+".window")
+		}
+		out, err := newOutput(context.Background(), c.Output)
+		if err != nil {
+			return nil, err
+		}
+		p, err := New(c, Env{Output: out, Reject: env.Reject, Logger: env.Logger})
+		if err != nil {
+			_ = out.Close(context.Background())
+			return nil, err
+		}
+		p.Start()
+		return p, nil
+	},
+}
+
+// Sink receives the results of closed windows. Write must be idempotent
+// for the same results (they are written again after a crash) and return
+// only once they are stored.
+type Sink interface {
+	Write(ctx context.Context, results []Result) error
+	Close(ctx context.Context) error
+}
+
+// Env is what a Processor is built with besides its Config.
+type Env struct {
+	Output Sink
+	// Reject receives records that cannot be used (do not decode, lack a
+	// field) and late events, with the reason. Required.
+	Reject func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error
+	Logger *slog.Logger
+	// Now is the wall clock (idle shards); default time.Now.
+	Now func() time.Time
+}
+
+// Processor is the window processor's handler. It is safe for concurrent
+// use; batches of different shards are applied one at a time.
+type Processor struct {
+	cfg    Config
+	p      parsed
+	size   int64 // ns
+	slide  int64
+	late   int64
+	dir    string
+	out    Sink
+	reject func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu     sync.Mutex
+	shards map[string]*shardState
+	active map[string]time.Time // wall time of each shard's last batch
+	// emitted is the end of the last emitted windows (Unix ns): every
+	// window ending at or before it has been emitted.
+	emitted    int64
+	hasEmitted bool
+
+	started  bool
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+var _ lambda.Handler = (*Processor)(nil)
+
+const emittedFile = "emitted.json"
+
+// New opens (creating) the state directory and loads the state of every
+// shard in it.
+func New(c Config, env Env) (*Processor, error) {
+	p, err := c.parse()
+	if err != nil {
+		return nil, err
+	}
+	if c.StateDir == "" {
+		return nil, errors.New("stateDir: is required")
+	}
+	if env.Output == nil || env.Reject == nil {
+		return nil, errors.New("window: an output and a reject function are required")
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	w := &Processor{
+		cfg: c, p: p, size: int64(p.size), slide: int64(p.slide), late: int64(p.lateness),
+		dir: c.StateDir, out: env.Output, reject: env.Reject, log: env.Logger, now: env.Now,
+		shards: map[string]*shardState{}, active: map[string]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating window state directory: %w", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(w.dir, emittedFile)); err == nil {
+		var e struct {
+			EmittedNanos int64 `json:"emittedThroughNanos"`
+		}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, fmt.Errorf("window state %s: %w", emittedFile, err)
+		}
+		w.emitted, w.hasEmitted = e.EmittedNanos, true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(w.dir, "shard-*.json"))
+	if err != nil {
+		return nil, err
+	}
+	now := w.now()
+	for _, f := range files {
+		s, err := loadShard(f, "", w.size, w.emittedOr(math.MinInt64), c.Distinct != "")
+		if err != nil {
+			return nil, err
+		}
+		w.shards[s.id] = s
+		w.active[s.id] = now
+	}
+	return w, nil
+}
+
+func (w *Processor) emittedOr(def int64) int64 {
+	if w.hasEmitted {
+		return w.emitted
+	}
+	return def
+}
+
+// Start runs the idle-shard clock: every quarter of IdleTimeout (at most
+// every second) windows the watermarks have passed are emitted. Close
+// stops it.
+func (w *Processor) Start() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return
+	}
+	w.started = true
+	every := min(w.p.idle/4, time.Second)
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+				if err := w.Tick(context.Background()); err != nil {
+					w.log.Warn("emitting windows", "err", err)
+				}
+			}
+		}
+	}()
+}
+
+// Tick emits the windows that the watermarks, with idle shards moved by
+// the wall clock, have passed.
+func (w *Processor) Tick(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.emitLocked(ctx)
+}
+
+// Close stops the idle-shard clock and closes the output. Open windows
+// stay in the state directory for the next run.
+func (w *Processor) Close(ctx context.Context) error {
+	w.stopOnce.Do(func() { close(w.stop) })
+	w.mu.Lock()
+	started := w.started
+	w.mu.Unlock()
+	if started {
+		<-w.done
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out.Close(ctx)
+}
+
+// Stats is a snapshot of the processor's counters.
+type Stats struct {
+	// Late counts late events routed away, over all shards.
+	Late int64
+	// Open counts open (shard, window, group) aggregates.
+	Open int
+	// Watermark is the smallest shard watermark (zero when none).
+	Watermark time.Time
+}
+
+// Stats returns the counters; safe to call concurrently.
+func (w *Processor) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var st Stats
+	for _, s := range w.shards {
+		st.Late += s.late
+		st.Open += len(s.windows)
+	}
+	if g, ok := w.globalWatermarkLocked(); ok {
+		st.Watermark = time.Unix(0, g).UTC()
+	}
+	return st
+}
+
+// Invoke applies a batch of one shard's records and emits the windows
+// that closed. Records at or before the shard's last applied record are
+// skipped (a redelivery). The batch succeeds once its effect is durable.
+func (w *Processor) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.Response, error) {
+	if len(event.Records) == 0 {
+		return nil, nil
+	}
+	shard, _, _ := strings.Cut(event.Records[0].EventID, ":")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, err := w.shardLocked(shard)
+	if err != nil {
+		return nil, err
+	}
+	now := w.now()
+	if idle := now.Sub(w.active[shard]); s.hasTime && w.active[shard] != (time.Time{}) && idle >= w.p.idle {
+		// The watermark moved with the wall clock while the shard was
+		// idle (see globalWatermarkLocked); it does not move back.
+		s.wm += int64(idle)
+	}
+	w.active[shard] = now
+	if err := w.applyLocked(ctx, s, event.Records); err != nil {
+		s.broken = true
+		return nil, err
+	}
+	if err := w.persistLocked(s); err != nil {
+		s.broken = true
+		return nil, fmt.Errorf("saving window state of %s: %w", shard, err)
+	}
+	if err := w.emitLocked(ctx); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (w *Processor) shardLocked(id string) (*shardState, error) {
+	s, ok := w.shards[id]
+	if ok && !s.broken {
+		return s, nil
+	}
+	s, err := loadShard(shardFileName(w.dir, id), id, w.size, w.emittedOr(math.MinInt64), w.cfg.Distinct != "")
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
+	w.shards[id] = s
+	return s, nil
+}
+
+func (w *Processor) persistLocked(s *shardState) error {
+	b, err := s.encode(w.size, w.emittedOr(math.MinInt64))
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(shardFileName(w.dir, s.id), b)
+}
+
+// closedBefore is the time at or before which a window end is closed for
+// shard s.
+func (w *Processor) closedBefore(s *shardState) int64 {
+	c := int64(math.MinInt64)
+	if s.hasTime {
+		c = s.wm
+	}
+	if w.hasEmitted {
+		c = max(c, w.emitted)
+	}
+	return c
+}
+
+func (w *Processor) applyLocked(ctx context.Context, s *shardState, recs []lambda.KinesisEventRecord) error {
+	groupVals := make([]string, len(w.cfg.GroupBy))
+	for i := range recs {
+		rec := &recs[i]
+		_, seq, _ := strings.Cut(rec.EventID, ":")
+		if seq == "" {
+			seq = rec.Kinesis.SequenceNumber
+		}
+		sub := int64(-1)
+		if rec.Kinesis.SubSequenceNumber != nil {
+			sub = *rec.Kinesis.SubSequenceNumber
+		}
+		if !s.after(seq, sub) {
+			continue
+		}
+		if reason := w.applyOne(s, rec, groupVals); reason != nil {
+			if err := w.reject(ctx, rec, reason); err != nil {
+				return err
+			}
+		}
+		s.lastSeq, s.lastSub = seq, sub
+	}
+	return nil
+}
+
+// applyOne adds one record to its windows; a non-nil result is why the
+// record was not used.
+func (w *Processor) applyOne(s *shardState, rec *lambda.KinesisEventRecord, groupVals []string) error {
+	ev, err := w.cfg.Decode.Decode(rec)
+	if err != nil {
+		return err
+	}
+	t, err := ev.Time(w.cfg.TimeField, w.cfg.TimeLayout)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrMissingField, err)
+	}
+	for i, g := range w.cfg.GroupBy {
+		v, ok := ev.Lookup(g)
+		if !ok || v == nil {
+			return fmt.Errorf("%w: group field %q is missing", ErrMissingField, g)
+		}
+		groupVals[i] = ev.String(g)
+	}
+	var v float64
+	if w.cfg.Field != "" {
+		if v, err = ev.Number(w.cfg.Field); err != nil {
+			return fmt.Errorf("%w: %v", ErrMissingField, err)
+		}
+	}
+	var distinct []byte
+	if w.cfg.Distinct != "" {
+		d, ok := ev.Lookup(w.cfg.Distinct)
+		if !ok || d == nil {
+			return fmt.Errorf("%w: distinct field %q is missing", ErrMissingField, w.cfg.Distinct)
+		}
+		distinct = []byte(ev.String(w.cfg.Distinct))
+	}
+	ts := t.UnixNano()
+	closed := w.closedBefore(s)
+	// The windows holding ts start at the slide multiples in
+	// (ts-size, ts].
+	last := floorDiv(ts, w.slide) * w.slide
+	added := false
+	gk := ""
+	for start := last; start > ts-w.size; start -= w.slide {
+		if start+w.size <= closed {
+			break // this and every earlier window are closed
+		}
+		if !added {
+			gk = groupKey(groupVals)
+		}
+		k := winKey{start, gk}
+		a, ok := s.windows[k]
+		if !ok {
+			a = newAgg(slices.Clone(groupVals), w.cfg.Distinct != "")
+			s.windows[k] = a
+		}
+		a.add(v, distinct)
+		added = true
+	}
+	if !added {
+		s.late++
+		return fmt.Errorf("%w: event time %s is behind the watermark %s of shard %s; its window [%s, %s) has closed",
+			ErrLate, t.Format(time.RFC3339Nano), time.Unix(0, closed).UTC().Format(time.RFC3339Nano), s.id,
+			time.Unix(0, last).UTC().Format(time.RFC3339), time.Unix(0, last+w.size).UTC().Format(time.RFC3339))
+	}
+	if !s.hasTime || ts > s.maxEvent {
+		s.maxEvent = ts
+	}
+	if wm := s.maxEvent - w.late; !s.hasTime || wm > s.wm {
+		s.wm = wm
+	}
+	s.hasTime = true
+	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// globalWatermarkLocked is the smallest watermark of the shards that have
+// applied an event, idle shards moved by the wall time since their last
+// batch.
+func (w *Processor) globalWatermarkLocked() (int64, bool) {
+	now := w.now()
+	g, ok := int64(0), false
+	for id, s := range w.shards {
+		if !s.hasTime {
+			continue
+		}
+		wm := s.wm
+		if idle := now.Sub(w.active[id]); idle >= w.p.idle {
+			wm += int64(idle)
+		}
+		if !ok || wm < g {
+			g, ok = wm, true
+		}
+	}
+	return g, ok
+}
+
+// emitLocked emits every window ending at or before the global
+// watermark: the shards' partial aggregates merged, written to the
+// output, then the emission recorded.
+func (w *Processor) emitLocked(ctx context.Context) error {
+	g, ok := w.globalWatermarkLocked()
+	if !ok || (w.hasEmitted && g <= w.emitted) {
+		return nil
+	}
+	merged := map[winKey]*agg{}
+	for _, s := range w.shards {
+		for k, a := range s.windows {
+			if k.start+w.size > g {
+				continue
+			}
+			if m, ok := merged[k]; ok {
+				if err := m.merge(a); err != nil {
+					return err
+				}
+			} else {
+				merged[k] = a.clone()
+			}
+		}
+	}
+	if len(merged) == 0 {
+		// Nothing to emit: windows ending before g would be late now,
+		// and that needs no record across a restart.
+		w.emitted, w.hasEmitted = g, true
+		return nil
+	}
+	keys := make([]winKey, 0, len(merged))
+	for k := range merged {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b winKey) int {
+		if a.start != b.start {
+			if a.start < b.start {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.group, b.group)
+	})
+	results := make([]Result, len(keys))
+	for i, k := range keys {
+		results[i] = w.result(k.start, merged[k])
+	}
+	if err := w.out.Write(ctx, results); err != nil {
+		return fmt.Errorf("writing %d window results: %w", len(results), err)
+	}
+	b, _ := json.Marshal(map[string]int64{"emittedThroughNanos": g})
+	if err := writeFileAtomic(filepath.Join(w.dir, emittedFile), b); err != nil {
+		return fmt.Errorf("recording emitted windows: %w", err)
+	}
+	w.emitted, w.hasEmitted = g, true
+	for _, s := range w.shards {
+		for k := range s.windows {
+			if k.start+w.size <= g {
+				delete(s.windows, k)
+			}
+		}
+	}
+	w.log.Debug("windows emitted", "results", len(results), "through", time.Unix(0, g).UTC())
+	return nil
+}
+
+// Result is one group's aggregates over one window.
+type Result struct {
+	WindowStart time.Time
+	WindowEnd   time.Time
+	// GroupBy are the group field names and Group their values.
+	GroupBy []string
+	Group   []string
+	Count   int64
+	// HasValue says Sum, Min, Max and Avg are set (Config.Field).
+	HasValue           bool
+	Sum, Min, Max, Avg float64
+	// HasDistinct says Distinct is set (Config.Distinct).
+	HasDistinct bool
+	Distinct    uint64
+}
+
+func (w *Processor) result(start int64, a *agg) Result {
+	r := Result{
+		WindowStart: time.Unix(0, start).UTC(), WindowEnd: time.Unix(0, start+w.size).UTC(),
+		GroupBy: w.cfg.GroupBy, Group: a.group, Count: a.count,
+	}
+	if w.cfg.Field != "" {
+		r.HasValue = true
+		r.Sum, r.Min, r.Max = a.sum, a.min, a.max
+		r.Avg = a.sum / float64(a.count)
+	}
+	if a.distinct != nil {
+		r.HasDistinct, r.Distinct = true, a.distinct.Estimate()
+	}
+	return r
+}
+
+// ID identifies the result: its window start and group values, the key
+// under which outputs store it.
+func (r Result) ID() string {
+	parts := append([]string{r.WindowStart.Format(time.RFC3339)}, r.Group...)
+	return strings.Join(parts, "/")
+}
+
+// Fields returns the result as JSON-ready fields: windowStart and
+// windowEnd (RFC 3339), the group fields, count, and sum, min, max, avg
+// and distinct when computed. Numbers are json.Number.
+func (r Result) Fields() map[string]any {
+	m := map[string]any{
+		"windowStart": r.WindowStart.Format(time.RFC3339),
+		"windowEnd":   r.WindowEnd.Format(time.RFC3339),
+		"count":       json.Number(strconv.FormatInt(r.Count, 10)),
+	}
+	for i, g := range r.GroupBy {
+		m[g] = r.Group[i]
+	}
+	if r.HasValue {
+		for k, v := range map[string]float64{"sum": r.Sum, "min": r.Min, "max": r.Max, "avg": r.Avg} {
+			m[k] = json.Number(strconv.FormatFloat(v, 'g', -1, 64))
+		}
+	}
+	if r.HasDistinct {
+		m["distinct"] = json.Number(strconv.FormatUint(r.Distinct, 10))
+	}
+	return m
+}
+
+// AppendJSON appends the result as one JSON object, fields in the order
+// windowStart, windowEnd, group fields, count, sum, min, max, avg,
+// distinct.
+func (r Result) AppendJSON(b []byte) []byte {
+	b = append(b, `{"windowStart":`...)
+	b = strconv.AppendQuote(b, r.WindowStart.Format(time.RFC3339))
+	b = append(b, `,"windowEnd":`...)
+	b = strconv.AppendQuote(b, r.WindowEnd.Format(time.RFC3339))
+	for i, g := range r.GroupBy {
+		b = append(b, ',')
+		b = appendJSONString(b, g)
+		b = append(b, ':')
+		b = appendJSONString(b, r.Group[i])
+	}
+	b = append(b, `,"count":`...)
+	b = strconv.AppendInt(b, r.Count, 10)
+	if r.HasValue {
+		for _, kv := range []struct {
+			k string
+			v float64
+		}{{"sum", r.Sum}, {"min", r.Min}, {"max", r.Max}, {"avg", r.Avg}} {
+			b = append(b, `,"`+kv.k+`":`...)
+			b = strconv.AppendFloat(b, kv.v, 'g', -1, 64)
+		}
+	}
+	if r.HasDistinct {
+		b = append(b, `,"distinct":`...)
+		b = strconv.AppendUint(b, r.Distinct, 10)
+	}
+	return append(b, '}')
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s)
+	return append(b, q...)
+}
+
+// MarshalJSON renders AppendJSON.
+func (r Result) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil), nil }
