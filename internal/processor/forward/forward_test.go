@@ -1,0 +1,198 @@
+package forward
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/producer/producertest"
+)
+
+func client(t *testing.T, url string) *kinesis.Client {
+	t.Helper()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	c, err := kinesisclient.New(t.Context(), kinesisclient.Options{Endpoint: url, Region: "us-east-1"})
+	require.NoError(t, err)
+	return c
+}
+
+func batch(shard string, from int, data []string, keys []string) *lambda.KinesisEvent {
+	ev := &lambda.KinesisEvent{}
+	for i, d := range data {
+		seq := strconv.Itoa(1_000_000 + from + i)
+		ev.Records = append(ev.Records, lambda.KinesisEventRecord{
+			EventID: shard + ":" + seq,
+			Kinesis: lambda.KinesisRecord{PartitionKey: keys[i], SequenceNumber: seq, Data: []byte(d), ApproximateArrivalTimestamp: float64(time.Now().Unix())},
+		})
+	}
+	return ev
+}
+
+// TestForwardKeepsKeyOrderWhenThrottled forwards into a one-shard stream
+// that enforces Kinesis's write limit (1000 records/s), so puts are
+// throttled and retried, and checks every key's records arrive once each
+// and in order.
+func TestForwardKeepsKeyOrderWhenThrottled(t *testing.T) {
+	url := producertest.StartLimited(t)
+	c := client(t, url)
+	producertest.CreateStream(t, c, "target", 1)
+	f, err := New(Config{Stream: "target"}, c, Options{Producer: func(pc *producer.Config) {
+		pc.BaseBackoff = 20 * time.Millisecond
+		pc.MaxBackoff = 200 * time.Millisecond
+	}})
+	require.NoError(t, err)
+
+	const keys, perBatch, batches = 25, 1000, 3
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for b := range batches {
+		var data, ks []string
+		for i := range perBatch {
+			n := b*perBatch + i
+			k := fmt.Sprintf("key-%02d", n%keys)
+			data = append(data, fmt.Sprintf(`{"key":%q,"n":%d}`, k, n))
+			ks = append(ks, k)
+		}
+		resp, err := f.Invoke(ctx, batch("shardId-000000000000", b*perBatch, data, ks))
+		require.NoError(t, err)
+		require.Nil(t, resp)
+	}
+	st := f.Stats()
+	require.EqualValues(t, keys*0+perBatch*batches, st.Forwarded)
+	require.Positive(t, st.Throttled, "the target's write limit throttled some puts")
+
+	last := map[string]int{}
+	seen := map[int]bool{}
+	for _, r := range producertest.ReadAll(t, c, "target") {
+		var m struct {
+			Key string
+			N   int
+		}
+		require.NoError(t, json.Unmarshal(r.Data, &m))
+		require.Equal(t, m.Key, aws.ToString(r.PartitionKey))
+		require.False(t, seen[m.N], "record %d arrived twice", m.N)
+		seen[m.N] = true
+		if prev, ok := last[m.Key]; ok {
+			require.Greater(t, m.N, prev, "key %s: %d after %d", m.Key, m.N, prev)
+		}
+		last[m.Key] = m.N
+	}
+	require.Len(t, seen, perBatch*batches)
+}
+
+func TestForwardFilterMapAndKey(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := client(t, srv.URL)
+	producertest.CreateStream(t, c, "out", 2)
+	producertest.CreateStream(t, c, "slim", 1)
+	var mu sync.Mutex
+	var rejected []string
+	reject := func(_ context.Context, rec *lambda.KinesisEventRecord, reason error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rejected = append(rejected, string(rec.Kinesis.Data)+" -> "+reason.Error())
+		return nil
+	}
+	cfg, err := ParseConfig(map[string]any{
+		"stream":       "out",
+		"endpoint":     srv.URL,
+		"filter":       `country == "DE" && amount > 10`,
+		"map":          `{"user": user, "total": amount * 2, "tags": tags ?? []}`,
+		"partitionKey": "user-{user}",
+	})
+	require.NoError(t, err)
+	f, err := New(cfg, c, Options{Reject: reject})
+	require.NoError(t, err)
+	data := []string{
+		`{"user":"ann","country":"DE","amount":11}`,
+		`{"user":"bob","country":"FR","amount":50}`,
+		`{"user":"cy","country":"DE","amount":5}`,
+		`{"user":"dee","country":"DE","amount":12.5,"tags":["x"]}`,
+		`not json`,
+		`{"user":"eve","country":"DE","amount":"lots"}`,
+	}
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	_, err = f.Invoke(context.Background(), batch("shardId-000000000007", 0, data, keys))
+	require.NoError(t, err)
+	st := f.Stats()
+	require.EqualValues(t, 2, st.Forwarded)
+	require.EqualValues(t, 2, st.Filtered)
+	require.Len(t, rejected, 2, "the record that is not JSON and the one whose filter fails (string > int) are rejected: %v", rejected)
+
+	got := map[string]string{}
+	for _, r := range producertest.ReadAll(t, c, "out") {
+		got[aws.ToString(r.PartitionKey)] = string(r.Data)
+	}
+	require.Equal(t, map[string]string{
+		"user-ann": `{"tags":[],"total":22,"user":"ann"}`,
+		"user-dee": `{"tags":["x"],"total":25,"user":"dee"}`,
+	}, got)
+
+	// A field list keeps those fields as they were; the key stays the
+	// record's own.
+	slim, err := ParseConfig(map[string]any{"stream": "slim", "map": []any{"user", "amount"}})
+	require.NoError(t, err)
+	f2, err := New(slim, c, Options{})
+	require.NoError(t, err)
+	_, err = f2.Invoke(context.Background(), batch("shardId-000000000007", 0, data[:1], keys[:1]))
+	require.NoError(t, err)
+	recs := producertest.ReadAll(t, c, "slim")
+	require.Len(t, recs, 1)
+	require.Equal(t, `{"amount":11,"user":"ann"}`, string(recs[0].Data))
+	require.Equal(t, "a", aws.ToString(recs[0].PartitionKey))
+}
+
+func TestForwardFailsBatchWhenTargetMissing(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := client(t, srv.URL)
+	f, err := New(Config{Stream: "nowhere"}, c, Options{})
+	require.NoError(t, err)
+	_, err = f.Invoke(context.Background(), batch("shardId-000000000000", 0, []string{"x"}, []string{"k"}))
+	require.ErrorContains(t, err, "nowhere")
+}
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name    string
+		options map[string]any
+		errs    []string
+	}{
+		{"minimal", map[string]any{"stream": "s"}, nil},
+		{"all", map[string]any{"stream": "s", "endpoint": "http://127.0.0.1:4567", "filter": `event == "click"`, "map": `{"p": page}`, "partitionKey": "{user}"}, nil},
+		{"field list", map[string]any{"stream": "s", "map": []any{"a", "b.c"}}, nil},
+		{"no stream", map[string]any{}, []string{"stream: the target stream is required"}},
+		{"bad filter", map[string]any{"stream": "s", "filter": `country == `}, []string{"filter: unexpected token"}},
+		{"filter not bool", map[string]any{"stream": "s", "filter": `"yes"`}, []string{"filter: expected bool"}},
+		{"bad map", map[string]any{"stream": "s", "map": `{"a": }`}, []string{"map: "}},
+		{"every problem", map[string]any{
+			"endpoint": "127.0.0.1:4567", "filter": "(", "map": []any{""}, "partitionKey": "{}-{",
+			"decode": map[string]any{"format": "raw"},
+		}, []string{"stream:", "endpoint:", "filter:", "map[0]: empty field name", "partitionKey: \"{}-{\" refers to an empty field name", "partitionKey: unbalanced", "decode.format: raw records"}},
+		{"unknown option", map[string]any{"stream": "s", "filters": "x"}, []string{"field filters not found"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Check(tc.options)
+			if len(tc.errs) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, e := range tc.errs {
+				require.Contains(t, err.Error(), e)
+			}
+		})
+	}
+}
