@@ -14,6 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/processor/archive"
+	"github.com/runnel-dev/runnel/internal/processor/forward"
 )
 
 // runEnv maps each run flag to its environment variable.
@@ -25,8 +27,10 @@ var runEnv = map[string]string{
 // pipelineBuiltins are the built-in processors a pipelines file may name.
 func pipelineBuiltins() pipeline.Builtins {
 	return pipeline.Builtins{
-		"noop": pipeline.Noop,
-		"log":  pipeline.Log,
+		"noop":    pipeline.Noop,
+		"archive": archive.Builtin,
+		"forward": forward.Builtin,
+		"log":     pipeline.Log,
 	}
 }
 
