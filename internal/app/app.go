@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -29,6 +30,10 @@ type Server struct {
 	// certificate clients should trust.
 	tls      *tls.Config
 	certFile string
+	// obs is the metrics registry and the dashboard.
+	obs observability
+	// ready is set while the server serves (GET /readyz).
+	ready atomic.Bool
 }
 
 // apiOptions are the Kinesis API options the configuration asks for.
@@ -77,6 +82,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		s.tls, s.certFile, err = cfg.serverTLS(time.Now())
 	}
 	if err == nil {
+		err = s.newObservability()
+	}
+	if err == nil {
 		s.ln, err = net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			err = fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -118,7 +126,7 @@ func (s *Server) CertFile() string { return s.certFile }
 func (s *Server) Run(ctx context.Context) error {
 	api := kinesisapi.NewHandler(s.svc, s.logger.With("component", "api"), s.apiOptions()...)
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           s.routes(api),
 		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -132,6 +140,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.obs.dash.Run(gctx) })
+	s.ready.Store(true)
 	g.Go(func() error {
 		var err error
 		if s.tls != nil {
@@ -146,6 +156,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		s.ready.Store(false)
 		s.logger.Info("shutting down", "cause", context.Cause(gctx))
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
 		defer cancel()

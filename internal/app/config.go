@@ -63,6 +63,10 @@ type Config struct {
 	// private key to serve; setting them turns TLS on. Both or neither.
 	TLSCert string `json:"tlsCert" yaml:"tlsCert"`
 	TLSKey  string `json:"tlsKey" yaml:"tlsKey"`
+	// MetricsToken, when set, is the bearer token GET /metrics requires
+	// (a dashboard login also admits). Without it /metrics is open, or,
+	// with AuthFile, needs a dashboard login. The default is "".
+	MetricsToken string `json:"metricsToken" yaml:"metricsToken"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once shutdown begins. The default is 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`

@@ -61,10 +61,12 @@ func (e *env) serveWithPipelines(ctx context.Context, cfg app.Config, file strin
 			Region:   cfg.Region,
 			Logger:   e.logger.With("component", "pipelines"),
 			Stdout:   e.stdout,
+			Observer: srv.PipelineObserver(),
 		})
 		if err != nil {
 			return err
 		}
+		srv.SetPipelines(runner)
 		if err := runner.EnsureStreams(gctx); err != nil {
 			_ = runner.Close(context.WithoutCancel(gctx))
 			return fmt.Errorf("pipelines: %w", err)

@@ -23,6 +23,7 @@ var serveEnv = map[string]string{
 	"tls-cert":           "RUNNEL_TLS_CERT",
 	"tls-key":            "RUNNEL_TLS_KEY",
 	"pipelines":          "RUNNEL_PIPELINES",
+	"metrics-token":      "RUNNEL_METRICS_TOKEN",
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -47,6 +48,11 @@ they negotiate only over TLS, for SubscribeToShard) get it with --tls, or
 certificate once, keeps it in <data-dir>/tls/cert.pem and logs its path:
 
   AWS_CA_BUNDLE=<data-dir>/tls/cert.pem aws kinesis --endpoint-url https://127.0.0.1:4567 list-streams
+
+The same address serves a dashboard at / (streams, shards, live rates, the
+tail of a stream, pipelines), its JSON under /api/, Prometheus metrics at
+/metrics, and /healthz and /readyz. With --auth the dashboard asks for an
+access key; /metrics takes --metrics-token as a bearer token.
 
 SIGINT or SIGTERM stop the server: requests in flight finish (up to
 --shutdown-timeout), then storage is closed.`,
@@ -85,6 +91,8 @@ stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNE
 <data-dir>/tls; its path is logged at start for clients to trust [$RUNNEL_TLS]`)
 	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "serve HTTPS with this PEM certificate (chain); needs --tls-key [$RUNNEL_TLS_CERT]")
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert [$RUNNEL_TLS_KEY]")
+	f.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, `bearer token GET /metrics requires ("Authorization: Bearer <token>"); without it
+/metrics is open, or with --auth needs a dashboard login [$RUNNEL_METRICS_TOKEN]`)
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	return cmd
 }

@@ -58,6 +58,9 @@ type Options struct {
 	// Tune, when set, adjusts each pipeline's consumer configuration
 	// before its worker is built (tests shorten intervals with it).
 	Tune func(*consumer.Config)
+	// Observer, when set, is told about every handler invocation (the
+	// metrics of runnel serve).
+	Observer Observer
 }
 
 // Runner runs the pipelines of one configuration.
@@ -72,6 +75,8 @@ type running struct {
 	p       *Pipeline
 	worker  *consumer.Worker
 	closers []func(context.Context) error
+	// handler is the pipeline's handler as built (see Reports).
+	handler lambda.Handler
 }
 
 // New builds every pipeline's handler and worker. It starts no process and
@@ -162,7 +167,11 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 	if closeHandler != nil {
 		rp.closers = append(rp.closers, closeHandler)
 	}
+	rp.handler = h
 	cc.Handler = h
+	if r.opts.Observer != nil {
+		cc.Handler = observe(p.Name, h, r.opts.Observer)
+	}
 	if r.opts.Tune != nil {
 		r.opts.Tune(&cc)
 	}

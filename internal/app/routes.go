@@ -1,0 +1,142 @@
+package app
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/runnel-dev/runnel/internal/dashboard"
+	"github.com/runnel-dev/runnel/internal/metrics"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+)
+
+// observability is what `runnel serve` shows besides the Kinesis API: the
+// Prometheus registry and its collectors, and the dashboard.
+type observability struct {
+	reg       *prometheus.Registry
+	api       *metrics.API
+	pipelines *metrics.Pipelines
+	dash      *dashboard.Dashboard
+}
+
+func (s *Server) newObservability() error {
+	reg := metrics.NewRegistry()
+	reg.MustRegister(metrics.NewStreams(s.svc), metrics.NewDirSize(s.cfg.DataDir, 30*time.Second))
+	dash, err := dashboard.New(dashboard.Config{
+		Engine:       s.svc,
+		Keys:         s.keys,
+		SecureCookie: s.tls != nil,
+		Logger:       s.logger.With("component", "dashboard"),
+	})
+	if err != nil {
+		return err
+	}
+	s.obs = observability{reg: reg, api: metrics.NewAPI(reg), pipelines: metrics.NewPipelines(reg), dash: dash}
+	return nil
+}
+
+// Metrics is the server's Prometheus registry, served at /metrics; parts
+// running beside the server may register their collectors with it.
+func (s *Server) Metrics() *prometheus.Registry { return s.obs.reg }
+
+// PipelineObserver is the pipeline.Observer (Options.Observer) that feeds
+// the pipeline metrics of pipelines run inside the server.
+func (s *Server) PipelineObserver() pipeline.Observer { return s.obs.pipelines }
+
+// SetPipelines shows the pipelines of p (a *pipeline.Runner) on the
+// dashboard and in /metrics; nil removes them.
+func (s *Server) SetPipelines(p dashboard.Pipelines) {
+	s.obs.dash.SetPipelines(p)
+	if p == nil {
+		s.obs.pipelines.SetSource(nil)
+		return
+	}
+	s.obs.pipelines.SetSource(p)
+}
+
+// SetGenerator shows g, a clickstream generator writing to the named
+// stream, on the dashboard with start and stop; nil removes it.
+func (s *Server) SetGenerator(g dashboard.Generator, streamName string) {
+	s.obs.dash.SetGenerator(g, streamName)
+}
+
+// routes is the server's HTTP handler. The Kinesis API keeps every request
+// it had before: anything but GET and HEAD (and POSTs under /api/, which
+// the API never answers) goes to it, whatever the path. GET and HEAD serve
+// the dashboard at /, /metrics, /healthz, /readyz and /api/.
+func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
+	api := s.obs.api.Middleware(kinesisAPI)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !s.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(s.obs.reg, promhttp.HandlerOpts{
+		ErrorLog:          slogPrinter{s},
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})))
+	dash := s.obs.dash.Handler()
+	mux.Handle("GET /", dash)
+	mux.Handle("POST /api/", dash)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			mux.ServeHTTP(w, r)
+		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/") && r.Header.Get("X-Amz-Target") == "":
+			mux.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
+}
+
+// metricsAuth guards /metrics: with MetricsToken set, a request needs
+// "Authorization: Bearer <token>" (or a dashboard session); with
+// authentication on and no token, a dashboard session; otherwise nothing.
+func (s *Server) metricsAuth(h http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.MetricsToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.MetricsToken != "" {
+			if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				got := sha256.Sum256([]byte(tok))
+				if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+					h.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		if s.cfg.MetricsToken == "" && s.keys == nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if _, ok := s.obs.dash.SessionKey(r); ok && s.keys != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="runnel metrics"`)
+		http.Error(w, "metrics need a bearer token (--metrics-token) or a dashboard login", http.StatusUnauthorized)
+	})
+}
+
+// slogPrinter adapts the server's logger to promhttp's error log.
+type slogPrinter struct{ s *Server }
+
+func (p slogPrinter) Println(v ...any) {
+	p.s.logger.Warn("serving metrics", "err", fmt.Sprint(v...))
+}

@@ -1,0 +1,305 @@
+package dashboard
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/clickstream"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/stream"
+)
+
+// StreamInfo is one stream as /api/streams describes it.
+type StreamInfo struct {
+	Name           string      `json:"name"`
+	ARN            string      `json:"arn"`
+	Status         string      `json:"status"`
+	Mode           string      `json:"mode"`
+	RetentionHours int         `json:"retentionHours"`
+	Created        time.Time   `json:"created"`
+	OpenShards     int         `json:"openShards"`
+	Shards         []ShardInfo `json:"shards"`
+}
+
+// ShardInfo is one shard with its hash-key range and lineage.
+type ShardInfo struct {
+	ID                     string    `json:"id"`
+	Open                   bool      `json:"open"`
+	ParentShardID          string    `json:"parentShardId,omitempty"`
+	AdjacentParentShardID  string    `json:"adjacentParentShardId,omitempty"`
+	StartingHashKey        string    `json:"startingHashKey"`
+	EndingHashKey          string    `json:"endingHashKey"`
+	StartingSequenceNumber string    `json:"startingSequenceNumber"`
+	EndingSequenceNumber   string    `json:"endingSequenceNumber,omitempty"`
+	Created                time.Time `json:"created"`
+	Closed                 time.Time `json:"closed,omitzero"`
+}
+
+func streamInfo(d *stream.Description) StreamInfo {
+	s := StreamInfo{
+		Name: d.Name, ARN: d.ARN, Status: d.Status, Mode: d.Mode,
+		RetentionHours: d.RetentionHours, Created: d.Created, OpenShards: d.OpenShardCount,
+		Shards: make([]ShardInfo, 0, len(d.Shards)),
+	}
+	for _, sh := range d.Shards {
+		s.Shards = append(s.Shards, ShardInfo{
+			ID: sh.ID, Open: sh.EndingSequenceNumber == "",
+			ParentShardID: sh.ParentShardID, AdjacentParentShardID: sh.AdjacentParentShardID,
+			StartingHashKey: sh.StartingHashKey, EndingHashKey: sh.EndingHashKey,
+			StartingSequenceNumber: sh.StartingSequenceNumber, EndingSequenceNumber: sh.EndingSequenceNumber,
+			Created: sh.Created, Closed: sh.Closed,
+		})
+	}
+	return s
+}
+
+func (d *Dashboard) handleStreams(w http.ResponseWriter, r *http.Request) {
+	out := []StreamInfo{}
+	for _, sum := range d.cfg.Engine.List() {
+		if !allowsRead(r.Context(), sum.Name) {
+			continue
+		}
+		desc, err := d.cfg.Engine.Describe(sum.Name)
+		if err != nil {
+			continue // deleted meanwhile
+		}
+		out = append(out, streamInfo(desc))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
+}
+
+func (d *Dashboard) handleStream(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !allowsRead(r.Context(), name) {
+		writeError(w, http.StatusForbidden, "this access key may not read stream "+name)
+		return
+	}
+	desc, err := d.cfg.Engine.Describe(name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "stream "+name+" not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, streamInfo(desc))
+}
+
+// rates keeps the last samples of every stream's totals, for rates and
+// their history.
+type rates struct {
+	mu      sync.Mutex
+	max     int
+	samples []rateSample // oldest first
+}
+
+type rateSample struct {
+	t       time.Time
+	streams map[string]totals
+}
+
+type totals struct{ recordsIn, bytesIn, recordsOut, bytesOut, throttled int64 }
+
+func newRates(max int) *rates { return &rates{max: max} }
+
+func (r *rates) sample(now time.Time, stats []stream.StreamStats) {
+	s := rateSample{t: now, streams: make(map[string]totals, len(stats))}
+	for _, st := range stats {
+		var t totals
+		for _, sh := range st.Shards {
+			t.recordsIn += sh.RecordsIn
+			t.bytesIn += sh.BytesIn
+			t.recordsOut += sh.RecordsOut
+			t.bytesOut += sh.BytesOut
+			t.throttled += sh.Throttled
+		}
+		s.streams[st.Name] = t
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.samples) == r.max {
+		copy(r.samples, r.samples[1:])
+		r.samples = r.samples[:r.max-1]
+	}
+	r.samples = append(r.samples, s)
+}
+
+// Rate is a stream's traffic per second.
+type Rate struct {
+	RecordsIn  float64 `json:"recordsIn"`
+	BytesIn    float64 `json:"bytesIn"`
+	RecordsOut float64 `json:"recordsOut"`
+	BytesOut   float64 `json:"bytesOut"`
+	Throttled  float64 `json:"throttled"`
+}
+
+func rateBetween(a, b totals, secs float64) Rate {
+	pos := func(x int64) float64 { return max(0, float64(x)) / secs }
+	return Rate{
+		RecordsIn: pos(b.recordsIn - a.recordsIn), BytesIn: pos(b.bytesIn - a.bytesIn),
+		RecordsOut: pos(b.recordsOut - a.recordsOut), BytesOut: pos(b.bytesOut - a.bytesOut),
+		Throttled: pos(b.throttled - a.throttled),
+	}
+}
+
+// History is the per-second rates of every stream between consecutive
+// samples: Times[i] is the end of the interval of every series' i-th value.
+type History struct {
+	Times   []float64          `json:"times"` // seconds since the Unix epoch
+	Streams map[string][]*Rate `json:"streams"`
+}
+
+// current returns each stream's rate over the last interval and the
+// history of rates.
+func (r *rates) current() (map[string]Rate, History) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := map[string]Rate{}
+	h := History{Times: []float64{}, Streams: map[string][]*Rate{}}
+	for i := 1; i < len(r.samples); i++ {
+		a, b := r.samples[i-1], r.samples[i]
+		secs := b.t.Sub(a.t).Seconds()
+		if secs <= 0 {
+			continue
+		}
+		h.Times = append(h.Times, float64(b.t.UnixMilli())/1000)
+		n := len(h.Times)
+		for name, bt := range b.streams {
+			series := h.Streams[name]
+			for len(series) < n-1 {
+				series = append(series, nil) // the stream did not exist yet
+			}
+			at, ok := a.streams[name]
+			if !ok {
+				series = append(series, nil)
+			} else {
+				rt := rateBetween(at, bt, secs)
+				series = append(series, &rt)
+				if i == len(r.samples)-1 {
+					cur[name] = rt
+				}
+			}
+			h.Streams[name] = series
+		}
+	}
+	for name, series := range h.Streams {
+		for len(series) < len(h.Times) {
+			series = append(series, nil) // deleted since
+		}
+		h.Streams[name] = series
+	}
+	return cur, h
+}
+
+// StreamStats is one stream in /api/stats: its shards' counters since the
+// server started, their sum, and the current rate.
+type StreamStats struct {
+	Name       string              `json:"name"`
+	RecordsIn  int64               `json:"recordsIn"`
+	BytesIn    int64               `json:"bytesIn"`
+	RecordsOut int64               `json:"recordsOut"`
+	BytesOut   int64               `json:"bytesOut"`
+	Throttled  int64               `json:"throttled"`
+	Rate       Rate                `json:"rate"`
+	Shards     []stream.ShardStats `json:"shards"`
+}
+
+// StatsAnswer is the answer of /api/stats.
+type StatsAnswer struct {
+	Time    time.Time     `json:"time"`
+	Streams []StreamStats `json:"streams"`
+	History History       `json:"history"`
+}
+
+func (d *Dashboard) handleStats(w http.ResponseWriter, r *http.Request) {
+	cur, hist := d.rates.current()
+	ans := StatsAnswer{Time: time.Now().UTC(), Streams: []StreamStats{}, History: hist}
+	for _, st := range d.cfg.Engine.Stats() {
+		if !allowsRead(r.Context(), st.Name) {
+			continue
+		}
+		s := StreamStats{Name: st.Name, Rate: cur[st.Name], Shards: st.Shards}
+		for _, sh := range st.Shards {
+			s.RecordsIn += sh.RecordsIn
+			s.BytesIn += sh.BytesIn
+			s.RecordsOut += sh.RecordsOut
+			s.BytesOut += sh.BytesOut
+			s.Throttled += sh.Throttled
+		}
+		ans.Streams = append(ans.Streams, s)
+	}
+	for name := range hist.Streams {
+		if !allowsRead(r.Context(), name) {
+			delete(hist.Streams, name)
+		}
+	}
+	slices.SortFunc(ans.Streams, func(a, b StreamStats) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, ans)
+}
+
+func (d *Dashboard) handlePipelines(w http.ResponseWriter, r *http.Request) {
+	p := d.pipelines.Load()
+	if p == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"running": false, "pipelines": []pipeline.PipelineStatus{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"running": true, "pipelines": (*p).Status()})
+}
+
+func (d *Dashboard) handleResults(w http.ResponseWriter, r *http.Request) {
+	out := []pipeline.PipelineReport{}
+	if p := d.pipelines.Load(); p != nil {
+		if reps := (*p).Reports(); reps != nil {
+			out = reps
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// GeneratorAnswer is the answer of /api/generator.
+type GeneratorAnswer struct {
+	// Present is set when a generator runs inside this server.
+	Present bool                `json:"present"`
+	Stream  string              `json:"stream,omitempty"`
+	Status  *clickstream.Status `json:"status,omitempty"`
+	// Changed, on start and stop, is false when the generator already was
+	// in the requested state.
+	Changed *bool `json:"changed,omitempty"`
+}
+
+func (d *Dashboard) handleGenerator(w http.ResponseWriter, r *http.Request) {
+	g := d.generator.Load()
+	if g == nil {
+		writeJSON(w, http.StatusOK, GeneratorAnswer{})
+		return
+	}
+	st := g.g.Status()
+	writeJSON(w, http.StatusOK, GeneratorAnswer{Present: true, Stream: g.stream, Status: &st})
+}
+
+var errNoGenerator = errors.New("no generator runs in this server (runnel serve --demo runs one)")
+
+func (d *Dashboard) handleGeneratorAction(w http.ResponseWriter, r *http.Request) {
+	if k := requestKey(r.Context()); k != nil && !k.All {
+		writeError(w, http.StatusForbidden, "starting and stopping the generator needs a key with all: true")
+		return
+	}
+	g := d.generator.Load()
+	if g == nil {
+		writeError(w, http.StatusNotFound, errNoGenerator.Error())
+		return
+	}
+	var changed bool
+	switch r.PathValue("action") {
+	case "start":
+		changed = g.g.Start()
+	case "stop":
+		changed = g.g.Stop()
+	default:
+		writeError(w, http.StatusNotFound, "want /api/generator/start or /api/generator/stop")
+		return
+	}
+	st := g.g.Status()
+	writeJSON(w, http.StatusOK, GeneratorAnswer{Present: true, Stream: g.stream, Status: &st, Changed: &changed})
+}

@@ -1,0 +1,439 @@
+// runnel dashboard: draws what the JSON endpoints under /api/ report.
+// Charts are uPlot (vendored, see uPlot.LICENSE); everything else is DOM.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+
+// el builds an element; strings become text nodes (never HTML).
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+function fmtNum(n, digits) {
+  if (n === undefined || n === null || Number.isNaN(n)) return "–";
+  const a = Math.abs(n);
+  if (a >= 1e9) return (n / 1e9).toFixed(1) + "G";
+  if (a >= 1e6) return (n / 1e6).toFixed(1) + "M";
+  if (a >= 1e4) return (n / 1e3).toFixed(1) + "k";
+  return n.toFixed(digits === undefined ? (Number.isInteger(n) ? 0 : 1) : digits);
+}
+function fmtBytes(n) {
+  if (!n) return "0 B";
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : n.toFixed(0)) + " " + u[i];
+}
+function fmtAgo(iso) {
+  if (!iso) return "–";
+  const s = (Date.now() - Date.parse(iso)) / 1000;
+  if (s < 1) return "just now";
+  if (s < 90) return Math.round(s) + " s ago";
+  if (s < 5400) return Math.round(s / 60) + " min ago";
+  return new Date(iso).toLocaleString();
+}
+function fmtMillis(ms) {
+  if (!ms) return "0 s";
+  if (ms < 1000) return ms + " ms";
+  if (ms < 120000) return (ms / 1000).toFixed(1) + " s";
+  return (ms / 60000).toFixed(1) + " min";
+}
+function shortSeq(s) {
+  if (!s) return "–";
+  return s.length > 14 ? "…" + s.slice(-10) : s;
+}
+
+const HASH_SPACE = 2n ** 128n;
+function hashFraction(dec) {
+  try { return Number((BigInt(dec) * 100000n) / HASH_SPACE) / 1000; } catch { return 0; }
+}
+
+class Unauthorized extends Error {}
+
+async function api(path, opts) {
+  const res = await fetch(path, Object.assign({ credentials: "same-origin", headers: { "Accept": "application/json" } }, opts || {}));
+  if (res.status === 401) throw new Unauthorized("log in");
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error || res.statusText);
+  return body;
+}
+function post(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json", "Accept": "application/json" }, body: JSON.stringify(body || {}) });
+}
+
+// ---- charts --------------------------------------------------------------
+
+function chartWidth(container) { return Math.max(240, container.clientWidth || 300); }
+
+const charts = new Set();
+window.addEventListener("resize", () => {
+  for (const c of charts) c.plot.setSize({ width: chartWidth(c.box), height: c.height });
+});
+
+function lineChart(box, series, height) {
+  height = height || 180;
+  const opts = {
+    width: chartWidth(box), height,
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    axes: [{ stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" } },
+           { stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
+    series: [{}].concat(series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.fill, spanGaps: false,
+      value: (u, v) => (v === null || v === undefined ? "–" : fmtNum(v) + (s.unit || "")) }))),
+  };
+  const plot = new uPlot(opts, [[]].concat(series.map(() => [])), box);
+  const c = { plot, box, height };
+  charts.add(c);
+  return c;
+}
+
+function barChart(box, height) {
+  height = height || 220;
+  let labels = [];
+  const opts = {
+    width: chartWidth(box), height,
+    cursor: { drag: { x: false, y: false } },
+    legend: { show: false },
+    scales: { x: { time: false, range: (u, min, max) => [-0.5, Math.max(0.5, max + 0.5)] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    axes: [{ stroke: "#8a93a3", grid: { show: false }, splits: () => labels.map((_, i) => i),
+             values: (u, splits) => splits.map((i) => (labels[i] || "").slice(0, 12)), rotate: -30, size: 60 },
+           { stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
+    series: [{}, { label: "value", stroke: "#2563eb", fill: "rgba(37,99,235,.55)", paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } }],
+  };
+  const plot = new uPlot(opts, [[], []], box);
+  const c = { plot, box, height, setLabels: (l) => { labels = l; } };
+  charts.add(c);
+  return c;
+}
+
+// ---- streams -------------------------------------------------------------
+
+const streamViews = new Map(); // name -> view
+let streamInfos = new Map();   // name -> /api/streams entry
+
+function streamView(name) {
+  let v = streamViews.get(name);
+  if (v) return v;
+  const figs = el("div", { class: "figures" });
+  const chartBox = el("div", { class: "chart" });
+  const shardsBody = el("tbody");
+  const head = el("div", { class: "stream-head" }, el("h3", {}, name), el("span", { class: "muted", "data-role": "summary" }));
+  const card = el("div", { class: "card stream", "data-stream": name }, head, figs, chartBox,
+    el("div", { class: "table-wrap" }, el("table", { class: "shards" },
+      el("thead", {}, el("tr", {}, el("th", {}, "shard"), el("th", {}, "state"), el("th", {}, "hash range"), el("th", { class: "num" }, "in"),
+        el("th", { class: "num" }, "out"), el("th", { class: "num" }, "throttled"), el("th", {}, "last record"))),
+      shardsBody)));
+  const container = $("streams");
+  if (streamViews.size === 0) container.replaceChildren();
+  container.append(card);
+  v = { card, figs, chartBox, shardsBody, summary: head.querySelector("[data-role=summary]"), chart: null };
+  v.chart = lineChart(chartBox, [
+    { label: "in", color: "#2563eb", fill: "rgba(37,99,235,.08)", unit: "/s" },
+    { label: "out", color: "#16a34a", unit: "/s" },
+  ]);
+  streamViews.set(name, v);
+  return v;
+}
+
+function figure(cls, value, label) {
+  return el("div", { class: "figure " + cls }, el("b", {}, value), el("span", {}, label));
+}
+
+function renderStreams(stats) {
+  const names = new Set(stats.streams.map((s) => s.name));
+  for (const [name, v] of streamViews) {
+    if (!names.has(name)) { v.card.remove(); charts.delete(v.chart); streamViews.delete(name); }
+  }
+  if (stats.streams.length === 0) {
+    $("streams").replaceChildren(el("p", { class: "muted" }, "No streams yet. Create one with the aws CLI or runnel stream create."));
+    return;
+  }
+  for (const s of stats.streams) {
+    const v = streamView(s.name);
+    const info = streamInfos.get(s.name);
+    v.summary.textContent = info ? `${info.openShards} open shard${info.openShards === 1 ? "" : "s"} · ${info.mode.toLowerCase()} · ${info.retentionHours} h retention` : "";
+    v.figs.replaceChildren(
+      figure("in", fmtNum(s.rate.recordsIn), "records/s in"),
+      figure("in", fmtBytes(s.rate.bytesIn) + "/s", "bytes in"),
+      figure("out", fmtNum(s.rate.recordsOut), "records/s out"),
+      figure("out", fmtBytes(s.rate.bytesOut) + "/s", "bytes out"),
+      figure("", fmtNum(s.recordsIn), "records in since start"),
+      figure("", fmtNum(s.throttled), "throttled"),
+    );
+    const series = stats.history.streams[s.name] || [];
+    const xs = stats.history.times.slice(-series.length);
+    v.chart.plot.setData([xs, series.map((r) => (r ? r.recordsIn : null)), series.map((r) => (r ? r.recordsOut : null))]);
+    const shardInfo = new Map((info ? info.shards : []).map((sh) => [sh.id, sh]));
+    v.shardsBody.replaceChildren(...s.shards.map((sh) => {
+      const si = shardInfo.get(sh.shardId);
+      let range = el("td", { class: "muted" }, "–");
+      if (si) {
+        const a = hashFraction(si.startingHashKey), b = hashFraction(si.endingHashKey);
+        const bar = el("div", { class: "range", title: `${si.startingHashKey} – ${si.endingHashKey}` }, el("i"));
+        bar.firstChild.style.left = a + "%";
+        bar.firstChild.style.width = Math.max(0.5, b - a) + "%";
+        range = el("td", {}, bar, el("span", { class: "muted" }, `${a.toFixed(1)}–${b.toFixed(1)}%`));
+      }
+      const parents = si && (si.parentShardId || si.adjacentParentShardId) ? ` ← ${[si.parentShardId, si.adjacentParentShardId].filter(Boolean).join(" + ")}` : "";
+      return el("tr", { "data-shard": sh.shardId },
+        el("td", {}, sh.shardId, el("span", { class: "muted" }, parents)),
+        el("td", {}, el("span", { class: "pill " + (sh.open ? "ok" : "") }, sh.open ? "open" : "closed")),
+        range,
+        el("td", { class: "num" }, fmtNum(sh.recordsIn)),
+        el("td", { class: "num" }, fmtNum(sh.recordsOut)),
+        el("td", { class: "num" }, fmtNum(sh.throttled)),
+        el("td", {}, fmtAgo(sh.lastArrival)));
+    }));
+  }
+  updateTailChoices([...names].sort());
+}
+
+// ---- tail ----------------------------------------------------------------
+
+let tailSource = null;
+const TAIL_KEEP = 100;
+
+function updateTailChoices(names) {
+  const sel = $("tail-stream");
+  const have = [...sel.options].map((o) => o.value);
+  if (have.join("\n") === names.join("\n")) return;
+  const cur = sel.value;
+  sel.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+  if (names.includes(cur)) sel.value = cur;
+}
+
+function stopTail(note) {
+  if (tailSource) { tailSource.close(); tailSource = null; }
+  $("tail-toggle").textContent = "Start";
+  $("tail-state").textContent = note || "";
+}
+
+function startTail() {
+  const name = $("tail-stream").value;
+  if (!name) return;
+  stopTail();
+  $("tail").replaceChildren();
+  $("tail-state").textContent = "connecting…";
+  $("tail-toggle").textContent = "Stop";
+  const src = new EventSource("api/streams/" + encodeURIComponent(name) + "/tail");
+  tailSource = src;
+  src.addEventListener("ready", () => { $("tail-state").textContent = "waiting for records on " + name; });
+  src.addEventListener("record", (ev) => {
+    const r = JSON.parse(ev.data);
+    $("tail-state").textContent = "live: " + name;
+    let body;
+    if (r.json !== undefined) body = JSON.stringify(r.json, null, 1);
+    else if (r.text !== undefined) body = r.text;
+    else body = "base64: " + r.base64;
+    if (r.truncated) body += " … (" + r.size + " bytes)";
+    const li = el("li", { class: "record" },
+      el("span", { class: "meta" }, `${new Date(r.arrival).toLocaleTimeString()} · ${r.shardId} · key ${r.partitionKey} · seq ${shortSeq(r.sequenceNumber)}`),
+      el("pre", {}, body));
+    const list = $("tail");
+    list.prepend(li);
+    while (list.children.length > TAIL_KEEP) list.lastChild.remove();
+  });
+  src.addEventListener("dropped", (ev) => {
+    const n = JSON.parse(ev.data).count;
+    $("tail-state").textContent = `live: ${name} (${fmtNum(n)} records/s not shown)`;
+  });
+  src.addEventListener("error", (ev) => {
+    if (ev.data) { stopTail("error: " + JSON.parse(ev.data).error); return; }
+    if (src.readyState === EventSource.CLOSED) stopTail("disconnected");
+    else $("tail-state").textContent = "reconnecting…";
+  });
+}
+
+$("tail-toggle").addEventListener("click", () => (tailSource ? stopTail() : startTail()));
+$("tail-stream").addEventListener("change", () => { if (tailSource) startTail(); });
+
+// ---- pipelines -----------------------------------------------------------
+
+function renderPipelines(ans) {
+  const box = $("pipelines");
+  if (!ans.running || ans.pipelines.length === 0) {
+    box.replaceChildren(el("p", { class: "muted" }, "No pipelines run in this server (runnel serve --pipelines FILE runs them)."));
+    return;
+  }
+  box.replaceChildren(...ans.pipelines.map((p) => {
+    const w = p.worker;
+    const shards = (w.shards || []).slice().sort((a, b) => a.shardId.localeCompare(b.shardId));
+    return el("div", { class: "card pipeline", "data-pipeline": p.name },
+      el("div", { class: "stream-head" }, el("h3", {}, p.name),
+        el("span", { class: "muted" }, `${p.source} → ${p.handler}`),
+        w.stopping ? el("span", { class: "pill warn" }, "stopping") : null),
+      el("div", { class: "figures" },
+        figure("", String(w.held), "shards held"),
+        figure("", fmtNum(w.recordsBehind), "records behind"),
+        figure("", fmtMillis(w.millisBehindLatest), "behind latest")),
+      w.lastError ? el("p", { class: "error" }, "worker: " + w.lastError) : null,
+      el("div", { class: "table-wrap" }, el("table", {},
+        el("thead", {}, el("tr", {}, ["shard", "state", "checkpoint"].map((h) => el("th", {}, h)),
+          ["behind", "lag", "records", "invocations", "errors", "on-failure"].map((h) => el("th", { class: "num" }, h)),
+          el("th", {}, "last error"))),
+        el("tbody", {}, shards.map((s) => el("tr", {},
+          el("td", {}, s.shardId),
+          el("td", {}, el("span", { class: "pill " + (s.stalled ? "bad" : s.state === "running" ? "ok" : "") }, s.stalled ? "stalled" : s.state)),
+          el("td", { title: s.checkpoint }, shortSeq(s.checkpoint)),
+          el("td", { class: "num" }, fmtNum(s.recordsBehind)),
+          el("td", { class: "num" }, fmtMillis(s.millisBehindLatest)),
+          el("td", { class: "num" }, fmtNum(s.records)),
+          el("td", { class: "num" }, fmtNum(s.invocations)),
+          el("td", { class: "num" + (s.errors ? " error" : "") }, fmtNum(s.errors)),
+          el("td", { class: "num" }, fmtNum(s.toDestination)),
+          el("td", { class: "wrap error" }, s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : ""))))))));
+  }));
+}
+
+// ---- results -------------------------------------------------------------
+
+const resultViews = new Map();
+
+function renderResults(ans) {
+  const box = $("results");
+  if (ans.results.length === 0) {
+    box.replaceChildren(el("p", { class: "muted" }, "No pipeline reports results yet (count and window processors do)."));
+    resultViews.clear();
+    return;
+  }
+  if (resultViews.size === 0) box.replaceChildren();
+  for (const r of ans.results) {
+    let v = resultViews.get(r.pipeline);
+    if (!v) {
+      const top = el("div", { class: "chart" }), win = el("div", { class: "chart" });
+      const card = el("div", { class: "card", "data-result": r.pipeline }, el("h3", {}, r.title || r.pipeline),
+        el("p", { class: "muted" }, "pipeline " + r.pipeline), top, win);
+      box.append(card);
+      v = { card, top, win, topChart: null, winChart: null };
+      resultViews.set(r.pipeline, v);
+    }
+    if (r.topKeys && r.topKeys.length) {
+      if (!v.topChart) v.topChart = barChart(v.top);
+      v.topChart.setLabels(r.topKeys.map((k) => k.key));
+      v.topChart.plot.setData([r.topKeys.map((_, i) => i), r.topKeys.map((k) => k.value)]);
+    }
+    if (r.windows && r.windows.length) {
+      if (!v.winChart) v.winChart = lineChart(v.win, [{ label: "per window", color: "#7c3aed", fill: "rgba(124,58,237,.1)" }]);
+      v.winChart.plot.setData([r.windows.map((w) => Date.parse(w.start) / 1000), r.windows.map((w) => w.value)]);
+    }
+  }
+}
+
+// ---- generator -----------------------------------------------------------
+
+let admin = true;
+
+function renderGenerator(g) {
+  const box = $("generator");
+  if (!g.present) {
+    box.replaceChildren(el("p", { class: "muted" }, "No clickstream generator runs in this server (runnel serve --demo runs one)."));
+    return;
+  }
+  const s = g.status;
+  const action = (what) => async () => {
+    try { renderGenerator(await post("api/generator/" + what)); refresh(); } catch (e) { box.append(el("p", { class: "error" }, e.message)); }
+  };
+  box.replaceChildren(
+    el("div", { class: "row" },
+      el("span", { class: "pill " + (s.running ? "ok" : ""), id: "generator-state" }, s.running ? "running" : "stopped"),
+      el("span", { class: "muted" }, "writes to " + g.stream),
+      el("span", { class: "grow" }),
+      el("button", { id: "generator-start", disabled: s.running || !admin, onclick: action("start") }, "Start"),
+      el("button", { id: "generator-stop", class: "secondary", disabled: !s.running || !admin, onclick: action("stop") }, "Stop")),
+    el("dl", { class: "kv" },
+      el("dt", {}, "events/s"), el("dd", {}, fmtNum(s.eventsPerSecond)),
+      el("dt", {}, "sent"), el("dd", {}, fmtNum(s.eventsSent)),
+      el("dt", {}, "delivered"), el("dd", {}, fmtNum(s.eventsDelivered)),
+      el("dt", {}, "failures"), el("dd", {}, fmtNum(s.failures)),
+      el("dt", {}, "sessions"), el("dd", {}, fmtNum(s.sessions)),
+      s.lastError ? [el("dt", {}, "last error"), el("dd", { class: "error" }, s.lastError)] : null));
+}
+
+// ---- polling -------------------------------------------------------------
+
+let tick = 0;
+let timer = null;
+
+function setConn(ok, text) {
+  const c = $("conn");
+  c.className = "pill " + (ok ? "ok" : "bad");
+  c.textContent = text;
+}
+
+async function refresh() {
+  try {
+    if (tick % 3 === 0 || streamInfos.size === 0) {
+      const s = await api("api/streams");
+      streamInfos = new Map(s.streams.map((x) => [x.name, x]));
+    }
+    const [stats, pipes, results, gen] = await Promise.all([api("api/stats"), api("api/pipelines"), api("api/results"), api("api/generator")]);
+    renderStreams(stats);
+    renderPipelines(pipes);
+    renderResults(results);
+    renderGenerator(gen);
+    setConn(true, "live");
+  } catch (e) {
+    if (e instanceof Unauthorized) { showLogin(); return; }
+    setConn(false, "server unreachable");
+  }
+  tick++;
+}
+
+function startPolling() {
+  if (timer) return;
+  refresh();
+  timer = setInterval(refresh, 1000);
+}
+
+function showLogin() {
+  if (timer) { clearInterval(timer); timer = null; }
+  stopTail();
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("logout").hidden = true;
+  $("who").textContent = "";
+  setConn(true, "login needed");
+}
+
+function showApp(session) {
+  admin = session.admin;
+  $("login").hidden = true;
+  $("app").hidden = false;
+  $("logout").hidden = !session.authRequired;
+  $("who").textContent = session.authRequired ? session.accessKeyId : "";
+  startPolling();
+}
+
+$("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  $("login-error").textContent = "";
+  try {
+    const s = await post("api/login", { accessKeyId: f.get("accessKeyId"), secretAccessKey: f.get("secretAccessKey") });
+    ev.target.reset();
+    showApp(s);
+  } catch (e) {
+    $("login-error").textContent = e.message;
+  }
+});
+$("logout").addEventListener("click", async () => { await post("api/logout").catch(() => {}); showLogin(); });
+
+(async function main() {
+  try {
+    const s = await api("api/session");
+    if (s.authRequired && !s.loggedIn) showLogin(); else showApp(s);
+  } catch (e) {
+    setConn(false, "server unreachable");
+  }
+})();
