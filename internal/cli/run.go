@@ -16,6 +16,8 @@ import (
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/archive"
 	"github.com/runnel-dev/runnel/internal/processor/forward"
+	"github.com/runnel-dev/runnel/internal/processor/table"
+	"github.com/runnel-dev/runnel/internal/processor/window"
 )
 
 // runEnv maps each run flag to its environment variable.
@@ -31,6 +33,8 @@ func pipelineBuiltins() pipeline.Builtins {
 		"archive": archive.Builtin,
 		"forward": forward.Builtin,
 		"log":     pipeline.Log,
+		"window":  window.Builtin,
+		"table":   table.Builtin,
 	}
 }
 
