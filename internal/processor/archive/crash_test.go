@@ -1,0 +1,264 @@
+package archive
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/stretchr/testify/require"
+)
+
+// proc is a runnel process started by the crash test.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	mu   sync.Mutex
+	log  bytes.Buffer
+}
+
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	p.cmd.Stdout = io.Discard
+	errR, err := p.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(errR)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.log.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// kill sends SIGKILL and waits for the process to end.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if m := re.FindStringSubmatch(p.stderr()); m != nil {
+			return m
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("process exited (%v) before logging %s\n%s", p.err, re, p.stderr())
+		case <-time.After(20 * time.Millisecond):
+		}
+		require.False(t, time.Now().After(deadline), "no %s within %v\n%s", re, d, p.stderr())
+	}
+}
+
+var listeningRe = regexp.MustCompile(`msg=listening.*url=http://(127\.0\.0\.1:[1-9][0-9]*)`)
+
+// archived returns how often each line occurs in the objects under dir.
+func archived(t *testing.T, dir string) (map[string]int, int) {
+	t.Helper()
+	counts := map[string]int{}
+	objs := readObjects(t, dir)
+	for _, o := range objs {
+		for _, l := range o.lines {
+			counts[l]++
+		}
+	}
+	return counts, len(objs)
+}
+
+// spooledSegments counts the segment files in the spool.
+func spooledSegments(t *testing.T, spool string) int {
+	t.Helper()
+	n := 0
+	_ = filepath.WalkDir(spool, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".seg") {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+// TestArchiveKillDuringRun runs runnel serve and runnel run (an archive
+// pipeline to a directory) as processes, kills runnel run with SIGKILL
+// at random points while records keep arriving, restarts it, and checks
+// at the end that every record is in exactly one object.
+func TestArchiveKillDuringRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the runnel binary")
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "runnel")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "runnel")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runnel")
+	build := exec.Command("go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	srv := startProc(t, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	url := "http://" + srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	client := kinesis.New(kinesis.Options{
+		BaseEndpoint: aws.String(url), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+	})
+
+	lake := filepath.Join(dir, "lake")
+	yml := fmt.Sprintf(`streams:
+  - name: clicks
+    shards: 3
+pipelines:
+  - name: lake
+    source: clicks
+    batchSize: 40
+    handler:
+      type: builtin
+      name: archive
+      options:
+        dir: %q
+        bufferSize: 3KiB
+        bufferInterval: 1s
+        prefixStyle: hive
+        partitionBy: country
+`, lake)
+	cfgPath := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(yml), 0o644))
+	stateDir := filepath.Join(dir, "state")
+	spool := filepath.Join(lake, ".spool", "lake")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	countries := []string{"DE", "FR", "US", "JP"}
+	sent := 0
+	put := func(n int) {
+		t.Helper()
+		for n > 0 {
+			var entries []types.PutRecordsRequestEntry
+			for range min(n, 100) {
+				entries = append(entries, types.PutRecordsRequestEntry{
+					PartitionKey: aws.String(fmt.Sprintf("user-%d", sent%97)),
+					Data:         []byte(fmt.Sprintf(`{"id":%d,"country":%q,"pad":%q}`, sent, countries[sent%len(countries)], strings.Repeat("x", sent%50))),
+				})
+				sent++
+			}
+			outp, err := client.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("clicks"), Records: entries})
+			require.NoError(t, err)
+			require.Zero(t, aws.ToInt32(outp.FailedRecordCount))
+			n -= len(entries)
+		}
+	}
+
+	const rounds = 5
+	killedWithSpool := 0
+	for round := range rounds {
+		run := startProc(t, bin, "--endpoint", url, "run", cfgPath, "--state-dir", stateDir)
+		if round == 0 {
+			// runnel run creates the stream.
+			require.Eventually(t, func() bool {
+				d, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("clicks")})
+				return err == nil && d.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive
+			}, 60*time.Second, 20*time.Millisecond)
+		}
+		put(1500)
+		// Kill once the run has archived a random part of what is there.
+		before, _ := archived(t, lake)
+		want := len(before) + 100 + rand.IntN(1000)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got, _ := archived(t, lake)
+			if len(got) >= want || len(got) >= sent {
+				break
+			}
+			select {
+			case <-run.done:
+				t.Fatalf("runnel run exited: %v\n%s", run.err, run.stderr())
+			case <-time.After(time.Duration(rand.IntN(30)) * time.Millisecond):
+			}
+			require.False(t, time.Now().After(deadline), "round %d: %d of %d records archived within 60s\n%s", round, len(got), want, run.stderr())
+		}
+		run.kill()
+		segs := spooledSegments(t, spool)
+		if segs > 0 {
+			killedWithSpool++
+		}
+		got, objects := archived(t, lake)
+		t.Logf("round %d: killed with %d of %d records in %d objects, %d spool segments", round, len(got), sent, objects, segs)
+	}
+	require.Positive(t, killedWithSpool, "some kill left acknowledged records in the spool")
+
+	// A last run without a kill archives the rest; SIGTERM writes out the
+	// spool.
+	run := startProc(t, bin, "--endpoint", url, "run", cfgPath, "--state-dir", stateDir)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		got, _ := archived(t, lake)
+		if len(got) == sent {
+			break
+		}
+		select {
+		case <-run.done:
+			t.Fatalf("runnel run exited: %v\n%s", run.err, run.stderr())
+		case <-time.After(50 * time.Millisecond):
+		}
+		require.False(t, time.Now().After(deadline), "%d of %d records archived within 90s", len(got), sent)
+	}
+	require.NoError(t, run.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-run.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("runnel run did not stop within 60s of SIGTERM")
+	}
+
+	counts, objects := archived(t, lake)
+	require.Len(t, counts, sent)
+	ids := map[int]bool{}
+	for line, n := range counts {
+		require.Equal(t, 1, n, "record %s is in %d objects", line, n)
+		var rec struct{ ID int }
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		ids[rec.ID] = true
+	}
+	for i := range sent {
+		require.True(t, ids[i], "record %d is missing", i)
+	}
+	require.Zero(t, spooledSegments(t, spool), "the spool is empty after a graceful stop")
+	t.Logf("%d records in %d objects after %d kills", sent, objects, rounds)
+}
