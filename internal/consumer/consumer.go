@@ -96,7 +96,7 @@ type Config struct {
 	// Stream is the stream's name or ARN. Required.
 	Stream string
 	// Kinesis reads the stream: a *kinesis.Client for any endpoint, or
-	// Local for the engine of the same process. Required.
+	// kinesislocal's client for the engine of the same process. Required.
 	Kinesis KinesisAPI
 	// Leases holds the application's leases. Required.
 	Leases LeaseStore
@@ -170,9 +170,10 @@ type Config struct {
 	// TakeInterval is how often the worker looks for leases to take to
 	// reach its fair share. Default 2 s.
 	TakeInterval time.Duration
-	// PollInterval is how long a shard reader waits after a GetRecords
-	// call that returned nothing (not with Local, whose GetRecords waits
-	// for an append itself). Default 250 ms.
+	// PollInterval is the least time between two GetRecords calls of a
+	// shard reader when the first returned nothing (a long-polling client
+	// such as kinesislocal's, whose empty answers take longer, is called
+	// again at once). Default 250 ms.
 	PollInterval time.Duration
 	// ShardSyncInterval is how often the shard list is read to create
 	// leases for new shards (children of a finished shard are created at

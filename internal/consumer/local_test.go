@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -21,7 +21,9 @@ func TestLocalDeliversAndFollowsResharding(t *testing.T) {
 	e.createStream(t, "s", 2)
 	h := &recorder{}
 	cfg := baseConfig(e, "s", memStore(t), h)
-	cfg.Kinesis = &consumer.Local{Svc: e.srv.Service, Wait: 100 * time.Millisecond}
+	l := kinesislocal.New(e.srv.Service)
+	l.LongPoll = 100 * time.Millisecond
+	cfg.Kinesis = l
 	cfg.Stream = e.srv.Service.ARN("s")
 	startWorker(t, cfg)
 	want := e.put(t, "s", 500, 20, "a-")
@@ -56,14 +58,14 @@ func (a *arrivals) Invoke(_ context.Context, ev *lambda.KinesisEvent) (*lambda.R
 }
 
 // putToHandler measures, n times, the time from a Put returning to the
-// handler seeing the record, through Local.
+// handler seeing the record, through kinesislocal.
 func putToHandler(t testing.TB, n int) []time.Duration {
 	e := start(t)
 	e.createStream(t, "s", 1)
 	a := &arrivals{ch: make(chan time.Time, 1)}
 	cfg := baseConfig(e, "s", memStore(t), nil)
 	cfg.Handler = a
-	cfg.Kinesis = &consumer.Local{Svc: e.srv.Service}
+	cfg.Kinesis = kinesislocal.New(e.srv.Service)
 	startWorker(t, cfg)
 	ctx := context.Background()
 	out := make([]time.Duration, 0, n)
@@ -93,14 +95,14 @@ func TestLocalPutToHandlerLatency(t *testing.T) {
 }
 
 // BenchmarkLocalPutToHandlerLatency reports put-to-handler latency
-// percentiles through Local (b.N records put one at a time).
+// percentiles through kinesislocal (b.N records put one at a time).
 func BenchmarkLocalPutToHandlerLatency(b *testing.B) {
 	lat := putToHandler(b, max(b.N, 100))
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-// BenchmarkLocalNoopHandler is BenchmarkWorkerNoopHandler through Local.
+// BenchmarkLocalNoopHandler is BenchmarkWorkerNoopHandler through kinesislocal.
 func BenchmarkLocalNoopHandler(b *testing.B) {
 	for _, batch := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
@@ -121,7 +123,7 @@ func BenchmarkLocalNoopHandler(b *testing.B) {
 			cfg := baseConfig(e, "s", memStore(b), nil)
 			cfg.Handler = h
 			cfg.BatchSize = batch
-			cfg.Kinesis = &consumer.Local{Svc: e.srv.Service}
+			cfg.Kinesis = kinesislocal.New(e.srv.Service)
 			b.ReportAllocs()
 			b.ResetTimer()
 			began := time.Now()

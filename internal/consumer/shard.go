@@ -382,8 +382,6 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 	iter := ""
 	lastSeq := ""
 	failures := 0
-	lp, ok := p.w.cfg.Kinesis.(longPoller)
-	longPolls := ok && lp.longPolls()
 	fail := func(what string, err error) bool {
 		failures++
 		p.noteErr(err)
@@ -446,8 +444,11 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 				return
 			}
 		}
-		if len(res.Records) == 0 && !longPolls {
-			if !sleepCtx(ctx, p.w.cfg.PollInterval) {
+		// After an empty answer wait out the rest of PollInterval; a
+		// client that long-polls (waits for an append before answering
+		// empty, as kinesislocal does) has already waited.
+		if len(res.Records) == 0 {
+			if !sleepCtx(ctx, p.w.cfg.PollInterval-p.w.now().Sub(sent)) {
 				return
 			}
 		}

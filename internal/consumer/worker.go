@@ -739,6 +739,9 @@ func backoff(n int, base, ceiling time.Duration) time.Duration {
 
 // sleepCtx waits d or until ctx is done; it reports whether d passed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
