@@ -47,6 +47,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,7 +204,6 @@ func (c *Counter) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 	}
 	items := make([]item, len(event.Records))
 	var shard string
-	var buf []byte
 	for i := range event.Records {
 		rec := &event.Records[i]
 		s, seq, _ := strings.Cut(rec.EventID, ":")
@@ -223,12 +223,15 @@ func (c *Counter) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 		if i > 0 && items[i-1].pos.compare(it.pos) >= 0 {
 			return nil, fmt.Errorf("count: shard %s: record %s follows %s in a batch", shard, it.pos, items[i-1].pos)
 		}
-		var err error
-		buf, err = c.keyOf(buf[:0], rec, it)
-		if err != nil {
-			if rerr := c.reject(ctx, rec, err); rerr != nil {
-				return nil, fmt.Errorf("count: rejecting record %s: %w", rec.EventID, rerr)
-			}
+	}
+	reasons := c.keys(event.Records, items)
+	for i, reason := range reasons {
+		if reason == nil {
+			continue
+		}
+		rec := &event.Records[i]
+		if err := c.reject(ctx, rec, reason); err != nil {
+			return nil, fmt.Errorf("count: rejecting record %s: %w", rec.EventID, err)
 		}
 	}
 	if !c.enter(shard) {
@@ -253,6 +256,45 @@ func (c *Counter) leave(shard string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.inFlight, shard)
+}
+
+// minPerWorker is the fewest records worth a goroutine of their own when
+// decoding a batch.
+const minPerWorker = 64
+
+// keys decodes the records and fills in their items' keys and increments,
+// spreading a large batch over the processors. It returns the reason to
+// reject each record that cannot be counted (nil for the others), or nil
+// when every record can be.
+func (c *Counter) keys(recs []lambda.KinesisEventRecord, items []item) []error {
+	var reasons []error
+	var mu sync.Mutex
+	work := func(from, to int) {
+		var buf []byte
+		for i := from; i < to; i++ {
+			var err error
+			if buf, err = c.keyOf(buf[:0], &recs[i], &items[i]); err != nil {
+				mu.Lock()
+				if reasons == nil {
+					reasons = make([]error, len(recs))
+				}
+				reasons[i] = err
+				mu.Unlock()
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(recs)/minPerWorker)
+	if workers <= 1 {
+		work(0, len(recs))
+		return reasons
+	}
+	var wg sync.WaitGroup
+	per := (len(recs) + workers - 1) / workers
+	for from := 0; from < len(recs); from += per {
+		wg.Go(func() { work(from, min(from+per, len(recs))) })
+	}
+	wg.Wait()
+	return reasons
 }
 
 // keyOf decodes rec and sets it.key and it.incr; an error is the reason
