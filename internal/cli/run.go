@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/archive"
+	"github.com/runnel-dev/runnel/internal/processor/count"
 	"github.com/runnel-dev/runnel/internal/processor/forward"
 	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/processor/window"
@@ -31,6 +32,7 @@ func pipelineBuiltins() pipeline.Builtins {
 	return pipeline.Builtins{
 		"noop":    pipeline.Noop,
 		"archive": archive.Builtin,
+		"count":   count.Builtin,
 		"forward": forward.Builtin,
 		"log":     pipeline.Log,
 		"window":  window.Builtin,
