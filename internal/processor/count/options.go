@@ -265,8 +265,16 @@ func ParseOptions(options map[string]any) (Config, error) {
 		}
 	}
 	c.Defaults()
-	if err := c.Validate(); err != nil {
-		r.errs = append(r.errs, err)
+	// A field whose type was wrong is reported once, not again as empty.
+	reported := map[string]bool{}
+	for _, err := range r.errs {
+		field, _, _ := strings.Cut(err.Error(), ": ")
+		reported[field] = true
+	}
+	for _, err := range c.problems() {
+		if field, _, _ := strings.Cut(err.Error(), ": "); !reported[field] {
+			r.errs = append(r.errs, err)
+		}
 	}
 	return c, errors.Join(r.errs...)
 }
@@ -285,7 +293,9 @@ func (c *Config) Defaults() {
 }
 
 // Validate reports every problem of a configuration with defaults applied.
-func (c *Config) Validate() error {
+func (c *Config) Validate() error { return errors.Join(c.problems()...) }
+
+func (c *Config) problems() []error {
 	var errs []error
 	if c.Key == "" {
 		errs = append(errs, errors.New("key: required, a template such as {ts:2006-01-02}:{page}:{event}"))
@@ -301,7 +311,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("timeLayout: needs timeField (the arrival time needs no layout)"))
 	}
 	if err := c.Decode.Validate(); err != nil {
-		errs = append(errs, err)
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = append(errs, j.Unwrap()...)
+		} else {
+			errs = append(errs, err)
+		}
 	}
 	if c.Decode.Format == processor.FormatRaw {
 		if tmpl, err := parseTemplate(c.Key); err == nil && len(tmpl.fields) > 0 {
@@ -331,7 +345,7 @@ func (c *Config) Validate() error {
 	if t := c.Redis.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
 		errs = append(errs, errors.New("redis.tls: certFile and keyFile go together"))
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // tlsConfig builds the crypto/tls configuration of redis.tls, reading its
