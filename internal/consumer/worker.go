@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -459,7 +460,8 @@ func (w *Worker) take(ctx context.Context, l Lease, handOff bool) error {
 	if err != nil {
 		return fmt.Errorf("taking lease %s: %w", l.Key, err)
 	}
-	h := &heldLease{w: w, lease: nl, renewedAt: sent, takenAt: sent}
+	h := &heldLease{w: w, lease: nl, takenAt: sent}
+	h.renewedAt.Store(sent.UnixNano())
 	h.proc = newShardProc(w, h)
 	w.mu.Lock()
 	if old, ok := w.held[nl.Key]; ok {
@@ -490,7 +492,7 @@ func (w *Worker) release(h *heldLease) {
 	p := h.proc
 	h.mu.Lock()
 	l := h.lease
-	lost := h.lost
+	lost := h.lost.Load()
 	h.mu.Unlock()
 	switch {
 	case p.handingOff():
@@ -560,23 +562,25 @@ type heldLease struct {
 	w    *Worker
 	proc *shardProc
 
-	mu        sync.Mutex
-	lease     Lease
-	renewedAt time.Time // when the last successful take or renewal was sent
-	takenAt   time.Time
-	lost      bool
+	// renewedAt (unix nanos) is when the last successful take or renewal
+	// was sent; lost is set once the lease is known lost. Both are read
+	// without mu, so invocations never wait for a lease write.
+	renewedAt atomic.Int64
+	lost      atomic.Bool
+
+	mu      sync.Mutex
+	lease   Lease
+	takenAt time.Time
 }
 
 // validUntil is when this worker must have stopped processing the shard
 // unless it renews the lease: a tenth of the lease duration before any
 // other worker may see it expired.
 func (h *heldLease) validUntil() time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.lost {
+	if h.lost.Load() {
 		return time.Time{}
 	}
-	return h.renewedAt.Add(h.w.cfg.LeaseDuration - h.w.cfg.LeaseDuration/10)
+	return time.Unix(0, h.renewedAt.Load()).Add(h.w.cfg.LeaseDuration - h.w.cfg.LeaseDuration/10)
 }
 
 func (h *heldLease) valid() bool { return h.w.now().Before(h.validUntil()) }
@@ -591,7 +595,7 @@ func (h *heldLease) current() Lease {
 func (h *heldLease) renew(ctx context.Context) {
 	w := h.w
 	h.mu.Lock()
-	if h.lost {
+	if h.lost.Load() {
 		h.mu.Unlock()
 		return
 	}
@@ -599,7 +603,7 @@ func (h *heldLease) renew(ctx context.Context) {
 	nl, err := w.cfg.Leases.RenewLease(ctx, h.lease)
 	if err == nil {
 		h.lease = nl
-		h.renewedAt = sent
+		h.renewedAt.Store(sent.UnixNano())
 		h.mu.Unlock()
 		return
 	}
@@ -641,9 +645,7 @@ func (h *heldLease) onConflict(ctx context.Context, cause error) {
 }
 
 func (h *heldLease) markLost() {
-	h.mu.Lock()
-	h.lost = true
-	h.mu.Unlock()
+	h.lost.Store(true)
 }
 
 // checkpoint writes cp to the lease, conditional on this worker still
@@ -651,10 +653,10 @@ func (h *heldLease) markLost() {
 func (h *heldLease) checkpoint(ctx context.Context, cp Checkpoint) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lost {
+	if h.lost.Load() {
 		return ErrLeaseConflict
 	}
-	if !h.w.now().Before(h.renewedAt.Add(h.w.cfg.LeaseDuration - h.w.cfg.LeaseDuration/10)) {
+	if !h.w.now().Before(h.validUntil()) {
 		return errors.New("lease not renewed in time")
 	}
 	nl, err := h.w.cfg.Leases.UpdateCheckpoint(ctx, h.lease, cp)
