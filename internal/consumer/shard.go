@@ -207,10 +207,16 @@ func (p *shardProc) waitForPrevious() bool {
 		}
 	}
 	p.log.Warn("previous owner did not hand off in time; starting from the stored checkpoint", "previous", l.CheckpointOwner)
+	// End the hand-off on the previous owner's behalf, so the lease does
+	// not look mid-hand-off forever (and can be balanced again).
+	if _, err := p.w.cfg.Leases.HandOff(p.ctx, p.shard, l.CheckpointOwner, nil); err != nil && !errors.Is(err, ErrLeaseConflict) {
+		p.log.Warn("clearing the checkpoint owner failed", "err", err)
+	}
 	cur, err := p.w.cfg.Leases.GetLease(p.ctx, p.shard)
 	if err == nil && cur.Owner == p.w.cfg.WorkerID {
 		p.h.mu.Lock()
 		p.h.lease.Checkpoint = cur.Checkpoint
+		p.h.lease.CheckpointOwner = cur.CheckpointOwner
 		p.h.mu.Unlock()
 	}
 	return p.ctx.Err() == nil
