@@ -1,0 +1,347 @@
+package count
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/testserver"
+)
+
+// proc is a runnel process whose output is kept.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	out  strings.Builder
+	seen chan string // lines, for waitFor
+}
+
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{}), seen: make(chan string, 1024)}
+	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=runnel", "AWS_SECRET_ACCESS_KEY=runnel", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
+	r, w := io.Pipe()
+	p.cmd.Stdout = w
+	p.cmd.Stderr = w
+	require.NoError(t, p.cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			select {
+			case p.seen <- sc.Text():
+			default:
+			}
+		}
+	}()
+	go func() {
+		_ = p.cmd.Wait()
+		w.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.kill() })
+	return p
+}
+
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// waitFor returns the submatches of the first output line matching re.
+func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line := <-p.seen:
+			if m := re.FindStringSubmatch(line); m != nil {
+				return m
+			}
+		case <-p.done:
+			t.Fatalf("%s exited:\n%s", p.cmd.Args, p.output())
+		case <-deadline:
+			t.Fatalf("%s: no line matching %s within %v:\n%s", p.cmd.Args, re, timeout, p.output())
+		}
+	}
+}
+
+var listeningRe = regexp.MustCompile(`msg=listening.*url=(http://127\.0\.0\.1:[1-9][0-9]*)`)
+
+func buildRunnel(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "runnel")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+func kinesisClient(url string) *kinesis.Client {
+	return kinesis.New(kinesis.Options{
+		BaseEndpoint: aws.String(url),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+	})
+}
+
+// putClicks puts events into the stream, partitioned by session.
+func putClicks(t *testing.T, client *kinesis.Client, stream string, events []string) {
+	t.Helper()
+	ctx := context.Background()
+	p, err := producer.New(client, producer.Config{Stream: stream, Linger: 5 * time.Millisecond})
+	require.NoError(t, err)
+	for _, e := range events {
+		var f struct{ SessionID string }
+		require.NoError(t, json.Unmarshal([]byte(e), &f))
+		require.NoError(t, p.Write(ctx, producer.Record{PartitionKey: f.SessionID, Data: []byte(e)}))
+	}
+	st, err := p.Close(ctx)
+	require.NoError(t, err)
+	require.Zero(t, st.Failed)
+}
+
+// counted returns the sum of the counters under prefix, and the counters.
+func counted(ctx context.Context, rc *redis.Client, prefix string) (int, map[string]string, error) {
+	var keys []string
+	iter := rc.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		if !strings.Contains(iter.Val(), "__applied:") {
+			keys = append(keys, iter.Val())
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return 0, nil, err
+	}
+	out := make(map[string]string, len(keys))
+	sum := 0
+	for len(keys) > 0 {
+		chunk := keys[:min(len(keys), 500)]
+		keys = keys[len(chunk):]
+		vals, err := rc.MGet(ctx, chunk...).Result()
+		if err != nil {
+			return 0, nil, err
+		}
+		for i, v := range vals {
+			s, _ := v.(string)
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return 0, nil, fmt.Errorf("key %s holds %q", chunk[i], s)
+			}
+			out[chunk[i]] = s
+			sum += n
+		}
+	}
+	return sum, out, nil
+}
+
+func writePipelines(t *testing.T, dir, redisAddr string, batchSize int) string {
+	t.Helper()
+	path := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`streams:
+  - name: clickstream
+    shards: 4
+pipelines:
+  - name: click-counter
+    source: clickstream
+    batchSize: %d
+    handler:
+      type: builtin
+      name: count
+      options:
+        key: "{ts:2006-01-02}:{page}:{section}:{element}:{eventType}_{campaignId}"
+        timeField: timestamp
+        redis: {addr: %q, keyPrefix: "c:"}
+`, batchSize, redisAddr)), 0o644))
+	return path
+}
+
+// TestKillRunMidCountCountsExactlyOnce kills `runnel run` with SIGKILL at
+// random moments while it counts, restarts it, and checks that the final
+// counts equal the exact counts of the input.
+func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs runnel processes")
+	}
+	const n, rounds = 20000, 4
+	rs := testserver.Redis(t)
+	rc := redisClient(t, rs.Addr)
+	bin := buildRunnel(t)
+	dir := t.TempDir()
+	srv := startProc(t, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--fsync", "never")
+	url := srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	cfg := writePipelines(t, dir, rs.Addr, 100)
+	client := kinesisClient(url)
+	_, err := client.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)})
+	require.NoError(t, err)
+	waiter := kinesis.NewStreamExistsWaiter(client)
+	require.NoError(t, waiter.Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String("clickstream")}, 30*time.Second))
+
+	events := clickstreamEvents(n)
+	putClicks(t, client, "clickstream", events)
+	want := exactCounts(t, "c:", events)
+
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	ctx := context.Background()
+	stateDir := filepath.Join(dir, "state")
+	killedMidway := 0
+	for round := 1; round <= rounds; round++ {
+		before, _, err := counted(ctx, rc, "c:")
+		require.NoError(t, err)
+		if before >= n {
+			break
+		}
+		// Kill once a random share of what is left has been counted.
+		target := before + 1 + rng.IntN(max(1, (n-before)/3))
+		run := startProc(t, bin, "--endpoint", url, "run", cfg, "--state-dir", stateDir)
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			sum, _, err := counted(ctx, rc, "c:")
+			require.NoError(t, err)
+			if sum >= target {
+				break
+			}
+			select {
+			case <-run.done:
+				t.Fatalf("runnel run exited:\n%s", run.output())
+			default:
+			}
+			require.False(t, time.Now().After(deadline), "round %d: counted %d, waiting for %d:\n%s", round, sum, target, run.output())
+			<-time.After(time.Duration(rng.IntN(5)+1) * time.Millisecond)
+		}
+		run.kill()
+		sum, _, err := counted(ctx, rc, "c:")
+		require.NoError(t, err)
+		require.LessOrEqual(t, sum, n, "round %d: more counted than put", round)
+		if sum < n {
+			killedMidway++
+		}
+		t.Logf("round %d: killed with %d of %d counted", round, sum, n)
+	}
+	require.Positive(t, killedMidway, "no kill happened before the end")
+
+	run := startProc(t, bin, "--endpoint", url, "run", cfg, "--state-dir", stateDir)
+	deadline := time.Now().Add(120 * time.Second)
+	var got map[string]string
+	for {
+		sum, m, err := counted(ctx, rc, "c:")
+		require.NoError(t, err)
+		if sum >= n {
+			got = m
+			break
+		}
+		require.False(t, time.Now().After(deadline), "counted %d of %d:\n%s", sum, n, run.output())
+		<-time.After(50 * time.Millisecond)
+	}
+	require.NoError(t, run.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-run.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("runnel run did not stop on SIGTERM")
+	}
+	_, got, err = counted(ctx, rc, "c:")
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
+
+// TestServePipelinesCount runs the count pipeline inside `runnel serve
+// --pipelines`, kills the server mid-count and restarts it, and checks
+// the exact counts.
+func TestServePipelinesCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs runnel processes")
+	}
+	const n = 20000
+	rs := testserver.Redis(t)
+	rc := redisClient(t, rs.Addr)
+	bin := buildRunnel(t)
+	dir := t.TempDir()
+	cfg := writePipelines(t, dir, rs.Addr, 100)
+	data := filepath.Join(dir, "data")
+
+	// The events are put first, by a server without pipelines, so that
+	// the pipeline has them all to count when it starts.
+	srv := startProc(t, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data)
+	url := srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	client := kinesisClient(url)
+	_, err := client.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)})
+	require.NoError(t, err)
+	require.NoError(t, kinesis.NewStreamExistsWaiter(client).Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String("clickstream")}, 30*time.Second))
+	events := clickstreamEvents(n)
+	putClicks(t, client, "clickstream", events)
+	want := exactCounts(t, "c:", events)
+	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	<-srv.done
+
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--pipelines", cfg}
+	srv = startProc(t, bin, args...)
+	ctx := context.Background()
+
+	// Kill the server once some, not all, are counted.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		sum, _, err := counted(ctx, rc, "c:")
+		require.NoError(t, err)
+		if sum > 0 {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "nothing counted:\n%s", srv.output())
+		<-time.After(2 * time.Millisecond)
+	}
+	srv.kill()
+	sum, _, err := counted(ctx, rc, "c:")
+	require.NoError(t, err)
+	require.Less(t, sum, n, "killed after everything was counted")
+	t.Logf("killed runnel serve with %d of %d counted", sum, n)
+
+	srv = startProc(t, bin, args...)
+	srv.waitFor(t, listeningRe, 60*time.Second)
+	deadline = time.Now().Add(120 * time.Second)
+	for {
+		sum, _, err := counted(ctx, rc, "c:")
+		require.NoError(t, err)
+		if sum >= n {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "counted %d of %d:\n%s", sum, n, srv.output())
+		<-time.After(50 * time.Millisecond)
+	}
+	_, got, err := counted(ctx, rc, "c:")
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+}
