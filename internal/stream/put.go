@@ -209,11 +209,11 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			continue
 		}
 		if req.st.deleted.Load() {
-			req.err = s.notFound(req.st.meta.Name)
+			req.err = s.notFound(req.st.name)
 			continue
 		}
 		req.results = make([]PutResult, len(req.recs))
-		id := req.st.meta.ID
+		id := req.st.id
 		for i, r := range req.recs {
 			sh := req.st.route(req.hashes[i])
 			sh.lastMS = max(sh.lastMS, ms)

@@ -60,7 +60,7 @@ func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, 
 	default:
 		return "", newError(ErrInvalidArgument, "Unknown ShardIteratorType %q.", spec.Type)
 	}
-	return encodeIterator(s.secret, iterator{stream: st.meta.ID, shard: sh.index, pos: pos, issued: now}), nil
+	return encodeIterator(s.secret, iterator{stream: st.id, shard: sh.index, pos: pos, issued: now}), nil
 }
 
 // next is the sequence number right after the shard's tip: where LATEST
@@ -106,7 +106,7 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 	s.mu.RUnlock()
 	if limited && !sh.reads.allow(now) {
 		sh.throttled.Add(1)
-		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.meta.Name, s.cfg.AccountID)
+		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.name, s.cfg.AccountID)
 	}
 	limit = min(max(limit, 1), MaxGetRecordsLimit)
 	res := &GetResult{}
@@ -148,7 +148,7 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 			return len(res.Records) < limit && bytes < MaxGetRecordsBytes
 		})
 		if err != nil {
-			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.meta.Name, err)
+			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.name, err)
 		}
 		if limited {
 			sh.reads.consume(bytes)
@@ -219,7 +219,7 @@ func (s *Service) iteratorShard(it iterator) (*streamState, *shardState, error) 
 			return st, sh, nil
 		}
 	}
-	return nil, nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.meta.Name, s.cfg.AccountID)
+	return nil, nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.name, s.cfg.AccountID)
 }
 
 // retentionLoop deletes records older than their stream's retention period.
@@ -252,7 +252,7 @@ func (s *Service) trim() {
 	for _, st := range s.byID {
 		cutoff := uint64(max(now.Add(-time.Duration(st.meta.RetentionHours)*time.Hour).UnixMilli(), 0))
 		for _, sh := range st.shards {
-			targets = append(targets, trimTarget{st.meta.ID, sh.index, seqFloor(cutoff, sh.index)})
+			targets = append(targets, trimTarget{st.id, sh.index, seqFloor(cutoff, sh.index)})
 		}
 	}
 	s.mu.RUnlock()
@@ -326,5 +326,5 @@ func (s *Service) IteratorStream(iter string) (string, error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return st.meta.Name, nil
+	return st.name, nil
 }

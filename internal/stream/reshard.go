@@ -33,7 +33,7 @@ func (s *Service) reshard(st *streamState, closing []*shardState, children []chi
 // applyReshard runs on the commit goroutine.
 func (s *Service) applyReshard(st *streamState, closing []*shardState, children []childSpec) error {
 	if st.deleted.Load() {
-		return s.notFound(st.meta.Name)
+		return s.notFound(st.name)
 	}
 	now := s.now()
 	ms := uint64(now.UnixMilli())
@@ -97,10 +97,10 @@ func (s *Service) applyReshard(st *streamState, closing []*shardState, children 
 func (s *Service) openShard(st *streamState, id, op string) (*shardState, error) {
 	sh := st.shard(id)
 	if sh == nil {
-		return nil, newError(ErrNotFound, "Could not find shard %s in stream %s under account %s.", id, st.meta.Name, s.cfg.AccountID)
+		return nil, newError(ErrNotFound, "Could not find shard %s in stream %s under account %s.", id, st.name, s.cfg.AccountID)
 	}
 	if sh.ending.Load() != nil {
-		return nil, newError(ErrInvalidArgument, "Shard %s in stream %s under account %s has already been merged or split, and thus is not eligible for %s.", id, st.meta.Name, s.cfg.AccountID, op)
+		return nil, newError(ErrInvalidArgument, "Shard %s in stream %s under account %s has already been merged or split, and thus is not eligible for %s.", id, st.name, s.cfg.AccountID, op)
 	}
 	return sh, nil
 }

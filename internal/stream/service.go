@@ -138,7 +138,9 @@ type shardMeta struct {
 }
 
 type streamState struct {
-	meta streamMeta // mutable parts guarded by Service.mu
+	id   uint64 // immutable copies of meta.ID and meta.Name
+	name string
+	meta streamMeta // guarded by Service.mu
 	// shards holds every shard not yet aged out, in index order; open the
 	// open ones in hash-key order. Both are replaced, never modified, by
 	// resharding (under Service.mu, on the commit goroutine).
@@ -311,7 +313,7 @@ func (s *Service) load() error {
 }
 
 func newStreamState(m streamMeta) (*streamState, error) {
-	st := &streamState{meta: m}
+	st := &streamState{id: m.ID, name: m.Name, meta: m}
 	for _, sm := range m.Shards {
 		sh, err := newShardState(sm)
 		if err != nil {
@@ -549,7 +551,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 	if err == nil {
 		st.deleted.Store(true)
 		delete(s.byName, name)
-		delete(s.byID, st.meta.ID)
+		delete(s.byID, st.id)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -562,7 +564,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 	}
 	b := s.eng.NewBatch()
 	b.DeleteMeta(metaStreamPrefix + name)
-	b.DeleteStreamRecords(st.meta.ID)
+	b.DeleteStreamRecords(st.id)
 	if err := s.eng.Commit(b); err != nil {
 		return fmt.Errorf("deleting stream %s: %w", name, err)
 	}
@@ -572,7 +574,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 
 func (s *Service) describe(st *streamState) *Description {
 	d := &Description{
-		Name: st.meta.Name, ARN: s.ARN(st.meta.Name), Status: StatusActive, Mode: st.meta.Mode,
+		Name: st.name, ARN: s.ARN(st.name), Status: StatusActive, Mode: st.meta.Mode,
 		RetentionHours: st.meta.RetentionHours, Created: st.meta.Created,
 		OpenShardCount: len(st.open), EncryptionType: EncryptionNone,
 		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
@@ -604,7 +606,7 @@ func (s *Service) List() []Summary {
 	out := make([]Summary, 0, len(s.byName))
 	for _, st := range s.byName {
 		out = append(out, Summary{
-			Name: st.meta.Name, ARN: s.ARN(st.meta.Name), Status: StatusActive,
+			Name: st.name, ARN: s.ARN(st.name), Status: StatusActive,
 			Mode: st.meta.Mode, Created: st.meta.Created,
 		})
 	}

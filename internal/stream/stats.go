@@ -32,7 +32,7 @@ func (s *Service) Stats() []StreamStats {
 	defer s.mu.RUnlock()
 	out := make([]StreamStats, 0, len(s.byName))
 	for _, st := range s.byName {
-		ss := StreamStats{Name: st.meta.Name}
+		ss := StreamStats{Name: st.name}
 		for _, sh := range st.shards {
 			x := ShardStats{
 				ShardID: sh.id, Open: sh.ending.Load() == nil,
