@@ -189,3 +189,17 @@ pipelines:
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// TestExamplePipelines checks the shipped example against the count
+// processor's options.
+func TestExamplePipelines(t *testing.T) {
+	cfg, err := pipeline.Load("../../../examples/clickstream-counter/pipelines.yaml", pipeline.Builtins{"count": Builtin})
+	require.NoError(t, err)
+	require.Len(t, cfg.Pipelines, 1)
+	c, err := ParseOptions(cfg.Pipelines[0].Handler.Options)
+	require.NoError(t, err)
+	require.Equal(t, "timestamp", c.TimeField)
+	tmpl, err := parseTemplate(c.Key)
+	require.NoError(t, err)
+	require.Equal(t, []string{"page", "section", "element", "eventType", "campaignId"}, tmpl.fields)
+}
