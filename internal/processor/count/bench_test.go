@@ -59,6 +59,57 @@ func BenchmarkCount(b *testing.B) {
 	}
 }
 
+// BenchmarkCountShards measures events/s with four shards' batches of 500
+// counted concurrently, as the runtime runs them.
+func BenchmarkCountShards(b *testing.B) {
+	srv := testserver.Redis(b)
+	events := clickstreamEvents(20000)
+	c, _ := newCounter(b, srv.Addr, map[string]any{"key": benchKey, "timeField": "timestamp"})
+	const shards, size = 4, 500
+	perShard := make([][]*lambda.KinesisEvent, shards)
+	for s := range shards {
+		for i := 0; i+size <= len(events); i += size {
+			ev := batch("shardId-00000000000"+strconv.Itoa(s), 1+i, events[i:i+size]...)
+			perShard[s] = append(perShard[s], ev)
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	// Each shard counts its share of b.N; rounds go to pipelines of their
+	// own so that no batch is skipped as already counted.
+	errs := make(chan error, shards)
+	per := (b.N + shards - 1) / shards
+	for s := range shards {
+		go func() {
+			n := 0
+			for round := 0; n < per; round++ {
+				for _, ev := range perShard[s] {
+					for i := range ev.Records {
+						// A marker per round: the round is in the shard id.
+						ev.Records[i].EventID = "r" + strconv.Itoa(round) + "-shard" + strconv.Itoa(s) + ":" + ev.Records[i].Kinesis.SequenceNumber
+					}
+					if _, err := c.Invoke(ctx, ev); err != nil {
+						errs <- err
+						return
+					}
+					if n += size; n >= per {
+						break
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range shards {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(per*shards)/time.Since(start).Seconds(), "events/s")
+}
+
 func fmtSize(n int) string {
 	switch n {
 	case 100:
