@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -250,6 +251,9 @@ func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 			Message string `json:"message"`
 		}{typeInternalFailure, internalFailureMessage})
 	}
+	// A known length (rather than chunked encoding) lets clients read the
+	// whole answer without waiting on the connection.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

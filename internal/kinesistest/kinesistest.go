@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -86,10 +87,19 @@ func StartConfig(t testing.TB, cfg stream.Config) *Server {
 func (s *Server) Client(t testing.TB) *kinesis.Client {
 	t.Helper()
 	return kinesis.New(kinesis.Options{
-		BaseEndpoint:     aws.String(s.URL),
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-		RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(s.URL),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
+		// Only connection errors are retried, so tests see every API error
+		// as the server sent it. aws-sdk-go-v2 now and then loses a
+		// keep-alive connection while reading a 200 answer ("use of closed
+		// network connection", aws/aws-sdk-go-v2#2737; plain net/http
+		// clients do not see it against the same server); its default
+		// retryer retries that too.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = 3
+			o.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+		}),
 	})
 }
 
