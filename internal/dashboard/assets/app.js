@@ -292,7 +292,7 @@ function renderPipelines(ans) {
           el("td", { class: "num" }, fmtNum(s.invocations)),
           el("td", { class: "num" + (s.errors ? " error" : "") }, fmtNum(s.errors)),
           el("td", { class: "num" }, fmtNum(s.toDestination)),
-          el("td", { class: "wrap error" }, s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : ""))))))));
+          el("td", { class: "wrap error" }, s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : "")))))));
   }));
 }
 
