@@ -12,8 +12,11 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/buger/jsonparser"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
 )
@@ -35,6 +38,11 @@ type DecodeConfig struct {
 	Columns []string `json:"columns" yaml:"columns"`
 	// Delimiter separates CSV fields; default ",". "\t" reads TSV.
 	Delimiter string `json:"delimiter" yaml:"delimiter"`
+	// Paths, when set, limits JSON decoding to these dotted field paths:
+	// only they appear in Fields, and the rest of the object is checked
+	// for validity but not built, which is several times faster. A
+	// processor sets it to the fields it reads.
+	Paths []string `json:"-" yaml:"-"`
 }
 
 // Validate reports every problem of the configuration.
@@ -103,6 +111,14 @@ func (c DecodeConfig) Decode(rec *lambda.KinesisEventRecord) (*Event, error) {
 	data := rec.Kinesis.Data
 	switch c.Format {
 	case "", FormatJSON:
+		if len(c.Paths) > 0 {
+			fields, err := decodePaths(data, c.Paths)
+			if err != nil {
+				return nil, err
+			}
+			ev.Fields = fields
+			break
+		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
 		var fields map[string]any
@@ -245,4 +261,77 @@ func epoch(f float64) time.Time {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
+}
+
+// splitPaths caches the key lists of dotted paths.
+var splitPaths sync.Map // string → []string
+
+func pathKeys(paths []string) [][]string {
+	keys := make([][]string, len(paths))
+	for i, p := range paths {
+		if k, ok := splitPaths.Load(p); ok {
+			keys[i] = k.([]string)
+			continue
+		}
+		k := strings.Split(p, ".")
+		splitPaths.Store(p, k)
+		keys[i] = k
+	}
+	return keys
+}
+
+// decodePaths checks data is one JSON object and decodes only the members
+// at paths.
+func decodePaths(data []byte, paths []string) (map[string]any, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrDecode)
+	}
+	keys := pathKeys(paths)
+	fields := make(map[string]any, len(paths))
+	var bad error
+	jsonparser.EachKey(data, func(i int, value []byte, vt jsonparser.ValueType, err error) {
+		if err != nil {
+			bad = err
+			return
+		}
+		var v any
+		switch vt {
+		case jsonparser.String:
+			s, err := jsonparser.ParseString(value)
+			if err != nil {
+				bad = err
+				return
+			}
+			v = s
+		case jsonparser.Number:
+			v = json.Number(value)
+		case jsonparser.Boolean:
+			v = value[0] == 't'
+		case jsonparser.Null:
+			v = nil
+		default: // object or array
+			dec := json.NewDecoder(bytes.NewReader(value))
+			dec.UseNumber()
+			if err := dec.Decode(&v); err != nil {
+				bad = err
+				return
+			}
+		}
+		m := fields
+		k := keys[i]
+		for _, part := range k[:len(k)-1] {
+			next, ok := m[part].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[part] = next
+			}
+			m = next
+		}
+		m[k[len(k)-1]] = v
+	}, keys...)
+	if bad != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, bad)
+	}
+	return fields, nil
 }

@@ -91,3 +91,42 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodePathsMatchesFullDecode(t *testing.T) {
+	data := `{"page":"ca\"rt","n":3,"user":{"country":"DE","tags":[1,2]},"ok":true,"nil":null,"other":"x"}`
+	full, err := DecodeConfig{}.Decode(rec(data))
+	require.NoError(t, err)
+	paths := []string{"page", "n", "user.country", "user.tags", "ok", "nil", "missing"}
+	part, err := DecodeConfig{Paths: paths}.Decode(rec(data))
+	require.NoError(t, err)
+	for _, p := range paths {
+		require.Equal(t, full.String(p), part.String(p), p)
+	}
+	_, ok := part.Lookup("other")
+	require.False(t, ok, "fields outside Paths are not decoded")
+	for _, bad := range []string{`not json`, `[1]`, `{"page":`, `{"a":1} x`, ``} {
+		_, err := DecodeConfig{Paths: paths}.Decode(rec(bad))
+		require.ErrorIs(t, err, ErrDecode, bad)
+	}
+}
+
+func FuzzDecodePaths(f *testing.F) {
+	f.Add([]byte(`{"a":{"b":"x\u00e9"},"c":1.5e3}`))
+	f.Add([]byte(`{"a":"\\"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		paths := []string{"a", "a.b", "c"}
+		full, ferr := DecodeConfig{}.Decode(&lambda.KinesisEventRecord{Kinesis: lambda.KinesisRecord{Data: data}})
+		part, perr := DecodeConfig{Paths: paths}.Decode(&lambda.KinesisEventRecord{Kinesis: lambda.KinesisRecord{Data: data}})
+		if ferr != nil || perr != nil {
+			if perr != nil && !errors.Is(perr, ErrDecode) {
+				t.Fatalf("error does not wrap ErrDecode: %v", perr)
+			}
+			return
+		}
+		for _, p := range paths {
+			if full.String(p) != part.String(p) {
+				t.Fatalf("path %s: full %q, paths %q", p, full.String(p), part.String(p))
+			}
+		}
+	})
+}

@@ -48,6 +48,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,6 +102,18 @@ func New(cfg Config, pipelineName string, reject func(context.Context, *lambda.K
 	tmpl, err := parseTemplate(cfg.Key)
 	if err != nil {
 		return nil, fmt.Errorf("key: %w", err)
+	}
+	if cfg.Decode.Format == processor.FormatJSON {
+		// Decode only the fields the key, time and increment read.
+		paths := slices.Clone(tmpl.fields)
+		for _, f := range []string{cfg.TimeField, cfg.Increment} {
+			if f != "" {
+				paths = append(paths, f)
+			}
+		}
+		if len(paths) > 0 {
+			cfg.Decode.Paths = paths
+		}
 	}
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
