@@ -50,7 +50,17 @@ type jsonCodec struct{}
 
 func (jsonCodec) contentType() string               { return contentTypeJSON }
 func (jsonCodec) decode(body []byte, dst any) error { return decodeJSON(body, dst) }
-func (jsonCodec) encode(v any) ([]byte, error)      { return json.Marshal(v) }
+func (jsonCodec) encode(v any) ([]byte, error) {
+	if a, ok := v.(jsonAppender); ok {
+		return a.appendJSON(nil)
+	}
+	return json.Marshal(v)
+}
+
+// jsonAppender is a response that renders its own JSON, for hot paths.
+type jsonAppender interface {
+	appendJSON(b []byte) ([]byte, error)
+}
 
 // cborCodec is the AWS CBOR 1.1 protocol that the AWS SDK for Java (and so
 // the KCL) uses by default: the same members as AWS JSON 1.1, with blobs as

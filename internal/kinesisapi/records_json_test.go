@@ -1,0 +1,41 @@
+package kinesisapi
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestGetRecordsJSONMatchesEncodingJSON(t *testing.T) {
+	at := epochSeconds(time.UnixMilli(1767323045123))
+	for _, pk := range []string{"plain", "", `q"uote`, `back\\slash`, "ctl\x01\n", "<&>", "ünïcødé", "bad\xffutf8", "\u2028"} {
+		for _, o := range []*getRecordsOutput{
+			{Records: []recordOut{}, NextShardIterator: "AQAB+/=", MillisBehindLatest: 0},
+			{Records: []recordOut{{SequenceNumber: "1", ApproximateArrivalTimestamp: at, Data: blob("hello"), PartitionKey: pk}, {SequenceNumber: "2", ApproximateArrivalTimestamp: at, Data: blob{}, PartitionKey: pk}}, NextShardIterator: "it", MillisBehindLatest: 42},
+			{Records: []recordOut{}, ChildShards: []childShardOut{{ShardID: "shardId-000000000002", ParentShards: []string{"shardId-000000000000"}, HashKeyRange: hashKeyRange{"0", "1"}}}},
+		} {
+			want, err := json.Marshal(o)
+			require.NoError(t, err)
+			got, err := o.appendJSON(nil)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got), "partition key %q", pk)
+		}
+	}
+}
+
+func FuzzGetRecordsJSON(f *testing.F) {
+	f.Add("key", []byte("data"), "seq", int64(3))
+	f.Fuzz(func(t *testing.T, pk string, data []byte, seq string, ms int64) {
+		o := &getRecordsOutput{Records: []recordOut{{SequenceNumber: seq, ApproximateArrivalTimestamp: epochSeconds(time.UnixMilli(ms % 1e13)), Data: data, PartitionKey: pk}}, NextShardIterator: seq, MillisBehindLatest: ms}
+		want, err := json.Marshal(o)
+		if err != nil {
+			t.Skip()
+		}
+		got, err := o.appendJSON(nil)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("appendJSON = %s, %v; encoding/json = %s", got, err, want)
+		}
+	})
+}
