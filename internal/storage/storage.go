@@ -333,6 +333,7 @@ func (p pebbleLogger) Infof(format string, args ...any) {
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }
+
 // Fatalf reports an error pebble cannot continue after (it may hold locks)
 // and exits, as pebble's own default logger does.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
