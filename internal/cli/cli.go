@@ -79,10 +79,11 @@ func (e *env) main(ctx context.Context, args []string) int {
 func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "runnel",
-		Short: "A Kinesis Data Streams server and client in one binary",
+		Short: "A Kinesis Data Streams server, producers and stream-processing runtime in one binary",
 		Long: `runnel serves the Amazon Kinesis Data Streams API with durable local storage
-(runnel serve), and talks to any Kinesis endpoint, its own or AWS's
-(runnel stream, put, tail, bench).`,
+(runnel serve). Its producers (put, produce, generate), its pipeline runtime
+(run) and its client commands (stream, tail, bench) talk to any Kinesis
+endpoint, its own or AWS's.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
