@@ -88,6 +88,24 @@ type Pipeline struct {
 	// OnFailure receives the batches given up on. Default: none; they are
 	// logged and skipped.
 	OnFailure *Destination `yaml:"onFailure"`
+	// Leases selects where the pipeline's leases and checkpoints live.
+	// Default: a file in the state directory, for workers on one machine.
+	Leases *Leases `yaml:"leases"`
+}
+
+// Leases keeps a pipeline's leases in a DynamoDB table with the Kinesis
+// Client Library's lease-table attributes, so `runnel run` workers on
+// several machines share a stream's shards. The table is created
+// (on-demand capacity) when missing.
+type Leases struct {
+	// DynamoDBTable names the lease table; required. The KCL names it
+	// after the application, so the pipeline's name is a good choice.
+	DynamoDBTable string `yaml:"dynamodbTable"`
+	// Endpoint is the DynamoDB endpoint. Default: the AWS SDK's own
+	// resolution (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, or AWS).
+	Endpoint string `yaml:"endpoint"`
+	// Region of the table. Default: the AWS configuration's.
+	Region string `yaml:"region"`
 }
 
 // Handler selects and configures a handler kind.

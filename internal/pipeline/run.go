@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"golang.org/x/sync/errgroup"
@@ -110,7 +112,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Runner, error) {
 func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 	rp := &running{p: p}
 	logger := r.log.With("pipeline", p.Name)
-	leases, err := consumer.NewFileStore(ctx, filepath.Join(r.opts.StateDir, p.Name+".leases.json"))
+	leases, err := r.leaseStore(ctx, p)
 	if err != nil {
 		return rp, err
 	}
@@ -444,4 +446,34 @@ func rejecter(p *Pipeline, dest consumer.Destination, logger *slog.Logger) func(
 			Payload: &lambda.KinesisEvent{Records: []lambda.KinesisEventRecord{*rec}},
 		})
 	}
+}
+
+// leaseStore opens the pipeline's lease store: its DynamoDB table when
+// configured, else a file in the state directory.
+func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseStore, error) {
+	l := p.Leases
+	if l == nil {
+		return consumer.NewFileStore(ctx, filepath.Join(r.opts.StateDir, p.Name+".leases.json"))
+	}
+	var opts []func(*awsconfig.LoadOptions) error
+	if l.Region != "" {
+		opts = append(opts, awsconfig.WithRegion(l.Region))
+	}
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("lease table %s: loading AWS configuration: %w", l.DynamoDBTable, err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if l.Endpoint != "" {
+			o.BaseEndpoint = &l.Endpoint
+		}
+	})
+	store, err := consumer.NewDynamoDBStore(ctx, client, l.DynamoDBTable)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+	}
+	return store, nil
 }

@@ -202,6 +202,9 @@ func (c *Config) Validate(builtins Builtins) error {
 				add(dp.with("stream"), "must not be the source stream %q: failures would be consumed again", p.Source)
 			}
 		}
+		if l := p.Leases; l != nil && l.DynamoDBTable == "" {
+			add(pp.with("leases"), "set dynamodbTable: NAME (the lease table)")
+		}
 		c.validateHandler(add, pp.with("handler"), p, builtins)
 	}
 	return errors.Join(errs...)
