@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/runnel-dev/runnel/internal/counts"
 )
 
 // applyScript counts one batch (or its part after the marker) atomically
@@ -110,12 +112,16 @@ func (c *Counter) apply(ctx context.Context, shard string, items []item) error {
 	// Each partial result moves the start past at least one record, so
 	// this ends within len(items) rounds.
 	for from := 0; from < len(items); {
-		keys, args := c.scriptArgs(marker, items[from:])
-		res, err := applyScript.Run(ctx, c.client, keys, args...).Slice()
-		if err != nil {
-			return fmt.Errorf("count: shard %s: %w", shard, err)
+		var (
+			code int64
+			mark string
+			err  error
+		)
+		if c.local != nil {
+			code, mark, err = c.applyLocal(shard, items[from:])
+		} else {
+			code, mark, err = c.applyRedis(ctx, marker, items[from:])
 		}
-		code, mark, err := scriptResult(res)
 		if err != nil {
 			return fmt.Errorf("count: shard %s: %w", shard, err)
 		}
@@ -137,6 +143,39 @@ func (c *Counter) apply(ctx context.Context, shard string, items []item) error {
 		}
 	}
 	return nil
+}
+
+// applyRedis runs applyScript on items.
+func (c *Counter) applyRedis(ctx context.Context, marker string, items []item) (int64, string, error) {
+	keys, args := c.scriptArgs(marker, items)
+	res, err := applyScript.Run(ctx, c.client, keys, args...).Slice()
+	if err != nil {
+		return 0, "", err
+	}
+	return scriptResult(res)
+}
+
+// applyLocal is applyRedis for the local store, with the same results.
+func (c *Counter) applyLocal(shard string, items []item) (int64, string, error) {
+	sums := make(map[string]int64, len(items)/2+1)
+	for i := range items {
+		if it := &items[i]; it.counted {
+			sums[it.key] += it.incr
+		}
+	}
+	res, mark, err := c.local.Apply(c.pipeline, shard, items[0].pos.String(), items[len(items)-1].pos.String(), sums)
+	if err != nil {
+		return 0, "", err
+	}
+	switch res {
+	case counts.Applied:
+		return resultApplied, "", nil
+	case counts.Skipped:
+		return resultSkipped, mark, nil
+	case counts.Partial:
+		return resultPartial, mark, nil
+	}
+	return 0, "", fmt.Errorf("unexpected result %d of the local store", res)
 }
 
 func scriptResult(res []any) (int64, string, error) {

@@ -40,6 +40,14 @@
 // redeliveries without double counting, provided batches of one shard run
 // one at a time: the pipeline's parallelization must be 1. Two batches of
 // one shard at once fail, rather than risk skipping records.
+//
+// # The local store
+//
+// With store: local the counters are kept in runnel's own store (package
+// counts) in <state dir>/counts instead of Redis, with the same contract:
+// the increments of a batch and the shard's marker are committed together,
+// and batches are skipped or cut at the marker as above. `runnel counts`
+// shows them, asking the server that holds the store.
 package count
 
 import (
@@ -47,6 +55,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -56,23 +65,57 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/runnel-dev/runnel/internal/counts"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
 )
 
 // Builtin is the count processor for pipelines.yaml (handler type builtin,
-// name count).
-var Builtin = pipeline.Builtin{
-	Doc:   "counts events in Redis by a key built from their fields and time, exactly once per record",
-	Check: Check,
-	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
-		cfg, err := ParseOptions(env.Options)
-		if err != nil {
-			return nil, err
-		}
-		return New(cfg, env.Pipeline, env.Reject, env.Logger)
-	},
+// name count). With store: local each pipeline opens <state dir>/counts
+// itself; NewBuiltin shares one open store between pipelines.
+var Builtin = NewBuiltin(nil)
+
+// NewBuiltin is the count processor for pipelines.yaml whose pipelines
+// with store: local use the store of <state dir>/counts opened through
+// shared (one per directory and process); nil opens one per pipeline.
+func NewBuiltin(shared *counts.Shared) pipeline.Builtin {
+	return pipeline.Builtin{
+		Doc:   "counts events in Redis (or runnel's own store) by a key built from their fields and time, exactly once per record",
+		Check: Check,
+		New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+			cfg, err := ParseOptions(env.Options)
+			if err != nil {
+				return nil, err
+			}
+			if cfg.Store != StoreLocal {
+				return New(cfg, env.Pipeline, env.Reject, env.Logger)
+			}
+			if env.StateDir == "" {
+				return nil, errors.New("store: local needs a state directory")
+			}
+			dir := filepath.Join(env.StateDir, "counts")
+			var release func() error
+			if shared != nil {
+				cfg.Counts, release, err = shared.Open(dir, env.Logger)
+			} else {
+				cfg.Counts, err = counts.Open(dir, env.Logger)
+				if err == nil {
+					release = cfg.Counts.Close
+				}
+			}
+			if err != nil {
+				return nil, err
+			}
+			c, err := New(cfg, env.Pipeline, env.Reject, env.Logger)
+			if err != nil {
+				_ = release()
+				return nil, err
+			}
+			c.release = release
+			return &LocalCounter{c}, nil
+		},
+	}
 }
 
 // Counter is the count processor of one pipeline. It is safe for
@@ -80,7 +123,9 @@ var Builtin = pipeline.Builtin{
 type Counter struct {
 	cfg      Config
 	tmpl     *template
-	client   *redis.Client
+	client   *redis.Client // nil with the local store
+	local    *counts.Store // nil with Redis
+	release  func() error  // releases local, when set
 	pipeline string
 	reject   func(context.Context, *lambda.KinesisEventRecord, error) error
 	logger   *slog.Logger
@@ -125,6 +170,16 @@ func New(cfg Config, pipelineName string, reject func(context.Context, *lambda.K
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Store == StoreLocal {
+		if cfg.Counts == nil {
+			return nil, errors.New("count: store: local without an open store")
+		}
+		return &Counter{
+			cfg: cfg, tmpl: tmpl, local: cfg.Counts, pipeline: pipelineName,
+			reject: reject, logger: logger.With("processor", "count", "store", cfg.Counts.Dir()),
+			inFlight: map[string]bool{},
+		}, nil
+	}
 	client := redis.NewClient(&redis.Options{
 		Addr:      cfg.Redis.Addr,
 		Username:  cfg.Redis.Username,
@@ -142,8 +197,39 @@ func New(cfg Config, pipelineName string, reject func(context.Context, *lambda.K
 	}, nil
 }
 
-// Close closes the connections to Redis.
-func (c *Counter) Close(context.Context) error { return c.client.Close() }
+// Close closes the connections to Redis, or releases the local store.
+func (c *Counter) Close(context.Context) error {
+	if c.client != nil {
+		return c.client.Close()
+	}
+	if c.release != nil {
+		return c.release()
+	}
+	return nil
+}
+
+// LocalCounter is a Counter with store: local, which also reports its
+// largest counters to the dashboard.
+type LocalCounter struct{ *Counter }
+
+var _ pipeline.Reporter = LocalCounter{}
+
+// reportTop is how many counters Report shows.
+const reportTop = 10
+
+// Report returns the largest counters.
+func (c LocalCounter) Report() pipeline.Report {
+	rep := pipeline.Report{Title: "top counts: " + c.cfg.Key}
+	sum, err := c.local.Top(c.pipeline, reportTop)
+	if err != nil {
+		c.logger.Warn("reading the counts for the dashboard", "err", err)
+		return rep
+	}
+	for _, kv := range sum.Top {
+		rep.TopKeys = append(rep.TopKeys, pipeline.KeyValue{Key: kv.Key, Value: float64(kv.Value)})
+	}
+	return rep
+}
 
 // MarkerKey is the Redis key holding the position of the last record of
 // a shard counted by a pipeline.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/counts"
 	"github.com/runnel-dev/runnel/internal/processor"
 )
 
@@ -18,6 +19,12 @@ import (
 const (
 	MissingEmpty  = "empty"  // a missing field renders as ""
 	MissingReject = "reject" // a record missing a field is rejected
+)
+
+// Values of Config.Store.
+const (
+	StoreRedis = "redis" // counters in Redis (the default)
+	StoreLocal = "local" // counters in runnel's own store (package counts)
 )
 
 // Config is the count processor's options, as pipelines.yaml gives them
@@ -36,8 +43,15 @@ type Config struct {
 	TimeLayout string
 	// Decode says how record data is decoded; default JSON.
 	Decode processor.DecodeConfig
-	// Redis is where the counts are kept.
+	// Store is where the counts are kept: StoreRedis (default) or
+	// StoreLocal, runnel's own store in <state dir>/counts, shown by
+	// `runnel counts`. The local store has no hash, expire or redis.
+	Store string
+	// Redis is where the counts are kept with StoreRedis.
 	Redis RedisConfig
+	// Counts is the open local store, with StoreLocal; set by the caller
+	// (the built-in opens <state dir>/counts), not by options.
+	Counts *counts.Store
 	// Hash, when set, makes each key a field of this hash (HINCRBY)
 	// instead of a key of its own (INCRBY). The key prefix applies to it.
 	Hash string
@@ -196,13 +210,14 @@ func kind(v any) string {
 // its field. It does not read the TLS files; Check does.
 func ParseOptions(options map[string]any) (Config, error) {
 	var r optionsReader
-	r.unknown("", options, "key", "missing", "timeField", "timeLayout", "decode", "redis", "hash", "expire", "increment")
+	r.unknown("", options, "key", "missing", "timeField", "timeLayout", "decode", "store", "redis", "hash", "expire", "increment")
 	c := Config{
 		Key:        r.str(options, "", "key"),
 		Missing:    r.str(options, "", "missing"),
 		TimeField:  r.str(options, "", "timeField"),
 		TimeLayout: r.str(options, "", "timeLayout"),
 		Hash:       r.str(options, "", "hash"),
+		Store:      r.str(options, "", "store"),
 		Increment:  r.str(options, "", "increment"),
 	}
 	if d := r.object(options, "", "decode"); d != nil {
@@ -239,6 +254,9 @@ func ParseOptions(options map[string]any) (Config, error) {
 		}
 	}
 	if rc := r.object(options, "", "redis"); rc != nil {
+		if c.Store == StoreLocal {
+			r.fail("redis", "not used with store: local (counts are kept in runnel's own store)")
+		}
 		r.unknown("redis.", rc, "addr", "username", "password", "db", "tls", "keyPrefix")
 		c.Redis.Addr = r.str(rc, "redis.", "addr")
 		c.Redis.Username = r.str(rc, "redis.", "username")
@@ -284,7 +302,7 @@ func (c *Config) Defaults() {
 	if c.Missing == "" {
 		c.Missing = MissingEmpty
 	}
-	if c.Redis.Addr == "" {
+	if c.Redis.Addr == "" && c.Store != StoreLocal {
 		c.Redis.Addr = defaultAddr
 	}
 	if c.Decode.Format == "" {
@@ -306,6 +324,18 @@ func (c *Config) problems() []error {
 	case MissingEmpty, MissingReject:
 	default:
 		errs = append(errs, fmt.Errorf("missing: must be %s or %s, got %q", MissingEmpty, MissingReject, c.Missing))
+	}
+	switch c.Store {
+	case "", StoreRedis:
+	case StoreLocal:
+		if c.Hash != "" {
+			errs = append(errs, errors.New("hash: only with store: redis"))
+		}
+		if c.Expire != 0 {
+			errs = append(errs, errors.New("expire: only with store: redis"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store: must be %s or %s, got %q", StoreRedis, StoreLocal, c.Store))
 	}
 	if c.TimeLayout != "" && c.TimeField == "" {
 		errs = append(errs, errors.New("timeLayout: needs timeField (the arrival time needs no layout)"))
