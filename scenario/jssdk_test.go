@@ -1,0 +1,215 @@
+package scenario
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// jssdkPackage is where the JavaScript scenario's SDK version is pinned.
+var jssdkPackage = filepath.Join("testdata", "jssdk", "package.json")
+
+// jssdkVersion is the @aws-sdk/client-kinesis version pinned in
+// testdata/jssdk/package.json.
+func jssdkVersion(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(jssdkPackage)
+	require.NoError(t, err)
+	var pkg struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &pkg))
+	v := pkg.Dependencies["@aws-sdk/client-kinesis"]
+	require.NotEmpty(t, v, "%s pins no @aws-sdk/client-kinesis", jssdkPackage)
+	return v
+}
+
+// jssdkDir returns node and the directory @aws-sdk/client-kinesis is
+// installed in at the pinned version ($RUNNEL_JSSDK, else
+// <user cache dir>/runnel/jssdk), skipping the test when either is missing
+// unless RUNNEL_INTEGRATION=required.
+func jssdkDir(t *testing.T) (node, dir string) {
+	t.Helper()
+	want := jssdkVersion(t)
+	dir = os.Getenv("RUNNEL_JSSDK")
+	if dir == "" {
+		if c, err := os.UserCacheDir(); err == nil {
+			dir = filepath.Join(c, "runnel", "jssdk")
+		}
+	}
+	node, nodeErr := exec.LookPath("node")
+	var installed struct {
+		Version string `json:"version"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "node_modules", "@aws-sdk", "client-kinesis", "package.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &installed)
+	}
+	switch {
+	case nodeErr != nil:
+		err = nodeErr
+	case err == nil && installed.Version != want:
+		err = fmt.Errorf("found version %s, want %s", installed.Version, want)
+	}
+	if err != nil {
+		msg := fmt.Sprintf("node and @aws-sdk/client-kinesis@%s are needed (npm install --prefix %s @aws-sdk/client-kinesis@%s, or set RUNNEL_JSSDK): %v", want, dir, want, err)
+		if os.Getenv("RUNNEL_INTEGRATION") == "required" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg + "; set RUNNEL_INTEGRATION=required to make this a failure")
+	}
+	return node, dir
+}
+
+var (
+	listeningTLS = regexp.MustCompile(`msg=listening url=(https://127\.0\.0\.1:[0-9]+)`)
+	tlsCertFile  = regexp.MustCompile(`cert_file=(\S+)`)
+)
+
+// startTLSServer runs `runnel serve --tls` on a free port and returns it
+// with the certificate file it made and logged. Cleanup stops it with
+// SIGTERM and checks that it exits cleanly.
+func startTLSServer(t *testing.T, bin string) (*server, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--tls", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	cmd.Env = os.Environ()
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	s := &server{cmd: cmd, done: make(chan struct{})}
+	urls, certs := make(chan string, 1), make(chan string, 1)
+	go func() {
+		defer close(s.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.logs.WriteString(line + "\n")
+			s.mu.Unlock()
+			for re, ch := range map[*regexp.Regexp]chan string{listeningTLS: urls, tlsCertFile: certs} {
+				if m := re.FindStringSubmatch(line); m != nil {
+					select {
+					case ch <- m[1]:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		exited := make(chan error, 1)
+		go func() { <-s.done; exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("runnel serve --tls did not exit cleanly after SIGTERM: %v\n%s", err, s.log())
+			}
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("runnel serve --tls did not exit within 30s of SIGTERM\n%s", s.log())
+		}
+	})
+	select {
+	case s.URL = <-urls:
+	case <-s.done:
+		t.Fatalf("runnel serve --tls exited before listening:\n%s", s.log())
+	case <-time.After(time.Minute):
+		t.Fatalf("runnel serve --tls did not report its address within a minute:\n%s", s.log())
+	}
+	select {
+	case cert := <-certs:
+		return s, cert
+	default:
+		t.Fatalf("runnel serve --tls logged no cert_file before listening:\n%s", s.log())
+		return nil, ""
+	}
+}
+
+// TestJSSDK drives `runnel serve --tls` with the AWS SDK for JavaScript v3
+// over HTTP/2: create and wait, PutRecord and PutRecords, ListShards,
+// GetShardIterator and GetRecords, then enhanced fan-out (register,
+// SubscribeToShard while putting, resume after the continuation with a
+// second consumer), deregister, and DeleteStream with
+// EnforceConsumerDeletion. testdata/jssdk/kinesis.mjs prints a summary.
+func TestJSSDK(t *testing.T) {
+	node, dir := jssdkDir(t)
+	bin := buildRunnel(t)
+	srv, cert := startTLSServer(t, bin)
+
+	env := append(clientEnv(t),
+		"RUNNEL_JSSDK="+dir,
+		"RUNNEL_ENDPOINT="+srv.URL,
+		"RUNNEL_STREAM=js-sdk-scenario",
+		"NODE_EXTRA_CA_CERTS="+cert,
+		"NODE_OPTIONS=",
+		"NODE_PATH=",
+	)
+	res := runCmd(t, env, nil, node, filepath.Join("testdata", "jssdk", "kinesis.mjs"))
+	require.Equal(t, 0, res.code, "JavaScript SDK scenario failed:\n%s\nserver log:\n%s", res.stderr, srv.log())
+
+	var out struct {
+		Waiter                        string   `json:"waiter"`
+		Status                        string   `json:"status"`
+		OpenShards                    int      `json:"open_shards"`
+		BatchFailed                   int      `json:"batch_failed"`
+		BatchShards                   []string `json:"batch_shards"`
+		PutShard                      string   `json:"put_shard"`
+		Shards                        []string `json:"shards"`
+		GetData                       []string `json:"get_data"`
+		GetSequenceNumbersMatch       bool     `json:"get_sequence_numbers_match"`
+		GetArrivalIsDate              bool     `json:"get_arrival_is_date"`
+		GetHasNextIterator            bool     `json:"get_has_next_iterator"`
+		ConsumerStatus                string   `json:"consumer_status"`
+		FirstEventRecords             int      `json:"first_event_records"`
+		ContinuationMatchesLastRecord bool     `json:"continuation_matches_last_record"`
+		EventsWithRecords             int      `json:"events_with_records"`
+		MillisBehindLatest            *int64   `json:"millis_behind_latest"`
+		SubscribeData                 []string `json:"subscribe_data"`
+		SubscribeSequenceNumbersMatch bool     `json:"subscribe_sequence_numbers_match"`
+		LastContinuationIsLastPut     bool     `json:"last_continuation_is_last_put"`
+		ResumedData                   []string `json:"resumed_data"`
+		ResumedContinuationIsAfter    bool     `json:"resumed_continuation_is_after"`
+		DeleteWithConsumer            bool     `json:"delete_with_consumer"`
+		DeleteWaiter                  string   `json:"delete_waiter"`
+		StreamsAfterDelete            []string `json:"streams_after_delete"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &out), "stdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+
+	require.Equal(t, "SUCCESS", out.Waiter)
+	require.Equal(t, "ACTIVE", out.Status)
+	require.Equal(t, 2, out.OpenShards)
+	require.Zero(t, out.BatchFailed)
+	require.Equal(t, []string{out.PutShard, out.PutShard}, out.BatchShards, "same partition key, same shard")
+	require.Equal(t, []string{"shardId-000000000000", "shardId-000000000001"}, out.Shards)
+	b64 := base64.StdEncoding.EncodeToString
+	require.Equal(t, []string{b64([]byte("one")), b64([]byte("two")), b64([]byte{0, 255, 1, 254})}, out.GetData)
+	require.True(t, out.GetSequenceNumbersMatch, "GetRecords returns the put sequence numbers in order")
+	require.True(t, out.GetArrivalIsDate)
+	require.True(t, out.GetHasNextIterator)
+
+	require.Equal(t, "ACTIVE", out.ConsumerStatus)
+	require.Zero(t, out.FirstEventRecords, "nothing is put before the LATEST subscription's first event")
+	require.Equal(t, []string{"live-1", "live-2", "live-3"}, out.SubscribeData)
+	require.True(t, out.SubscribeSequenceNumbersMatch, "events carry the put sequence numbers in order")
+	require.Positive(t, out.EventsWithRecords)
+	require.True(t, out.ContinuationMatchesLastRecord, "each event's ContinuationSequenceNumber is its last record's")
+	require.True(t, out.LastContinuationIsLastPut)
+	require.NotNil(t, out.MillisBehindLatest)
+	require.Equal(t, []string{"after"}, out.ResumedData, "a subscription after the continuation sees only later records")
+	require.True(t, out.ResumedContinuationIsAfter)
+
+	require.True(t, out.DeleteWithConsumer)
+	require.Equal(t, "SUCCESS", out.DeleteWaiter)
+	require.Empty(t, out.StreamsAfterDelete)
+}
