@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,8 @@ type observability struct {
 	api       *metrics.API
 	pipelines *metrics.Pipelines
 	dash      *dashboard.Dashboard
+	// counts answers GET /api/counts when set (SetCounts).
+	counts atomic.Pointer[http.Handler]
 }
 
 func (s *Server) newObservability() error {
@@ -66,6 +69,36 @@ func (s *Server) SetGenerator(g dashboard.Generator, streamName string) {
 	s.obs.dash.SetGenerator(g, streamName)
 }
 
+// SetCounts serves h at GET /api/counts (what `runnel counts` asks): the
+// counters of pipelines counting into runnel's own store, or where they
+// are counted instead. nil answers 404.
+func (s *Server) SetCounts(h http.Handler) {
+	if h == nil {
+		s.obs.counts.Store(nil)
+		return
+	}
+	s.obs.counts.Store(&h)
+}
+
+// serveCounts serves GET /api/counts, behind the dashboard's login when
+// authentication is on.
+func (s *Server) serveCounts(w http.ResponseWriter, r *http.Request) {
+	if s.keys != nil {
+		if _, ok := s.obs.dash.SessionKey(r); !ok {
+			http.Error(w, "log in to the dashboard first", http.StatusUnauthorized)
+			return
+		}
+	}
+	h := s.obs.counts.Load()
+	if h == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"no counts in this server (runnel serve --demo keeps them)"}` + "\n"))
+		return
+	}
+	(*h).ServeHTTP(w, r)
+}
+
 // routes is the server's HTTP handler. The Kinesis API keeps every request
 // it had before: anything but GET and HEAD (and POSTs under /api/, which
 // the API never answers) goes to it, whatever the path. GET and HEAD serve
@@ -91,6 +124,7 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
 	})))
+	mux.HandleFunc("GET /api/counts", s.serveCounts)
 	dash := s.obs.dash.Handler()
 	mux.Handle("GET /", dash)
 	mux.Handle("POST /api/", dash)

@@ -118,6 +118,7 @@ endpoint, its own or AWS's.`,
 		newProduceCommand(e),
 		newGenerateCommand(e),
 		newRunCommand(e), newConfigCommand(e),
+		newCountsCommand(e),
 	)
 	return root
 }

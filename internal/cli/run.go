@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runnel-dev/runnel/internal/counts"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/archive"
 	"github.com/runnel-dev/runnel/internal/processor/count"
@@ -32,7 +33,7 @@ func pipelineBuiltins() pipeline.Builtins {
 	return pipeline.Builtins{
 		"noop":    pipeline.Noop,
 		"archive": archive.Builtin,
-		"count":   count.Builtin,
+		"count":   count.NewBuiltin(&counts.Shared{}),
 		"forward": forward.Builtin,
 		"log":     pipeline.Log,
 		"window":  window.Builtin,

@@ -24,11 +24,14 @@ var serveEnv = map[string]string{
 	"tls-key":            "RUNNEL_TLS_KEY",
 	"pipelines":          "RUNNEL_PIPELINES",
 	"metrics-token":      "RUNNEL_METRICS_TOKEN",
+	"redis":              "RUNNEL_REDIS_ADDR",
 }
 
 func newServeCommand(e *env) *cobra.Command {
 	cfg := app.Defaults()
 	var pipelinesFile string
+	var demo bool
+	demoOpts := demoOptions{store: demoStoreAuto, rate: demoDefaultRate}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the Kinesis Data Streams API with durable local storage",
@@ -54,6 +57,15 @@ tail of a stream, pipelines), its JSON under /api/, Prometheus metrics at
 /metrics, and /healthz and /readyz. With --auth the dashboard asks for an
 access key; /metrics takes --metrics-token as a bearer token.
 
+With --demo the server also runs, on built-in defaults, what a newcomer
+wants to see: the stream clickstream (4 shards), the clickstream generator
+putting web-store click events into it (--demo-rate a second; start and
+stop it on the dashboard), and two pipelines: clickstream-counter counts
+events by minute, page and event type, into Redis when --redis is given or
+127.0.0.1:6379 answers, otherwise into runnel's own store (runnel counts
+shows them), and clickstream-archive writes every event to
+<data-dir>/archive, in Hive-style folders, every 10 seconds.
+
 SIGINT or SIGTERM stop the server: requests in flight finish (up to
 --shutdown-timeout), then storage is closed.`,
 		Args: exactArgs(),
@@ -63,6 +75,15 @@ SIGINT or SIGTERM stop the server: requests in flight finish (up to
 			}
 			if err := cfg.Validate(); err != nil {
 				return &usageError{err}
+			}
+			if demo {
+				if pipelinesFile != "" {
+					return usagef("--demo runs its own pipelines; it does not go with --pipelines")
+				}
+				if cmd.Flags().Changed("redis") && demoOpts.redis == "" && demoOpts.store == demoStoreAuto {
+					demoOpts.store = demoStoreLocal // --redis "": no Redis
+				}
+				return e.serveDemo(cmd.Context(), cfg, demoOpts)
 			}
 			if pipelinesFile != "" {
 				return e.serveWithPipelines(cmd.Context(), cfg, pipelinesFile)
@@ -93,6 +114,11 @@ stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNE
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert [$RUNNEL_TLS_KEY]")
 	f.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, `bearer token GET /metrics requires ("Authorization: Bearer <token>"); without it
 /metrics is open, or with --auth needs a dashboard login [$RUNNEL_METRICS_TOKEN]`)
+	f.BoolVar(&demo, "demo", false, "also run the clickstream generator and the demo's counter and archive pipelines (see above)")
+	f.StringVar(&demoOpts.store, "demo-store", demoOpts.store, `where --demo counts: "redis", "local" (runnel's own store, shown by runnel counts),
+or "auto": Redis when --redis is set or 127.0.0.1:6379 answers, else local`)
+	f.StringVar(&demoOpts.redis, "redis", "", "Redis address (host:port) --demo counts into; --redis \"\" counts in the local store [$RUNNEL_REDIS_ADDR]")
+	f.Float64Var(&demoOpts.rate, "demo-rate", demoOpts.rate, "events per second the --demo generator puts")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	return cmd
 }

@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/runnel-dev/runnel/internal/app"
+	"github.com/runnel-dev/runnel/internal/clickstream"
+	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/kinesislocal"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/processor/count"
+	"github.com/runnel-dev/runnel/internal/producer"
+)
+
+// The demo's stream and pipelines.
+const (
+	demoStream        = "clickstream"
+	demoShards        = 4
+	demoCounter       = "clickstream-counter"
+	demoArchive       = "clickstream-archive"
+	demoKey           = "{ts:2006-01-02T15:04}:{page}:{eventType}"
+	demoRedisPrefix   = "runnel-demo:"
+	demoDefaultRedis  = "127.0.0.1:6379"
+	demoPingTimeout   = 200 * time.Millisecond
+	demoCloseTimeout  = 30 * time.Second
+	demoArchiveEvery  = "10s"
+	demoDefaultRate   = 50
+	demoDefaultTopMax = 1000
+)
+
+// Values of --demo-store.
+const (
+	demoStoreAuto  = "auto"
+	demoStoreRedis = "redis"
+	demoStoreLocal = "local"
+)
+
+// demoOptions are the serve flags of --demo.
+type demoOptions struct {
+	store string  // demoStoreAuto, demoStoreRedis or demoStoreLocal
+	redis string  // Redis address; "" means the default address if it answers
+	rate  float64 // events per second
+}
+
+// demoStoreChoice is where the demo counts: Redis at addr, or the local
+// store when addr is "".
+func (o demoOptions) redisAddr(ctx context.Context) (string, error) {
+	switch o.store {
+	case demoStoreLocal:
+		return "", nil
+	case demoStoreRedis:
+		if o.redis == "" {
+			return demoDefaultRedis, nil
+		}
+		return o.redis, nil
+	case demoStoreAuto:
+		if o.redis != "" {
+			return o.redis, nil
+		}
+		if redisAnswers(ctx, demoDefaultRedis, demoPingTimeout) {
+			return demoDefaultRedis, nil
+		}
+		return "", nil
+	}
+	return "", usagef("--demo-store %q: want auto, redis or local", o.store)
+}
+
+// redisAnswers reports whether a Redis server at addr answers PING within
+// timeout.
+func redisAnswers(ctx context.Context, addr string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	rc := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1})
+	defer rc.Close()
+	return rc.Ping(ctx).Err() == nil
+}
+
+// demoConfig is the demo's pipelines file: the clickstream stream, its
+// counter (into Redis at redisAddr, or the local store when "") and its
+// archive under archiveDir.
+func demoConfig(redisAddr, archiveDir string) ([]byte, error) {
+	countOpts := map[string]any{"key": demoKey, "timeField": "timestamp"}
+	if redisAddr != "" {
+		countOpts["redis"] = map[string]any{"addr": redisAddr, "keyPrefix": demoRedisPrefix}
+	} else {
+		countOpts["store"] = count.StoreLocal
+	}
+	doc := map[string]any{
+		"streams": []any{map[string]any{"name": demoStream, "shards": demoShards}},
+		"pipelines": []any{
+			map[string]any{
+				"name": demoCounter, "source": demoStream, "batchSize": 500,
+				"handler": map[string]any{"type": "builtin", "name": "count", "options": countOpts},
+			},
+			map[string]any{
+				"name": demoArchive, "source": demoStream, "batchSize": 500,
+				"handler": map[string]any{"type": "builtin", "name": "archive", "options": map[string]any{
+					"dir": archiveDir, "bufferInterval": demoArchiveEvery, "prefixStyle": "hive", "timeField": "timestamp",
+				}},
+			},
+		},
+	}
+	return yaml.Marshal(doc)
+}
+
+// CountsAnswer is the answer of GET /api/counts.
+type CountsAnswer struct {
+	Pipeline string `json:"pipeline"`
+	// Store is "local" (the counts follow) or "redis" (they are in Redis
+	// at Redis, under keys starting with KeyPrefix).
+	Store     string `json:"store"`
+	Dir       string `json:"dir,omitempty"`
+	Redis     string `json:"redis,omitempty"`
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+	counts.Summary
+}
+
+// countsHandler answers GET /api/counts?pipeline=&top= for the demo.
+func countsHandler(store *counts.Store, redisAddr string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		ans := CountsAnswer{Pipeline: q.Get("pipeline")}
+		if ans.Pipeline == "" {
+			ans.Pipeline = demoCounter
+		}
+		top := 20
+		if s := q.Get("top"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > demoDefaultTopMax {
+				writeCountsJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("top: want 0 to %d, got %q", demoDefaultTopMax, s)})
+				return
+			}
+			top = n
+		}
+		if store == nil {
+			ans.Store, ans.Redis, ans.KeyPrefix = demoStoreRedis, redisAddr, demoRedisPrefix
+			writeCountsJSON(w, http.StatusOK, ans)
+			return
+		}
+		sum, err := store.Top(ans.Pipeline, top)
+		if err != nil {
+			writeCountsJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			return
+		}
+		ans.Store, ans.Dir, ans.Summary = demoStoreLocal, store.Dir(), sum
+		if ans.Top == nil {
+			ans.Top = []counts.Count{}
+		}
+		writeCountsJSON(w, http.StatusOK, ans)
+	})
+}
+
+func writeCountsJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveDemo runs the server with the clickstream generator and the demo's
+// counter and archive pipelines inside it. On shutdown the generator stops
+// and delivers what it buffered, then the pipelines stop (checkpointing),
+// then the server.
+func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) error {
+	redisAddr, err := opts.redisAddr(ctx)
+	if err != nil {
+		return err
+	}
+	if !(opts.rate > 0) {
+		return usagef("--demo-rate %v: must be more than 0 events per second", opts.rate)
+	}
+	stateDir := filepath.Join(cfg.DataDir, "pipelines")
+	archiveDir := filepath.Join(cfg.DataDir, "archive")
+	if archiveDir, err = filepath.Abs(archiveDir); err != nil {
+		return err
+	}
+	doc, err := demoConfig(redisAddr, archiveDir)
+	if err != nil {
+		return err
+	}
+	shared := &counts.Shared{}
+	builtins := pipelineBuiltins()
+	builtins["count"] = count.NewBuiltin(shared)
+	pcfg, err := pipeline.Parse("demo pipelines", doc, builtins)
+	if err != nil {
+		return fmt.Errorf("the demo's pipelines: %w", err)
+	}
+
+	// The server holds the local store open for the pipelines and for
+	// `runnel counts`, which asks it.
+	var store *counts.Store
+	if redisAddr == "" {
+		var release func() error
+		store, release, err = shared.Open(filepath.Join(stateDir, "counts"), e.logger.With("component", "counts"))
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := release(); err != nil {
+				e.logger.Error("closing the counts store", "err", err)
+			}
+		}()
+	}
+	srv, err := app.New(cfg, e.logger)
+	if err != nil {
+		return err
+	}
+	srv.SetCounts(countsHandler(store, redisAddr))
+
+	serveCtx, stopServer := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopServer(nil)
+	served := make(chan error, 1)
+	go func() { served <- srv.Run(serveCtx) }()
+
+	client := kinesislocal.New(srv.Engine())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case err := <-served:
+			served <- err
+			if err == nil {
+				err = errors.New("server stopped")
+			}
+			return err
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	runner, err := pipeline.New(gctx, pcfg, pipeline.Options{
+		Kinesis:  client,
+		Tune:     func(c *consumer.Config) { c.PollInterval = time.Millisecond },
+		Builtins: builtins,
+		StateDir: stateDir,
+		Region:   cfg.Region,
+		Logger:   e.logger.With("component", "pipelines"),
+		Stdout:   e.stdout,
+		Observer: srv.PipelineObserver(),
+	})
+	if err == nil {
+		srv.SetPipelines(runner)
+		if err = runner.EnsureStreams(gctx); err != nil {
+			_ = runner.Close(context.WithoutCancel(gctx))
+			err = fmt.Errorf("pipelines: %w", err)
+		}
+	}
+	var gen *clickstream.Service
+	var prod *producer.Producer
+	if err == nil {
+		prod, err = producer.New(client, producer.Config{Stream: demoStream, Endpoint: srv.URL(), Logger: e.logger.With("component", "generator")})
+	}
+	if err == nil {
+		gen, err = clickstream.New(clickstream.Config{
+			Writer: prod, Token: rand.Text(), Rate: opts.rate, Sessions: 50, Seed: randomSeed(),
+			Target: fmt.Sprintf("stream %q in this server", demoStream), Logger: e.logger.With("component", "generator"),
+		})
+		if err != nil {
+			_, _ = prod.Close(context.WithoutCancel(gctx))
+			_ = runner.Close(context.WithoutCancel(gctx))
+		}
+	}
+	if err != nil {
+		stopServer(errors.New("demo failed to start"))
+		_ = g.Wait()
+		return errors.Join(err, <-served)
+	}
+	srv.SetGenerator(gen, demoStream)
+	g.Go(func() error {
+		err := runner.Run(gctx)
+		runner.WriteStatus(e.stdout)
+		return err
+	})
+	g.Go(func() error {
+		// Stop generating before the pipelines stop, and deliver what is
+		// buffered, so the last events are counted on the next start.
+		<-gctx.Done()
+		gen.Stop()
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), demoCloseTimeout)
+		defer cancel()
+		_, err := prod.Close(cctx)
+		st := gen.Status()
+		e.logger.Info("clickstream generator stopped", "sent", st.EventsSent, "delivered", st.EventsDelivered, "failed", st.Failures)
+		return err
+	})
+	gen.Start()
+
+	where := []any{"dashboard", srv.URL() + "/", "stream", demoStream, "rate", opts.rate,
+		"generator", "POST " + srv.URL() + "/api/generator/stop (or /start)", "archive", archiveDir}
+	if redisAddr == "" {
+		where = append(where, "counts", "runnel counts --endpoint "+srv.URL(), "counts_dir", store.Dir())
+	} else {
+		where = append(where, "counts", "Redis "+redisAddr+" keys "+demoRedisPrefix+"*")
+	}
+	e.logger.Info("demo running: the clickstream generator feeds "+demoCounter+" and "+demoArchive, where...)
+
+	err = g.Wait()
+	stopServer(errors.New("shutting down"))
+	if serr := <-served; serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}

@@ -1,0 +1,162 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/dashboard"
+)
+
+// The demo, as a newcomer runs it: serve --demo creates the stream,
+// generates clicks, counts them in the local store (read back with
+// runnel counts) and archives them; once the generator is stopped, the
+// counts and the archive hold exactly the events it delivered.
+func TestServeDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runnel")
+	goBuild(t, bin, "github.com/runnel-dev/runnel/cmd/runnel")
+	data := filepath.Join(dir, "data")
+	p := startProc(t, bin, "serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", data,
+		"--demo-store", "local", "--demo-rate", "200")
+	url := "http://" + p.waitFor(t, listeningRe, time.Minute)[1]
+	p.waitFor(t, regexp.MustCompile(`msg="demo running`), time.Minute)
+	archiveDir := filepath.Join(data, "archive")
+
+	counts := func() CountsAnswer {
+		t.Helper()
+		out, err := exec.Command(bin, "counts", "--endpoint", url, "--json", "--top", "5").Output()
+		require.NoError(t, err)
+		var ans CountsAnswer
+		require.NoError(t, json.Unmarshal(out, &ans), string(out))
+		require.Equal(t, "clickstream-counter", ans.Pipeline)
+		require.Equal(t, "local", ans.Store)
+		return ans
+	}
+	// archived counts the events in the archive's objects, all under
+	// Hive-style dt=/hour= folders.
+	archived := func() (objects, events int) {
+		t.Helper()
+		err := filepath.WalkDir(archiveDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(d.Name(), ".") && path != archiveDir {
+				// The archive's own spool and temporary files.
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			rel, _ := filepath.Rel(archiveDir, path)
+			require.Regexp(t, `^dt=\d{4}-\d\d-\d\d/hour=\d\d/`, filepath.ToSlash(rel))
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			objects++
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			sc.Buffer(nil, 16<<20)
+			for sc.Scan() {
+				events++
+			}
+			return sc.Err()
+		})
+		if os.IsNotExist(err) {
+			return 0, 0
+		}
+		require.NoError(t, err)
+		return objects, events
+	}
+	poll := func(what string, d time.Duration, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !ok() {
+			if time.Now().After(deadline) {
+				_, stderr := p.output()
+				t.Fatalf("no %s within %v\n%s", what, d, stderr)
+			}
+			<-time.After(100 * time.Millisecond)
+		}
+	}
+
+	poll("counts and an archive object", time.Minute, func() bool {
+		objects, _ := archived()
+		ans := counts()
+		return ans.Total > 0 && len(ans.Top) > 0 && objects > 0
+	})
+
+	// Stop the generator through the dashboard's API, and wait until what
+	// it buffered is delivered.
+	resp, err := http.Post(url+"/api/generator/stop", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var gen dashboard.GeneratorAnswer
+	poll("the generator's buffered events delivered", time.Minute, func() bool {
+		resp, err := http.Get(url + "/api/generator")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		gen = dashboard.GeneratorAnswer{}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&gen))
+		st := gen.Status
+		return st != nil && !st.Running && st.EventsDelivered+st.Failures == st.EventsSent
+	})
+	require.Zero(t, gen.Status.Failures)
+	delivered := gen.Status.EventsDelivered
+	require.Positive(t, delivered)
+
+	// Counted exactly once each, and archived (within the archive's 10s
+	// interval) exactly once each.
+	var last CountsAnswer
+	poll("counts equal to the events delivered", time.Minute, func() bool {
+		last = counts()
+		return last.Total >= delivered
+	})
+	require.Equal(t, delivered, last.Total, "events counted")
+	var events int
+	poll("the archive to hold every event delivered", time.Minute, func() bool {
+		_, events = archived()
+		return int64(events) >= delivered
+	})
+	require.Equal(t, delivered, int64(events), "events archived")
+
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		t.Fatal("runnel serve --demo did not stop within a minute of SIGTERM")
+	}
+	_, stderr := p.output()
+	require.NoError(t, p.exited, stderr)
+	require.Contains(t, stderr, "msg=stopped")
+
+	// The counts survive a restart: a second run starts from them.
+	p = startProc(t, bin, "serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", data,
+		"--demo-store", "local", "--demo-rate", "1")
+	url = "http://" + p.waitFor(t, listeningRe, time.Minute)[1]
+	p.waitFor(t, regexp.MustCompile(`msg="demo running`), time.Minute)
+	require.GreaterOrEqual(t, counts().Total, delivered)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	<-p.done
+	_, stderr = p.output()
+	require.NoError(t, p.exited, stderr)
+}
