@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/dashboard"
+	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
 // The demo, as a newcomer runs it: serve --demo creates the stream,
@@ -158,5 +160,52 @@ func TestServeDemo(t *testing.T) {
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	<-p.done
 	_, stderr = p.output()
+	require.NoError(t, p.exited, stderr)
+}
+
+// With --redis the demo counts into Redis, and runnel counts reads the
+// counters there, as the server tells it to.
+func TestServeDemoRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	rs := testserver.Redis(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runnel")
+	goBuild(t, bin, "github.com/runnel-dev/runnel/cmd/runnel")
+	p := startProc(t, bin, "serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+		"--redis", rs.Addr, "--demo-rate", "200")
+	url := "http://" + p.waitFor(t, listeningRe, time.Minute)[1]
+	p.waitFor(t, regexp.MustCompile(`msg="demo running.*counts="Redis `+regexp.QuoteMeta(rs.Addr)), time.Minute)
+
+	rc := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rc.Close()
+	deadline := time.Now().Add(time.Minute)
+	var ans CountsAnswer
+	for {
+		out, err := exec.Command(bin, "counts", "--endpoint", url, "--json", "--top", "3").Output()
+		require.NoError(t, err)
+		ans = CountsAnswer{}
+		require.NoError(t, json.Unmarshal(out, &ans), string(out))
+		if ans.Total > 0 {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "no counts in Redis within a minute")
+		<-time.After(100 * time.Millisecond)
+	}
+	require.Equal(t, "redis", ans.Store)
+	require.Equal(t, rs.Addr, ans.Redis)
+	require.NotEmpty(t, ans.Top)
+	v, err := rc.Get(t.Context(), ans.KeyPrefix+ans.Top[0].Key).Int64()
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, v, ans.Top[0].Value)
+	out, err := exec.Command(bin, "counts", "--endpoint", url).Output()
+	require.NoError(t, err)
+	require.Contains(t, string(out), "clickstream-counter: ")
+	require.Contains(t, string(out), "(Redis "+rs.Addr)
+
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	<-p.done
+	_, stderr := p.output()
 	require.NoError(t, p.exited, stderr)
 }
