@@ -79,7 +79,12 @@ func (h *Handler) deleteStream(ctx context.Context, r *deleteStreamRequest) (any
 	if err != nil {
 		return nil, err
 	}
-	return nil, h.svc.DeleteStream(ctx, name, deref(r.EnforceConsumerDeletion, false))
+	if err := h.svc.DeleteStream(ctx, name, deref(r.EnforceConsumerDeletion, false)); err != nil {
+		return nil, err
+	}
+	// The stream's consumers went with it: so do their subscriptions.
+	h.fanout.endConsumer(name, "")
+	return nil, nil
 }
 
 // DescribeStream

@@ -112,12 +112,13 @@ func (f *fanOut) finish(key subscriptionKey, sub *subscription) {
 	f.mu.Unlock()
 }
 
-// endConsumer ends every subscription of a deregistered consumer.
+// endConsumer ends every subscription of a deregistered consumer, or of
+// every consumer of a deleted stream when consumer is "".
 func (f *fanOut) endConsumer(stream, consumer string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for key, sub := range f.subs {
-		if key.stream == stream && key.consumer == consumer {
+		if key.stream == stream && (consumer == "" || key.consumer == consumer) {
 			sub.end(errConsumerDeregistered)
 		}
 	}

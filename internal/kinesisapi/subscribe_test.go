@@ -350,3 +350,28 @@ func TestSubscribeToShardOverHTTP2(t *testing.T) {
 	require.Equal(t, want, seqs(sub.collect(t, len(want))))
 	require.Positive(t, h2.Load(), "no request came over HTTP/2")
 }
+
+// Deleting a stream with EnforceConsumerDeletion ends its consumers' live
+// subscriptions at once, not at their next heartbeat; without it a stream
+// with consumers is not deleted.
+func TestDeleteStreamEndsSubscriptions(t *testing.T) {
+	e := start(t)
+	_, consumer := efo(t, e, "app")
+	sub := subscribe(t, subscriber(t, e.srv), e.ctx, consumer, shard0, types.StartingPosition{Type: types.ShardIteratorTypeLatest})
+	_, ok := sub.next(t)
+	require.True(t, ok)
+
+	_, err := e.c.DeleteStream(e.ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("efo")})
+	requireTyped[*types.ResourceInUseException](t, err)
+	_, err = e.c.DeleteStream(e.ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("efo"), EnforceConsumerDeletion: aws.Bool(true)})
+	require.NoError(t, err)
+	start := time.Now()
+	for events := 0; ; events++ {
+		require.Less(t, events, 10)
+		if _, ok := sub.next(t); !ok {
+			break
+		}
+	}
+	require.Less(t, time.Since(start), 4*time.Second, "ended by the deletion, not by a heartbeat")
+	requireTyped[*types.ResourceNotFoundException](t, sub.es.Err())
+}
