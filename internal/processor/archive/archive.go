@@ -12,13 +12,14 @@
 // The runtime checkpoints a batch once the handler returns success, and
 // buffering across batches means records wait while later batches are
 // acknowledged. So before Invoke returns, the batch is appended to a spool
-// on local disk (one segment file per shard and partition path, fsynced);
-// objects are cut from sealed segments. After a crash the spool is read
-// back: open segments keep collecting, sealed ones are written again under
-// the same name with the same content (an overwrite, not a duplicate). A
-// batch delivered again after a crash (its checkpoint was not written) is
-// recognised by sequence number: records at or below the highest one
-// spooled for the shard are skipped.
+// on local disk (one segment file per shard and partition path, fsynced),
+// and then the position of its last record to the shard's commit log
+// (fsynced); objects are cut from sealed segments. After a crash the spool
+// is read back: open segments are cut back to the last committed batch and
+// keep collecting, sealed ones are written again under the same name with
+// the same content (an overwrite, not a duplicate). A batch delivered again
+// after a crash (its checkpoint was not written) is recognised by sequence
+// number: records at or below the last committed position are skipped.
 //
 // This needs the runtime's in-order delivery per shard: a pipeline that
 // archives must keep parallelization at 1 (the default). Two batches of
@@ -123,12 +124,14 @@ type shardSpool struct {
 
 	invoking sync.Mutex // held by the one batch of the shard in Invoke
 
-	mu     sync.Mutex
-	open   map[string]*segment // by partition path
-	sealed []string            // sealed segment files waiting to be written
-	hwm    position            // highest position spooled; seq "" for none
-	nextID uint64
-	broken bool // a write failed; reload from disk before the next batch
+	mu          sync.Mutex
+	open        map[string]*segment // by partition path
+	sealed      []string            // sealed segment files waiting to be written
+	hwm         position            // highest position committed; seq "" for none
+	commit      *os.File            // the commit log, open for appending
+	commitBytes int64
+	nextID      uint64
+	broken      bool // a write failed; reload from disk before the next batch
 }
 
 // New returns an Archive writing as cfg says (cfg is expected to have
@@ -311,7 +314,15 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 			return fmt.Errorf("archive: %w", err)
 		}
 	}
+	if last != s.hwm {
+		if err := a.commitLocked(s, last); err != nil {
+			s.broken = true
+			return fmt.Errorf("archive: %w", err)
+		}
+	}
 	a.stats.spooled.Add(int64(added))
+	a.logger.Debug("archive: batch spooled", "shard", shardID, "first", recs[0].Kinesis.SequenceNumber,
+		"last", recs[len(recs)-1].Kinesis.SequenceNumber, "records", len(recs), "spooled", added, "committed", last.String())
 	s.hwm = last
 	var due []string
 	for path, seg := range s.open {
@@ -407,9 +418,8 @@ func shardDirName(id string) string {
 	return "x-" + fmt.Sprintf("%x", id)
 }
 
-// sealLocked seals the open segments of the given paths, persists the
-// shard's high-water mark (so records of segments written and deleted are
-// still recognised when delivered again) and queues them for writing.
+// sealLocked seals the open segments of the given paths and queues them
+// for writing.
 func (a *Archive) sealLocked(s *shardSpool, paths []string) error {
 	var sealed []string
 	for _, p := range paths {
@@ -422,14 +432,48 @@ func (a *Archive) sealLocked(s *shardSpool, paths []string) error {
 		}
 		sealed = append(sealed, name)
 	}
-	if err := writeFileSync(filepath.Join(s.dir, "hwm"), func(w io.Writer) error {
-		_, err := w.Write([]byte(s.hwm.String() + "\n"))
-		return err
-	}); err != nil {
+	if err := syncDir(s.dir); err != nil {
 		s.broken = true
-		return fmt.Errorf("archive: writing high-water mark: %w", err)
+		return fmt.Errorf("archive: %w", err)
 	}
 	s.sealed = append(s.sealed, sealed...)
+	return nil
+}
+
+// commitLogLimit is the size past which the commit log is rewritten with
+// its last entry only.
+const commitLogLimit = 1 << 20
+
+// commitLocked appends pos to the shard's commit log and syncs it: the
+// batch ending at pos is spooled in full.
+func (a *Archive) commitLocked(s *shardSpool, pos position) error {
+	name := filepath.Join(s.dir, "commit")
+	frame := appendFrame(nil, spoolRecord{pos: pos})
+	if s.commit == nil || s.commitBytes > commitLogLimit {
+		if s.commit != nil {
+			_ = s.commit.Close()
+			s.commit = nil
+		}
+		// A new log holds this entry only; it replaces the old one
+		// atomically.
+		content := append(segmentHeader("", a.now()), frame...)
+		if err := writeFileSync(name, func(w io.Writer) error { _, err := w.Write(content); return err }); err != nil {
+			return fmt.Errorf("writing commit log: %w", err)
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("opening commit log: %w", err)
+		}
+		s.commit, s.commitBytes = f, int64(len(content))
+		return nil
+	}
+	if _, err := s.commit.Write(frame); err != nil {
+		return fmt.Errorf("writing commit log: %w", err)
+	}
+	if err := s.commit.Sync(); err != nil {
+		return fmt.Errorf("syncing commit log: %w", err)
+	}
+	s.commitBytes += int64(len(frame))
 	return nil
 }
 
@@ -615,6 +659,10 @@ func (a *Archive) Close(ctx context.Context) error {
 			_ = seg.f.Close()
 		}
 		s.open = nil
+		if s.commit != nil {
+			_ = s.commit.Close()
+			s.commit = nil
+		}
 		s.mu.Unlock()
 	}
 	a.unlock()
@@ -658,16 +706,16 @@ func (a *Archive) reloadLocked(s *shardSpool) error {
 	}
 	s.open = make(map[string]*segment)
 	s.sealed = nil
-	s.hwm = position{sub: -1}
-	if raw, err := os.ReadFile(filepath.Join(s.dir, "hwm")); err == nil {
-		if p, err := parsePosition(strings.TrimSpace(string(raw))); err == nil {
-			s.hwm = p
-		}
+	if s.commit != nil {
+		_ = s.commit.Close()
+		s.commit = nil
 	}
-	raise := func(p position) {
-		if s.hwm.seq == "" || s.hwm.less(p) {
-			s.hwm = p
-		}
+	s.hwm = position{sub: -1}
+	committed := false
+	if c, err := readSegment(filepath.Join(s.dir, "commit")); err == nil && len(c.records) > 0 {
+		s.hwm, committed = c.records[len(c.records)-1].pos, true
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errBadHeader) {
+		return fmt.Errorf("archive: reading commit log of shard %s: %w", s.id, err)
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -679,12 +727,17 @@ func (a *Archive) reloadLocked(s *shardSpool) error {
 		file := filepath.Join(s.dir, name)
 		isOpen, isSealed := strings.HasPrefix(name, "open-"), strings.HasPrefix(name, "sealed-")
 		if !strings.HasSuffix(name, ".seg") || !isOpen && !isSealed {
-			if strings.HasPrefix(name, ".hwm.tmp-") {
+			if strings.HasPrefix(name, ".commit.tmp-") {
 				_ = os.Remove(file)
 			}
 			continue
 		}
 		c, err := readSegment(file)
+		if err == nil && isOpen {
+			// Records beyond the last commit are of a batch that was
+			// not acknowledged; it will be delivered again.
+			c.cutAfter(s.hwm, committed)
+		}
 		if errors.Is(err, errBadHeader) || err == nil && len(c.records) == 0 && isOpen {
 			// Created at a crash, holding nothing acknowledged.
 			_ = os.Remove(file)
@@ -692,9 +745,6 @@ func (a *Archive) reloadLocked(s *shardSpool) error {
 		}
 		if err != nil {
 			return fmt.Errorf("archive: reading spool segment: %w", err)
-		}
-		for _, r := range c.records {
-			raise(r.pos)
 		}
 		if isSealed {
 			s.sealed = append(s.sealed, file)

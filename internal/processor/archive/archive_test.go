@@ -253,6 +253,54 @@ func TestArchiveRecoversAfterCrash(t *testing.T) {
 	require.Empty(t, left, "everything spooled was written at close")
 }
 
+// TestArchiveCutsUncommittedBatch spools a batch into one of its
+// partitions' segments only, as a kill between the segments' syncs would
+// leave it, and checks the batch, delivered again, lands whole and once.
+func TestArchiveCutsUncommittedBatch(t *testing.T) {
+	dir := t.TempDir()
+	gen := func(i int) string { return fmt.Sprintf(`{"n":%d,"country":"%s"}`, i, []string{"DE", "FR", "US"}[i%3]) }
+	opts := map[string]any{"dir": dir, "partitionBy": "country"}
+	a := newArchive(t, opts, Options{})
+	_, err := a.Invoke(context.Background(), events("shardId-000000000000", 0, 30, time.Now(), gen))
+	require.NoError(t, err)
+	a.crash()
+	// Records 30..39 reached the DE segment only.
+	s := a.shardList()[0]
+	var de *segment
+	for path, seg := range s.open {
+		if strings.Contains(path, "country=DE") {
+			de = seg
+		}
+	}
+	require.NotNil(t, de)
+	var frames []byte
+	for _, r := range events("shardId-000000000000", 30, 40, time.Now(), gen).Records {
+		if strings.Contains(string(r.Kinesis.Data), "DE") {
+			frames = appendFrame(frames, spoolRecord{pos: position{seq: r.Kinesis.SequenceNumber, sub: -1}, data: r.Kinesis.Data})
+		}
+	}
+	f, err := os.OpenFile(de.file, os.O_WRONLY|os.O_APPEND, 0)
+	require.NoError(t, err)
+	_, err = f.Write(frames)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	b := newArchive(t, opts, Options{})
+	_, err = b.Invoke(context.Background(), events("shardId-000000000000", 30, 40, time.Now(), gen))
+	require.NoError(t, err)
+	require.NoError(t, b.Close(context.Background()))
+	counts := map[string]int{}
+	for _, o := range readObjects(t, dir) {
+		for _, l := range o.lines {
+			counts[l]++
+		}
+	}
+	require.Len(t, counts, 40)
+	for l, n := range counts {
+		require.Equal(t, 1, n, l)
+	}
+}
+
 // crash stops the archive as a kill would: nothing more is written and the
 // spool is left as it is.
 func (a *Archive) crash() {

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,7 +121,9 @@ func spooledSegments(t *testing.T, spool string) int {
 // TestArchiveKillDuringRun runs runnel serve and runnel run (an archive
 // pipeline to a directory) as processes, kills runnel run with SIGKILL
 // at random points while records keep arriving, restarts it, and checks
-// at the end that every record is in exactly one object.
+// at the end that every record is in exactly one object. With
+// RUNNEL_ARCHIVE_CRASH_LOGS set to a directory, each run's debug log (and,
+// on failure, the archive) is kept there.
 func TestArchiveKillDuringRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the runnel binary")
@@ -189,7 +192,7 @@ pipelines:
 	const rounds = 5
 	killedWithSpool := 0
 	for round := range rounds {
-		run := startProc(t, bin, "--endpoint", url, "run", cfgPath, "--state-dir", stateDir)
+		run := startProc(t, bin, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
 		if round == 0 {
 			// runnel run creates the stream.
 			require.Eventually(t, func() bool {
@@ -215,6 +218,14 @@ pipelines:
 			require.False(t, time.Now().After(deadline), "round %d: %d of %d records archived within 60s\n%s", round, len(got), want, run.stderr())
 		}
 		run.kill()
+		if d := os.Getenv("RUNNEL_ARCHIVE_CRASH_LOGS"); d != "" {
+			_ = os.WriteFile(filepath.Join(d, fmt.Sprintf("run-%d.log", round)), []byte(run.stderr()), 0o644)
+		}
+		for _, l := range strings.Split(run.stderr(), "\n") {
+			if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+				t.Logf("round %d: %s", round, l)
+			}
+		}
 		segs := spooledSegments(t, spool)
 		if segs > 0 {
 			killedWithSpool++
@@ -226,7 +237,7 @@ pipelines:
 
 	// A last run without a kill archives the rest; SIGTERM writes out the
 	// spool.
-	run := startProc(t, bin, "--endpoint", url, "run", cfgPath, "--state-dir", stateDir)
+	run := startProc(t, bin, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		got, _ := archived(t, lake)
@@ -238,7 +249,26 @@ pipelines:
 			t.Fatalf("runnel run exited: %v\n%s", run.err, run.stderr())
 		case <-time.After(50 * time.Millisecond):
 		}
-		require.False(t, time.Now().After(deadline), "%d of %d records archived within 90s", len(got), sent)
+		if time.Now().After(deadline) {
+			have := map[int]bool{}
+			for line := range got {
+				var rec struct{ ID int }
+				if json.Unmarshal([]byte(line), &rec) == nil {
+					have[rec.ID] = true
+				}
+			}
+			var missing []string
+			for i := range sent {
+				if !have[i] {
+					missing = append(missing, strconv.Itoa(i))
+				}
+			}
+			if d := os.Getenv("RUNNEL_ARCHIVE_CRASH_LOGS"); d != "" {
+				_ = os.WriteFile(filepath.Join(d, "run-final.log"), []byte(run.stderr()), 0o644)
+				_ = exec.Command("cp", "-r", lake, d).Run()
+			}
+			t.Fatalf("%d of %d records archived within 90s; missing ids %v; %d spool segments\n%s", len(got), sent, missing, spooledSegments(t, spool), run.stderr())
+		}
 	}
 	require.NoError(t, run.cmd.Process.Signal(syscall.SIGTERM))
 	select {

@@ -32,6 +32,15 @@ import (
 // A frame torn by a crash fails its length or checksum; the file is cut
 // there when it is opened again. A torn frame was never acknowledged, so
 // the runtime delivers its record again.
+//
+// A batch may touch several segments, and a crash may come after some of
+// them were written. So once every segment of a batch is synced, the
+// position of its last record is appended to the shard's commit log (a
+// file of the same format, path "", frames without data) and synced: only
+// then is the batch acknowledged. On recovery, records of open segments
+// beyond the last committed position are cut off (they belong to a batch
+// that was not acknowledged and will be delivered again), and records at
+// or below it are recognised as spooled when delivered again.
 
 const segMagic = "RNLSPL1\n"
 
@@ -112,6 +121,8 @@ type segmentContent struct {
 	path    string
 	created time.Time
 	records []spoolRecord
+	// ends[i] is the file offset just past records[i].
+	ends []int64
 	// good is the length of the file's intact prefix.
 	good int64
 }
@@ -161,6 +172,7 @@ func readSegment(name string) (*segmentContent, error) {
 		}
 		c.records = append(c.records, rec)
 		c.good = int64(len(raw) - r.Len())
+		c.ends = append(c.ends, c.good)
 	}
 	return c, nil
 }
@@ -201,6 +213,28 @@ func createSegment(dir, path string, now time.Time, id uint64) (*segment, error)
 	s := &segment{file: file, path: path, created: now, f: f}
 	s.pending = segmentHeader(path, now)
 	return s, nil
+}
+
+// cutAfter drops the records beyond committed (and everything when
+// nothing is committed), moving good back to match.
+func (c *segmentContent) cutAfter(committed position, has bool) {
+	n := 0
+	for n < len(c.records) && has && !committed.less(c.records[n].pos) {
+		n++
+	}
+	if n == len(c.records) {
+		return
+	}
+	if n == 0 {
+		c.good = c.headerLen()
+	} else {
+		c.good = c.ends[n-1]
+	}
+	c.records, c.ends = c.records[:n], c.ends[:n]
+}
+
+func (c *segmentContent) headerLen() int64 {
+	return int64(len(segmentHeader(c.path, c.created)))
 }
 
 // reopenSegment opens a recovered open segment for appending, cut to its
