@@ -1,19 +1,15 @@
 package count
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,92 +21,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
-// proc is a runnel process whose output is kept.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	out  strings.Builder
-	seen chan string // lines, for waitFor
-}
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
-func startProc(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{}), seen: make(chan string, 1024)}
-	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=runnel", "AWS_SECRET_ACCESS_KEY=runnel", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true")
-	r, w := io.Pipe()
-	p.cmd.Stdout = w
-	p.cmd.Stderr = w
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.out.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			select {
-			case p.seen <- sc.Text():
-			default:
-			}
-		}
-	}()
-	go func() {
-		_ = p.cmd.Wait()
-		w.Close()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-// waitFor returns the submatches of the first output line matching re.
-func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case line := <-p.seen:
-			if m := re.FindStringSubmatch(line); m != nil {
-				return m
-			}
-		case <-p.done:
-			t.Fatalf("%s exited:\n%s", p.cmd.Args, p.output())
-		case <-deadline:
-			t.Fatalf("%s: no line matching %s within %v:\n%s", p.cmd.Args, re, timeout, p.output())
-		}
-	}
-}
-
-var listeningRe = regexp.MustCompile(`msg=listening.*url=(http://127\.0\.0\.1:[1-9][0-9]*)`)
-
-func buildRunnel(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "runnel")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
+// runEnv is the environment of `runnel run`: static credentials for the
+// local server.
+var runEnv = []string{"AWS_ACCESS_KEY_ID=runnel", "AWS_SECRET_ACCESS_KEY=runnel", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"}
 
 func kinesisClient(url string) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
@@ -201,10 +120,8 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 	const n, rounds = 20000, 4
 	rs := testserver.Redis(t)
 	rc := redisClient(t, rs.Addr)
-	bin := buildRunnel(t)
 	dir := t.TempDir()
-	srv := startProc(t, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--fsync", "never")
-	url := srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	url := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"), "--fsync", "never").URL
 	cfg := writePipelines(t, dir, rs.Addr, 100)
 	client := kinesisClient(url)
 	_, err := client.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)})
@@ -228,7 +145,7 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 		}
 		// Kill once a random share of what is left has been counted.
 		target := before + 1 + rng.IntN(max(1, (n-before)/3))
-		run := startProc(t, bin, "--endpoint", url, "run", cfg, "--state-dir", stateDir)
+		run := runneltest.Start(t, runEnv, "--endpoint", url, "run", cfg, "--state-dir", stateDir)
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			sum, _, err := counted(ctx, rc, "c:")
@@ -237,14 +154,14 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 				break
 			}
 			select {
-			case <-run.done:
-				t.Fatalf("runnel run exited:\n%s", run.output())
+			case <-run.Done():
+				t.Fatalf("runnel run exited:\n%s", run.Stderr())
 			default:
 			}
-			require.False(t, time.Now().After(deadline), "round %d: counted %d, waiting for %d:\n%s", round, sum, target, run.output())
+			require.False(t, time.Now().After(deadline), "round %d: counted %d, waiting for %d:\n%s", round, sum, target, run.Stderr())
 			<-time.After(time.Duration(rng.IntN(5)+1) * time.Millisecond)
 		}
-		run.kill()
+		run.Kill()
 		sum, _, err := counted(ctx, rc, "c:")
 		require.NoError(t, err)
 		require.LessOrEqual(t, sum, n, "round %d: more counted than put", round)
@@ -255,7 +172,7 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 	}
 	require.Positive(t, killedMidway, "no kill happened before the end")
 
-	run := startProc(t, bin, "--endpoint", url, "run", cfg, "--state-dir", stateDir)
+	run := runneltest.Start(t, runEnv, "--endpoint", url, "run", cfg, "--state-dir", stateDir)
 	deadline := time.Now().Add(120 * time.Second)
 	var got map[string]string
 	for {
@@ -265,13 +182,10 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 			got = m
 			break
 		}
-		require.False(t, time.Now().After(deadline), "counted %d of %d:\n%s", sum, n, run.output())
+		require.False(t, time.Now().After(deadline), "counted %d of %d:\n%s", sum, n, run.Stderr())
 		<-time.After(50 * time.Millisecond)
 	}
-	require.NoError(t, run.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-run.done:
-	case <-time.After(60 * time.Second):
+	if err := run.Stop(60 * time.Second); errors.Is(err, runneltest.ErrStillRunning) {
 		t.Fatal("runnel run did not stop on SIGTERM")
 	}
 	_, got, err = counted(ctx, rc, "c:")
@@ -289,15 +203,14 @@ func TestServePipelinesCount(t *testing.T) {
 	const n = 20000
 	rs := testserver.Redis(t)
 	rc := redisClient(t, rs.Addr)
-	bin := buildRunnel(t)
 	dir := t.TempDir()
 	cfg := writePipelines(t, dir, rs.Addr, 100)
 	data := filepath.Join(dir, "data")
 
 	// The events are put first, by a server without pipelines, so that
 	// the pipeline has them all to count when it starts.
-	srv := startProc(t, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data)
-	url := srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	srv := runneltest.Serve(t, "--data-dir", data)
+	url := srv.URL
 	client := kinesisClient(url)
 	_, err := client.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)})
 	require.NoError(t, err)
@@ -305,11 +218,10 @@ func TestServePipelinesCount(t *testing.T) {
 	events := clickstreamEvents(n)
 	putClicks(t, client, "clickstream", events)
 	want := exactCounts(t, "c:", events)
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
-	<-srv.done
+	require.NoError(t, srv.Signal(syscall.SIGTERM))
+	<-srv.Done()
 
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--pipelines", cfg}
-	srv = startProc(t, bin, args...)
+	srv = runneltest.Start(t, runEnv, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--pipelines", cfg)
 	ctx := context.Background()
 
 	// Kill the server once some, not all, are counted.
@@ -320,17 +232,16 @@ func TestServePipelinesCount(t *testing.T) {
 		if sum > 0 {
 			break
 		}
-		require.False(t, time.Now().After(deadline), "nothing counted:\n%s", srv.output())
+		require.False(t, time.Now().After(deadline), "nothing counted:\n%s", srv.Stderr())
 		<-time.After(2 * time.Millisecond)
 	}
-	srv.kill()
+	srv.Kill()
 	sum, _, err := counted(ctx, rc, "c:")
 	require.NoError(t, err)
 	require.Less(t, sum, n, "killed after everything was counted")
 	t.Logf("killed runnel serve with %d of %d counted", sum, n)
 
-	srv = startProc(t, bin, args...)
-	srv.waitFor(t, listeningRe, 60*time.Second)
+	srv = runneltest.Serve(t, "--data-dir", data, "--pipelines", cfg)
 	deadline = time.Now().Add(120 * time.Second)
 	for {
 		sum, _, err := counted(ctx, rc, "c:")
@@ -338,7 +249,7 @@ func TestServePipelinesCount(t *testing.T) {
 		if sum >= n {
 			break
 		}
-		require.False(t, time.Now().After(deadline), "counted %d of %d:\n%s", sum, n, srv.output())
+		require.False(t, time.Now().After(deadline), "counted %d of %d:\n%s", sum, n, srv.Stderr())
 		<-time.After(50 * time.Millisecond)
 	}
 	_, got, err := counted(ctx, rc, "c:")
