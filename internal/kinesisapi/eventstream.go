@@ -1,7 +1,6 @@
 package kinesisapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +19,8 @@ const (
 	// eventPayloadType is the :content-type of event payloads under AWS
 	// JSON 1.1, as the SDKs' awsJson protocol writes and expects it.
 	eventPayloadType = "application/json"
+	// eventPayloadTypeCBOR is the :content-type of CBOR event payloads.
+	eventPayloadTypeCBOR = "application/cbor"
 	// eventInitialResponse is the first event of an RPC-protocol event
 	// stream; its payload holds the operation's output members (none for
 	// SubscribeToShard).
@@ -32,32 +33,42 @@ type eventWriter struct {
 	w   io.Writer
 	rc  *http.ResponseController
 	enc *eventstream.Encoder
+	// c encodes payloads in the request's protocol: JSON for AWS JSON 1.1,
+	// CBOR for the CBOR protocol the Java SDK and the KCL use.
+	c codec
 }
 
-func newEventWriter(w http.ResponseWriter) *eventWriter {
-	return &eventWriter{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder()}
+func newEventWriter(w http.ResponseWriter, c codec) *eventWriter {
+	return &eventWriter{w: w, rc: http.NewResponseController(w), enc: eventstream.NewEncoder(), c: c}
 }
 
-// event sends an event message of type eventType with v as its JSON
-// payload.
+// payloadType is the :content-type of payloads in the writer's protocol.
+func (e *eventWriter) payloadType() string {
+	if _, ok := e.c.(cborCodec); ok {
+		return eventPayloadTypeCBOR
+	}
+	return eventPayloadType
+}
+
+// event sends an event message of type eventType with v as its payload.
 func (e *eventWriter) event(eventType string, v any) error {
-	payload, err := json.Marshal(v)
+	payload, err := e.c.encode(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", eventType, err)
 	}
-	return e.send(eventMessage(eventType, payload))
+	return e.send(eventMessage(eventType, e.payloadType(), payload))
 }
 
 // exception sends an exception message: the stream's way of failing after
 // its response has begun. exceptionType is the AWS error type.
 func (e *eventWriter) exception(exceptionType, message string) error {
-	payload, err := json.Marshal(struct {
+	payload, err := e.c.encode(struct {
 		Message string `json:"message"`
 	}{message})
 	if err != nil {
 		return err
 	}
-	return e.send(exceptionMessage(exceptionType, payload))
+	return e.send(exceptionMessage(exceptionType, e.payloadType(), payload))
 }
 
 func (e *eventWriter) send(msg eventstream.Message) error {
@@ -67,19 +78,19 @@ func (e *eventWriter) send(msg eventstream.Message) error {
 	return e.rc.Flush()
 }
 
-func eventMessage(eventType string, payload []byte) eventstream.Message {
+func eventMessage(eventType, contentType string, payload []byte) eventstream.Message {
 	var msg eventstream.Message
 	msg.Headers.Set(eventstream.EventTypeHeader, eventstream.StringValue(eventType))
-	msg.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue(eventPayloadType))
+	msg.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue(contentType))
 	msg.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.EventMessageType))
 	msg.Payload = payload
 	return msg
 }
 
-func exceptionMessage(exceptionType string, payload []byte) eventstream.Message {
+func exceptionMessage(exceptionType, contentType string, payload []byte) eventstream.Message {
 	var msg eventstream.Message
 	msg.Headers.Set(eventstream.ExceptionTypeHeader, eventstream.StringValue(exceptionType))
-	msg.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue(eventPayloadType))
+	msg.Headers.Set(eventstream.ContentTypeHeader, eventstream.StringValue(contentType))
 	msg.Headers.Set(eventstream.MessageTypeHeader, eventstream.StringValue(eventstream.ExceptionMessageType))
 	msg.Payload = payload
 	return msg

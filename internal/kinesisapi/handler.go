@@ -194,7 +194,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s, ok := out.(streamedResponse); ok {
-		s.writeResponse(r.Context(), w)
+		s.writeResponse(r.Context(), w, c)
 		return
 	}
 	if out == nil {

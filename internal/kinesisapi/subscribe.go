@@ -143,7 +143,8 @@ func (h *Handler) EndSubscriptions() { h.fanout.close() }
 // streamedResponse is an action result that writes its own response body
 // instead of a JSON document.
 type streamedResponse interface {
-	writeResponse(ctx context.Context, w http.ResponseWriter)
+	// c is the request's codec, which also encodes event payloads.
+	writeResponse(ctx context.Context, w http.ResponseWriter, c codec)
 }
 
 // SubscribeToShard request
@@ -243,7 +244,7 @@ type shardSubscription struct {
 
 var _ streamedResponse = (*shardSubscription)(nil)
 
-func (s *shardSubscription) writeResponse(ctx context.Context, w http.ResponseWriter) {
+func (s *shardSubscription) writeResponse(ctx context.Context, w http.ResponseWriter, c codec) {
 	defer s.h.fanout.finish(s.key, s.sub)
 	stopped, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -259,7 +260,7 @@ func (s *shardSubscription) writeResponse(ctx context.Context, w http.ResponseWr
 
 	w.Header().Set("Content-Type", contentTypeEventStream)
 	w.WriteHeader(http.StatusOK)
-	ew := newEventWriter(w)
+	ew := newEventWriter(w, c)
 	if err := ew.event(eventInitialResponse, struct{}{}); err != nil {
 		return
 	}

@@ -225,7 +225,7 @@ func FuzzEventStream(f *testing.F) {
 	f.Add("ResourceInUseException", []byte(`{"message":"x"}`), []byte{0, 0, 0, 16})
 	f.Add("", []byte{}, []byte("\x00\x00\x00\x10\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, typ string, payload, garbage []byte) {
-		for _, msg := range []eventstream.Message{eventMessage(typ, payload), exceptionMessage(typ, payload)} {
+		for _, msg := range []eventstream.Message{eventMessage(typ, eventPayloadType, payload), exceptionMessage(typ, eventPayloadType, payload)} {
 			var buf bytes.Buffer
 			if err := eventstream.NewEncoder().Encode(&buf, msg); err != nil {
 				// A header value past its length limit is refused

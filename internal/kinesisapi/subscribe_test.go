@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/eventstream"
+	"github.com/fxamacker/cbor/v2"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
@@ -374,4 +375,42 @@ func TestDeleteStreamEndsSubscriptions(t *testing.T) {
 	}
 	require.Less(t, time.Since(start), 4*time.Second, "ended by the deletion, not by a heartbeat")
 	requireTyped[*types.ResourceNotFoundException](t, sub.es.Err())
+}
+
+// A CBOR client (the Java SDK, the KCL) gets its event payloads in CBOR.
+func TestSubscribeToShardCBORPayloads(t *testing.T) {
+	e := start(t)
+	_, consumer := efo(t, e, "app")
+	putData(t, e, "efo", "k", []byte("hello"))
+
+	body, err := cbor.Marshal(map[string]any{"ConsumerARN": consumer, "ShardId": shard0, "StartingPosition": map[string]any{"Type": "TRIM_HORIZON"}})
+	require.NoError(t, err)
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodPost, e.srv.URL, bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
+	req.Header.Set("Content-Type", "application/x-amz-cbor-1.1")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	dec := eventstream.NewDecoder()
+	msg, err := dec.Decode(resp.Body, nil)
+	require.NoError(t, err)
+	require.Equal(t, "initial-response", msg.Headers.Get(":event-type").String())
+	msg, err = dec.Decode(resp.Body, nil)
+	require.NoError(t, err)
+	require.Equal(t, "SubscribeToShardEvent", msg.Headers.Get(":event-type").String())
+	require.Equal(t, "application/cbor", msg.Headers.Get(":content-type").String())
+	var ev struct {
+		Records []struct {
+			Data         []byte `cbor:"Data"`
+			PartitionKey string `cbor:"PartitionKey"`
+		} `cbor:"Records"`
+		MillisBehindLatest int64 `cbor:"MillisBehindLatest"`
+	}
+	require.NoError(t, cbor.Unmarshal(msg.Payload, &ev))
+	require.Len(t, ev.Records, 1)
+	require.Equal(t, "hello", string(ev.Records[0].Data), "blobs are CBOR byte strings")
+	require.Equal(t, "k", ev.Records[0].PartitionKey)
 }
