@@ -72,6 +72,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		ShardLimit:       cfg.ShardLimit,
 		ShardWriteLimits: cfg.ShardWriteLimits || cfg.Limits == LimitsAWS,
 		ShardReadLimits:  cfg.Limits == LimitsAWS,
+		TransitionDelay:  cfg.TransitionDelay,
 		Logger:           logger.With("component", "stream"),
 	})
 	if err != nil {

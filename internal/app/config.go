@@ -43,6 +43,9 @@ type Config struct {
 	// Kinesis (1000 records and 1 MiB per second): records past them fail
 	// with ProvisionedThroughputExceededException. Off by default.
 	ShardWriteLimits bool `json:"shardWriteLimits" yaml:"shardWriteLimits"`
+	// TransitionDelay is how long streams report CREATING, UPDATING or
+	// DELETING (stream.Config.TransitionDelay). Default 0.
+	TransitionDelay time.Duration `json:"transitionDelay" yaml:"transitionDelay"`
 	// Limits is LimitsOff (the default) or LimitsAWS: the per-shard write
 	// and read limits, the control-plane rate limits and the consumer
 	// limit of Kinesis, answered as AWS answers them.
@@ -129,6 +132,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %s: must be positive", c.ShutdownTimeout))
+	}
+	if c.TransitionDelay < 0 || c.TransitionDelay > time.Hour {
+		errs = append(errs, fmt.Errorf("transition delay %s: must be between 0 and 1h", c.TransitionDelay))
 	}
 	return errors.Join(errs...)
 }

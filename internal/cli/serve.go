@@ -16,6 +16,7 @@ var serveEnv = map[string]string{
 	"shard-limit":        "RUNNEL_SHARD_LIMIT",
 	"shutdown-timeout":   "RUNNEL_SHUTDOWN_TIMEOUT",
 	"shard-write-limits": "RUNNEL_SHARD_WRITE_LIMITS",
+	"transition-delay":   "RUNNEL_TRANSITION_DELAY",
 	"limits":             "RUNNEL_LIMITS",
 	"auth":               "RUNNEL_AUTH",
 	"insecure":           "RUNNEL_INSECURE",
@@ -119,6 +120,7 @@ stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNE
 or "auto": Redis when --redis is set or 127.0.0.1:6379 answers, else local`)
 	f.StringVar(&demoOpts.redis, "redis", "", "Redis address (host:port) --demo counts into; --redis \"\" counts in the local store [$RUNNEL_REDIS_ADDR]")
 	f.Float64Var(&demoOpts.rate, "demo-rate", demoOpts.rate, "events per second the --demo generator puts")
+	f.DurationVar(&cfg.TransitionDelay, "transition-delay", cfg.TransitionDelay, "how long a stream reports CREATING, UPDATING or DELETING after it is created, resharded, updated or deleted, as AWS takes time to; changes apply at once [$RUNNEL_TRANSITION_DELAY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	return cmd
 }

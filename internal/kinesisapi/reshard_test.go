@@ -9,6 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 func TestReshardingThroughTheSDK(t *testing.T) {
@@ -102,4 +105,32 @@ func TestReshardingThroughTheSDK(t *testing.T) {
 		StreamName: aws.String("r"), TargetShardCount: aws.Int32(5), ScalingType: types.ScalingTypeUniformScaling,
 	})
 	requireTyped[*types.LimitExceededException](t, err)
+}
+
+// With a transition delay a stream reports CREATING, then ACTIVE, and the
+// SDK's waiter sees it through; a change while UPDATING is refused with
+// ResourceInUseException.
+func TestTransitionDelayThroughTheSDK(t *testing.T) {
+	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, TransitionDelay: 300 * time.Millisecond})
+	c := srv.Client(t)
+	ctx := t.Context()
+	_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("t"), ShardCount: aws.Int32(1)})
+	require.NoError(t, err)
+	sum, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("t")})
+	require.NoError(t, err)
+	require.Equal(t, types.StreamStatusCreating, sum.StreamDescriptionSummary.StreamStatus)
+	_, err = c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("t"), PartitionKey: aws.String("k"), Data: []byte("x")})
+	requireTyped[*types.ResourceInUseException](t, err)
+
+	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
+		o.MinDelay = 50 * time.Millisecond
+		o.MaxDelay = 100 * time.Millisecond
+	})
+	require.NoError(t, w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("t")}, 10*time.Second))
+
+	_, err = c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("t"), TargetShardCount: aws.Int32(2), ScalingType: types.ScalingTypeUniformScaling})
+	require.NoError(t, err)
+	_, err = c.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("t"), ShardToSplit: aws.String("shardId-000000000001"), NewStartingHashKey: aws.String("1")})
+	msg := requireAPIError(t, err, "ResourceInUseException")
+	require.Contains(t, msg, "not ACTIVE, instead in state UPDATING")
 }

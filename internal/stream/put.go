@@ -60,6 +60,7 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	var maxBytes int
 	if err == nil {
 		maxBytes = st.meta.MaxRecordSizeKiB << 10
+		err = s.notCreatingLocked(st)
 	}
 	s.mu.RUnlock()
 	if err != nil {

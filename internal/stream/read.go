@@ -24,6 +24,9 @@ func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, 
 	st, err := s.lookup(name)
 	var sh *shardState
 	if err == nil {
+		err = s.notCreatingLocked(st)
+	}
+	if err == nil {
 		if sh = st.shard(shard); sh == nil {
 			err = newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shard, name, s.cfg.AccountID)
 		}

@@ -123,9 +123,17 @@ func (s *Service) checkShardLimit(extra int) error {
 // SplitShard closes a shard and opens two children: one from its starting
 // hash key to newStartingHashKey-1, one from newStartingHashKey to its
 // ending hash key.
-func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error {
+func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) (err error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	if err := s.requireActive(name); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil {
+			s.markUpdating(name)
+		}
+	}()
 	s.mu.RLock()
 	st, err := s.lookup(name)
 	var sh *shardState
@@ -154,9 +162,17 @@ func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHash
 // MergeShards closes two adjacent shards and opens one child covering both
 // hash-key ranges, with shardID as its parent and adjacentShardID as its
 // adjacent parent.
-func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error {
+func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardID string) (err error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	if err := s.requireActive(name); err != nil {
+		return err
+	}
+	defer func() {
+		if err == nil {
+			s.markUpdating(name)
+		}
+	}()
 	s.mu.RLock()
 	st, err := s.lookup(name)
 	var a, b *shardState
@@ -186,9 +202,17 @@ func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardI
 // ranges (UNIFORM_SCALING), through the same splits and merges a client
 // could make, so every child has its parents. It returns the open shard
 // count before the change.
-func (s *Service) UpdateShardCount(ctx context.Context, name string, target int) (int, error) {
+func (s *Service) UpdateShardCount(ctx context.Context, name string, target int) (_ int, err error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	if err := s.requireActive(name); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err == nil {
+			s.markUpdating(name)
+		}
+	}()
 	s.mu.RLock()
 	st, err := s.lookup(name)
 	current := 0

@@ -47,6 +47,13 @@ type Config struct {
 	// (ShardReadBytesPerSecond), a call over either failing with
 	// ErrThroughputExceeded. Off by default.
 	ShardReadLimits bool
+	// TransitionDelay is how long a stream reports CREATING, UPDATING or
+	// DELETING after it is created, resharded, updated or deleted (and
+	// refuses further changes with ResourceInUseException). The changes
+	// themselves take effect at once. The default, 0, reports ACTIVE
+	// throughout, as runnel needs no time; a delay exercises clients'
+	// waiters as AWS would.
+	TransitionDelay time.Duration
 	// RetentionInterval is how often expired records are deleted. The
 	// default is one minute.
 	RetentionInterval time.Duration
@@ -84,17 +91,19 @@ type Service struct {
 	secret []byte
 	log    *slog.Logger
 
-	mu      sync.RWMutex // guards the maps, nextID and every streamMeta
-	byName  map[string]*streamState
-	byID    map[uint64]*streamState
-	nextID  uint64
-	metaMu  sync.Mutex // serialises metadata writes so they commit in order
-	putMu   sync.RWMutex
-	closed  bool
-	putCh   chan *putReq
-	syncCh  chan *pendingGroup
-	stopRet chan struct{}
-	wg      sync.WaitGroup
+	mu     sync.RWMutex // guards the maps, nextID and every streamMeta
+	byName map[string]*streamState
+	byID   map[uint64]*streamState
+	nextID uint64
+	// deleting holds deleted streams still reported as DELETING.
+	deleting map[string]deletingStream
+	metaMu   sync.Mutex // serialises metadata writes so they commit in order
+	putMu    sync.RWMutex
+	closed   bool
+	putCh    chan *putReq
+	syncCh   chan *pendingGroup
+	stopRet  chan struct{}
+	wg       sync.WaitGroup
 }
 
 // streamMeta is what is persisted for a stream.
@@ -147,6 +156,9 @@ type streamState struct {
 	shards  []*shardState
 	open    []*shardState
 	deleted atomic.Bool
+	// transition is the state reported instead of ACTIVE until its moment
+	// (see TransitionDelay); guarded by Service.mu.
+	transition transition
 }
 
 type shardState struct {
@@ -234,15 +246,16 @@ func Open(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		cfg:     cfg,
-		eng:     eng,
-		log:     cfg.Logger,
-		byName:  map[string]*streamState{},
-		byID:    map[uint64]*streamState{},
-		nextID:  1,
-		putCh:   make(chan *putReq, 1024),
-		syncCh:  make(chan *pendingGroup, 256),
-		stopRet: make(chan struct{}),
+		cfg:      cfg,
+		eng:      eng,
+		log:      cfg.Logger,
+		byName:   map[string]*streamState{},
+		byID:     map[uint64]*streamState{},
+		deleting: map[string]deletingStream{},
+		nextID:   1,
+		putCh:    make(chan *putReq, 1024),
+		syncCh:   make(chan *pendingGroup, 256),
+		stopRet:  make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
 		eng.Close()
@@ -450,6 +463,12 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 	if exists {
 		return newError(ErrInUse, "Stream %s under account %s already exists.", name, s.cfg.AccountID)
 	}
+	s.mu.RLock()
+	beingDeleted := s.deletingLocked(name) != nil
+	s.mu.RUnlock()
+	if beingDeleted {
+		return newError(ErrInUse, "Stream %s under account %s is being deleted; create it again once it is gone.", name, s.cfg.AccountID)
+	}
 	if total+shardCount > s.cfg.ShardLimit {
 		return newError(ErrLimitExceeded,
 			"This request would exceed the shard limit for the account %s in %s. Current shard count for the account: %d. Limit: %d. Number of additional shards that would have resulted from this request: %d.",
@@ -486,6 +505,7 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 	s.byName[name] = st
 	s.byID[id] = st
 	s.nextID = id + 1
+	s.beginTransition(st, StatusCreating)
 	s.mu.Unlock()
 	s.log.Info("stream created", "stream", name, "shards", shardCount)
 	return nil
@@ -549,6 +569,14 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 		err = newError(ErrInUse, "Stream %s under account %s has registered consumers. Deregister them, or delete the stream with EnforceConsumerDeletion.", name, s.cfg.AccountID)
 	}
 	if err == nil {
+		if s.cfg.TransitionDelay > 0 {
+			for n, d := range s.deleting {
+				if !s.now().Before(d.until) {
+					delete(s.deleting, n)
+				}
+			}
+			s.deleting[name] = deletingStream{desc: s.describe(st), until: s.now().Add(s.cfg.TransitionDelay)}
+		}
 		st.deleted.Store(true)
 		delete(s.byName, name)
 		delete(s.byID, st.id)
@@ -574,7 +602,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 
 func (s *Service) describe(st *streamState) *Description {
 	d := &Description{
-		Name: st.name, ARN: s.ARN(st.name), Status: StatusActive, Mode: st.meta.Mode,
+		Name: st.name, ARN: s.ARN(st.name), Status: s.statusLocked(st), Mode: st.meta.Mode,
 		RetentionHours: st.meta.RetentionHours, Created: st.meta.Created,
 		OpenShardCount: len(st.open), EncryptionType: EncryptionNone,
 		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
@@ -595,6 +623,9 @@ func (s *Service) Describe(name string) (*Description, error) {
 	defer s.mu.RUnlock()
 	st, err := s.lookup(name)
 	if err != nil {
+		if d := s.deletingLocked(name); d != nil {
+			return d, nil
+		}
 		return nil, err
 	}
 	return s.describe(st), nil
@@ -606,9 +637,14 @@ func (s *Service) List() []Summary {
 	out := make([]Summary, 0, len(s.byName))
 	for _, st := range s.byName {
 		out = append(out, Summary{
-			Name: st.name, ARN: s.ARN(st.name), Status: StatusActive,
+			Name: st.name, ARN: s.ARN(st.name), Status: s.statusLocked(st),
 			Mode: st.meta.Mode, Created: st.meta.Created,
 		})
+	}
+	for name := range s.deleting {
+		if d := s.deletingLocked(name); d != nil {
+			out = append(out, Summary{Name: d.Name, ARN: d.ARN, Status: d.Status, Mode: d.Mode, Created: d.Created})
+		}
 	}
 	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b Summary) int { return strings.Compare(a.Name, b.Name) })
@@ -625,7 +661,10 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 	if hours > MaxRetentionHours {
 		return newError(ErrInvalidArgument, "Maximum allowed retention period is %d hours. Requested retention period (%d hours) is too long.", MaxRetentionHours, hours)
 	}
-	return s.updateMeta(name, func(m *streamMeta) error {
+	if err := s.requireActive(name); err != nil {
+		return err
+	}
+	err := s.updateMeta(name, func(m *streamMeta) error {
 		if increase && hours < m.RetentionHours {
 			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, name, m.RetentionHours)
 		}
@@ -635,28 +674,46 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 		m.RetentionHours = hours
 		return nil
 	})
+	if err == nil {
+		s.markUpdating(name)
+	}
+	return err
 }
 
 // SetEncryption records StartStreamEncryption (EncryptionKMS with a key id)
 // or StopStreamEncryption (EncryptionNone). Data is not encrypted with KMS;
 // the setting is stored and reported so clients that manage it work.
 func (s *Service) SetEncryption(ctx context.Context, name, encryptionType, keyID string) error {
-	return s.updateMeta(name, func(m *streamMeta) error {
+	if err := s.requireActive(name); err != nil {
+		return err
+	}
+	err := s.updateMeta(name, func(m *streamMeta) error {
 		m.EncryptionType, m.KeyID = encryptionType, keyID
 		if encryptionType == EncryptionNone {
 			m.KeyID = ""
 		}
 		return nil
 	})
+	if err == nil {
+		s.markUpdating(name)
+	}
+	return err
 }
 
 // SetMode records UpdateStreamMode. The shard layout stays as it is (an
 // ON_DEMAND stream keeps its shards; runnel does not autoscale).
 func (s *Service) SetMode(ctx context.Context, name, mode string) error {
-	return s.updateMeta(name, func(m *streamMeta) error {
+	if err := s.requireActive(name); err != nil {
+		return err
+	}
+	err := s.updateMeta(name, func(m *streamMeta) error {
 		m.Mode = mode
 		return nil
 	})
+	if err == nil {
+		s.markUpdating(name)
+	}
+	return err
 }
 
 // SetMaxRecordSize records UpdateMaxRecordSize (1024–10240 KiB, checked by
