@@ -100,6 +100,11 @@ type Config struct {
 	Kinesis KinesisAPI
 	// Leases holds the application's leases. Required.
 	Leases LeaseStore
+	// FanOut names a stream consumer (enhanced fan-out) to read the shards
+	// with SubscribeToShard instead of polling GetRecords; the worker
+	// registers it if missing. Kinesis must then also satisfy FanOutAPI.
+	// Default "": GetRecords polling.
+	FanOut string
 	// Handler handles batches. Required. It is called concurrently for
 	// different shards, and for the same shard when
 	// ParallelizationFactor > 1.
@@ -224,6 +229,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Kinesis == nil {
 		bad("Kinesis", "required")
+	}
+	if c.FanOut != "" && c.Kinesis != nil {
+		if _, ok := c.Kinesis.(FanOutAPI); !ok {
+			bad("FanOut", "Kinesis (%T) does not support enhanced fan-out (FanOutAPI)", c.Kinesis)
+		}
 	}
 	if c.Leases == nil {
 		bad("Leases", "required")

@@ -43,7 +43,7 @@ type page struct {
 }
 
 // shardProc processes one held shard: a reader goroutine polls
-// GetRecords, the dispatcher spreads records over ParallelizationFactor
+// GetRecords (or, with Config.FanOut, subscribes to the shard), the dispatcher spreads records over ParallelizationFactor
 // lanes by partition key, each lane invokes the handler batch by batch,
 // and the checkpointer writes the highest position below which every
 // record is done.
@@ -244,6 +244,10 @@ func (p *shardProc) run() {
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
+		if cfg.FanOut != "" {
+			p.readFanOut(readCtx, start, pages)
+			return
+		}
 		p.read(readCtx, start, pages)
 	}()
 

@@ -41,8 +41,9 @@ type Worker struct {
 	cfg Config
 	log *slog.Logger
 
-	streamARN  string
-	streamName string
+	streamARN   string
+	streamName  string
+	consumerARN string // the FanOut stream consumer's, set before shards start
 
 	wake chan struct{} // asks the lease taker for a pass now
 
@@ -128,6 +129,11 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	if err := w.describe(ctx); err != nil {
 		return err
+	}
+	if w.cfg.FanOut != "" {
+		if err := w.registerConsumer(ctx); err != nil {
+			return err
+		}
 	}
 	w.log.Info("worker starting", "streamArn", w.streamARN)
 

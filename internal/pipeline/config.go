@@ -57,6 +57,11 @@ type Pipeline struct {
 	StartingPosition string `yaml:"startingPosition"`
 	// StartingTimestamp (RFC 3339) is required with AT_TIMESTAMP.
 	StartingTimestamp string `yaml:"startingTimestamp"`
+	// FanOut names a stream consumer (enhanced fan-out: 1–128 letters,
+	// digits, '.', '_' and '-') to read the shards with SubscribeToShard
+	// instead of polling GetRecords; it is registered when missing.
+	// Default: none, polling.
+	FanOut string `yaml:"fanOut"`
 	// Handler receives the batches; required.
 	Handler Handler `yaml:"handler"`
 	// BatchSize is the most records per invocation, 1–10000. Default 100.

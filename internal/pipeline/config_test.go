@@ -43,6 +43,7 @@ pipelines:
   - name: print
     source: clicks
     tumblingWindow: 1m
+    fanOut: print-efo
     handler: {type: builtin, name: log}
 `
 	c, err := Parse("/etc/runnel/pipelines.yaml", []byte(src), testBuiltins)
@@ -69,6 +70,8 @@ pipelines:
 	require.Equal(t, 60*time.Second, d.Timeout.D)
 	require.Equal(t, "/etc/runnel/failed.jsonl", c.Resolve(d.OnFailure.File))
 	require.Equal(t, time.Minute, c.Pipelines[2].TumblingWindow.D)
+	require.Equal(t, "print-efo", c.Pipelines[2].FanOut)
+	require.Empty(t, p.FanOut, "polling by default")
 }
 
 // problems returns the messages of a joined error, one per problem.
@@ -126,6 +129,10 @@ pipelines:
   - name: d
     source: clicks
     handler: {type: builtin, name: log, options: {level: 3}}
+  - name: e
+    source: clicks
+    fanOut: "e efo"
+    handler: {type: builtin, name: noop}
 `
 	_, err := Parse("pipelines.yaml", []byte(src), testBuiltins)
 	got := problems(t, err)
@@ -154,6 +161,7 @@ pipelines:
 		`pipelines.yaml:32: pipelines[3].startingTimestamp: want an RFC 3339 time such as 2024-05-01T12:00:00Z, got "yesterday"`,
 		`pipelines.yaml:33: pipelines[3].handler.url: want an http:// or https:// URL, got "ftp://x"`,
 		"pipelines.yaml:36: pipelines[4].handler.options: log: takes no options",
+		`pipelines.yaml:39: pipelines[5].fanOut: "e efo": a stream consumer name is 1–128 letters, digits, '.', '_' or '-'`,
 	}
 	require.ElementsMatch(t, want, got, "got:\n%s", strings.Join(got, "\n"))
 }

@@ -120,6 +120,7 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 		Application:                p.Name,
 		Stream:                     p.Source,
 		Kinesis:                    r.opts.Kinesis,
+		FanOut:                     p.FanOut,
 		Leases:                     leases,
 		BatchSize:                  p.BatchSize,
 		MaximumBatchingWindow:      p.BatchingWindow.D,

@@ -159,6 +159,9 @@ func (c *Config) Validate(builtins Builtins) error {
 		default:
 			add(pp.with("startingPosition"), "must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got %q", p.StartingPosition)
 		}
+		if p.FanOut != "" && !validName.MatchString(p.FanOut) {
+			add(pp.with("fanOut"), "%q: a stream consumer name is 1–128 letters, digits, '.', '_' or '-'", p.FanOut)
+		}
 		if p.BatchSize < 1 || p.BatchSize > consumer.MaxBatchSize {
 			add(pp.with("batchSize"), "must be between 1 and %d, got %d", consumer.MaxBatchSize, p.BatchSize)
 		}
