@@ -107,6 +107,10 @@ func (p *shardProc) readFanOut(ctx context.Context, start Checkpoint, out chan<-
 			if end || ctx.Err() != nil {
 				return
 			}
+			if n > 0 {
+				// It worked for a while: back off afresh if it failed.
+				failures = 0
+			}
 			if err == nil {
 				// The subscription ended cleanly (its lifetime, or the
 				// server stopping): subscribe again at once, unless it

@@ -61,21 +61,30 @@ func TestFanOutDeliversEveryRecordOnceInOrderPerShard(t *testing.T) {
 }
 
 // cuttingClient ends every subscription from the client side after a
-// while, as a lost connection does.
+// while: by closing its event stream (a clean end, as at the end of its
+// lifetime) or by cancelling its request (a lost connection).
 type cuttingClient struct {
 	*kinesis.Client
-	after time.Duration
-	subs  atomic.Int64
+	after  time.Duration
+	cancel bool
+	subs   atomic.Int64
 }
 
 func (c *cuttingClient) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToShardInput, optFns ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	out, err := c.Client.SubscribeToShard(ctx, in, optFns...)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	c.subs.Add(1)
 	es := out.GetStream()
-	time.AfterFunc(c.after, func() { _ = es.Close() })
+	time.AfterFunc(c.after, func() {
+		if !c.cancel {
+			_ = es.Close()
+		}
+		cancel()
+	})
 	return out, nil
 }
 
@@ -84,22 +93,32 @@ func (c *cuttingClient) SubscribeToShard(ctx context.Context, in *kinesis.Subscr
 // each next one must start after the last ContinuationSequenceNumber,
 // losing and repeating nothing.
 func TestFanOutResubscribesAfterASubscriptionEnds(t *testing.T) {
-	e := start(t)
-	e.createStream(t, "s", 2)
-	h := &recorder{}
-	cut := &cuttingClient{Client: e.c, after: 50 * time.Millisecond}
-	cfg := fanOutConfig(e, "s", memStore(t), h)
-	cfg.Kinesis = cut
-	startWorker(t, cfg)
-	var want []string
-	for round := range 5 {
-		before := cut.subs.Load()
-		want = append(want, e.put(t, "s", 200, 20, string(rune('a'+round))+"-")...)
-		eventually(t, 10*time.Second, "another subscription", func() bool { return cut.subs.Load() > before+2 })
+	for _, tc := range []struct {
+		name   string
+		cancel bool
+	}{
+		{"stream closed", false},
+		{"request cancelled", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := start(t)
+			e.createStream(t, "s", 2)
+			h := &recorder{}
+			cut := &cuttingClient{Client: e.c, after: 50 * time.Millisecond, cancel: tc.cancel}
+			cfg := fanOutConfig(e, "s", memStore(t), h)
+			cfg.Kinesis = cut
+			startWorker(t, cfg)
+			var want []string
+			for round := range 5 {
+				before := cut.subs.Load()
+				want = append(want, e.put(t, "s", 200, 20, string(rune('a'+round))+"-")...)
+				eventually(t, 10*time.Second, "another subscription", func() bool { return cut.subs.Load() > before+2 })
+			}
+			eventually(t, 20*time.Second, "every record delivered", func() bool { return h.distinct() == len(want) })
+			requireOnce(t, h, want)
+			require.Greater(t, cut.subs.Load(), int64(10))
+		})
 	}
-	eventually(t, 20*time.Second, "every record delivered", func() bool { return h.distinct() == len(want) })
-	requireOnce(t, h, want)
-	require.Greater(t, cut.subs.Load(), int64(10))
 }
 
 func TestFanOutFinishesAClosedShard(t *testing.T) {
