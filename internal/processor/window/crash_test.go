@@ -1,16 +1,12 @@
 package window_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,52 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
-var listenLine = regexp.MustCompile(`msg"?[=:]"?listening.*url"?[=:]"?http://(127\.0\.0\.1:[1-9][0-9]*)`)
-
-// proc is a runnel process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProc(t *testing.T, bin string, env []string, args ...string) (*proc, chan string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	cmd.Stdout = io.Discard
-	require.NoError(t, cmd.Start())
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addr <- m[1]:
-				default:
-				}
-			}
-		}
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p, addr
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 // TestKillDuringWindowPipeline runs runnel serve and runnel run with a
 // window pipeline as real processes, kills runnel run with SIGKILL while
@@ -79,25 +34,15 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "windowtest")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runnel")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel").CombinedOutput()
-	require.NoError(t, err, "%s", out)
 
-	_, addrc := startProc(t, bin, nil, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
-	var url string
-	select {
-	case a := <-addrc:
-		url = "http://" + a
-	case <-time.After(60 * time.Second):
-		t.Fatal("runnel serve did not report its address")
-	}
+	url := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data")).URL
 	client := kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(url), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("windowtest", "windowtest", ""),
 	})
-	_, err = client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("events"), ShardCount: aws.Int32(2)})
+	_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("events"), ShardCount: aws.Int32(2)})
 	require.NoError(t, err)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -193,12 +138,12 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 	kills := 0
 	for round := range rounds {
 		before := stateOf()
-		p, _ := startProc(t, bin, env, "run", pfile, "--state-dir", stateDir)
+		p := runneltest.Start(t, env, "run", pfile, "--state-dir", stateDir)
 		// Kill once this round has applied something (the state moved).
 		deadline := time.Now().Add(60 * time.Second)
 		for stateOf() == before && time.Now().Before(deadline) {
 			select {
-			case <-p.done:
+			case <-p.Done():
 				t.Fatalf("round %d: runnel run exited", round)
 			case <-time.After(2 * time.Millisecond):
 			}
@@ -206,12 +151,12 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 		require.NotEqual(t, before, stateOf(), "round %d: no progress in 60s", round)
 		// A little further in, at a varying point.
 		<-time.After(time.Duration(round*7) * time.Millisecond)
-		p.kill()
+		p.Kill()
 		kills++
 	}
 
 	// The last run goes to the end.
-	p, _ := startProc(t, bin, env, "run", pfile, "--state-dir", stateDir)
+	p := runneltest.Start(t, env, "run", pfile, "--state-dir", stateDir)
 	wantWindows := map[string]bool{}
 	for k := range wantCount {
 		wantWindows[k.window] = true
@@ -225,8 +170,8 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 		require.False(t, time.Now().After(deadline), "%d of %d windows emitted", len(files), len(wantWindows))
 		<-time.After(20 * time.Millisecond)
 	}
-	require.NoError(t, p.cmd.Process.Signal(os.Interrupt))
-	<-p.done
+	require.NoError(t, p.Signal(os.Interrupt))
+	<-p.Done()
 
 	gotCount := map[key]int{}
 	gotSum := map[key]int{}
