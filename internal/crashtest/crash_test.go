@@ -4,17 +4,12 @@
 package crashtest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 const (
@@ -49,25 +45,31 @@ func TestKillDuringPutsLosesNoAcknowledgedRecord(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "crashtest")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	bin := buildRunnel(t)
 	dataDir := t.TempDir()
 	l := newLedger()
 	for round := 1; round <= rounds; round++ {
-		srv := startServer(t, bin, dataDir)
+		srv := runneltest.Serve(t, "--data-dir", dataDir)
 		if round == 1 {
-			createStream(t, newClient(t, srv.url, true))
+			createStream(t, newClient(t, srv.URL, true))
 		} else {
-			l.verify(t, newClient(t, srv.url, true))
+			l.verify(t, newClient(t, srv.URL, true))
 		}
-		produceAndKill(t, srv, newClient(t, srv.url, false), l, round)
+		produceAndKill(t, srv, newClient(t, srv.URL, false), l, round)
 		if t.Failed() {
 			return
 		}
 	}
-	srv := startServer(t, bin, dataDir)
-	l.verify(t, newClient(t, srv.url, true))
-	srv.stop(t)
+	srv := runneltest.Serve(t, "--data-dir", dataDir)
+	l.verify(t, newClient(t, srv.URL, true))
+	switch err := srv.StopWith(os.Interrupt, 30*time.Second); {
+	case errors.Is(err, runneltest.ErrStillRunning):
+		t.Errorf("runnel serve still running 30s after SIGINT\n%s", srv.Stderr())
+	case err != nil:
+		t.Errorf("runnel serve exited with %v after SIGINT\n%s", err, srv.Stderr())
+	}
 }
+
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 // rec is where a record was stored.
 type rec struct {
@@ -159,7 +161,7 @@ func (l *ledger) verify(t *testing.T, client *kinesis.Client) {
 // produceAndKill runs the producers against srv and kills it with SIGKILL
 // once a random number of records has been acknowledged, with puts still in
 // flight.
-func produceAndKill(t *testing.T, srv *server, client *kinesis.Client, l *ledger, round int) {
+func produceAndKill(t *testing.T, srv *runneltest.Process, client *kinesis.Client, l *ledger, round int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), roundTimeout)
 	defer cancel()
@@ -200,7 +202,7 @@ func produceAndKill(t *testing.T, srv *server, client *kinesis.Client, l *ledger
 	case <-ctx.Done():
 		t.Errorf("round %d: only %d of %d records acknowledged within %s", round, acks.Load(), threshold, roundTimeout)
 	}
-	srv.kill(t)
+	srv.Kill()
 	close(stop)
 	wg.Wait()
 	t.Logf("round %d: killed after %d acknowledged records (threshold %d); %d calls, %d failed", round, acks.Load(), threshold, calls.Load(), failedCalls.Load())
@@ -378,114 +380,4 @@ func newClient(t *testing.T, url string, retry bool) *kinesis.Client {
 	return kinesis.New(base.Options(), func(o *kinesis.Options) {
 		o.Retryer = aws.NopRetryer{}
 	})
-}
-
-func buildRunnel(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "runnel")
-	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// server is one running `runnel serve` process.
-type server struct {
-	cmd    *exec.Cmd
-	url    string
-	done   chan struct{} // closed when the process has exited
-	logMu  sync.Mutex
-	log    []string // the last lines of stderr
-	exited error
-}
-
-// listenLine matches the log line, text or JSON, with which runnel serve
-// announces that it is ready and the URL it serves.
-var listenLine = regexp.MustCompile(`msg"?[=:]"?listening.*url"?[=:]"?http://(127\.0\.0\.1:[1-9][0-9]*)`)
-
-const keepLogLines = 200
-
-func startServer(t *testing.T, bin, dataDir string) *server {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting runnel serve: %v", err)
-	}
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		found := false
-		for sc.Scan() {
-			line := sc.Text()
-			s.logMu.Lock()
-			s.log = append(s.log, line)
-			if len(s.log) > keepLogLines {
-				s.log = s.log[len(s.log)-keepLogLines:]
-			}
-			s.logMu.Unlock()
-			if m := listenLine.FindStringSubmatch(line); m != nil && !found {
-				found = true
-				addr <- m[1]
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		s.exited = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case <-s.done:
-		t.Fatalf("runnel serve exited before listening: %v\n%s", s.exited, s.logTail())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("runnel serve did not report its address within 60s\n%s", s.logTail())
-	}
-	return s
-}
-
-func (s *server) logTail() string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return strings.Join(s.log, "\n")
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (s *server) kill(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatalf("SIGKILL: %v", err)
-	}
-	<-s.done
-}
-
-// stop asks the server to shut down and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatalf("SIGINT: %v", err)
-	}
-	select {
-	case <-s.done:
-		if s.exited != nil {
-			t.Errorf("runnel serve exited with %v after SIGINT\n%s", s.exited, s.logTail())
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("runnel serve still running 30s after SIGINT\n%s", s.logTail())
-	}
 }
