@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/dashboard"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -31,13 +32,12 @@ func TestServeDemo(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runnel")
-	goBuild(t, bin, "github.com/runnel-dev/runnel/cmd/runnel")
+	bin := runneltest.Binary(t)
 	data := filepath.Join(dir, "data")
-	p := startProc(t, bin, "serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", data,
+	p := runneltest.Serve(t, "--demo", "--data-dir", data,
 		"--demo-store", "local", "--demo-rate", "200")
-	url := "http://" + p.waitFor(t, listeningRe, time.Minute)[1]
-	p.waitFor(t, regexp.MustCompile(`msg="demo running`), time.Minute)
+	url := p.URL
+	p.WaitFor(t, regexp.MustCompile(`msg="demo running`), time.Minute)
 	archiveDir := filepath.Join(data, "archive")
 
 	counts := func() CountsAnswer {
@@ -93,7 +93,7 @@ func TestServeDemo(t *testing.T) {
 		deadline := time.Now().Add(d)
 		for !ok() {
 			if time.Now().After(deadline) {
-				_, stderr := p.output()
+				stderr := p.Stderr()
 				t.Fatalf("no %s within %v\n%s", what, d, stderr)
 			}
 			<-time.After(100 * time.Millisecond)
@@ -141,26 +141,26 @@ func TestServeDemo(t *testing.T) {
 	})
 	require.Equal(t, delivered, int64(events), "events archived")
 
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Signal(syscall.SIGTERM))
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(time.Minute):
 		t.Fatal("runnel serve --demo did not stop within a minute of SIGTERM")
 	}
-	_, stderr := p.output()
-	require.NoError(t, p.exited, stderr)
+	stderr := p.Stderr()
+	require.NoError(t, p.Err(), stderr)
 	require.Contains(t, stderr, "msg=stopped")
 
 	// The counts survive a restart: a second run starts from them.
-	p = startProc(t, bin, "serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", data,
+	p = runneltest.Serve(t, "--demo", "--data-dir", data,
 		"--demo-store", "local", "--demo-rate", "1")
-	url = "http://" + p.waitFor(t, listeningRe, time.Minute)[1]
-	p.waitFor(t, regexp.MustCompile(`msg="demo running`), time.Minute)
+	url = p.URL
+	p.WaitFor(t, regexp.MustCompile(`msg="demo running`), time.Minute)
 	require.GreaterOrEqual(t, counts().Total, delivered)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	<-p.done
-	_, stderr = p.output()
-	require.NoError(t, p.exited, stderr)
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	<-p.Done()
+	stderr = p.Stderr()
+	require.NoError(t, p.Err(), stderr)
 }
 
 // With --redis the demo counts into Redis, and runnel counts reads the
@@ -171,12 +171,11 @@ func TestServeDemoRedis(t *testing.T) {
 	}
 	rs := testserver.Redis(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runnel")
-	goBuild(t, bin, "github.com/runnel-dev/runnel/cmd/runnel")
-	p := startProc(t, bin, "serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"),
+	bin := runneltest.Binary(t)
+	p := runneltest.Serve(t, "--demo", "--data-dir", filepath.Join(dir, "data"),
 		"--redis", rs.Addr, "--demo-rate", "200")
-	url := "http://" + p.waitFor(t, listeningRe, time.Minute)[1]
-	p.waitFor(t, regexp.MustCompile(`msg="demo running.*counts="Redis `+regexp.QuoteMeta(rs.Addr)), time.Minute)
+	url := p.URL
+	p.WaitFor(t, regexp.MustCompile(`msg="demo running.*counts="Redis `+regexp.QuoteMeta(rs.Addr)), time.Minute)
 
 	rc := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	defer rc.Close()
@@ -204,8 +203,8 @@ func TestServeDemoRedis(t *testing.T) {
 	require.Contains(t, string(out), "clickstream-counter: ")
 	require.Contains(t, string(out), "(Redis "+rs.Addr)
 
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	<-p.done
-	_, stderr := p.output()
-	require.NoError(t, p.exited, stderr)
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	<-p.Done()
+	stderr := p.Stderr()
+	require.NoError(t, p.Err(), stderr)
 }

@@ -1,20 +1,17 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -75,83 +74,7 @@ pipelines:
 	require.Contains(t, stderr, "batchSize")
 }
 
-// proc is a runnel process started by a test, with its output kept.
-type proc struct {
-	cmd    *exec.Cmd
-	done   chan struct{}
-	exited error
-
-	mu             sync.Mutex
-	stdout, stderr bytes.Buffer
-}
-
-func startProc(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	outR, err := p.cmd.StdoutPipe()
-	require.NoError(t, err)
-	errR, err := p.cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, p.cmd.Start())
-	var wg sync.WaitGroup
-	for _, pipe := range []struct {
-		r   io.Reader
-		buf *bytes.Buffer
-	}{{outR, &p.stdout}, {errR, &p.stderr}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sc := bufio.NewScanner(pipe.r)
-			sc.Buffer(make([]byte, 64<<10), 4<<20)
-			for sc.Scan() {
-				p.mu.Lock()
-				pipe.buf.WriteString(sc.Text() + "\n")
-				p.mu.Unlock()
-			}
-		}()
-	}
-	go func() {
-		wg.Wait()
-		p.exited = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-func (p *proc) output() (stdout, stderr string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stdout.String(), p.stderr.String()
-}
-
-// waitFor polls the process's stderr for re until d passes.
-func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		_, stderr := p.output()
-		if m := re.FindStringSubmatch(stderr); m != nil {
-			return m
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("process exited (%v) before logging %s\n%s", p.exited, re, stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v\n%s", re, d, stderr)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
-}
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 func goBuild(t *testing.T, out, pkg string) {
 	t.Helper()
@@ -194,8 +117,7 @@ func seqBefore(a, b string) bool {
 }
 
 var (
-	listeningRe = regexp.MustCompile(`msg=listening.*url=http://(127\.0\.0\.1:[1-9][0-9]*)`)
-	statusRe    = regexp.MustCompile(`msg="status listening".*url=(http://127\.0\.0\.1:[1-9][0-9]*/status)`)
+	statusRe = regexp.MustCompile(`msg="status listening".*url=(http://127\.0\.0\.1:[1-9][0-9]*/status)`)
 )
 
 // TestRunEndToEnd runs runnel serve and runnel run as processes, with the
@@ -207,13 +129,11 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Skip("builds and runs processes")
 	}
 	dir := t.TempDir()
-	runnel := filepath.Join(dir, "runnel")
 	handlerBin := filepath.Join(dir, "handler-go")
-	goBuild(t, runnel, "github.com/runnel-dev/runnel/cmd/runnel")
 	goBuild(t, handlerBin, "github.com/runnel-dev/runnel/examples/handler-go")
 
-	srv := startProc(t, runnel, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--fsync", "never")
-	url := "http://" + srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	srv := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"), "--fsync", "never")
+	url := srv.URL
 
 	handled := filepath.Join(dir, "handled.jsonl")
 	yml := fmt.Sprintf(`streams:
@@ -238,8 +158,8 @@ pipelines:
 	cfgPath := filepath.Join(dir, "pipelines.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yml), 0o644))
 
-	run := startProc(t, runnel, "--endpoint", url, "run", cfgPath, "--status-listen", "127.0.0.1:0")
-	statusURL := run.waitFor(t, statusRe, 60*time.Second)[1]
+	run := runneltest.Start(t, nil, "--endpoint", url, "run", cfgPath, "--status-listen", "127.0.0.1:0")
+	statusURL := run.WaitFor(t, statusRe, 60*time.Second)[1]
 
 	client := kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(url),
@@ -280,7 +200,7 @@ pipelines:
 			break
 		}
 		if time.Now().After(deadline) {
-			_, stderr := run.output()
+			stderr := run.Stderr()
 			t.Fatalf("after 90s: %d of %d records handled, on-failure file %q\n%s", len(got), n-1, fb, stderr)
 		}
 		<-time.After(50 * time.Millisecond)
@@ -362,24 +282,24 @@ pipelines:
 
 	// SIGUSR1 prints the status; SIGTERM stops gracefully and prints it
 	// once more.
-	require.NoError(t, run.cmd.Process.Signal(syscall.SIGUSR1))
+	require.NoError(t, run.Signal(syscall.SIGUSR1))
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		stdout, _ := run.output()
+		stdout := run.Stdout()
 		if strings.Contains(stdout, "pipeline events-go") {
 			break
 		}
 		require.False(t, time.Now().After(deadline), "no status on stdout after SIGUSR1")
 		<-time.After(20 * time.Millisecond)
 	}
-	require.NoError(t, run.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, run.Signal(syscall.SIGTERM))
 	select {
-	case <-run.done:
+	case <-run.Done():
 	case <-time.After(60 * time.Second):
 		t.Fatal("runnel run did not stop within 60s of SIGTERM")
 	}
-	stdout, stderr := run.output()
-	require.NoError(t, run.exited, stderr)
+	stdout, stderr := run.Stdout(), run.Stderr()
+	require.NoError(t, run.Err(), stderr)
 	require.Equal(t, 2, strings.Count(stdout, "pipeline events-go"), stdout)
 }
 
@@ -390,8 +310,6 @@ func TestServePipelines(t *testing.T) {
 		t.Skip("builds and runs processes")
 	}
 	dir := t.TempDir()
-	runnel := filepath.Join(dir, "runnel")
-	goBuild(t, runnel, "github.com/runnel-dev/runnel/cmd/runnel")
 	cfgPath := filepath.Join(dir, "pipelines.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(`streams:
   - name: logs
@@ -401,9 +319,9 @@ pipelines:
     source: logs
     handler: {type: builtin, name: log}
 `), 0o644))
-	srv := startProc(t, runnel, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--fsync", "never", "--pipelines", cfgPath)
-	url := "http://" + srv.waitFor(t, listeningRe, 60*time.Second)[1]
-	srv.waitFor(t, regexp.MustCompile(`msg="pipeline starting".* pipeline=print`), 60*time.Second)
+	srv := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"), "--fsync", "never", "--pipelines", cfgPath)
+	url := srv.URL
+	srv.WaitFor(t, regexp.MustCompile(`msg="pipeline starting".* pipeline=print`), 60*time.Second)
 
 	client := kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(url),
@@ -419,7 +337,7 @@ pipelines:
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		stdout, stderr := srv.output()
+		stdout, stderr := srv.Stdout(), srv.Stderr()
 		missing := 0
 		for i := range n {
 			if !strings.Contains(stdout, fmt.Sprintf(`"data":"line-%d"`, i)) {
@@ -434,12 +352,12 @@ pipelines:
 		}
 		<-time.After(20 * time.Millisecond)
 	}
-	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, srv.Signal(syscall.SIGTERM))
 	select {
-	case <-srv.done:
+	case <-srv.Done():
 	case <-time.After(60 * time.Second):
 		t.Fatal("runnel serve did not stop within 60s of SIGTERM")
 	}
-	_, stderr := srv.output()
-	require.NoError(t, srv.exited, stderr)
+	stderr := srv.Stderr()
+	require.NoError(t, srv.Err(), stderr)
 }
