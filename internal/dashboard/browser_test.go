@@ -1,27 +1,25 @@
 package dashboard_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
-
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
+
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 const chromiumPath = "/usr/bin/chromium"
 
@@ -42,66 +40,22 @@ func requireChromium(t *testing.T) string {
 	return path
 }
 
-// serveProcess builds runnel and starts `runnel serve` on 127.0.0.1:0,
-// returning its URL once it listens. It is stopped when the test ends.
-func serveProcess(t *testing.T, args ...string) string {
+// serveDemo starts `runnel serve --demo` on 127.0.0.1:0, counting into
+// runnel's own store (no Redis), and returns its URL. When the test ends
+// it is stopped with SIGINT and must exit cleanly.
+func serveDemo(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "runnel")
-	build := exec.Command("go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "building runnel: %s", out)
-
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--fsync", "never"}, args...)...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	var logs bytes.Buffer
-	var logsMu sync.Mutex
-	urlCh := make(chan string, 1)
-	copied := make(chan struct{})
-	re := regexp.MustCompile(`msg=listening.*url=(http://127\.0\.0\.1:[1-9][0-9]*)`)
-	go func() {
-		defer close(copied)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logsMu.Lock()
-			logs.WriteString(sc.Text() + "\n")
-			logsMu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case urlCh <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
+	p := runneltest.Serve(t, "--data-dir", filepath.Join(t.TempDir(), "data"), "--fsync", "never",
+		"--demo", "--demo-store", "local")
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { <-copied; done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("runnel serve exited with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("runnel serve did not stop on SIGINT")
+		if err := p.StopWith(os.Interrupt, 20*time.Second); err != nil {
+			t.Errorf("runnel serve --demo did not stop cleanly on SIGINT: %v", err)
 		}
 		if t.Failed() {
-			logsMu.Lock()
-			t.Logf("runnel serve log:\n%s", logs.String())
-			logsMu.Unlock()
+			t.Logf("runnel serve --demo log:\n%s", p.Stderr())
 		}
 	})
-	select {
-	case u := <-urlCh:
-		return u
-	case <-time.After(60 * time.Second):
-		t.Fatal("runnel serve did not log that it listens")
-		return ""
-	}
+	return p.URL
 }
 
 // artifactsDir is .ci/artifacts at the repository root.
@@ -114,17 +68,50 @@ func artifactsDir(t *testing.T) string {
 	return dir
 }
 
+// demoTopKeys fetches the top keys the demo's counter reports on
+// /api/results.
+func demoTopKeys(t *testing.T, url string) []string {
+	t.Helper()
+	resp, err := http.Get(url + "/api/results")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var ans struct {
+		Results []struct {
+			Pipeline string `json:"pipeline"`
+			TopKeys  []struct {
+				Key string `json:"key"`
+			} `json:"topKeys"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ans))
+	var keys []string
+	for _, r := range ans.Results {
+		if r.Pipeline == "clickstream-counter" {
+			for _, k := range r.TopKeys {
+				keys = append(keys, k.Key)
+			}
+		}
+	}
+	return keys
+}
+
+// The selectors the test reads.
+const (
+	shardRowsSel = `[data-stream="clickstream"] tr[data-shard]`
+	rateInSel    = `[data-stream="clickstream"] .figure.in b`
+	// rateInJS is the records/s in the stream card shows, NaN before it
+	// shows one.
+	rateInJS = `(() => { const b = document.querySelector('[data-stream="clickstream"] .figure.in b'); return b ? parseFloat(b.innerText) : NaN; })()`
+	// topChartSel is the counter's top-keys bar chart, drawn once the
+	// counter reports top keys.
+	topChartSel = `[data-result="clickstream-counter"] > div.chart:first-of-type .uplot`
+)
+
 func TestDashboardInChromium(t *testing.T) {
 	chromium := requireChromium(t)
-	url := serveProcess(t)
-
-	kc := kinesis.New(kinesis.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(url),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-	})
+	url := serveDemo(t)
 	ctx := t.Context()
-	_, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("clicks"), ShardCount: aws.Int32(3)})
-	require.NoError(t, err)
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromium),
@@ -163,73 +150,77 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 	}()
 
+	// The demo stream and its four shards, each a quarter of the
+	// hash-key space.
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.Navigate(url+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-stream="clicks"] tr[data-shard]`)),
+		chromedp.WaitVisible(chromedp.CSS(shardRowsSel)),
+		pollJS(fmt.Sprintf(`document.querySelectorAll(%q).length === 4`, shardRowsSel)),
 	))
-	shardRows, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('[data-stream="clicks"] tr[data-shard]').length`))
+	ranges, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](fmt.Sprintf(`[...document.querySelectorAll(%q)].map(tr => tr.querySelector('td:nth-child(3)').innerText)`, shardRowsSel)))
 	require.NoError(t, err)
-	require.Equal(t, 3, shardRows, "the stream's three shards are listed")
-	ranges, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll('[data-stream="clicks"] tr[data-shard] td:nth-child(3)')].map(td => td.innerText)`))
-	require.NoError(t, err)
-	require.Len(t, ranges, 3)
-	require.Contains(t, ranges[0], "0.0–33.3%", "the first shard covers the first third of the hash-key space")
+	require.Len(t, ranges, 4, "the demo stream's four shards are listed")
+	require.Contains(t, ranges[0], "0.0–25.0%", "the first shard covers the first quarter of the hash-key space")
+	require.Contains(t, ranges[3], "75.0–100.0%", "the last shard covers the last quarter")
 
-	// Attach the tail, then put records and watch the rate rise and the
-	// record appear.
+	// The generator runs: its card says so and the records-in rate rises.
+	require.NoError(t, chromedp.Do(bctx,
+		pollText(`#generator-state`, "running"),
+		pollJS(`(document.querySelector('#generator') || {}).innerText.includes("writes to clickstream")`),
+		pollJS(rateInJS+` > 0`),
+	))
+	rateText, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(rateInSel)))
+	require.NoError(t, err)
+	t.Logf("records/s in shown while the generator runs: %s", rateText)
+
+	// The tail shows the generator's events, decoded.
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.Click(chromedp.CSS(`#tail-toggle`)),
-		pollText(`#tail-state`, "waiting for records"),
-	))
-	putCtx, stopPuts := context.WithCancel(ctx)
-	defer stopPuts()
-	putsDone := make(chan int, 1)
-	go func() {
-		n := 0
-		defer func() { putsDone <- n }()
-		for i := 0; i < 1200 && putCtx.Err() == nil; i++ {
-			entries := make([]types.PutRecordsRequestEntry, 10)
-			for j := range entries {
-				entries[j] = types.PutRecordsRequestEntry{
-					Data:         fmt.Appendf(nil, `{"event":"page_view","page":"/products/%d","marker":"browser-test"}`, i*10+j),
-					PartitionKey: aws.String(fmt.Sprintf("user-%d", j)),
-				}
-			}
-			if _, err := kc.PutRecords(putCtx, &kinesis.PutRecordsInput{StreamName: aws.String("clicks"), Records: entries}); err != nil {
-				return
-			}
-			n += len(entries)
-			select {
-			case <-putCtx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	require.NoError(t, chromedp.Do(bctx,
-		pollJS(`(() => { const b = document.querySelector('[data-stream="clicks"] .figure.in b'); return !!b && parseFloat(b.innerText) > 0; })()`),
 		pollJS(`document.querySelectorAll('#tail li.record').length > 0`),
+		pollText(`#tail-state`, "live: clickstream"),
 	))
-	rateText, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`[data-stream="clicks"] .figure.in b`)))
-	require.NoError(t, err)
 	tailText, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`#tail li.record`)))
 	require.NoError(t, err)
-	require.Contains(t, tailText, `"marker": "browser-test"`, "the tail shows the put event, decoded")
-	t.Logf("records/s in shown while putting: %s", rateText)
+	require.Contains(t, tailText, `"eventType": `, "the tail shows a clickstream event, decoded")
+	require.Contains(t, tailText, `"sessionId": `)
 
-	// Let the chart gather a few points before the screenshot.
+	// The counter's results card draws its top keys once it reports them.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.WaitVisible(chromedp.CSS(`[data-result="clickstream-counter"]`)),
+		pollJS(fmt.Sprintf(`!!document.querySelector(%q)`, topChartSel)),
+	))
+	keys := demoTopKeys(t, url)
+	require.NotEmpty(t, keys, "the counter reports top keys")
+	t.Logf("the counter's top keys: %v", keys)
+
+	// Let the charts gather a few points before the screenshot.
 	require.NoError(t, chromedp.Do(bctx, waitSeconds(4)))
 	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
-	stopPuts()
-	require.Positive(t, <-putsDone)
 	arts := artifactsDir(t)
 	require.NoError(t, os.WriteFile(filepath.Join(arts, "dashboard.png"), shot, 0o644))
+
+	// Stop on the generator card stops it: the card says so and the rate
+	// falls to 0.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(`#generator-stop`)),
+		pollText(`#generator-state`, "stopped"),
+		pollJS(`document.querySelector('#generator-stop').disabled && !document.querySelector('#generator-start').disabled`),
+		pollJS(rateInJS+` === 0`),
+	))
+
+	// Start starts it again and the rate rises again.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(`#generator-start`)),
+		pollText(`#generator-state`, "running"),
+		pollJS(rateInJS+` > 0`),
+	))
 
 	// The same page on a phone-sized screen.
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Reload(),
-		chromedp.WaitVisible(chromedp.CSS(`[data-stream="clicks"] tr[data-shard]`)),
+		chromedp.WaitVisible(chromedp.CSS(shardRowsSel)),
 		waitSeconds(2),
 	))
 	phone, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
