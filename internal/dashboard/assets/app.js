@@ -98,6 +98,12 @@ function lineChart(box, series, height) {
   return c;
 }
 
+// shortLabel keeps the end of a long key, where keys that share a prefix
+// (a date, a minute) differ.
+function shortLabel(l) {
+  return l.length > 18 ? "…" + l.slice(-17) : l;
+}
+
 function barChart(box, height) {
   height = height || 220;
   let labels = [];
@@ -107,7 +113,7 @@ function barChart(box, height) {
     legend: { show: false },
     scales: { x: { time: false, range: (u, min, max) => [-0.5, Math.max(0.5, max + 0.5)] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     axes: [{ stroke: "#8a93a3", grid: { show: false }, splits: () => labels.map((_, i) => i),
-             values: (u, splits) => splits.map((i) => (labels[i] || "").slice(0, 12)), rotate: -30, size: 60 },
+             values: (u, splits) => splits.map((i) => shortLabel(labels[i] || "")), rotate: -30, size: 80 },
            { stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
     series: [{}, { label: "value", stroke: "#2563eb", fill: "rgba(37,99,235,.55)", paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } }],
   };
