@@ -35,7 +35,6 @@ func boto3Python(t *testing.T) string {
 // create, put, get, stream settings, a put-only key and delete.
 func TestBoto3(t *testing.T) {
 	python := boto3Python(t)
-	bin := buildRunnel(t)
 	keys := filepath.Join(t.TempDir(), "keys.yaml")
 	require.NoError(t, os.WriteFile(keys, []byte(`keys:
   - id: AKIDSCENARIOADMIN
@@ -45,14 +44,14 @@ func TestBoto3(t *testing.T) {
     secret: device-secret-for-the-scenario
     put: [clicks]
 `), 0o600))
-	srv := startServer(t, bin, "--auth", keys, "--limits", "aws")
+	srv := startServer(t, "--auth", keys, "--limits", "aws")
 
 	env := append(clientEnv(t),
 		"ADMIN_ID=AKIDSCENARIOADMIN", "ADMIN_SECRET=admin-secret-for-the-scenario",
 		"DEVICE_ID=AKIDSCENARIODEVICE", "DEVICE_SECRET=device-secret-for-the-scenario",
 	)
 	res := runCmd(t, env, nil, python, filepath.Join("testdata", "boto3_scenario.py"), srv.URL)
-	require.Equal(t, 0, res.code, "boto3 scenario failed:\n%s\nserver log:\n%s", res.stderr, srv.log())
+	require.Equal(t, 0, res.code, "boto3 scenario failed:\n%s\nserver log:\n%s", res.stderr, srv.Stderr())
 
 	var out struct {
 		Status             string   `json:"status"`

@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -9,11 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 // jssdkPackage is where the JavaScript scenario's SDK version is pinned.
@@ -71,69 +70,20 @@ func jssdkDir(t *testing.T) (node, dir string) {
 	return node, dir
 }
 
-var (
-	listeningTLS = regexp.MustCompile(`msg=listening url=(https://127\.0\.0\.1:[0-9]+)`)
-	tlsCertFile  = regexp.MustCompile(`cert_file=(\S+)`)
-)
+var tlsCertFile = regexp.MustCompile(`cert_file=(\S+)`)
 
 // startTLSServer runs `runnel serve --tls` on a free port and returns it
 // with the certificate file it made and logged. Cleanup stops it with
 // SIGTERM and checks that it exits cleanly.
-func startTLSServer(t *testing.T, bin string) (*server, string) {
+func startTLSServer(t *testing.T) (*runneltest.Process, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--tls", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data"))
-	cmd.Env = os.Environ()
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	urls, certs := make(chan string, 1), make(chan string, 1)
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.logs.WriteString(line + "\n")
-			s.mu.Unlock()
-			for re, ch := range map[*regexp.Regexp]chan string{listeningTLS: urls, tlsCertFile: certs} {
-				if m := re.FindStringSubmatch(line); m != nil {
-					select {
-					case ch <- m[1]:
-					default:
-					}
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan error, 1)
-		go func() { <-s.done; exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("runnel serve --tls did not exit cleanly after SIGTERM: %v\n%s", err, s.log())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("runnel serve --tls did not exit within 30s of SIGTERM\n%s", s.log())
-		}
-	})
-	select {
-	case s.URL = <-urls:
-	case <-s.done:
-		t.Fatalf("runnel serve --tls exited before listening:\n%s", s.log())
-	case <-time.After(time.Minute):
-		t.Fatalf("runnel serve --tls did not report its address within a minute:\n%s", s.log())
+	s := runneltest.Serve(t, "--tls", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	stopOnCleanup(t, s, "runnel serve --tls")
+	m := tlsCertFile.FindStringSubmatch(s.Stderr())
+	if m == nil {
+		t.Fatalf("runnel serve --tls logged no cert_file before listening:\n%s", s.Stderr())
 	}
-	select {
-	case cert := <-certs:
-		return s, cert
-	default:
-		t.Fatalf("runnel serve --tls logged no cert_file before listening:\n%s", s.log())
-		return nil, ""
-	}
+	return s, m[1]
 }
 
 // TestJSSDK drives `runnel serve --tls` with the AWS SDK for JavaScript v3
@@ -144,8 +94,7 @@ func startTLSServer(t *testing.T, bin string) (*server, string) {
 // EnforceConsumerDeletion. testdata/jssdk/kinesis.mjs prints a summary.
 func TestJSSDK(t *testing.T) {
 	node, dir := jssdkDir(t)
-	bin := buildRunnel(t)
-	srv, cert := startTLSServer(t, bin)
+	srv, cert := startTLSServer(t)
 
 	env := append(clientEnv(t),
 		"RUNNEL_JSSDK="+dir,
@@ -156,7 +105,7 @@ func TestJSSDK(t *testing.T) {
 		"NODE_PATH=",
 	)
 	res := runCmd(t, env, nil, node, filepath.Join("testdata", "jssdk", "kinesis.mjs"))
-	require.Equal(t, 0, res.code, "JavaScript SDK scenario failed:\n%s\nserver log:\n%s", res.stderr, srv.log())
+	require.Equal(t, 0, res.code, "JavaScript SDK scenario failed:\n%s\nserver log:\n%s", res.stderr, srv.Stderr())
 
 	var out struct {
 		Waiter                        string   `json:"waiter"`

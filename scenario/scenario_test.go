@@ -3,27 +3,26 @@
 package scenario
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 // cmdTimeout bounds every single command the scenario runs.
@@ -43,20 +42,7 @@ func requireTool(t *testing.T, name string) string {
 	return p
 }
 
-// buildRunnel compiles cmd/runnel into a temporary directory.
-func buildRunnel(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(t.TempDir(), "runnel")
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel").CombinedOutput()
-	require.NoError(t, err, "go build:\n%s", out)
-	return bin
-}
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 // clientEnv is the environment of every client process: dummy
 // credentials, a fixed region, no shared AWS configuration.
@@ -76,77 +62,27 @@ func clientEnv(t *testing.T) []string {
 	)
 }
 
-// server is a running `runnel serve` process.
-type server struct {
-	URL  string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
-}
-
-func (s *server) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
-
-var listening = regexp.MustCompile(`msg=listening url=(http://127\.0\.0\.1:[0-9]+)`)
-
-// startServer runs `runnel serve` on a free port and waits for its
-// "listening" line. Cleanup stops it with SIGTERM and checks that it exits
+// startServer runs `runnel serve` on a free port with a fresh data
+// directory. Cleanup stops it with SIGTERM and checks that it exits
 // cleanly.
-func startServer(t *testing.T, bin string, extra ...string) *server {
+func startServer(t *testing.T, extra ...string) *runneltest.Process {
 	t.Helper()
-	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(t.TempDir(), "data")}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = os.Environ()
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	s := &server{cmd: cmd, done: make(chan struct{})}
-	urls := make(chan string, 1)
-	go func() {
-		defer close(s.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			s.mu.Lock()
-			s.logs.WriteString(line + "\n")
-			s.mu.Unlock()
-			if m := listening.FindStringSubmatch(line); m != nil {
-				select {
-				case urls <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
+	s := runneltest.Serve(t, append([]string{"--data-dir", filepath.Join(t.TempDir(), "data")}, extra...)...)
+	stopOnCleanup(t, s, "runnel serve")
+	return s
+}
+
+// stopOnCleanup stops s with SIGTERM when the test ends and checks that it
+// exits cleanly within 30s. name says what s is in the errors.
+func stopOnCleanup(t *testing.T, s *runneltest.Process, name string) {
 	t.Cleanup(func() {
-		if cmd.ProcessState != nil {
-			return
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan error, 1)
-		go func() { <-s.done; exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("runnel serve did not exit cleanly after SIGTERM: %v\n%s", err, s.log())
-			}
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("runnel serve did not exit within 30s of SIGTERM\n%s", s.log())
+		switch err := s.Stop(30 * time.Second); {
+		case errors.Is(err, runneltest.ErrStillRunning):
+			t.Errorf("%s did not exit within 30s of SIGTERM\n%s", name, s.Stderr())
+		case err != nil:
+			t.Errorf("%s did not exit cleanly after SIGTERM: %v\n%s", name, err, s.Stderr())
 		}
 	})
-	select {
-	case s.URL = <-urls:
-	case <-s.done:
-		t.Fatalf("runnel serve exited before listening:\n%s", s.log())
-	case <-time.After(time.Minute):
-		t.Fatalf("runnel serve did not report its address within a minute:\n%s", s.log())
-	}
-	return s
 }
 
 // result is what a finished command left behind.
@@ -238,8 +174,8 @@ func (r *runnelCLI) run(stdin io.Reader, args ...string) result {
 
 func TestScenario(t *testing.T) {
 	requireTool(t, "aws")
-	bin := buildRunnel(t)
-	srv := startServer(t, bin)
+	bin := runneltest.Binary(t)
+	srv := startServer(t)
 	a := newAWSCLI(t, srv.URL)
 	rn := &runnelCLI{t: t, bin: bin, endpoint: srv.URL, env: clientEnv(t)}
 
@@ -392,15 +328,15 @@ func TestScenario(t *testing.T) {
 		require.Equal(t, 2, usage.code)
 	})
 
-	require.NotContains(t, srv.log(), "level=ERROR")
+	require.NotContains(t, srv.Stderr(), "level=ERROR")
 }
 
 // TestPutRetriesThrottledRecords puts more records into one shard than its
 // write limit allows per second: the throttled records must be retried
 // until every one is delivered.
 func TestPutRetriesThrottledRecords(t *testing.T) {
-	bin := buildRunnel(t)
-	srv := startServer(t, bin, "--shard-write-limits")
+	bin := runneltest.Binary(t)
+	srv := startServer(t, "--shard-write-limits")
 	rn := &runnelCLI{t: t, bin: bin, endpoint: srv.URL, env: clientEnv(t)}
 	const name, n = "throttled", 2500
 	rn.run(nil, "stream", "create", name)
