@@ -3,12 +3,8 @@
 package producertest
 
 import (
-	"context"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -18,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/kinesisapi"
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -28,28 +24,11 @@ import (
 // the test ends.
 func StartLimited(t testing.TB) string {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc, err := stream.Open(stream.Config{Dir: t.TempDir(), NoSync: true, ShardWriteLimits: true, Logger: logger})
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: kinesisapi.NewHandler(svc, logger), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutting down server: %v", err)
-		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("serving: %v", err)
-		}
-		if err := svc.Close(); err != nil {
-			t.Errorf("closing stream engine: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return kinesistest.StartConfig(t, stream.Config{
+		NoSync:           true,
+		ShardWriteLimits: true,
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}).URL
 }
 
 // CreateStream creates a provisioned stream with n shards and waits until
