@@ -12,12 +12,12 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/runnel-dev/runnel/internal/yamlpos"
 )
 
 //go:embed default.yaml
@@ -134,25 +134,7 @@ func (c *Catalogue) GroupProbabilities() map[string]float64 {
 }
 
 // CatalogueError is one problem in a catalogue file.
-type CatalogueError struct {
-	File  string
-	Line  int    // 1-based; 0 when unknown
-	Field string // dotted YAML path such as productGroups[2].weight; "" when none
-	Msg   string
-}
-
-func (e *CatalogueError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	if e.Field != "" {
-		b.WriteString(": " + e.Field)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+type CatalogueError = yamlpos.Error
 
 // DefaultCatalogue returns the built-in catalogue.
 func DefaultCatalogue() *Catalogue {
@@ -181,7 +163,7 @@ func LoadCatalogue(path string) (*Catalogue, error) {
 func ParseCatalogue(file string, data []byte) (*Catalogue, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlErrors(file, err)
+		return nil, yamlpos.DecodeErrors(file, nil, err)
 	}
 	if len(root.Content) == 0 {
 		return nil, &CatalogueError{File: file, Msg: "catalogue is empty"}
@@ -190,11 +172,11 @@ func ParseCatalogue(file string, data []byte) (*Catalogue, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil {
-		return nil, yamlErrors(file, err)
+		return nil, yamlpos.DecodeErrors(file, nil, err)
 	}
 	var errs []error
 	for _, p := range c.validate() {
-		line := lineOf(root.Content[0], p.path)
+		line := yamlpos.Line(root.Content[0], p.path)
 		errs = append(errs, &CatalogueError{File: file, Line: line, Field: p.path.String(), Msg: p.msg})
 	}
 	if len(errs) > 0 {
@@ -207,85 +189,8 @@ func ParseCatalogue(file string, data []byte) (*Catalogue, error) {
 	return c, nil
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// yamlErrors turns a decoding error into CatalogueErrors with lines.
-func yamlErrors(file string, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	var errs []error
-	for _, m := range msgs {
-		ce := &CatalogueError{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
-		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
-			ce.Line, _ = strconv.Atoi(sm[1])
-			ce.Msg = sm[2]
-		}
-		errs = append(errs, ce)
-	}
-	return errors.Join(errs...)
-}
-
 // path is a position in the YAML document: map keys and sequence indexes.
-type path []any
-
-func (p path) String() string {
-	var b strings.Builder
-	for _, e := range p {
-		switch e := e.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(e)
-		case int:
-			fmt.Fprintf(&b, "[%d]", e)
-		}
-	}
-	return b.String()
-}
-
-func (p path) with(e ...any) path {
-	return append(append(path(nil), p...), e...)
-}
-
-// lineOf returns the line of the node at p, or of its nearest ancestor
-// present in the document.
-func lineOf(n *yaml.Node, p path) int {
-	line := n.Line
-	for _, e := range p {
-		var next *yaml.Node
-		switch e := e.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == e {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
-				next = n.Content[e]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-		if n.Kind == yaml.ScalarNode {
-			line = n.Line
-		}
-	}
-	return line
-}
+type path = yamlpos.Path
 
 type problem struct {
 	path path
@@ -344,25 +249,25 @@ func (c *Catalogue) validate() []problem {
 		pp := path{"pages", i}
 		switch {
 		case !isRequiredPage(pg.Name):
-			add(pp.with("name"), "unknown page %q; pages are %s", pg.Name, strings.Join(requiredPages, ", "))
+			add(pp.With("name"), "unknown page %q; pages are %s", pg.Name, strings.Join(requiredPages, ", "))
 		case seenPage[pg.Name]:
-			add(pp.with("name"), "page %q is defined twice", pg.Name)
+			add(pp.With("name"), "page %q is defined twice", pg.Name)
 		}
 		seenPage[pg.Name] = true
 		if len(pg.Sections) == 0 {
-			add(pp.with("sections"), "page %q needs at least one section", pg.Name)
+			add(pp.With("sections"), "page %q needs at least one section", pg.Name)
 		}
 		for j, s := range pg.Sections {
-			sp := pp.with("sections", j)
+			sp := pp.With("sections", j)
 			if strings.TrimSpace(s.Name) == "" {
-				add(sp.with("name"), "must not be empty")
+				add(sp.With("name"), "must not be empty")
 			}
 			if len(s.Elements) == 0 {
-				add(sp.with("elements"), "section %q needs at least one element", s.Name)
+				add(sp.With("elements"), "section %q needs at least one element", s.Name)
 			}
 			for k, el := range s.Elements {
 				if strings.TrimSpace(el) == "" {
-					add(sp.with("elements", k), "must not be empty")
+					add(sp.With("elements", k), "must not be empty")
 				}
 			}
 		}
@@ -388,44 +293,44 @@ func (c *Catalogue) validate() []problem {
 		gp := path{"productGroups", i}
 		switch {
 		case strings.TrimSpace(g.Name) == "":
-			add(gp.with("name"), "must not be empty")
+			add(gp.With("name"), "must not be empty")
 		case seenGroup[g.Name]:
-			add(gp.with("name"), "product group %q is defined twice", g.Name)
+			add(gp.With("name"), "product group %q is defined twice", g.Name)
 		}
 		seenGroup[g.Name] = true
 		if w, ok := checkWeight(g.Weight); !ok {
-			add(gp.with("weight"), "%s", weightProblem(g.Weight))
+			add(gp.With("weight"), "%s", weightProblem(g.Weight))
 			groupsValid = false
 		} else {
 			groupTotal += w
 		}
 		if len(g.Products) == 0 {
-			add(gp.with("products"), "product group %q needs at least one product", g.Name)
+			add(gp.With("products"), "product group %q needs at least one product", g.Name)
 			continue
 		}
 		var productTotal float64
 		allValid := true
 		for j, p := range g.Products {
-			pp := gp.with("products", j)
+			pp := gp.With("products", j)
 			switch {
 			case strings.TrimSpace(p.ID) == "":
-				add(pp.with("id"), "must not be empty")
+				add(pp.With("id"), "must not be empty")
 			case seenProduct[p.ID]:
-				add(pp.with("id"), "product %q is defined twice", p.ID)
+				add(pp.With("id"), "product %q is defined twice", p.ID)
 			}
 			seenProduct[p.ID] = true
 			if w, ok := checkWeight(p.Weight); !ok {
-				add(pp.with("weight"), "%s", weightProblem(p.Weight))
+				add(pp.With("weight"), "%s", weightProblem(p.Weight))
 				allValid = false
 			} else {
 				productTotal += w
 			}
 			if !(p.Price >= 0) || math.IsInf(p.Price, 0) {
-				add(pp.with("price"), "must be a finite number of at least 0, got %v", p.Price)
+				add(pp.With("price"), "must be a finite number of at least 0, got %v", p.Price)
 			}
 		}
 		if allValid && productTotal <= 0 {
-			add(gp.with("products"), "the weights of product group %q's products add up to 0; at least one must be above 0", g.Name)
+			add(gp.With("products"), "the weights of product group %q's products add up to 0; at least one must be above 0", g.Name)
 		}
 	}
 	if len(c.ProductGroups) > 0 && groupTotal <= 0 && groupsValid {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/yamlpos"
 )
 
 // Config is the content of a pipelines file. Load it with Load, which
@@ -282,45 +282,27 @@ func (c *Config) Defaults() {
 			p.StartingPosition = string(consumer.TrimHorizon)
 		}
 		pp := path{"pipelines", i}
-		if !c.given(pp.with("batchSize"), p.BatchSize == 0) {
+		if !c.given(pp.With("batchSize"), p.BatchSize == 0) {
 			p.BatchSize = consumer.DefaultBatchSize
 		}
 		if p.MaxRetries == nil {
 			n := consumer.DefaultRetryAttempts
 			p.MaxRetries = &n
 		}
-		if !c.given(pp.with("parallelization"), p.Parallelization == 0) {
+		if !c.given(pp.With("parallelization"), p.Parallelization == 0) {
 			p.Parallelization = 1
 		}
 		if !p.Timeout.Set {
 			p.Timeout = Duration{D: consumer.DefaultInvocationTimeout, Set: true}
 		}
-		if p.Handler.Type == TypeCommand && !c.given(pp.with("handler", "processes"), p.Handler.Processes == 0) {
+		if p.Handler.Type == TypeCommand && !c.given(pp.With("handler", "processes"), p.Handler.Processes == 0) {
 			p.Handler.Processes = p.Parallelization
 		}
 	}
 }
 
 // Error is one problem in a pipelines file.
-type Error struct {
-	File  string
-	Line  int    // 1-based; 0 when unknown
-	Field string // e.g. pipelines[0].batchSize; "" when none
-	Msg   string
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		b.WriteString(":" + strconv.Itoa(e.Line))
-	}
-	if e.Field != "" {
-		b.WriteString(": " + e.Field)
-	}
-	b.WriteString(": " + e.Msg)
-	return b.String()
-}
+type Error = yamlpos.Error
 
 // Load reads, decodes, defaults and validates the pipelines file at path.
 // builtins are the built-in processors handlers of type builtin may name.
@@ -338,7 +320,7 @@ func Load(path string, builtins Builtins) (*Config, error) {
 func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlErrors(file, nil, err)
+		return nil, yamlpos.DecodeErrors(file, nil, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty; want streams: and pipelines:"}
@@ -353,7 +335,7 @@ func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
 	}
 	c := &Config{file: file, root: root}
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(c); err != nil {
-		errs = append(errs, yamlErrors(file, root, err))
+		errs = append(errs, yamlpos.DecodeErrors(file, root, err))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -365,113 +347,5 @@ func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
 	return c, nil
 }
 
-var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-
-// yamlErrors turns a decoding error into *Errors with lines and, when the
-// line holds one value, its field.
-func yamlErrors(file string, root *yaml.Node, err error) error {
-	var msgs []string
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		msgs = te.Errors
-	} else {
-		msgs = []string{err.Error()}
-	}
-	var fields map[int]string
-	if root != nil {
-		fields = map[int]string{}
-		fieldsByLine(root, nil, fields)
-	}
-	var errs []error
-	for _, m := range msgs {
-		e := &Error{File: file, Msg: strings.TrimPrefix(m, "yaml: ")}
-		if sm := yamlLine.FindStringSubmatch(m); sm != nil {
-			e.Line, _ = strconv.Atoi(sm[1])
-			e.Msg = sm[2]
-			e.Field = fields[e.Line]
-		}
-		errs = append(errs, e)
-	}
-	return errors.Join(errs...)
-}
-
-// fieldsByLine maps each line holding exactly one scalar value to its
-// path.
-func fieldsByLine(n *yaml.Node, p path, out map[int]string) {
-	switch n.Kind {
-	case yaml.MappingNode:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			fieldsByLine(n.Content[i+1], p.with(n.Content[i].Value), out)
-		}
-	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			fieldsByLine(c, p.with(i), out)
-		}
-	case yaml.ScalarNode:
-		if _, dup := out[n.Line]; dup {
-			out[n.Line] = "" // ambiguous: a flow mapping or list
-		} else {
-			out[n.Line] = p.String()
-		}
-	}
-}
-
 // path is a position in the YAML document: map keys and list indexes.
-type path []any
-
-func (p path) String() string {
-	var b strings.Builder
-	for _, e := range p {
-		switch e := e.(type) {
-		case string:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(e)
-		case int:
-			fmt.Fprintf(&b, "[%d]", e)
-		}
-	}
-	return b.String()
-}
-
-func (p path) with(e ...any) path {
-	return append(append(path(nil), p...), e...)
-}
-
-// lineOf returns the line of the node at p, or of its nearest ancestor
-// present in the document.
-func lineOf(n *yaml.Node, p path) int {
-	if n == nil {
-		return 0
-	}
-	line := n.Line
-	for _, e := range p {
-		var next *yaml.Node
-		switch e := e.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == e {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
-				next = n.Content[e]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-		if n.Kind == yaml.ScalarNode {
-			line = n.Line
-		}
-	}
-	return line
-}
+type path = yamlpos.Path

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/yamlpos"
 )
 
 var (
@@ -63,17 +64,17 @@ func unknownFields(n *yaml.Node, t reflect.Type, p path) []located {
 				} else {
 					msg += "; known fields are " + strings.Join(names, ", ")
 				}
-				out = append(out, located{p.with(k.Value), k.Line, msg})
+				out = append(out, located{p.With(k.Value), k.Line, msg})
 				continue
 			}
-			out = append(out, unknownFields(n.Content[i+1], ft, p.with(k.Value))...)
+			out = append(out, unknownFields(n.Content[i+1], ft, p.With(k.Value))...)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			return nil
 		}
 		for i, c := range n.Content {
-			out = append(out, unknownFields(c, t.Elem(), p.with(i))...)
+			out = append(out, unknownFields(c, t.Elem(), p.With(i))...)
 		}
 	}
 	return out
@@ -102,26 +103,26 @@ func suggest(s string, names []string) string {
 func (c *Config) Validate(builtins Builtins) error {
 	var errs []error
 	add := func(p path, format string, args ...any) {
-		errs = append(errs, &Error{File: c.file, Line: lineOf(c.root, p), Field: p.String(), Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{File: c.file, Line: yamlpos.Line(c.root, p), Field: p.String(), Msg: fmt.Sprintf(format, args...)})
 	}
 	streams := map[string]bool{}
 	for i, s := range c.Streams {
 		sp := path{"streams", i}
 		switch {
 		case s.Name == "":
-			add(sp.with("name"), "is required")
+			add(sp.With("name"), "is required")
 		case !validName.MatchString(s.Name):
-			add(sp.with("name"), "%q: a stream name is 1–128 letters, digits, '.', '_' or '-'", s.Name)
+			add(sp.With("name"), "%q: a stream name is 1–128 letters, digits, '.', '_' or '-'", s.Name)
 		case streams[s.Name]:
-			add(sp.with("name"), "stream %q is declared twice", s.Name)
+			add(sp.With("name"), "stream %q is declared twice", s.Name)
 		}
 		streams[s.Name] = true
 		if s.Shards < 1 || s.Shards > 10000 {
-			add(sp.with("shards"), "must be between 1 and 10000, got %d", s.Shards)
+			add(sp.With("shards"), "must be between 1 and 10000, got %d", s.Shards)
 		}
-		if checkDuration(add, sp.with("retention"), s.Retention) {
+		if checkDuration(add, sp.With("retention"), s.Retention) {
 			if r := s.Retention.D; r < 24*time.Hour || r > 8760*time.Hour || r%time.Hour != 0 {
-				add(sp.with("retention"), "must be whole hours from 24h to 8760h, got %v", r)
+				add(sp.With("retention"), "must be whole hours from 24h to 8760h, got %v", r)
 			}
 		}
 	}
@@ -135,80 +136,80 @@ func (c *Config) Validate(builtins Builtins) error {
 		pp := path{"pipelines", i}
 		switch {
 		case p.Name == "":
-			add(pp.with("name"), "is required")
+			add(pp.With("name"), "is required")
 		case !validName.MatchString(p.Name):
-			add(pp.with("name"), "%q: a pipeline name is 1–128 letters, digits, '.', '_' or '-'", p.Name)
+			add(pp.With("name"), "%q: a pipeline name is 1–128 letters, digits, '.', '_' or '-'", p.Name)
 		case names[p.Name]:
-			add(pp.with("name"), "pipeline %q is declared twice", p.Name)
+			add(pp.With("name"), "pipeline %q is declared twice", p.Name)
 		}
 		names[p.Name] = true
 		if p.Source == "" {
-			add(pp.with("source"), "is required: the stream to read")
+			add(pp.With("source"), "is required: the stream to read")
 		}
 		switch consumer.StartingPosition(p.StartingPosition) {
 		case consumer.TrimHorizon, consumer.Latest:
 			if p.StartingTimestamp != "" {
-				add(pp.with("startingTimestamp"), "is only used with startingPosition AT_TIMESTAMP")
+				add(pp.With("startingTimestamp"), "is only used with startingPosition AT_TIMESTAMP")
 			}
 		case consumer.AtTimestamp:
 			if p.StartingTimestamp == "" {
-				add(pp.with("startingTimestamp"), "is required with startingPosition AT_TIMESTAMP")
+				add(pp.With("startingTimestamp"), "is required with startingPosition AT_TIMESTAMP")
 			} else if _, err := time.Parse(time.RFC3339, p.StartingTimestamp); err != nil {
-				add(pp.with("startingTimestamp"), "want an RFC 3339 time such as 2024-05-01T12:00:00Z, got %q", p.StartingTimestamp)
+				add(pp.With("startingTimestamp"), "want an RFC 3339 time such as 2024-05-01T12:00:00Z, got %q", p.StartingTimestamp)
 			}
 		default:
-			add(pp.with("startingPosition"), "must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got %q", p.StartingPosition)
+			add(pp.With("startingPosition"), "must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got %q", p.StartingPosition)
 		}
 		if p.FanOut != "" && !validName.MatchString(p.FanOut) {
-			add(pp.with("fanOut"), "%q: a stream consumer name is 1–128 letters, digits, '.', '_' or '-'", p.FanOut)
+			add(pp.With("fanOut"), "%q: a stream consumer name is 1–128 letters, digits, '.', '_' or '-'", p.FanOut)
 		}
 		if p.BatchSize < 1 || p.BatchSize > consumer.MaxBatchSize {
-			add(pp.with("batchSize"), "must be between 1 and %d, got %d", consumer.MaxBatchSize, p.BatchSize)
+			add(pp.With("batchSize"), "must be between 1 and %d, got %d", consumer.MaxBatchSize, p.BatchSize)
 		}
-		if checkDuration(add, pp.with("batchingWindow"), p.BatchingWindow) {
+		if checkDuration(add, pp.With("batchingWindow"), p.BatchingWindow) {
 			if w := p.BatchingWindow.D; w < 0 || w > consumer.MaxBatchingWindow {
-				add(pp.with("batchingWindow"), "must be between 0s and %v, got %v", consumer.MaxBatchingWindow, w)
+				add(pp.With("batchingWindow"), "must be between 0s and %v, got %v", consumer.MaxBatchingWindow, w)
 			}
 		}
 		if r := *p.MaxRetries; r < -1 || r > consumer.MaxRetryAttempts {
-			add(pp.with("maxRetries"), "must be between 0 and %d, or -1 for until the records expire, got %d", consumer.MaxRetryAttempts, r)
+			add(pp.With("maxRetries"), "must be between 0 and %d, or -1 for until the records expire, got %d", consumer.MaxRetryAttempts, r)
 		}
-		if checkDuration(add, pp.with("maxRecordAge"), p.MaxRecordAge) {
+		if checkDuration(add, pp.With("maxRecordAge"), p.MaxRecordAge) {
 			if a := p.MaxRecordAge.D; a > 0 && (a < consumer.MinRecordAge || a > consumer.MaxRecordAge) {
-				add(pp.with("maxRecordAge"), "must be between %v and %v, or -1 for no limit, got %v", consumer.MinRecordAge, consumer.MaxRecordAge, a)
+				add(pp.With("maxRecordAge"), "must be between %v and %v, or -1 for no limit, got %v", consumer.MinRecordAge, consumer.MaxRecordAge, a)
 			}
 		}
 		if n := p.Parallelization; n < 1 || n > consumer.MaxParallelizationFactor {
-			add(pp.with("parallelization"), "must be between 1 and %d, got %d", consumer.MaxParallelizationFactor, n)
+			add(pp.With("parallelization"), "must be between 1 and %d, got %d", consumer.MaxParallelizationFactor, n)
 		}
-		if checkDuration(add, pp.with("tumblingWindow"), p.TumblingWindow) {
+		if checkDuration(add, pp.With("tumblingWindow"), p.TumblingWindow) {
 			switch w := p.TumblingWindow.D; {
 			case w < 0 || w > consumer.MaxTumblingWindow:
-				add(pp.with("tumblingWindow"), "must be between 0s and %v, got %v", consumer.MaxTumblingWindow, w)
+				add(pp.With("tumblingWindow"), "must be between 0s and %v, got %v", consumer.MaxTumblingWindow, w)
 			case w > 0 && p.Parallelization > 1:
-				add(pp.with("tumblingWindow"), "requires parallelization 1, got %d", p.Parallelization)
+				add(pp.With("tumblingWindow"), "requires parallelization 1, got %d", p.Parallelization)
 			}
 		}
-		if checkDuration(add, pp.with("timeout"), p.Timeout) {
+		if checkDuration(add, pp.With("timeout"), p.Timeout) {
 			if t := p.Timeout.D; t < time.Second || t > 900*time.Second {
-				add(pp.with("timeout"), "must be between 1s and 900s, got %v", t)
+				add(pp.With("timeout"), "must be between 1s and 900s, got %v", t)
 			}
 		}
 		if d := p.OnFailure; d != nil {
-			dp := pp.with("onFailure")
+			dp := pp.With("onFailure")
 			switch {
 			case d.Stream == "" && d.File == "":
 				add(dp, "set stream: NAME or file: PATH")
 			case d.Stream != "" && d.File != "":
 				add(dp, "set one of stream and file, not both")
 			case d.Stream != "" && d.Stream == p.Source:
-				add(dp.with("stream"), "must not be the source stream %q: failures would be consumed again", p.Source)
+				add(dp.With("stream"), "must not be the source stream %q: failures would be consumed again", p.Source)
 			}
 		}
 		if l := p.Leases; l != nil && l.DynamoDBTable == "" {
-			add(pp.with("leases"), "set dynamodbTable: NAME (the lease table)")
+			add(pp.With("leases"), "set dynamodbTable: NAME (the lease table)")
 		}
-		c.validateHandler(add, pp.with("handler"), p, builtins)
+		c.validateHandler(add, pp.With("handler"), p, builtins)
 	}
 	return errors.Join(errs...)
 }
@@ -238,49 +239,49 @@ func (c *Config) validateHandler(add func(path, string, ...any), hp path, p *Pip
 	fields, ok := own[h.Type]
 	if !ok {
 		if h.Type == "" {
-			add(hp.with("type"), "is required: command, http or builtin")
+			add(hp.With("type"), "is required: command, http or builtin")
 		} else {
-			add(hp.with("type"), "must be command, http or builtin, got %q", h.Type)
+			add(hp.With("type"), "must be command, http or builtin, got %q", h.Type)
 		}
 		return
 	}
 	for _, f := range []string{"command", "env", "dir", "processes", "url", "headers", "name", "options"} {
 		if set[f] && !slices.Contains(fields, f) {
-			add(hp.with(f), "is not used by handler type %s", h.Type)
+			add(hp.With(f), "is not used by handler type %s", h.Type)
 		}
 	}
 	switch h.Type {
 	case TypeCommand:
 		if len(h.Command) == 0 {
-			add(hp.with("command"), "is required: the program and its arguments, e.g. [python3, handler.py]")
+			add(hp.With("command"), "is required: the program and its arguments, e.g. [python3, handler.py]")
 		}
 		if h.Processes < 1 || h.Processes > 100 {
-			add(hp.with("processes"), "must be between 1 and 100, got %d", h.Processes)
+			add(hp.With("processes"), "must be between 1 and 100, got %d", h.Processes)
 		}
 		for k := range h.Env {
 			if k == "" || strings.ContainsAny(k, "=\x00") {
-				add(hp.with("env"), "invalid variable name %q", k)
+				add(hp.With("env"), "invalid variable name %q", k)
 			}
 		}
 	case TypeHTTP:
 		u, err := url.Parse(h.URL)
 		if h.URL == "" {
-			add(hp.with("url"), "is required")
+			add(hp.With("url"), "is required")
 		} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(hp.with("url"), "want an http:// or https:// URL, got %q", h.URL)
+			add(hp.With("url"), "want an http:// or https:// URL, got %q", h.URL)
 		}
 	case TypeBuiltin:
 		if h.Name == "" {
-			add(hp.with("name"), "is required; built-in processors: %s", builtins.names())
+			add(hp.With("name"), "is required; built-in processors: %s", builtins.names())
 		} else if b, ok := builtins[h.Name]; !ok {
-			add(hp.with("name"), "unknown built-in processor %q; built-in processors: %s", h.Name, builtins.names())
+			add(hp.With("name"), "unknown built-in processor %q; built-in processors: %s", h.Name, builtins.names())
 		} else {
 			check := b.Check
 			if check == nil {
 				check = noOptions
 			}
 			if err := check(h.Options); err != nil {
-				add(hp.with("options"), "%s: %v", h.Name, err)
+				add(hp.With("options"), "%s: %v", h.Name, err)
 			}
 		}
 	}
