@@ -44,6 +44,10 @@ type BuiltinEnv struct {
 	// processor that keeps durable state puts it, under a name that
 	// starts with the pipeline's name.
 	StateDir string
+	// Shards lists the source stream's open shards (nil when unknown), for
+	// processors that must hear from every shard, such as event-time
+	// windows.
+	Shards func(ctx context.Context) ([]string, error)
 }
 
 func (b Builtins) names() string {

@@ -226,7 +226,7 @@ func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.C
 		if !ok {
 			return nil, nil, fmt.Errorf("unknown built-in processor %q", h.Name)
 		}
-		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject, StateDir: r.opts.StateDir})
+		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject, StateDir: r.opts.StateDir, Shards: r.openShards(p.Source)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("built-in processor %s: %w", h.Name, err)
 		}
@@ -477,4 +477,31 @@ func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseSto
 		return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
 	}
 	return store, nil
+}
+
+// openShards returns a function listing the open shards of a stream.
+func (r *Runner) openShards(source string) func(ctx context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		in := &kinesis.ListShardsInput{StreamName: aws.String(source)}
+		if strings.HasPrefix(source, "arn:") {
+			in = &kinesis.ListShardsInput{StreamARN: aws.String(source)}
+		}
+		var ids []string
+		for range 1000 {
+			out, err := r.opts.Kinesis.ListShards(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			for _, sh := range out.Shards {
+				if sh.SequenceNumberRange == nil || sh.SequenceNumberRange.EndingSequenceNumber == nil {
+					ids = append(ids, aws.ToString(sh.ShardId))
+				}
+			}
+			if out.NextToken == nil {
+				return ids, nil
+			}
+			in = &kinesis.ListShardsInput{NextToken: out.NextToken}
+		}
+		return ids, nil
+	}
 }

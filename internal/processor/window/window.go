@@ -85,7 +85,7 @@ var Builtin = pipeline.Builtin{
 		if err != nil {
 			return nil, err
 		}
-		p, err := New(c, Env{Output: out, Reject: env.Reject, Logger: env.Logger})
+		p, err := New(c, Env{Output: out, Reject: env.Reject, Logger: env.Logger, Shards: env.Shards})
 		if err != nil {
 			_ = out.Close(context.Background())
 			return nil, err
@@ -112,6 +112,13 @@ type Env struct {
 	Logger *slog.Logger
 	// Now is the wall clock (idle shards); default time.Now.
 	Now func() time.Time
+	// Shards lists the source stream's open shards; it is called before
+	// the first batch is applied. A window closes only once each of them
+	// has delivered an event past its end (or has been idle for
+	// IdleTimeout), so a shard whose lease this worker has not taken yet
+	// cannot be left out of a window. Optional: without it only the
+	// shards seen count.
+	Shards func(ctx context.Context) ([]string, error)
 }
 
 // Processor is the window processor's handler. It is safe for concurrent
@@ -131,6 +138,11 @@ type Processor struct {
 	mu     sync.Mutex
 	shards map[string]*shardState
 	active map[string]time.Time // wall time of each shard's last batch
+	// expected are shards of the stream not yet seen, with the wall time
+	// the wait for them began (see Env.Shards).
+	expected map[string]time.Time
+	// listShards is Env.Shards until it has answered once.
+	listShards func(ctx context.Context) ([]string, error)
 	// emitted is the end of the last emitted windows (Unix ns): every
 	// window ending at or before it has been emitted.
 	emitted    int64
@@ -168,7 +180,7 @@ func New(c Config, env Env) (*Processor, error) {
 	w := &Processor{
 		cfg: c, p: p, size: int64(p.size), slide: int64(p.slide), late: int64(p.lateness),
 		dir: c.StateDir, out: env.Output, reject: env.Reject, log: env.Logger, now: env.Now,
-		shards: map[string]*shardState{}, active: map[string]time.Time{},
+		shards: map[string]*shardState{}, active: map[string]time.Time{}, expected: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if err := os.MkdirAll(w.dir, 0o755); err != nil {
@@ -198,7 +210,28 @@ func New(c Config, env Env) (*Processor, error) {
 		w.shards[s.id] = s
 		w.active[s.id] = now
 	}
+	w.listShards = env.Shards
 	return w, nil
+}
+
+// expectShardsLocked learns the stream's shards once, before the first
+// batch is applied.
+func (w *Processor) expectShardsLocked(ctx context.Context) error {
+	if w.listShards == nil {
+		return nil
+	}
+	ids, err := w.listShards(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the source stream's shards: %w", err)
+	}
+	now := w.now()
+	for _, id := range ids {
+		if _, ok := w.shards[id]; !ok {
+			w.expected[id] = now
+		}
+	}
+	w.listShards = nil
+	return nil
 }
 
 func (w *Processor) emittedOr(def int64) int64 {
@@ -228,7 +261,10 @@ func (w *Processor) Start() {
 			case <-w.stop:
 				return
 			case <-t.C:
-				if err := w.Tick(context.Background()); err != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err := w.Tick(ctx)
+				cancel()
+				if err != nil {
 					w.log.Warn("emitting windows", "err", err)
 				}
 			}
@@ -241,6 +277,12 @@ func (w *Processor) Start() {
 func (w *Processor) Tick(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// The stream's shards must be known before anything is emitted, even
+	// when no batch has come yet: a shard whose lease is elsewhere may
+	// hold part of every open window.
+	if err := w.expectShardsLocked(ctx); err != nil {
+		return err
+	}
 	return w.emitLocked(ctx)
 }
 
@@ -294,6 +336,9 @@ func (w *Processor) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*la
 	shard, _, _ := strings.Cut(event.Records[0].EventID, ":")
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := w.expectShardsLocked(ctx); err != nil {
+		return nil, err
+	}
 	s, err := w.shardLocked(shard)
 	if err != nil {
 		return nil, err
@@ -463,6 +508,15 @@ func floorDiv(a, b int64) int64 {
 // batch.
 func (w *Processor) globalWatermarkLocked() (int64, bool) {
 	now := w.now()
+	for id, since := range w.expected {
+		if _, seen := w.shards[id]; seen {
+			delete(w.expected, id)
+			continue
+		}
+		if now.Sub(since) < w.p.idle {
+			return 0, false // a shard of the stream has not delivered yet
+		}
+	}
 	g, ok := int64(0), false
 	for id, s := range w.shards {
 		if !s.hasTime {

@@ -393,3 +393,74 @@ func TestResultFieldsAndID(t *testing.T) {
 	require.NoError(t, json.Unmarshal(r.AppendJSON(nil), &m))
 	require.Equal(t, "DE", m["country"])
 }
+
+// A shard of the stream that has not delivered yet (its lease is still
+// elsewhere) holds windows open until it does, or until IdleTimeout.
+func TestWindowWaitsForShardsNotSeenYet(t *testing.T) {
+	f := newFixture(t, nil)
+	sink, err := window.NewDirSink(f.out)
+	require.NoError(t, err)
+	listed := 0
+	f.p, err = window.New(f.cfg, window.Env{Output: sink, Reject: f.rej.reject, Now: f.clock.Now,
+		Shards: func(context.Context) ([]string, error) {
+			listed++
+			return []string{"shardId-000000000000", "shardId-000000000001"}, nil
+		}})
+	require.NoError(t, err)
+	a := &shardFeed{shard: "shardId-000000000000"}
+	b := &shardFeed{shard: "shardId-000000000001"}
+	f.invoke(a.batch(ev("DE", "2024-05-01T10:00:05Z", 1, "u1")))
+	f.invoke(a.batch(ev("DE", "2024-05-01T10:05:00Z", 1, "u1")))
+	require.Empty(t, f.results(), "shard 1 has not delivered anything yet")
+	f.invoke(b.batch(ev("FR", "2024-05-01T10:00:30Z", 2, "u2"), ev("FR", "2024-05-01T10:02:00Z", 2, "u2")))
+	got := f.results()
+	require.Equal(t, 1.0, got["2024-05-01T10:00:00Z"]["DE"]["count"])
+	require.Equal(t, 1.0, got["2024-05-01T10:00:00Z"]["FR"]["count"], "shard 1's part is in the window")
+	require.Equal(t, 1, listed, "the shards are listed once")
+
+	// A listed shard that never delivers stops holding windows after
+	// IdleTimeout.
+	g := newFixture(t, nil)
+	g.p, err = window.New(g.cfg, window.Env{Output: mustSink(t, g.out), Reject: g.rej.reject, Now: g.clock.Now,
+		Shards: func(context.Context) ([]string, error) {
+			return []string{"shardId-000000000000", "shardId-000000000009"}, nil
+		}})
+	require.NoError(t, err)
+	c := &shardFeed{shard: "shardId-000000000000"}
+	g.invoke(c.batch(ev("DE", "2024-05-01T10:00:05Z", 1, "u1"), ev("DE", "2024-05-01T10:05:00Z", 1, "u1")))
+	require.Empty(t, g.results())
+	g.clock.Advance(6 * time.Minute)
+	require.NoError(t, g.p.Tick(context.Background()))
+	require.Equal(t, 1.0, g.results()["2024-05-01T10:00:00Z"]["DE"]["count"])
+}
+
+func mustSink(t *testing.T, dir string) window.Sink {
+	s, err := window.NewDirSink(dir)
+	require.NoError(t, err)
+	return s
+}
+
+// The idle clock emits nothing before the stream's shards are known: a
+// restarted worker that holds one shard's state and has not yet heard
+// from the other must not close windows on the first alone.
+func TestTickWaitsForTheShardList(t *testing.T) {
+	f := newFixture(t, nil)
+	list := func(context.Context) ([]string, error) {
+		return []string{"shardId-000000000000", "shardId-000000000001"}, nil
+	}
+	open := func() {
+		var err error
+		f.p, err = window.New(f.cfg, window.Env{Output: mustSink(t, f.out), Reject: f.rej.reject, Now: f.clock.Now, Shards: list})
+		require.NoError(t, err)
+	}
+	open()
+	a := &shardFeed{shard: "shardId-000000000000"}
+	f.invoke(a.batch(ev("DE", "2024-05-01T10:00:05Z", 1, "u1"), ev("DE", "2024-05-01T10:05:00Z", 1, "u1")))
+	require.Empty(t, f.results(), "shard 1 is listed and has not delivered")
+
+	// A restart: shard 0's saved watermark is past the window, and the
+	// idle clock ticks before any batch arrives.
+	open()
+	require.NoError(t, f.p.Tick(context.Background()))
+	require.Empty(t, f.results(), "the tick learned the shard list before emitting")
+}
