@@ -26,10 +26,9 @@ type lane struct {
 	signal chan struct{}
 
 	// Tumbling window state (ParallelizationFactor 1 only).
-	win      time.Time // start of the open window; zero when none
-	state    map[string]string
-	winDone  []int64 // records of the open window, done when it closes
-	winCount int
+	win     time.Time // start of the open window; zero when none
+	state   map[string]string
+	winDone []int64 // records of the open window, done when it closes
 }
 
 func newLane(p *shardProc) *lane {

@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"errors"
-	"math/big"
 	"strconv"
 )
 
@@ -74,15 +73,6 @@ func (c Checkpoint) before(seq string, sub int64) bool {
 		return sub > c.SubSequenceNumber
 	}
 	return false
-}
-
-// validSeq reports whether s is a decimal sequence number.
-func validSeq(s string) bool {
-	if s == "" || len(s) > 129 {
-		return false
-	}
-	_, ok := new(big.Int).SetString(s, 10)
-	return ok && s[0] != '-' && s[0] != '+'
 }
 
 // Lease is one shard's lease in an application, with the meaning the KCL

@@ -135,6 +135,9 @@ func TestSubscriptionLifetimeAndResume(t *testing.T) {
 			mu.Lock()
 			want = append(want, aws.ToString(out.SequenceNumber))
 			mu.Unlock()
+			// Pace the writer (at least 300 ms in all) so its records span
+			// several 150 ms subscriptions however fast the machine is.
+			<-time.After(time.Millisecond)
 		}
 	})
 

@@ -138,8 +138,6 @@ func checkHashKey(key string) error {
 	return nil
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func deref[T any](p *T, def T) T {
 	if p == nil {
 		return def

@@ -5,7 +5,6 @@ package lambda
 
 import (
 	"context"
-	"encoding/json"
 )
 
 // KinesisEvent is the event Lambda sends for a batch of Kinesis records.
@@ -76,7 +75,3 @@ type BatchItemFailure struct {
 type Handler interface {
 	Invoke(ctx context.Context, event *KinesisEvent) (*Response, error)
 }
-
-// RawResponse lets a handler whose output is JSON hand it to the runtime
-// undecoded; ParseResponse applies Lambda's rules to it.
-type RawResponse = json.RawMessage
