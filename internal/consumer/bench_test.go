@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
+	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // noop counts the records it is given.
@@ -25,18 +23,22 @@ func (h *noop) Invoke(_ context.Context, ev *lambda.KinesisEvent) (*lambda.Respo
 // BenchmarkWorkerNoopHandler measures records/s from a 4-shard stream on
 // a real server (GetRecords over HTTP) through the runtime to a handler
 // that does nothing. The records are put before the timer starts.
-func BenchmarkWorkerNoopHandler(b *testing.B) {
+func BenchmarkWorkerNoopHandler(b *testing.B) { benchNoopHandler(b, false) }
+
+// benchNoopHandler runs the no-op benchmark reading over HTTP, or with
+// local, straight from the engine through kinesislocal.
+func benchNoopHandler(b *testing.B, local bool) {
 	for _, batch := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			e := start(b)
 			e.createStream(b, "s", 4)
 			data := make([]byte, 100)
 			for i := 0; i < b.N; i += 500 {
-				var entries []types.PutRecordsRequestEntry
+				var recs []stream.PutInput
 				for j := i; j < b.N && j < i+500; j++ {
-					entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprint(j % 1000)), Data: data})
+					recs = append(recs, stream.PutInput{PartitionKey: fmt.Sprint(j % 1000), Data: data})
 				}
-				if _, err := e.c.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String("s"), Records: entries}); err != nil {
+				if _, err := e.srv.Service.Put(context.Background(), "s", recs); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -44,6 +46,9 @@ func BenchmarkWorkerNoopHandler(b *testing.B) {
 			cfg := baseConfig(e, "s", memStore(b), nil)
 			cfg.Handler = h
 			cfg.BatchSize = batch
+			if local {
+				cfg.Kinesis = kinesislocal.New(e.srv.Service)
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			began := time.Now()

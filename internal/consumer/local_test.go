@@ -103,42 +103,4 @@ func BenchmarkLocalPutToHandlerLatency(b *testing.B) {
 }
 
 // BenchmarkLocalNoopHandler is BenchmarkWorkerNoopHandler through kinesislocal.
-func BenchmarkLocalNoopHandler(b *testing.B) {
-	for _, batch := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			e := start(b)
-			e.createStream(b, "s", 4)
-			data := make([]byte, 100)
-			ctx := context.Background()
-			for i := 0; i < b.N; i += 500 {
-				var recs []stream.PutInput
-				for j := i; j < b.N && j < i+500; j++ {
-					recs = append(recs, stream.PutInput{PartitionKey: fmt.Sprint(j % 1000), Data: data})
-				}
-				if _, err := e.srv.Service.Put(ctx, "s", recs); err != nil {
-					b.Fatal(err)
-				}
-			}
-			h := &noop{}
-			cfg := baseConfig(e, "s", memStore(b), nil)
-			cfg.Handler = h
-			cfg.BatchSize = batch
-			cfg.Kinesis = kinesislocal.New(e.srv.Service)
-			b.ReportAllocs()
-			b.ResetTimer()
-			began := time.Now()
-			startWorker(b, cfg)
-			deadline := time.Now().Add(5 * time.Minute)
-			for h.n.Load() < int64(b.N) {
-				if time.Now().After(deadline) {
-					b.Fatalf("only %d of %d records handled in 5 minutes", h.n.Load(), b.N)
-				}
-				t := time.NewTimer(time.Millisecond)
-				<-t.C
-			}
-			elapsed := time.Since(began)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
-		})
-	}
-}
+func BenchmarkLocalNoopHandler(b *testing.B) { benchNoopHandler(b, true) }
