@@ -1,21 +1,16 @@
 package archive
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,73 +19,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
-// proc is a runnel process started by the crash test.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-	mu   sync.Mutex
-	log  bytes.Buffer
-}
-
-func startProc(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Stdout = io.Discard
-	errR, err := p.cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, p.cmd.Start())
-	go func() {
-		sc := bufio.NewScanner(errR)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.log.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *proc) stderr() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// kill sends SIGKILL and waits for the process to end.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *proc) waitFor(t *testing.T, re *regexp.Regexp, d time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if m := re.FindStringSubmatch(p.stderr()); m != nil {
-			return m
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("process exited (%v) before logging %s\n%s", p.err, re, p.stderr())
-		case <-time.After(20 * time.Millisecond):
-		}
-		require.False(t, time.Now().After(deadline), "no %s within %v\n%s", re, d, p.stderr())
-	}
-}
-
-var listeningRe = regexp.MustCompile(`msg=listening.*url=http://(127\.0\.0\.1:[1-9][0-9]*)`)
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 // archived returns how often each line occurs in the objects under dir.
 func archived(t *testing.T, dir string) (map[string]int, int) {
@@ -132,13 +65,8 @@ func TestArchiveKillDuringRun(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "runnel")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runnel")
-	build := exec.Command("go", "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-
-	srv := startProc(t, bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
-	url := "http://" + srv.waitFor(t, listeningRe, 60*time.Second)[1]
+	srv := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"))
+	url := srv.URL
 	client := kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(url), Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
@@ -192,7 +120,7 @@ pipelines:
 	const rounds = 5
 	killedWithSpool := 0
 	for round := range rounds {
-		run := startProc(t, bin, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
+		run := runneltest.Start(t, nil, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
 		if round == 0 {
 			// runnel run creates the stream.
 			require.Eventually(t, func() bool {
@@ -211,17 +139,17 @@ pipelines:
 				break
 			}
 			select {
-			case <-run.done:
-				t.Fatalf("runnel run exited: %v\n%s", run.err, run.stderr())
+			case <-run.Done():
+				t.Fatalf("runnel run exited: %v\n%s", run.Err(), run.Stderr())
 			case <-time.After(time.Duration(rand.IntN(30)) * time.Millisecond):
 			}
-			require.False(t, time.Now().After(deadline), "round %d: %d of %d records archived within 60s\n%s", round, len(got), want, run.stderr())
+			require.False(t, time.Now().After(deadline), "round %d: %d of %d records archived within 60s\n%s", round, len(got), want, run.Stderr())
 		}
-		run.kill()
+		run.Kill()
 		if d := os.Getenv("RUNNEL_ARCHIVE_CRASH_LOGS"); d != "" {
-			_ = os.WriteFile(filepath.Join(d, fmt.Sprintf("run-%d.log", round)), []byte(run.stderr()), 0o644)
+			_ = os.WriteFile(filepath.Join(d, fmt.Sprintf("run-%d.log", round)), []byte(run.Stderr()), 0o644)
 		}
-		for _, l := range strings.Split(run.stderr(), "\n") {
+		for _, l := range strings.Split(run.Stderr(), "\n") {
 			if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
 				t.Logf("round %d: %s", round, l)
 			}
@@ -237,7 +165,7 @@ pipelines:
 
 	// A last run without a kill archives the rest; SIGTERM writes out the
 	// spool.
-	run := startProc(t, bin, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
+	run := runneltest.Start(t, nil, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		got, _ := archived(t, lake)
@@ -245,8 +173,8 @@ pipelines:
 			break
 		}
 		select {
-		case <-run.done:
-			t.Fatalf("runnel run exited: %v\n%s", run.err, run.stderr())
+		case <-run.Done():
+			t.Fatalf("runnel run exited: %v\n%s", run.Err(), run.Stderr())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -264,16 +192,13 @@ pipelines:
 				}
 			}
 			if d := os.Getenv("RUNNEL_ARCHIVE_CRASH_LOGS"); d != "" {
-				_ = os.WriteFile(filepath.Join(d, "run-final.log"), []byte(run.stderr()), 0o644)
+				_ = os.WriteFile(filepath.Join(d, "run-final.log"), []byte(run.Stderr()), 0o644)
 				_ = exec.Command("cp", "-r", lake, d).Run()
 			}
-			t.Fatalf("%d of %d records archived within 90s; missing ids %v; %d spool segments\n%s", len(got), sent, missing, spooledSegments(t, spool), run.stderr())
+			t.Fatalf("%d of %d records archived within 90s; missing ids %v; %d spool segments\n%s", len(got), sent, missing, spooledSegments(t, spool), run.Stderr())
 		}
 	}
-	require.NoError(t, run.cmd.Process.Signal(syscall.SIGTERM))
-	select {
-	case <-run.done:
-	case <-time.After(60 * time.Second):
+	if err := run.Stop(60 * time.Second); errors.Is(err, runneltest.ErrStillRunning) {
 		t.Fatal("runnel run did not stop within 60s of SIGTERM")
 	}
 
