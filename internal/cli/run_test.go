@@ -2,13 +2,11 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -76,14 +74,6 @@ pipelines:
 
 func TestMain(m *testing.M) { runneltest.Main(m) }
 
-func goBuild(t *testing.T, out, pkg string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
-	defer cancel()
-	b, err := exec.CommandContext(ctx, "go", "build", "-o", out, pkg).CombinedOutput()
-	require.NoError(t, err, "go build %s: %s", pkg, b)
-}
-
 type handledLine struct {
 	ShardID        string         `json:"shardId"`
 	SequenceNumber string         `json:"sequenceNumber"`
@@ -129,8 +119,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Skip("builds and runs processes")
 	}
 	dir := t.TempDir()
-	handlerBin := filepath.Join(dir, "handler-go")
-	goBuild(t, handlerBin, "github.com/runnel-dev/runnel/examples/handler-go")
+	handlerBin := runneltest.Build(t, "github.com/runnel-dev/runnel/examples/handler-go")
 
 	srv := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"), "--fsync", "never")
 	url := srv.URL

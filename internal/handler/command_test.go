@@ -18,48 +18,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
-var (
-	binDir  string
-	binOnce sync.Map // package dir → *builtBinary
-)
-
-type builtBinary struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "runnel-handler-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { runneltest.Main(m) }
 
 // build compiles the Go program in pkgDir (relative to this package) once
 // per test run and returns its path.
 func build(t *testing.T, pkgDir string) string {
 	t.Helper()
-	v, _ := binOnce.LoadOrStore(pkgDir, &builtBinary{})
-	b := v.(*builtBinary)
-	b.once.Do(func() {
-		b.path = filepath.Join(binDir, strings.ReplaceAll(filepath.Clean(pkgDir), string(filepath.Separator), "_"))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", b.path, pkgDir).CombinedOutput()
-		if err != nil {
-			b.err = fmt.Errorf("go build %s: %v\n%s", pkgDir, err, out)
-		}
-	})
-	require.NoError(t, b.err)
-	return b.path
+	return runneltest.Build(t, pkgDir)
 }
 
 // event builds a KinesisEvent of records with the given JSON payloads and

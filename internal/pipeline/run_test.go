@@ -21,6 +21,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 // handledRecord is a line the example handlers append to $HANDLED_LOG.
@@ -88,14 +89,11 @@ func checkHandled(t *testing.T, recs []handledRecord, n int, poison int) {
 	}
 }
 
+func TestMain(m *testing.M) { runneltest.Main(m) }
+
 func buildExample(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "handler-go")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../examples/handler-go").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	return runneltest.Build(t, "github.com/runnel-dev/runnel/examples/handler-go")
 }
 
 func TestRunnerCommandPipeline(t *testing.T) {

@@ -21,51 +21,87 @@ import (
 	"time"
 )
 
-var build struct {
-	once sync.Once
+var builds struct {
+	mu   sync.Mutex
 	dir  string
-	bin  string
+	bins map[string]*built // package → its build
+}
+
+type built struct {
+	once sync.Once
+	path string
 	err  error
 }
 
 // Binary returns the path of a runnel binary built from this module's
-// cmd/runnel. The first call builds it, into a directory that outlives the
-// test; Main removes that directory when the test binary ends. It is safe
-// to call from concurrent tests.
+// cmd/runnel (see Build).
 func Binary(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "runneltest-")
-		if build.err != nil {
-			return
+	return Build(t, "github.com/runnel-dev/runnel/cmd/runnel")
+}
+
+// Build returns the path of a binary built from the Go package pkg (an
+// import path, or a directory relative to the calling test's package).
+// The first call for a package builds it, into a directory that outlives
+// the test; Main removes that directory when the test binary ends. It is
+// safe to call from concurrent tests.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	builds.mu.Lock()
+	if builds.bins == nil {
+		builds.bins = map[string]*built{}
+	}
+	b, ok := builds.bins[pkg]
+	if !ok {
+		b = &built{}
+		builds.bins[pkg] = b
+	}
+	if builds.dir == "" {
+		dir, err := os.MkdirTemp("", "runneltest-")
+		if err != nil {
+			builds.mu.Unlock()
+			t.Fatalf("building %s: %v", pkg, err)
 		}
+		builds.dir = dir
+	}
+	dir := builds.dir
+	builds.mu.Unlock()
+	b.once.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
 			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 		}
-		bin := filepath.Join(build.dir, "runnel")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, "github.com/runnel-dev/runnel/cmd/runnel").CombinedOutput()
+		// One directory per package keeps each binary's own name.
+		sub, err := os.MkdirTemp(dir, "bin-")
 		if err != nil {
-			build.err = fmt.Errorf("go build: %w\n%s", err, out)
+			b.err = err
 			return
 		}
-		build.bin = bin
+		bin := filepath.Join(sub, filepath.Base(filepath.Clean(pkg)))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, pkg).CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		b.path = bin
 	})
-	if build.err != nil {
-		t.Fatalf("building runnel: %v", build.err)
+	if b.err != nil {
+		t.Fatalf("building %s: %v", pkg, b.err)
 	}
-	return build.bin
+	return b.path
 }
 
-// Main runs the tests and then removes the binary Binary built. Call it
+// Main runs the tests and then removes the binaries Build built. Call it
 // from TestMain.
 func Main(m *testing.M) {
 	code := m.Run()
-	if build.dir != "" {
-		_ = os.RemoveAll(build.dir)
+	builds.mu.Lock()
+	if builds.dir != "" {
+		_ = os.RemoveAll(builds.dir)
 	}
+	builds.mu.Unlock()
 	os.Exit(code)
 }
 
