@@ -17,8 +17,6 @@ import (
 	"github.com/runnel-dev/runnel/internal/storage"
 )
 
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
-
 // Config configures a Service.
 type Config struct {
 	// Dir is the data directory. Required unless InMemory.
@@ -376,7 +374,7 @@ func openShards(all []*shardState) []*shardState {
 }
 
 func shardID(index uint32) string {
-	return sprintf("%s%0*d", shardIDPrefix, shardIDDigits, index)
+	return fmt.Sprintf("%s%0*d", shardIDPrefix, shardIDDigits, index)
 }
 
 // Close stops background work and closes storage. Puts in flight finish
@@ -399,7 +397,7 @@ func (s *Service) now() time.Time { return s.cfg.Now() }
 
 // ARN returns the ARN of the stream named name.
 func (s *Service) ARN(name string) string {
-	return sprintf("arn:aws:kinesis:%s:%s:%s%s", s.cfg.Region, s.cfg.AccountID, streamARNResource, name)
+	return fmt.Sprintf("arn:aws:kinesis:%s:%s:%s%s", s.cfg.Region, s.cfg.AccountID, streamARNResource, name)
 }
 
 // NameFromARN returns the stream name an ARN addresses. It returns an

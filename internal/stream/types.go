@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -194,5 +195,5 @@ type GetResult struct {
 }
 
 func newError(kind error, format string, args ...any) error {
-	return &Error{Kind: kind, Msg: sprintf(format, args...)}
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
