@@ -263,75 +263,108 @@ func epoch(f float64) time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC()
 }
 
-// splitPaths caches the key lists of dotted paths.
-var splitPaths sync.Map // string → []string
+// pathTrees caches the tree of each distinct Paths list.
+var pathTrees sync.Map // paths joined by "\x00" → *pathNode
 
-func pathKeys(paths []string) [][]string {
-	keys := make([][]string, len(paths))
-	for i, p := range paths {
-		if k, ok := splitPaths.Load(p); ok {
-			keys[i] = k.([]string)
-			continue
-		}
-		k := strings.Split(p, ".")
-		splitPaths.Store(p, k)
-		keys[i] = k
+// pathNode is one key of the dotted paths: leaf when the whole value at it
+// is wanted, otherwise only its children are.
+type pathNode struct {
+	leaf     bool
+	children map[string]*pathNode
+}
+
+func pathTree(paths []string) *pathNode {
+	id := strings.Join(paths, "\x00")
+	if n, ok := pathTrees.Load(id); ok {
+		return n.(*pathNode)
 	}
-	return keys
+	root := &pathNode{children: map[string]*pathNode{}}
+	for _, p := range paths {
+		n := root
+		for part := range strings.SplitSeq(p, ".") {
+			c, ok := n.children[part]
+			if !ok {
+				c = &pathNode{children: map[string]*pathNode{}}
+				n.children[part] = c
+			}
+			n = c
+		}
+		n.leaf = true
+	}
+	pathTrees.Store(id, root)
+	return root
 }
 
 // decodePaths checks data is one JSON object and decodes only the members
-// at paths.
+// at paths. It follows encoding/json's rules, so a path reads the same
+// value either way: of duplicate keys the last wins, replacing the whole
+// value, objects included.
 func decodePaths(data []byte, paths []string) (map[string]any, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' || !json.Valid(data) {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrDecode)
 	}
-	keys := pathKeys(paths)
-	fields := make(map[string]any, len(paths))
-	var bad error
-	jsonparser.EachKey(data, func(i int, value []byte, vt jsonparser.ValueType, err error) {
-		if err != nil {
-			bad = err
-			return
-		}
-		var v any
-		switch vt {
-		case jsonparser.String:
-			s, err := jsonparser.ParseString(value)
-			if err != nil {
-				bad = err
-				return
-			}
-			v = s
-		case jsonparser.Number:
-			v = json.Number(value)
-		case jsonparser.Boolean:
-			v = value[0] == 't'
-		case jsonparser.Null:
-			v = nil
-		default: // object or array
-			dec := json.NewDecoder(bytes.NewReader(value))
-			dec.UseNumber()
-			if err := dec.Decode(&v); err != nil {
-				bad = err
-				return
-			}
-		}
-		m := fields
-		k := keys[i]
-		for _, part := range k[:len(k)-1] {
-			next, ok := m[part].(map[string]any)
-			if !ok {
-				next = map[string]any{}
-				m[part] = next
-			}
-			m = next
-		}
-		m[k[len(k)-1]] = v
-	}, keys...)
-	if bad != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDecode, bad)
+	fields, err := decodeObject(data, pathTree(paths))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	return fields, nil
+}
+
+// decodeObject decodes the members of the object data that node asks for.
+func decodeObject(data []byte, node *pathNode) (map[string]any, error) {
+	fields := make(map[string]any, len(node.children))
+	err := jsonparser.ObjectEach(data, func(key, value []byte, vt jsonparser.ValueType, _ int) error {
+		child, ok := node.children[string(key)]
+		if !ok {
+			return nil
+		}
+		var v any
+		var err error
+		switch {
+		case child.leaf:
+			v, err = decodeValue(value, vt)
+		case vt == jsonparser.Object:
+			v, err = decodeObject(value, child)
+		default:
+			// Not an object: no path goes through it, and it replaces
+			// any earlier member of the same name.
+			delete(fields, string(key))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fields[string(key)] = v
+		return nil
+	})
+	return fields, err
+}
+
+// decodeValue decodes one JSON value as encoding/json does into an any,
+// with numbers as json.Number.
+func decodeValue(value []byte, vt jsonparser.ValueType) (any, error) {
+	switch vt {
+	case jsonparser.String:
+		if bytes.IndexByte(value, '\\') < 0 && utf8.Valid(value) {
+			return string(value), nil
+		}
+		// Escapes and invalid UTF-8 (replaced by U+FFFD) as encoding/json
+		// has them.
+		var s string
+		err := json.Unmarshal(append(append([]byte{'"'}, value...), '"'), &s)
+		return s, err
+	case jsonparser.Number:
+		return json.Number(value), nil
+	case jsonparser.Boolean:
+		return value[0] == 't', nil
+	case jsonparser.Null:
+		return nil, nil
+	}
+	// An object or array.
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
 }

@@ -110,6 +110,28 @@ func TestDecodePathsMatchesFullDecode(t *testing.T) {
 	}
 }
 
+func TestDecodePathsDuplicateKeys(t *testing.T) {
+	paths := []string{"a", "u.c", "s"}
+	for _, data := range []string{
+		`{"a":1,"a":2}`,
+		`{"u":{"c":"x"},"u":{"d":1}}`,
+		`{"u":{"c":"x"},"u":5}`,
+		`{"u":5,"u":{"c":"y"}}`,
+		`{"u":{"c":"x","c":"y"}}`,
+		`{"a":{"b":1},"a":[2]}`,
+		`{"s":"\u00e9\ud800"}`,
+		"{\"s\":\"x\",\"s\":\"\xff\"}",
+	} {
+		full, err := DecodeConfig{}.Decode(rec(data))
+		require.NoError(t, err, data)
+		part, err := DecodeConfig{Paths: paths}.Decode(rec(data))
+		require.NoError(t, err, data)
+		for _, p := range paths {
+			require.Equal(t, full.String(p), part.String(p), "%s in %s", p, data)
+		}
+	}
+}
+
 func FuzzDecodePaths(f *testing.F) {
 	f.Add([]byte(`{"a":{"b":"x\u00e9"},"c":1.5e3}`))
 	f.Add([]byte(`{"a":"\\"}`))
