@@ -86,24 +86,43 @@ func startTLSServer(t *testing.T) (*runneltest.Process, string) {
 	return s, m[1]
 }
 
-// TestJSSDK drives `runnel serve --tls` with the AWS SDK for JavaScript v3
+// TestJSSDK drives `runnel serve` with the AWS SDK for JavaScript v3
 // over HTTP/2: create and wait, PutRecord and PutRecords, ListShards,
 // GetShardIterator and GetRecords, then enhanced fan-out (register,
 // SubscribeToShard while putting, resume after the continuation with a
 // second consumer), deregister, and DeleteStream with
 // EnforceConsumerDeletion. testdata/jssdk/kinesis.mjs prints a summary.
+//
+// It runs twice: over HTTPS (HTTP/2 negotiated by ALPN) and over plain
+// http:// (HTTP/2 by prior knowledge, h2c), which is what the SDK sends to
+// an http:// endpoint for every call.
 func TestJSSDK(t *testing.T) {
 	node, dir := jssdkDir(t)
-	srv, cert := startTLSServer(t)
+	for _, tls := range []bool{true, false} {
+		t.Run(map[bool]string{true: "https", false: "h2c"}[tls], func(t *testing.T) {
+			t.Parallel()
+			jssdkScenario(t, node, dir, tls)
+		})
+	}
+}
 
+func jssdkScenario(t *testing.T, node, dir string, tls bool) {
+	var srv *runneltest.Process
 	env := append(clientEnv(t),
 		"RUNNEL_JSSDK="+dir,
-		"RUNNEL_ENDPOINT="+srv.URL,
 		"RUNNEL_STREAM=js-sdk-scenario",
-		"NODE_EXTRA_CA_CERTS="+cert,
 		"NODE_OPTIONS=",
 		"NODE_PATH=",
 	)
+	if tls {
+		var cert string
+		srv, cert = startTLSServer(t)
+		env = append(env, "NODE_EXTRA_CA_CERTS="+cert)
+	} else {
+		srv = runneltest.Serve(t, "--data-dir", filepath.Join(t.TempDir(), "data"))
+		stopOnCleanup(t, srv, "runnel serve")
+	}
+	env = append(env, "RUNNEL_ENDPOINT="+srv.URL)
 	res := runCmd(t, env, nil, node, filepath.Join("testdata", "jssdk", "kinesis.mjs"))
 	require.Equal(t, 0, res.code, "JavaScript SDK scenario failed:\n%s\nserver log:\n%s", res.stderr, srv.Stderr())
 

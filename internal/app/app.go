@@ -108,6 +108,18 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // (pipelines inside serve) that skip HTTP.
 func (s *Server) Engine() *stream.Service { return s.svc }
 
+// serverProtocols are the HTTP versions the listener speaks: HTTP/1.1 and
+// HTTP/2 on both listeners, over TLS negotiated by ALPN and, on the plain
+// listener, HTTP/2 with prior knowledge (h2c), which is how the JavaScript
+// SDK v3, the Java SDK v2 and the KCL send every call to an http:// endpoint.
+func serverProtocols() *http.Protocols {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return &p
+}
+
 // URL is the endpoint clients should use, e.g. http://127.0.0.1:4567, or
 // https://127.0.0.1:4567 with TLS.
 func (s *Server) URL() string {
@@ -132,6 +144,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		Protocols:         serverProtocols(),
 	}
 
 	if subs, ok := api.(interface{ EndSubscriptions() }); ok {

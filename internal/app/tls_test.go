@@ -45,34 +45,71 @@ func trusting(t *testing.T, certFile string) *http.Client {
 }
 
 // TestTLSSubscribeOverHTTP2 serves HTTPS with the generated certificate
-// and runs aws-sdk-go-v2's SubscribeToShard over HTTP/2 against it; a
-// shutdown then ends the subscription at once.
+// and runs aws-sdk-go-v2's SubscribeToShard over HTTP/2 (negotiated by
+// ALPN) against it; a shutdown then ends the subscription at once.
 func TestTLSSubscribeOverHTTP2(t *testing.T) {
 	cfg := tlsConfig(t, t.TempDir())
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(cfg.DataDir, "tls", "cert.pem"), s.CertFile())
 	require.True(t, strings.HasPrefix(s.URL(), "https://127.0.0.1:"), s.URL())
+	subscribeOverHTTP2(t, s, func() *http.Client { return trusting(t, s.CertFile()) })
+}
+
+// TestPlainSubscribeOverHTTP2 does the same on the plain listener with
+// HTTP/2 by prior knowledge (h2c), as the JavaScript SDK v3, the Java SDK
+// v2 and the KCL speak to an http:// endpoint, while HTTP/1.1 clients keep
+// working on the same port.
+func TestPlainSubscribeOverHTTP2(t *testing.T) {
+	cfg := tlsConfig(t, t.TempDir())
+	cfg.TLS = false
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(s.URL(), "http://127.0.0.1:"), s.URL())
+	h2c := func() *http.Client {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		return &http.Client{Transport: &http.Transport{Protocols: &p}}
+	}
+	subscribeOverHTTP2(t, s, h2c)
+}
+
+// subscribeOverHTTP2 runs s, checks that a plain request from newHTTP's
+// client speaks HTTP/2, subscribes to a shard with aws-sdk-go-v2 through
+// such a client while putting ten records, and checks that shutdown ends
+// the live subscription at once.
+func subscribeOverHTTP2(t *testing.T, s *Server, newHTTP func() *http.Client) {
+	t.Helper()
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
 	ctx := t.Context()
 
-	hc := trusting(t, s.CertFile())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL(), strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set("X-Amz-Target", "Kinesis_20131202.ListStreams")
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	resp, err := hc.Do(req)
+	resp, err := newHTTP().Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, 2, resp.ProtoMajor, "HTTPS must negotiate HTTP/2")
+	require.Equal(t, 2, resp.ProtoMajor, "the client must be speaking HTTP/2")
+	if strings.HasPrefix(s.URL(), "http://") {
+		// HTTP/1.1 clients keep working on the same plain listener.
+		h1, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL(), strings.NewReader(`{}`))
+		require.NoError(t, err)
+		h1.Header = req.Header.Clone()
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(h1)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, 1, resp.ProtoMajor)
+	}
 
 	newClient := func() *kinesis.Client {
 		return kinesis.New(kinesis.Options{
-			BaseEndpoint: aws.String(s.URL()), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: trusting(t, s.CertFile()),
+			BaseEndpoint: aws.String(s.URL()), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: newHTTP(),
 			Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 		})
 	}
