@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
 const (
@@ -36,6 +38,7 @@ func newTailCommand(e *env) *cobra.Command {
 		noFollow bool
 		format   string
 		poll     time.Duration
+		kplRaw   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail STREAM",
@@ -44,6 +47,11 @@ func newTailCommand(e *env) *cobra.Command {
 line (--format raw) or as a JSON object with shardId, sequenceNumber,
 partitionKey, arrival and data (--format json; data is a string, or base64
 with "dataEncoding":"base64" when it is not UTF-8).
+
+Records that Kinesis Producer Library (KPL) producers aggregated are
+unpacked into their user records, each printed with its own partition key
+(and, in JSON, its subSequenceNumber), as the KCL and runnel run deliver
+them; --kpl-raw prints the aggregates as stored.
 
 By default tail follows the stream until interrupted, picking up shards that
 resharding creates. With --no-follow it stops once every shard is caught up.`,
@@ -78,7 +86,7 @@ resharding creates. With --no-follow it stops once every shard is caught up.`,
 				start:  start,
 				follow: follow && !noFollow,
 				poll:   poll,
-				out:    &recordWriter{w: e.stdout, json: format == "json"},
+				out:    &recordWriter{w: e.stdout, json: format == "json", deaggregate: !kplRaw},
 				logger: e.logger,
 			}
 			err = t.run(ctx)
@@ -95,6 +103,7 @@ resharding creates. With --no-follow it stops once every shard is caught up.`,
 	f.BoolVar(&noFollow, "no-follow", false, "stop when every shard is caught up")
 	f.StringVar(&format, "format", "raw", "output: raw (data only) or json")
 	f.DurationVar(&poll, "poll-interval", 250*time.Millisecond, "pause after an empty GetRecords response")
+	f.BoolVar(&kplRaw, "kpl-raw", false, "print KPL aggregated records as stored instead of their user records")
 	return cmd
 }
 
@@ -252,15 +261,21 @@ type recordWriter struct {
 	mu   sync.Mutex
 	w    io.Writer
 	json bool
+	// deaggregate prints the user records of a KPL aggregate instead of
+	// the aggregate. A malformed aggregate is printed as it is, as the KCL
+	// hands it over.
+	deaggregate bool
 }
 
 type jsonRecord struct {
 	ShardID        string `json:"shardId"`
 	SequenceNumber string `json:"sequenceNumber"`
 	PartitionKey   string `json:"partitionKey"`
-	Arrival        string `json:"arrival,omitempty"`
-	Data           string `json:"data"`
-	DataEncoding   string `json:"dataEncoding,omitempty"`
+	// SubSequenceNumber is a user record's index in its KPL aggregate.
+	SubSequenceNumber *int   `json:"subSequenceNumber,omitempty"`
+	Arrival           string `json:"arrival,omitempty"`
+	Data              string `json:"data"`
+	DataEncoding      string `json:"dataEncoding,omitempty"`
 }
 
 func (rw *recordWriter) write(shardID string, recs []types.Record) error {
@@ -268,31 +283,49 @@ func (rw *recordWriter) write(shardID string, recs []types.Record) error {
 	defer rw.mu.Unlock()
 	bw := bufio.NewWriter(rw.w)
 	for _, r := range recs {
-		if !rw.json {
-			bw.Write(r.Data)
+		var (
+			users []producer.Record
+			agg   bool
+		)
+		if rw.deaggregate {
+			var err error
+			if users, agg, err = producer.Deaggregate(r.Data); err != nil {
+				agg = false
+			}
+		}
+		if !agg {
+			users = []producer.Record{{PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data}}
+		}
+		for i, u := range users {
+			if !rw.json {
+				bw.Write(u.Data)
+				bw.WriteByte('\n')
+				continue
+			}
+			jr := jsonRecord{
+				ShardID:        shardID,
+				SequenceNumber: aws.ToString(r.SequenceNumber),
+				PartitionKey:   u.PartitionKey,
+			}
+			if agg {
+				jr.SubSequenceNumber = &i
+			}
+			if r.ApproximateArrivalTimestamp != nil {
+				jr.Arrival = r.ApproximateArrivalTimestamp.UTC().Format(time.RFC3339Nano)
+			}
+			if utf8.Valid(u.Data) {
+				jr.Data = string(u.Data)
+			} else {
+				jr.Data = base64.StdEncoding.EncodeToString(u.Data)
+				jr.DataEncoding = "base64"
+			}
+			b, err := json.Marshal(jr)
+			if err != nil {
+				return err
+			}
+			bw.Write(b)
 			bw.WriteByte('\n')
-			continue
 		}
-		jr := jsonRecord{
-			ShardID:        shardID,
-			SequenceNumber: aws.ToString(r.SequenceNumber),
-			PartitionKey:   aws.ToString(r.PartitionKey),
-		}
-		if r.ApproximateArrivalTimestamp != nil {
-			jr.Arrival = r.ApproximateArrivalTimestamp.UTC().Format(time.RFC3339Nano)
-		}
-		if utf8.Valid(r.Data) {
-			jr.Data = string(r.Data)
-		} else {
-			jr.Data = base64.StdEncoding.EncodeToString(r.Data)
-			jr.DataEncoding = "base64"
-		}
-		b, err := json.Marshal(jr)
-		if err != nil {
-			return err
-		}
-		bw.Write(b)
-		bw.WriteByte('\n')
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing records: %w", err)

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
 // fakeShards serves one open shard holding records "r0".."r9". Iterators
@@ -96,4 +98,38 @@ func TestRecordWriterJSON(t *testing.T) {
 		`{"shardId":"shardId-000000000001","sequenceNumber":"42","partitionKey":"k","arrival":"2026-01-02T03:04:05Z","data":"hi"}`+"\n"+
 			`{"shardId":"shardId-000000000001","sequenceNumber":"43","partitionKey":"k","data":"/wA=","dataEncoding":"base64"}`+"\n",
 		out.String())
+}
+
+// TestRecordWriterDeaggregatesKPL prints the user records of a KPL
+// aggregate, each with its own partition key and subSequenceNumber, and
+// the aggregate itself with --kpl-raw.
+func TestRecordWriterDeaggregatesKPL(t *testing.T) {
+	agg, err := producer.Aggregate([]producer.Record{
+		{PartitionKey: "a", Data: []byte("one")},
+		{PartitionKey: "b", Data: []byte("two")},
+	})
+	require.NoError(t, err)
+	recs := []types.Record{
+		{Data: agg.Data, SequenceNumber: aws.String("7"), PartitionKey: aws.String(agg.PartitionKey)},
+		{Data: []byte("plain"), SequenceNumber: aws.String("8"), PartitionKey: aws.String("c")},
+	}
+
+	var out bytes.Buffer
+	rw := &recordWriter{w: &out, json: true, deaggregate: true}
+	require.NoError(t, rw.write("shardId-000000000000", recs))
+	require.Equal(t,
+		`{"shardId":"shardId-000000000000","sequenceNumber":"7","partitionKey":"a","subSequenceNumber":0,"data":"one"}`+"\n"+
+			`{"shardId":"shardId-000000000000","sequenceNumber":"7","partitionKey":"b","subSequenceNumber":1,"data":"two"}`+"\n"+
+			`{"shardId":"shardId-000000000000","sequenceNumber":"8","partitionKey":"c","data":"plain"}`+"\n",
+		out.String())
+
+	out.Reset()
+	rw = &recordWriter{w: &out, deaggregate: true}
+	require.NoError(t, rw.write("shardId-000000000000", recs))
+	require.Equal(t, "one\ntwo\nplain\n", out.String())
+
+	out.Reset()
+	rw = &recordWriter{w: &out}
+	require.NoError(t, rw.write("shardId-000000000000", recs))
+	require.Equal(t, string(agg.Data)+"\nplain\n", out.String(), "--kpl-raw prints the aggregate as stored")
 }
