@@ -7,23 +7,18 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 
-	"github.com/runnel-dev/runnel/internal/counts"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/processor/count"
 )
 
-// Bounds of reading counts from Redis.
-const (
-	countsRedisMaxKeys = 100_000
-	countsTimeout      = 10 * time.Second
-)
+// countsTimeout bounds asking the server for counts.
+const countsTimeout = 10 * time.Second
 
 func newCountsCommand(e *env) *cobra.Command {
 	var (
@@ -37,8 +32,8 @@ func newCountsCommand(e *env) *cobra.Command {
 		Long: `Ask the server at --endpoint (default ` + kinesisclient.DefaultEndpoint + `) for the largest
 counters of a count pipeline (GET /api/counts): the server holds runnel's
 own counter store open, so the counts come from it. When the pipeline
-counts into Redis instead, the server says where, and the counters are read
-from Redis (SCAN and GET, at most ` + strconv.Itoa(countsRedisMaxKeys) + ` keys).
+counts into Redis instead, the server reads them there (SCAN and MGET of
+the demo's keys, at most ` + strconv.Itoa(count.RedisMaxKeys) + `) and says where they are.
 
 --json prints the answer as JSON: pipeline, store, keys (how many
 counters), total (their sum) and top (key, value; largest first).`,
@@ -59,11 +54,6 @@ counters), total (their sum) and top (key, value; largest first).`,
 			ans, err := fetchCounts(ctx, endpoint, pipelineName, top)
 			if err != nil {
 				return err
-			}
-			if ans.Store == demoStoreRedis {
-				if ans.Summary, err = redisCounts(ctx, ans.Redis, ans.KeyPrefix, top); err != nil {
-					return fmt.Errorf("reading the counts in Redis %s: %w", ans.Redis, err)
-				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
@@ -114,67 +104,13 @@ func fetchCounts(ctx context.Context, endpoint, pipelineName string, top int) (*
 	return &ans, nil
 }
 
-// redisCounts reads the counters under prefix in Redis at addr (not the
-// per-shard markers), at most countsRedisMaxKeys of them.
-func redisCounts(ctx context.Context, addr, prefix string, top int) (counts.Summary, error) {
-	rc := redis.NewClient(&redis.Options{Addr: addr})
-	defer rc.Close()
-	var all []counts.Count
-	var cursor uint64
-	for range countsRedisMaxKeys { // each round reads at least one key or ends
-		keys, next, err := rc.Scan(ctx, cursor, prefix+"*", 1000).Result()
-		if err != nil {
-			return counts.Summary{}, err
-		}
-		var names []string
-		for _, k := range keys {
-			if !strings.HasPrefix(k, prefix+"__applied:") {
-				names = append(names, k)
-			}
-		}
-		if len(names) > 0 {
-			vals, err := rc.MGet(ctx, names...).Result()
-			if err != nil {
-				return counts.Summary{}, err
-			}
-			for i, v := range vals {
-				s, ok := v.(string)
-				if !ok {
-					continue // gone since SCAN
-				}
-				n, err := strconv.ParseInt(s, 10, 64)
-				if err != nil {
-					continue // not a counter
-				}
-				all = append(all, counts.Count{Key: strings.TrimPrefix(names[i], prefix), Value: n})
-			}
-		}
-		cursor = next
-		if cursor == 0 || len(all) >= countsRedisMaxKeys {
-			break
-		}
-	}
-	sum := counts.Summary{Keys: len(all)}
-	for _, c := range all {
-		sum.Total += c.Value
-	}
-	slices.SortFunc(all, func(a, b counts.Count) int {
-		if a.Value != b.Value {
-			if a.Value > b.Value {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	sum.Top = all[:min(top, len(all))]
-	return sum, nil
-}
-
 func printCounts(w io.Writer, ans *CountsAnswer) error {
 	where := "runnel's own store in " + ans.Dir
 	if ans.Store == demoStoreRedis {
 		where = "Redis " + ans.Redis + ", keys " + ans.KeyPrefix + "*"
+	}
+	if ans.Partial {
+		where += "; the first " + strconv.Itoa(ans.Keys) + " counters read"
 	}
 	fmt.Fprintf(w, "%s: %d counters, total %d (%s)\n", ans.Pipeline, ans.Keys, ans.Total, where)
 	for _, c := range ans.Top {

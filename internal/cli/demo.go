@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,7 +35,8 @@ const (
 	demoCounter       = "clickstream-counter"
 	demoArchive       = "clickstream-archive"
 	demoKey           = "{ts:2006-01-02T15:04}:{page}:{eventType}"
-	demoRedisPrefix   = "runnel-demo:"
+	demoRedisPrefix   = "runnel-demo:" // + the data dir's demo id + ":"
+	demoIDFile        = "demo-id"
 	demoDefaultRedis  = "127.0.0.1:6379"
 	demoPingTimeout   = 200 * time.Millisecond
 	demoCloseTimeout  = 30 * time.Second
@@ -91,10 +95,10 @@ func redisAnswers(ctx context.Context, addr string, timeout time.Duration) bool 
 // demoConfig is the demo's pipelines file: the clickstream stream, its
 // counter (into Redis at redisAddr, or the local store when "") and its
 // archive under archiveDir.
-func demoConfig(redisAddr, archiveDir string) ([]byte, error) {
+func demoConfig(redisAddr, redisPrefix, archiveDir string) ([]byte, error) {
 	countOpts := map[string]any{"key": demoKey, "timeField": "timestamp"}
 	if redisAddr != "" {
-		countOpts["redis"] = map[string]any{"addr": redisAddr, "keyPrefix": demoRedisPrefix}
+		countOpts["redis"] = map[string]any{"addr": redisAddr, "keyPrefix": redisPrefix}
 	} else {
 		countOpts["store"] = count.StoreLocal
 	}
@@ -125,11 +129,38 @@ type CountsAnswer struct {
 	Dir       string `json:"dir,omitempty"`
 	Redis     string `json:"redis,omitempty"`
 	KeyPrefix string `json:"keyPrefix,omitempty"`
-	counts.Summary
+	count.Summary
 }
 
-// countsHandler answers GET /api/counts?pipeline=&top= for the demo.
-func countsHandler(store *counts.Store, redisAddr string) http.Handler {
+// demoRedisKeyPrefix returns the Redis key prefix of the demo whose state
+// is in stateDir: "runnel-demo:<id>:", with an id made on the first run and
+// kept in stateDir, so demos of different data dirs (or a data dir deleted
+// and made again) never count into the same keys, while a restarted demo
+// carries on with its own.
+func demoRedisKeyPrefix(stateDir string) (string, error) {
+	path := filepath.Join(stateDir, demoIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return demoRedisPrefix + id + ":", nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("reading the demo id: %w", err)
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return "", err
+	}
+	id := strings.ToLower(rand.Text()[:10])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("writing the demo id: %w", err)
+	}
+	return demoRedisPrefix + id + ":", nil
+}
+
+// countsHandler answers GET /api/counts?pipeline=&top= for the demo: from
+// the local store, or read from Redis (rc, under redisPrefix) when store is
+// nil.
+func countsHandler(store *counts.Store, rc *redis.Client, redisAddr, redisPrefix string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		ans := CountsAnswer{Pipeline: q.Get("pipeline")}
@@ -145,17 +176,28 @@ func countsHandler(store *counts.Store, redisAddr string) http.Handler {
 			}
 			top = n
 		}
+		if ans.Pipeline != demoCounter {
+			writeCountsJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no count pipeline %q in this server (the demo's is %s)", ans.Pipeline, demoCounter)})
+			return
+		}
 		if store == nil {
-			ans.Store, ans.Redis, ans.KeyPrefix = demoStoreRedis, redisAddr, demoRedisPrefix
-			writeCountsJSON(w, http.StatusOK, ans)
-			return
+			ans.Store, ans.Redis, ans.KeyPrefix = demoStoreRedis, redisAddr, redisPrefix
+			ctx, cancel := context.WithTimeout(r.Context(), countsTimeout)
+			defer cancel()
+			sum, err := count.RedisTop(ctx, rc, redisPrefix, "", top)
+			if err != nil {
+				writeCountsJSON(w, http.StatusBadGateway, map[string]string{"error": fmt.Sprintf("reading the counts in Redis %s: %v", redisAddr, err)})
+				return
+			}
+			ans.Summary = sum
+		} else {
+			sum, err := store.Top(ans.Pipeline, top)
+			if err != nil {
+				writeCountsJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+				return
+			}
+			ans.Store, ans.Dir, ans.Summary.Summary = demoStoreLocal, store.Dir(), sum
 		}
-		sum, err := store.Top(ans.Pipeline, top)
-		if err != nil {
-			writeCountsJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-			return
-		}
-		ans.Store, ans.Dir, ans.Summary = demoStoreLocal, store.Dir(), sum
 		if ans.Top == nil {
 			ans.Top = []counts.Count{}
 		}
@@ -186,7 +228,13 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 	if archiveDir, err = filepath.Abs(archiveDir); err != nil {
 		return err
 	}
-	doc, err := demoConfig(redisAddr, archiveDir)
+	var redisPrefix string
+	if redisAddr != "" {
+		if redisPrefix, err = demoRedisKeyPrefix(stateDir); err != nil {
+			return err
+		}
+	}
+	doc, err := demoConfig(redisAddr, redisPrefix, archiveDir)
 	if err != nil {
 		return err
 	}
@@ -217,7 +265,12 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 	if err != nil {
 		return err
 	}
-	srv.SetCounts(countsHandler(store, redisAddr))
+	var rc *redis.Client
+	if redisAddr != "" {
+		rc = redis.NewClient(&redis.Options{Addr: redisAddr})
+		defer rc.Close()
+	}
+	srv.SetCounts(countsHandler(store, rc, redisAddr, redisPrefix))
 
 	serveCtx, stopServer := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopServer(nil)
@@ -300,7 +353,7 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 	if redisAddr == "" {
 		where = append(where, "counts", "runnel counts --endpoint "+srv.URL(), "counts_dir", store.Dir())
 	} else {
-		where = append(where, "counts", "Redis "+redisAddr+" keys "+demoRedisPrefix+"*")
+		where = append(where, "counts", "Redis "+redisAddr+" keys "+redisPrefix+"*")
 	}
 	e.logger.Info("demo running: the clickstream generator feeds "+demoCounter+" and "+demoArchive, where...)
 

@@ -194,6 +194,7 @@ func TestServeDemoRedis(t *testing.T) {
 	}
 	require.Equal(t, "redis", ans.Store)
 	require.Equal(t, rs.Addr, ans.Redis)
+	require.Regexp(t, `^runnel-demo:[a-z0-9]{10}:$`, ans.KeyPrefix, "the data dir's own prefix")
 	require.NotEmpty(t, ans.Top)
 	v, err := rc.Get(t.Context(), ans.KeyPrefix+ans.Top[0].Key).Int64()
 	require.NoError(t, err)
@@ -203,8 +204,40 @@ func TestServeDemoRedis(t *testing.T) {
 	require.Contains(t, string(out), "clickstream-counter: ")
 	require.Contains(t, string(out), "(Redis "+rs.Addr)
 
+	// The dashboard's results show the counter's top keys from Redis.
+	resp, err := http.Get(url + "/api/results")
+	require.NoError(t, err)
+	var results struct {
+		Results []struct {
+			Pipeline string `json:"pipeline"`
+			TopKeys  []struct {
+				Key   string  `json:"key"`
+				Value float64 `json:"value"`
+			} `json:"topKeys"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&results))
+	resp.Body.Close()
+	require.Len(t, results.Results, 1)
+	require.Equal(t, demoCounter, results.Results[0].Pipeline)
+	require.NotEmpty(t, results.Results[0].TopKeys)
+	require.NotContains(t, results.Results[0].TopKeys[0].Key, ans.KeyPrefix, "keys are shown without the prefix")
+
 	require.NoError(t, p.Signal(syscall.SIGTERM))
 	<-p.Done()
 	stderr := p.Stderr()
 	require.NoError(t, p.Err(), stderr)
+}
+
+// Each data dir gets its own Redis key prefix, kept across restarts.
+func TestDemoRedisKeyPrefix(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	pa, err := demoRedisKeyPrefix(a)
+	require.NoError(t, err)
+	pb, err := demoRedisKeyPrefix(b)
+	require.NoError(t, err)
+	require.NotEqual(t, pa, pb)
+	again, err := demoRedisKeyPrefix(a)
+	require.NoError(t, err)
+	require.Equal(t, pa, again)
 }

@@ -190,7 +190,7 @@ func (s *Store) Top(pipeline string, n int) (Summary, error) {
 			return nil
 		}
 		// Keep the n largest in order; n is small, insertion is enough.
-		i, _ := slices.BinarySearchFunc(sum.Top, c, byValue)
+		i, _ := slices.BinarySearchFunc(sum.Top, c, ByValue)
 		if i < n {
 			sum.Top = slices.Insert(sum.Top, i, c)
 			if len(sum.Top) > n {
@@ -205,8 +205,8 @@ func (s *Store) Top(pipeline string, n int) (Summary, error) {
 	return sum, nil
 }
 
-// byValue orders counts largest value first, then by key.
-func byValue(a, b Count) int {
+// ByValue orders counts largest value first, then by key.
+func ByValue(a, b Count) int {
 	if c := cmp.Compare(b.Value, a.Value); c != 0 {
 		return c
 	}

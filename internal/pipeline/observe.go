@@ -50,6 +50,27 @@ type Report struct {
 	// Windows are the values of consecutive time windows (for example
 	// events per minute), oldest first.
 	Windows []WindowValue `json:"windows,omitempty"`
+	// Figures are totals worth showing as numbers, e.g. files and bytes
+	// written.
+	Figures []Figure `json:"figures,omitempty"`
+	// Recent lists the latest outputs, newest first, e.g. the files last
+	// written.
+	Recent []Output `json:"recent,omitempty"`
+}
+
+// Figure is one named total.
+type Figure struct {
+	Label string  `json:"label"`
+	Value float64 `json:"value"`
+	// Unit is "bytes" for sizes, "" for plain numbers.
+	Unit string `json:"unit,omitempty"`
+}
+
+// Output is one thing a processor wrote, e.g. a file.
+type Output struct {
+	Name  string    `json:"name"`
+	Bytes int64     `json:"bytes"`
+	Time  time.Time `json:"time"`
 }
 
 // KeyValue is one key's value.

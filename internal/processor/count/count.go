@@ -113,7 +113,7 @@ func NewBuiltin(shared *counts.Shared) pipeline.Builtin {
 				return nil, err
 			}
 			c.release = release
-			return &LocalCounter{c}, nil
+			return c, nil
 		},
 	}
 }
@@ -132,6 +132,8 @@ type Counter struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool // shards with a batch being counted
+
+	report reportCache
 }
 
 var _ lambda.Handler = (*Counter)(nil)
@@ -208,34 +210,14 @@ func (c *Counter) Close(context.Context) error {
 	return nil
 }
 
-// LocalCounter is a Counter with store: local, which also reports its
-// largest counters to the dashboard.
-type LocalCounter struct{ *Counter }
-
-var _ pipeline.Reporter = LocalCounter{}
-
-// reportTop is how many counters Report shows.
-const reportTop = 10
-
-// Report returns the largest counters.
-func (c LocalCounter) Report() pipeline.Report {
-	rep := pipeline.Report{Title: "top counts: " + c.cfg.Key}
-	sum, err := c.local.Top(c.pipeline, reportTop)
-	if err != nil {
-		c.logger.Warn("reading the counts for the dashboard", "err", err)
-		return rep
-	}
-	for _, kv := range sum.Top {
-		rep.TopKeys = append(rep.TopKeys, pipeline.KeyValue{Key: kv.Key, Value: float64(kv.Value)})
-	}
-	return rep
-}
-
 // MarkerKey is the Redis key holding the position of the last record of
 // a shard counted by a pipeline.
 func (c *Counter) MarkerKey(shardID string) string {
-	return c.cfg.Redis.KeyPrefix + "__applied:" + c.pipeline + ":" + shardID
+	return c.cfg.Redis.KeyPrefix + markerInfix + c.pipeline + ":" + shardID
 }
+
+// markerInfix follows the key prefix in the names of the per-shard markers.
+const markerInfix = "__applied:"
 
 // position is a record's place in its shard.
 type position struct {

@@ -14,12 +14,12 @@ import (
 
 // newLocalCounter builds a count pipeline with store: local through the
 // built-in, as a runner does, over stateDir.
-func newLocalCounter(t *testing.T, shared *counts.Shared, stateDir string, options map[string]any) *LocalCounter {
+func newLocalCounter(t *testing.T, shared *counts.Shared, stateDir string, options map[string]any) *Counter {
 	t.Helper()
 	rej := &rejected{}
 	h, err := NewBuiltin(shared).New(pipeline.BuiltinEnv{Pipeline: "clicks", Options: options, Reject: rej.reject, StateDir: stateDir})
 	require.NoError(t, err)
-	lc, ok := h.(*LocalCounter)
+	lc, ok := h.(*Counter)
 	require.True(t, ok, "handler %T", h)
 	return lc
 }
