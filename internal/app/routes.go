@@ -20,10 +20,12 @@ import (
 // observability is what `runnel serve` shows besides the Kinesis API: the
 // Prometheus registry and its collectors, and the dashboard.
 type observability struct {
-	reg       *prometheus.Registry
-	api       *metrics.API
-	pipelines *metrics.Pipelines
-	dash      *dashboard.Dashboard
+	reg        *prometheus.Registry
+	api        *metrics.API
+	pipelines  *metrics.Pipelines
+	processors *metrics.Processors
+	generator  *metrics.Generator
+	dash       *dashboard.Dashboard
 	// counts answers GET /api/counts when set (SetCounts).
 	counts atomic.Pointer[http.Handler]
 }
@@ -40,7 +42,10 @@ func (s *Server) newObservability() error {
 	if err != nil {
 		return err
 	}
-	s.obs = observability{reg: reg, api: metrics.NewAPI(reg), pipelines: metrics.NewPipelines(reg), dash: dash}
+	s.obs = observability{
+		reg: reg, api: metrics.NewAPI(reg), pipelines: metrics.NewPipelines(reg),
+		processors: metrics.NewProcessors(reg), generator: metrics.NewGenerator(reg), dash: dash,
+	}
 	return nil
 }
 
@@ -58,15 +63,24 @@ func (s *Server) SetPipelines(p dashboard.Pipelines) {
 	s.obs.dash.SetPipelines(p)
 	if p == nil {
 		s.obs.pipelines.SetSource(nil)
+		s.obs.processors.SetSource(nil)
 		return
 	}
 	s.obs.pipelines.SetSource(p)
+	if ps, ok := p.(metrics.ProcessorSource); ok {
+		s.obs.processors.SetSource(ps)
+	}
 }
 
 // SetGenerator shows g, a clickstream generator writing to the named
 // stream, on the dashboard with start and stop; nil removes it.
 func (s *Server) SetGenerator(g dashboard.Generator, streamName string) {
 	s.obs.dash.SetGenerator(g, streamName)
+	if g == nil {
+		s.obs.generator.SetSource(nil, "")
+		return
+	}
+	s.obs.generator.SetSource(g, streamName)
 }
 
 // SetCounts serves h at GET /api/counts (what `runnel counts` asks): the

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -141,6 +144,47 @@ func TestServeDemo(t *testing.T) {
 	})
 	require.Equal(t, delivered, int64(events), "events archived")
 
+	// /metrics says the same of the generator, the counter and the
+	// archive.
+	objects, _ := archived()
+	fams := scrapeMetrics(t, url)
+	require.Equal(t, float64(delivered), metricValue(fams, "runnel_generator_events_delivered_total", "stream", "clickstream"))
+	require.Equal(t, float64(delivered), metricValue(fams, "runnel_count_records_total", "pipeline", "clickstream-counter"))
+	require.Equal(t, float64(delivered), metricValue(fams, "runnel_archive_records_total", "pipeline", "clickstream-archive"))
+	require.Equal(t, float64(objects), metricValue(fams, "runnel_archive_objects_total", "pipeline", "clickstream-archive"))
+	require.Positive(t, metricValue(fams, "runnel_archive_bytes_total", "pipeline", "clickstream-archive"))
+	require.Zero(t, metricValue(fams, "runnel_generator_running", "stream", "clickstream"))
+
+	// The dashboard's results show the archive's files and bytes.
+	resp, err = http.Get(url + "/api/results")
+	require.NoError(t, err)
+	var results struct {
+		Results []struct {
+			Pipeline string `json:"pipeline"`
+			Figures  []struct {
+				Label string  `json:"label"`
+				Value float64 `json:"value"`
+			} `json:"figures"`
+			Recent []struct {
+				Name string `json:"name"`
+			} `json:"recent"`
+		} `json:"results"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&results))
+	resp.Body.Close()
+	var archiveFigures = map[string]float64{}
+	for _, r := range results.Results {
+		if r.Pipeline == "clickstream-archive" {
+			for _, f := range r.Figures {
+				archiveFigures[f.Label] = f.Value
+			}
+			require.NotEmpty(t, r.Recent)
+			require.FileExists(t, filepath.Join(archiveDir, r.Recent[0].Name))
+		}
+	}
+	require.Equal(t, float64(objects), archiveFigures["files"])
+	require.Equal(t, float64(delivered), archiveFigures["records"])
+
 	require.NoError(t, p.Signal(syscall.SIGTERM))
 	select {
 	case <-p.Done():
@@ -227,6 +271,32 @@ func TestServeDemoRedis(t *testing.T) {
 	<-p.Done()
 	stderr := p.Stderr()
 	require.NoError(t, p.Err(), stderr)
+}
+
+// scrapeMetrics fetches and parses url's /metrics.
+func scrapeMetrics(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var p expfmt.TextParser
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+	return fams
+}
+
+// metricValue is the value of family's series whose label name has value
+// (a counter's or a gauge's), or NaN when there is none.
+func metricValue(fams map[string]*dto.MetricFamily, family, name, value string) float64 {
+	for _, m := range fams[family].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name && l.GetValue() == value {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return math.NaN()
 }
 
 // Each data dir gets its own Redis key prefix, kept across restarts.

@@ -104,6 +104,22 @@ func (r *Runner) Reports() []PipelineReport {
 	return out
 }
 
+// Processor is one pipeline's handler as built, before any wrapping: a
+// built-in processor's own type (for its optional interfaces).
+type Processor struct {
+	Pipeline string
+	Handler  lambda.Handler
+}
+
+// Processors returns every pipeline's handler, in configuration order.
+func (r *Runner) Processors() []Processor {
+	out := make([]Processor, 0, len(r.pipelines))
+	for _, rp := range r.pipelines {
+		out = append(out, Processor{Pipeline: rp.p.Name, Handler: rp.handler})
+	}
+	return out
+}
+
 // maxFailedRecords bounds the records an observed handler remembers from
 // failed invocations (to recognise their retries); past it the memory is
 // cleared, and a few retries go uncounted.

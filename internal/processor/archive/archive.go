@@ -89,6 +89,11 @@ type Stats struct {
 	Bytes   int64 // object bytes (after gzip)
 	Spooled int64 // records appended to the spool
 	Skipped int64 // records delivered again and already spooled
+	// WriteErrors counts failed rounds of writing objects (each is
+	// logged and retried).
+	WriteErrors int64
+	// Pending is the number of sealed segments waiting to be written.
+	Pending int64
 }
 
 // Archive is the archive handler of one pipeline. It is safe for
@@ -111,9 +116,21 @@ type Archive struct {
 	closing atomic.Bool
 
 	stats struct {
-		objects, records, bytes, spooled, skipped atomic.Int64
+		objects, records, bytes, spooled, skipped, writeErrors atomic.Int64
 	}
+	recentMu sync.Mutex
+	recent   []written // newest last, at most recentObjects
 }
+
+// written is one object written, for Report.
+type written struct {
+	key   string
+	bytes int64
+	at    time.Time
+}
+
+// recentObjects is how many of the latest objects Report lists.
+const recentObjects = 8
 
 var _ lambda.Handler = (*Archive)(nil)
 
@@ -196,7 +213,49 @@ func (a *Archive) Stats() Stats {
 	return Stats{
 		Objects: a.stats.objects.Load(), Records: a.stats.records.Load(), Bytes: a.stats.bytes.Load(),
 		Spooled: a.stats.spooled.Load(), Skipped: a.stats.skipped.Load(),
+		WriteErrors: a.stats.writeErrors.Load(), Pending: a.pending(),
 	}
+}
+
+func (a *Archive) pending() int64 {
+	var n int64
+	for _, s := range a.shardList() {
+		s.mu.Lock()
+		n += int64(len(s.sealed))
+		s.mu.Unlock()
+	}
+	return n
+}
+
+var _ pipeline.Reporter = (*Archive)(nil)
+
+// Report shows what the archive has written: objects, records and bytes,
+// and the latest objects.
+func (a *Archive) Report() pipeline.Report {
+	st := a.Stats()
+	where := a.cfg.Dir
+	if s3 := a.cfg.S3; s3 != nil {
+		where = "s3://" + s3.Bucket + "/" + s3.Prefix
+	}
+	rep := pipeline.Report{
+		Title: "archive: " + where,
+		Figures: []pipeline.Figure{
+			{Label: "files", Value: float64(st.Objects)},
+			{Label: "records", Value: float64(st.Records)},
+			{Label: "written", Value: float64(st.Bytes), Unit: "bytes"},
+			{Label: "waiting to be written", Value: float64(st.Pending)},
+		},
+	}
+	if st.WriteErrors > 0 {
+		rep.Figures = append(rep.Figures, pipeline.Figure{Label: "failed writes", Value: float64(st.WriteErrors)})
+	}
+	a.recentMu.Lock()
+	for i := len(a.recent) - 1; i >= 0; i-- {
+		w := a.recent[i]
+		rep.Recent = append(rep.Recent, pipeline.Output{Name: w.key, Bytes: w.bytes, Time: w.at})
+	}
+	a.recentMu.Unlock()
+	return rep
 }
 
 // Invoke spools the batch durably and acknowledges it.
@@ -501,6 +560,7 @@ func (a *Archive) run(ctx context.Context) {
 		}
 		a.sealDue(false)
 		if err := a.writeSealed(ctx); err != nil && ctx.Err() == nil {
+			a.stats.writeErrors.Add(1)
 			a.logger.Warn("archive: writing objects", "err", err)
 		}
 	}
@@ -593,6 +653,12 @@ func (a *Archive) writeSegment(ctx context.Context, s *shardSpool, file string) 
 		a.stats.objects.Add(1)
 		a.stats.records.Add(int64(len(c.records)))
 		a.stats.bytes.Add(int64(len(body)))
+		a.recentMu.Lock()
+		if len(a.recent) == recentObjects {
+			a.recent = slices.Delete(a.recent, 0, 1)
+		}
+		a.recent = append(a.recent, written{key: key, bytes: int64(len(body)), at: time.Now()})
+		a.recentMu.Unlock()
 		a.logger.Debug("archive: object written", "key", key, "records", len(c.records), "bytes", len(body))
 	}
 	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -168,6 +168,27 @@ func TestArchiveDirHivePartitioned(t *testing.T) {
 	st := a.Stats()
 	require.EqualValues(t, 98, st.Records)
 	require.Greater(t, st.Objects, int64(8), "a 600-byte buffer cuts several objects per partition")
+
+	// The dashboard's report: files, records and bytes, and the latest
+	// files, each one that exists with its size.
+	rep := a.Report()
+	require.Equal(t, "archive: "+dir, rep.Title)
+	figs := map[string]float64{}
+	for _, f := range rep.Figures {
+		figs[f.Label] = f.Value
+	}
+	require.EqualValues(t, st.Objects, figs["files"])
+	require.EqualValues(t, 98, figs["records"])
+	require.EqualValues(t, st.Bytes, figs["written"])
+	require.Len(t, rep.Recent, recentObjects)
+	for i, o := range rep.Recent {
+		fi, err := os.Stat(filepath.Join(dir, o.Name))
+		require.NoError(t, err)
+		require.Equal(t, fi.Size(), o.Bytes)
+		if i > 0 {
+			require.False(t, o.Time.After(rep.Recent[i-1].Time), "newest first")
+		}
+	}
 }
 
 func TestArchiveIntervalAndGzip(t *testing.T) {

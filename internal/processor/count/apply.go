@@ -126,7 +126,16 @@ func (c *Counter) apply(ctx context.Context, shard string, items []item) error {
 			return fmt.Errorf("count: shard %s: %w", shard, err)
 		}
 		switch code {
-		case resultApplied, resultSkipped:
+		case resultApplied:
+			c.stats.batches.Add(1)
+			for i := from; i < len(items); i++ {
+				if items[i].counted {
+					c.stats.records.Add(1)
+				}
+			}
+			return nil
+		case resultSkipped:
+			c.stats.skipped.Add(1)
 			return nil
 		case resultPartial:
 			m := parsePosition(mark)

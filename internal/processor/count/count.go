@@ -61,6 +61,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -134,6 +135,21 @@ type Counter struct {
 	inFlight map[string]bool // shards with a batch being counted
 
 	report reportCache
+	stats  struct{ records, rejected, batches, skipped atomic.Int64 }
+}
+
+// Stats counts what a Counter has done since it was built.
+type Stats struct {
+	Records  int64 // records counted
+	Rejected int64 // records handed to the on-failure destination
+	Batches  int64 // batches (or their parts after the marker) applied
+	Skipped  int64 // batches skipped whole: already counted
+}
+
+// Stats returns what the Counter has done so far.
+func (c *Counter) Stats() Stats {
+	return Stats{Records: c.stats.records.Load(), Rejected: c.stats.rejected.Load(),
+		Batches: c.stats.batches.Load(), Skipped: c.stats.skipped.Load()}
 }
 
 var _ lambda.Handler = (*Counter)(nil)
@@ -314,6 +330,7 @@ func (c *Counter) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 		if err := c.reject(ctx, rec, reason); err != nil {
 			return nil, fmt.Errorf("count: rejecting record %s: %w", rec.EventID, err)
 		}
+		c.stats.rejected.Add(1)
 	}
 	if !c.enter(shard) {
 		return nil, fmt.Errorf("count: shard %s: another batch of this shard is being counted; "+
