@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // errStopped means the processor was stopped (lease lost or graceful
@@ -195,6 +196,7 @@ type work struct {
 	recs    []*rec
 	invokes int // invocations of these records so far
 	retries int // retries counted against MaximumRetryAttempts
+	waits   int // consecutive invocations that found the target unavailable
 }
 
 // handle takes a batch through invocation, partial failures, bisection,
@@ -235,6 +237,17 @@ func (l *lane) handle(batch []*rec) error {
 		if errors.Is(invokeErr, errStopped) {
 			return errStopped
 		}
+		if errors.Is(invokeErr, sink.ErrUnavailable) {
+			// The handler could not get to the records (a sink down, a
+			// handler process restarting): not a failure of the batch.
+			// Hold it, in order, and try again without counting a retry.
+			cur.waits++
+			if l.p.stopping() || !sink.Sleep(l.p.ctx, sink.Backoff(cur.waits, 50*time.Millisecond, 5*time.Second)) {
+				return errStopped
+			}
+			continue
+		}
+		cur.waits = 0
 		cur.invokes++
 		switch {
 		case invokeErr == nil && failedAt < 0:
@@ -268,7 +281,7 @@ func (l *lane) handle(batch []*rec) error {
 			stack = stack[:len(stack)-1]
 			continue
 		}
-		if !sleepCtx(l.p.ctx, backoff(cur.retries, 50*time.Millisecond, 5*time.Second)) {
+		if !sink.Sleep(l.p.ctx, sink.Backoff(cur.retries, 50*time.Millisecond, 5*time.Second)) {
 			return errStopped
 		}
 	}
@@ -312,17 +325,25 @@ func (l *lane) invoke(recs []*rec, final bool) (int, error) {
 		ev.IsFinalInvokeForWindow = &f
 		ev.IsWindowTerminatedEarly = &early
 	}
-	ictx, cancel := context.WithDeadline(p.ctx, deadline)
+	ictx, cancel := context.WithDeadline(sink.WithReporter(p.ctx, p), deadline)
 	resp, err := callHandler(ictx, cfg.Handler, ev)
 	ictxErr := ictx.Err()
 	cancel()
-	p.invokes.Add(1)
 	if p.ctx.Err() != nil || leaseBound && errors.Is(ictxErr, context.DeadlineExceeded) {
 		return -1, errStopped
 	}
-	if err == nil && errors.Is(ictxErr, context.DeadlineExceeded) {
-		err = fmt.Errorf("invocation timed out after %s", cfg.InvocationTimeout)
+	if errors.Is(err, sink.ErrUnavailable) {
+		var ue *sink.UnavailableError
+		if errors.As(err, &ue) {
+			p.Blocked(ue.Wait)
+		}
+		return -1, err
 	}
+	p.Unblocked()
+	p.invokes.Add(1)
+	// A response that came after the deadline is still the handler's
+	// answer (a command handler times its run from when the process
+	// got the event, not from a wait for a free process).
 	if err != nil {
 		if errors.Is(ictxErr, context.DeadlineExceeded) {
 			err = fmt.Errorf("invocation timed out after %s: %w", cfg.InvocationTimeout, err)
@@ -403,7 +424,7 @@ func (l *lane) fail(recs []*rec, condition string, invokes int, msg string) erro
 			}
 			p.noteErr(fmt.Errorf("on-failure destination: %w", err))
 			p.log.Warn("on-failure destination failed; retrying", "err", err, "attempt", attempt)
-			if !sleepCtx(p.ctx, backoff(attempt, 100*time.Millisecond, 10*time.Second)) {
+			if !sink.Sleep(p.ctx, sink.Backoff(attempt, 100*time.Millisecond, 10*time.Second)) {
 				return errStopped
 			}
 		}
@@ -473,6 +494,7 @@ func (l *lane) openWindow(w time.Time) {
 // done and the checkpoint may pass them.
 func (l *lane) closeWindow() error {
 	maxRetries := *l.p.w.cfg.MaximumRetryAttempts
+	waits := 0
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 && l.p.stopping() {
 			return errStopped
@@ -481,6 +503,15 @@ func (l *lane) closeWindow() error {
 		if errors.Is(err, errStopped) {
 			return errStopped
 		}
+		if errors.Is(err, sink.ErrUnavailable) {
+			waits++
+			attempt--
+			if l.p.stopping() || !sink.Sleep(l.p.ctx, sink.Backoff(waits, 50*time.Millisecond, 5*time.Second)) {
+				return errStopped
+			}
+			continue
+		}
+		waits = 0
 		if err == nil {
 			break
 		}
@@ -488,7 +519,7 @@ func (l *lane) closeWindow() error {
 			l.p.log.Warn("final invocation of window given up on", "window", l.win, "err", err)
 			break
 		}
-		if !sleepCtx(l.p.ctx, backoff(attempt, 50*time.Millisecond, 5*time.Second)) {
+		if !sink.Sleep(l.p.ctx, sink.Backoff(attempt, 50*time.Millisecond, 5*time.Second)) {
 			return errStopped
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // DynamoDBAPI is the part of the DynamoDB API the DynamoDB lease store
@@ -79,7 +81,7 @@ func NewDynamoDBStore(ctx context.Context, api DynamoDBAPI, table string) (*Dyna
 			}
 			return nil, fmt.Errorf("waiting for lease table %s: %w", table, err)
 		}
-		if !sleepCtx(ctx, min(time.Duration(attempt)*50*time.Millisecond, time.Second)) {
+		if !sink.Sleep(ctx, min(time.Duration(attempt)*50*time.Millisecond, time.Second)) {
 			return nil, ctx.Err()
 		}
 	}

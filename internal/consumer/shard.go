@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // rec is one user record read from a shard (a Kinesis record, or one user
@@ -74,7 +75,28 @@ type shardProc struct {
 	errMu      sync.Mutex
 	lastErr    string
 	lastErrAt  time.Time
+	blocked    *sink.Wait // set while a batch waits for an unavailable target
 	started    time.Time
+}
+
+var _ sink.Reporter = (*shardProc)(nil)
+
+// Blocked records that a batch of the shard waits for an unavailable
+// target (a sink, a handler process); status shows it until Unblocked.
+func (p *shardProc) Blocked(w sink.Wait) {
+	p.errMu.Lock()
+	if p.blocked != nil {
+		w.Since = p.blocked.Since
+	}
+	p.blocked = &w
+	p.errMu.Unlock()
+}
+
+// Unblocked clears what Blocked recorded.
+func (p *shardProc) Unblocked() {
+	p.errMu.Lock()
+	p.blocked = nil
+	p.errMu.Unlock()
 }
 
 func newShardProc(w *Worker, h *heldLease) *shardProc {
@@ -165,6 +187,9 @@ func (p *shardProc) fillStatus(s *ShardStatus, now time.Time) {
 	s.ToDestination = p.toDest.Load()
 	p.errMu.Lock()
 	s.LastError, s.LastErrorTime = p.lastErr, p.lastErrAt
+	if b := p.blocked; b != nil {
+		s.Blocked, s.BlockedSince = b.String(), b.Since
+	}
 	p.errMu.Unlock()
 	s.LastProgress = p.tr.progressAt()
 	waiting := s.RecordsBehind > 0 || s.MillisBehindLatest > 0
@@ -188,7 +213,7 @@ func (p *shardProc) waitForPrevious() bool {
 	}()
 	deadline := p.h.takenAt.Add(p.w.cfg.LeaseDuration)
 	for p.w.now().Before(deadline) {
-		if !sleepCtx(p.ctx, 20*time.Millisecond) || p.stopping() {
+		if !sink.Sleep(p.ctx, 20*time.Millisecond) || p.stopping() {
 			return false
 		}
 		cur, err := p.w.cfg.Leases.GetLease(p.ctx, p.shard)
@@ -396,7 +421,7 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 		failures++
 		p.noteErr(err)
 		p.log.Warn(what, "err", err, "attempt", failures)
-		return sleepCtx(ctx, backoff(failures, 100*time.Millisecond, 5*time.Second))
+		return sink.Sleep(ctx, sink.Backoff(failures, 100*time.Millisecond, 5*time.Second))
 	}
 	for ctx.Err() == nil {
 		if iter == "" {
@@ -458,7 +483,7 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 		// client that long-polls (waits for an append before answering
 		// empty, as kinesislocal does) has already waited.
 		if len(res.Records) == 0 {
-			if !sleepCtx(ctx, p.w.cfg.PollInterval-p.w.now().Sub(sent)) {
+			if !sink.Sleep(ctx, p.w.cfg.PollInterval-p.w.now().Sub(sent)) {
 				return
 			}
 		}

@@ -61,8 +61,17 @@ type ShardStatus struct {
 	Errors int64 `json:"errors"`
 	// ToDestination counts records sent to the on-failure destination
 	// (or skipped without one).
-	ToDestination int64     `json:"toDestination"`
-	LastError     string    `json:"lastError,omitempty"`
+	ToDestination int64  `json:"toDestination"`
+	LastError     string `json:"lastError,omitempty"`
+	// Blocked says why the shard's batch in flight waits, when it waits
+	// for an unavailable target (a sink that is down or throttling, a
+	// handler process restarting): "blocked since 02:31:07: redis
+	// 127.0.0.1:6379: ...". The batch is held, not failed: its records
+	// are not sent to the on-failure destination and the checkpoint does
+	// not pass them.
+	Blocked string `json:"blocked,omitempty"`
+	// BlockedSince is when that wait began.
+	BlockedSince  time.Time `json:"blockedSince,omitzero"`
 	LastErrorTime time.Time `json:"lastErrorTime,omitzero"`
 	// LastProgress is when the checkpoint last advanced (or the shard was
 	// taken).

@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // Worker is one member of a consumer application: it takes its fair share
@@ -192,7 +194,7 @@ func (w *Worker) describe(ctx context.Context) error {
 		if errors.As(err, &nf) || ctx.Err() != nil {
 			break
 		}
-		if !sleepCtx(ctx, backoff(attempt+1, 100*time.Millisecond, 2*time.Second)) {
+		if !sink.Sleep(ctx, sink.Backoff(attempt+1, 100*time.Millisecond, 2*time.Second)) {
 			break
 		}
 	}
@@ -733,29 +735,4 @@ func (w *Worker) Status() Status {
 	}
 	sort.Slice(st.Shards, func(i, j int) bool { return st.Shards[i].ShardID < st.Shards[j].ShardID })
 	return st
-}
-
-// backoff is a jittered exponential delay for attempt n ≥ 1.
-func backoff(n int, base, ceiling time.Duration) time.Duration {
-	d := base
-	for i := 1; i < n && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleepCtx waits d or until ctx is done; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,6 +32,7 @@ type Pipelines struct {
 
 	invocations, errors, records, toDestination *prometheus.Desc
 	iteratorAge, recordsBehind, held, stalled   *prometheus.Desc
+	blocked                                     *prometheus.Desc
 }
 
 var (
@@ -71,6 +73,7 @@ func NewPipelines(reg prometheus.Registerer) *Pipelines {
 		recordsBehind: desc("records_behind", "Records read from the shard and not yet checkpointed.", shard...),
 		held:          desc("leases_held", "Shard leases the pipeline's worker holds.", "pipeline"),
 		stalled:       desc("shard_stalled", "1 when records wait on the shard and its checkpoint has not advanced for a while.", shard...),
+		blocked:       desc("shard_blocked_seconds", "How long the shard's batch in flight has waited for an unavailable target (a sink down or throttling, a handler process restarting); 0 when it does not wait.", shard...),
 	}
 	reg.MustRegister(p, p.batchSize, p.duration, p.retries, p.failed)
 	return p
@@ -99,7 +102,7 @@ func (p *Pipelines) Invoked(name string, inv pipeline.Invocation) {
 
 // Describe implements prometheus.Collector for the status-derived metrics.
 func (p *Pipelines) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{p.invocations, p.errors, p.records, p.toDestination, p.iteratorAge, p.recordsBehind, p.held, p.stalled} {
+	for _, d := range []*prometheus.Desc{p.invocations, p.errors, p.records, p.toDestination, p.iteratorAge, p.recordsBehind, p.held, p.stalled, p.blocked} {
 		ch <- d
 	}
 }
@@ -134,6 +137,11 @@ func (p *Pipelines) Collect(ch chan<- prometheus.Metric) {
 				stalled = 1
 			}
 			gauge(p.stalled, stalled)
+			blocked := 0.0
+			if !sh.BlockedSince.IsZero() {
+				blocked = max(time.Since(sh.BlockedSince).Seconds(), 0)
+			}
+			gauge(p.blocked, blocked)
 		}
 	}
 }

@@ -2,11 +2,13 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // Observer is told about every handler invocation of every pipeline, for
@@ -149,6 +151,11 @@ func (o *observed) Invoke(ctx context.Context, ev *lambda.KinesisEvent) (*lambda
 		Records:  len(ev.Records),
 		Duration: time.Since(start),
 		Failed:   err != nil || (resp != nil && len(resp.BatchItemFailures) > 0),
+	}
+	if errors.Is(err, sink.ErrUnavailable) {
+		// Not an invocation: the handler waited for its target and gave
+		// the batch back untouched; it is tried again, uncounted.
+		return resp, err
 	}
 	if len(ev.Records) > 0 {
 		if inv.Shard == "" {

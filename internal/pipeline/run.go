@@ -414,6 +414,9 @@ func (r *Runner) WriteStatus(w io.Writer) {
 				fmt.Fprint(w, "  STALLED")
 			}
 			fmt.Fprintln(w)
+			if s.Blocked != "" {
+				fmt.Fprintf(w, "    %s\n", s.Blocked)
+			}
 			if s.LastError != "" {
 				fmt.Fprintf(w, "    last error: %s\n", s.LastError)
 			}

@@ -290,7 +290,7 @@ function renderPipelines(ans) {
           el("th", {}, "last error"))),
         el("tbody", {}, shards.map((s) => el("tr", {},
           el("td", {}, s.shardId),
-          el("td", {}, el("span", { class: "pill " + (s.stalled ? "bad" : s.state === "running" ? "ok" : "") }, s.stalled ? "stalled" : s.state)),
+          el("td", {}, el("span", { class: "pill " + (s.blocked ? "warn" : s.stalled ? "bad" : s.state === "running" ? "ok" : "") }, s.blocked ? "blocked" : s.stalled ? "stalled" : s.state)),
           el("td", { title: s.checkpoint }, shortSeq(s.checkpoint)),
           el("td", { class: "num" }, fmtNum(s.recordsBehind)),
           el("td", { class: "num" }, fmtMillis(s.millisBehindLatest)),
@@ -298,7 +298,7 @@ function renderPipelines(ans) {
           el("td", { class: "num" }, fmtNum(s.invocations)),
           el("td", { class: "num" + (s.errors ? " error" : "") }, fmtNum(s.errors)),
           el("td", { class: "num" }, fmtNum(s.toDestination)),
-          el("td", { class: "wrap error" }, s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : "")))))));
+          el("td", { class: "wrap error" }, s.blocked ? s.blocked : s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : "")))))));
   }));
 }
 
