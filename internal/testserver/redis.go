@@ -32,6 +32,14 @@ type RedisServer struct {
 	Addr string
 	// Dir is the server's working directory.
 	Dir string
+
+	bin    string
+	cfg    RedisConfig
+	port   int
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan error
+	out    *redisOutput
 }
 
 // RedisConfig configures RedisWithConfig.
@@ -80,20 +88,43 @@ func RedisWithConfig(t testing.TB, cfg RedisConfig) *RedisServer {
 		}
 		t.Skip("testserver: redis-server not found")
 	}
-	dir := t.TempDir()
+	r := &RedisServer{Dir: t.TempDir(), bin: bin, cfg: cfg}
 	var lastErr error
 	for range redisAttempts {
-		r, err := startRedis(t, bin, dir, cfg)
-		if err == nil {
+		port, err := redisFreePort()
+		if err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		r.port = port
+		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		lastErr = r.start()
+		if lastErr == nil {
+			t.Cleanup(func() { r.stop(t) })
 			return r
 		}
-		lastErr = err
-		if !errors.Is(err, errRedisPortTaken) {
+		if !errors.Is(lastErr, errRedisPortTaken) {
 			break
 		}
 	}
 	t.Fatalf("testserver: starting redis-server: %v", lastErr)
 	return nil
+}
+
+// Stop stops the server with SIGTERM and waits for it to exit. Without
+// persistence (the default) it forgets every key; with Args turning on
+// the append-only file it keeps them.
+func (r *RedisServer) Stop(t testing.TB) {
+	t.Helper()
+	r.stop(t)
+}
+
+// Start starts a stopped server again, on the same address and in the
+// same directory.
+func (r *RedisServer) Start(t testing.TB) {
+	t.Helper()
+	if err := r.start(); err != nil {
+		t.Fatalf("testserver: restarting redis-server on %s: %v", r.Addr, err)
+	}
 }
 
 var errRedisPortTaken = errors.New("port taken")
@@ -132,16 +163,18 @@ func (o *redisOutput) String() string {
 	return o.buf.String()
 }
 
-func startRedis(t testing.TB, bin, dir string, cfg RedisConfig) (*RedisServer, error) {
-	port, err := redisFreePort()
-	if err != nil {
-		return nil, err
+func (r *RedisServer) start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		return errors.New("already running")
 	}
+	cfg, port := r.cfg, r.port
 	args := []string{
 		"--bind", "127.0.0.1",
 		"--save", "",
 		"--appendonly", "no",
-		"--dir", dir,
+		"--dir", r.Dir,
 		"--daemonize", "no",
 		"--logfile", "",
 	}
@@ -157,13 +190,13 @@ func startRedis(t testing.TB, bin, dir string, cfg RedisConfig) (*RedisServer, e
 		args = append(args, "--requirepass", cfg.Password)
 	}
 	args = append(args, cfg.Args...)
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
+	cmd := exec.Command(r.bin, args...)
+	cmd.Dir = r.Dir
 	out := &redisOutput{ready: make(chan struct{})}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -172,25 +205,34 @@ func startRedis(t testing.TB, bin, dir string, cfg RedisConfig) (*RedisServer, e
 	case err := <-exited:
 		log := out.String()
 		if strings.Contains(log, "Address already in use") {
-			return nil, fmt.Errorf("%w: %d", errRedisPortTaken, port)
+			return fmt.Errorf("%w: %d", errRedisPortTaken, port)
 		}
-		return nil, fmt.Errorf("redis-server exited (%v):\n%s", err, log)
+		return fmt.Errorf("redis-server exited (%v):\n%s", err, log)
 	case <-time.After(redisStartTimeout):
 		_ = cmd.Process.Kill()
 		<-exited
-		return nil, fmt.Errorf("redis-server not ready after %v:\n%s", redisStartTimeout, out.String())
+		return fmt.Errorf("redis-server not ready after %v:\n%s", redisStartTimeout, out.String())
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(redisStartTimeout):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("testserver: redis-server did not stop on SIGTERM:\n%s", out.String())
-		}
-	})
-	return &RedisServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Dir: dir}, nil
+	r.cmd, r.exited, r.out = cmd, exited, out
+	return nil
+}
+
+// stop stops the running server, if any.
+func (r *RedisServer) stop(t testing.TB) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(redisStartTimeout):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+		t.Errorf("testserver: redis-server did not stop on SIGTERM:\n%s", r.out.String())
+	}
+	r.cmd = nil
 }
 
 // NewTLSFiles writes, in a t.TempDir(), a new CA and a server certificate

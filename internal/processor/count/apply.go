@@ -2,12 +2,15 @@ package count
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // applyScript counts one batch (or its part after the marker) atomically
@@ -120,7 +123,12 @@ func (c *Counter) apply(ctx context.Context, shard string, items []item) error {
 		if c.local != nil {
 			code, mark, err = c.applyLocal(shard, items[from:])
 		} else {
-			code, mark, err = c.applyRedis(ctx, marker, items[from:])
+			// Redis down, restarting or busy holds the batch until it
+			// is back; the marker makes the repeat exact.
+			err = c.retry.Do(ctx, func(ctx context.Context) error {
+				code, mark, err = c.applyRedis(ctx, marker, items[from:])
+				return err
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("count: shard %s: %w", shard, err)
@@ -159,9 +167,26 @@ func (c *Counter) applyRedis(ctx context.Context, marker string, items []item) (
 	keys, args := c.scriptArgs(marker, items)
 	res, err := applyScript.Run(ctx, c.client, keys, args...).Slice()
 	if err != nil {
-		return 0, "", err
+		return 0, "", classifyRedis(err)
 	}
-	return scriptResult(res)
+	code, mark, err := scriptResult(res)
+	return code, mark, sink.Poison(err)
+}
+
+// classifyRedis marks as poison the errors Redis answers because of what
+// the batch holds (a counter key of the wrong type, refused by the
+// script or by WRONGTYPE); every other error (no connection, a timeout,
+// LOADING, BUSY, READONLY, OOM, ...) says Redis cannot take the batch
+// now.
+func classifyRedis(err error) error {
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		if strings.HasPrefix(msg, "count: ") || strings.HasPrefix(msg, "WRONGTYPE") {
+			return sink.Poison(err)
+		}
+	}
+	return err
 }
 
 // applyLocal is applyRedis for the local store, with the same results.

@@ -70,6 +70,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // Builtin is the count processor for pipelines.yaml (handler type builtin,
@@ -130,6 +131,7 @@ type Counter struct {
 	pipeline string
 	reject   func(context.Context, *lambda.KinesisEventRecord, error) error
 	logger   *slog.Logger
+	retry    *sink.Retry // writes to Redis
 
 	mu       sync.Mutex
 	inFlight map[string]bool // shards with a batch being counted
@@ -208,9 +210,11 @@ func New(cfg Config, pipelineName string, reject func(context.Context, *lambda.K
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 30 * time.Second,
 	})
+	logger = logger.With("processor", "count", "redis", cfg.Redis.String())
 	return &Counter{
 		cfg: cfg, tmpl: tmpl, client: client, pipeline: pipelineName,
-		reject: reject, logger: logger.With("processor", "count", "redis", cfg.Redis.String()),
+		reject: reject, logger: logger,
+		retry:    &sink.Retry{Target: "redis " + cfg.Redis.Addr, Logger: logger},
 		inFlight: map[string]bool{},
 	}, nil
 }

@@ -1,0 +1,179 @@
+package count
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/testserver"
+)
+
+// countPipeline runs yml (a pipelines file using the count built-in)
+// against a fresh stream server until the test ends. It returns the
+// runner, the server's client and the file's directory.
+func countPipeline(t *testing.T, yml string) (*pipeline.Runner, *kinesis.Client, string) {
+	t.Helper()
+	srv := kinesistest.Start(t)
+	client := srv.Client(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yml), 0o644))
+	builtins := pipeline.Builtins{"count": Builtin}
+	cfg, err := pipeline.Load(path, builtins)
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := pipeline.New(ctx, cfg, pipeline.Options{
+		Kinesis:  client,
+		Builtins: builtins,
+		StateDir: filepath.Join(dir, "state"),
+		Logger:   slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Tune: func(c *consumer.Config) {
+			c.PollInterval = 20 * time.Millisecond
+			c.TakeInterval = 100 * time.Millisecond
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.EnsureStreams(ctx))
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-ran:
+			require.NoError(t, err)
+		case <-time.After(60 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	})
+	return r, client, dir
+}
+
+// waitBlocked polls the runner's status until some shard has been
+// blocked for at least d, and returns what it says.
+func waitBlocked(t *testing.T, r *pipeline.Runner, d time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(d + 30*time.Second)
+	for {
+		for _, ps := range r.Status() {
+			for _, s := range ps.Worker.Shards {
+				if s.Blocked != "" && time.Since(s.BlockedSince) >= d {
+					return s.Blocked
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no shard blocked for %v", d)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+// requireUnblocked polls until no shard is blocked.
+func requireUnblocked(t *testing.T, r *pipeline.Runner) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		blocked := ""
+		for _, ps := range r.Status() {
+			for _, s := range ps.Worker.Shards {
+				if s.Blocked != "" {
+					blocked = s.Blocked
+				}
+			}
+		}
+		if blocked == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s", blocked)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
+
+// countYAML is a count pipeline on a stream of three shards; the first
+// %s is more of the pipeline's settings, the second Redis's address.
+const countYAML = `streams:
+  - name: clicks
+    shards: 3
+pipelines:
+  - name: counter
+    source: clicks
+    onFailure: {file: failed.jsonl}
+%s    handler:
+      type: builtin
+      name: count
+      options:
+        key: "{ts:2006-01-02}:{page}:{section}:{element}:{eventType}_{campaignId}"
+        timeField: timestamp
+        redis: {addr: %q, keyPrefix: "clicks:"}
+`
+
+// shortBudget gives the pipeline a retry budget far shorter than the
+// outages the tests make: one retry, a two-second timeout.
+const shortBudget = "    batchSize: 50\n    maxRetries: 1\n    timeout: 2s\n"
+
+// TestRedisOutage stops Redis (with its append-only file on, so it keeps
+// its data) for longer than the pipeline's whole retry budget while
+// events keep coming: the shards wait, visibly, and once Redis is back
+// every event is counted exactly once and none went to the on-failure
+// file.
+func TestRedisOutage(t *testing.T) {
+	rs := testserver.RedisWithConfig(t, testserver.RedisConfig{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
+	rc := redisClient(t, rs.Addr)
+	r, client, dir := countPipeline(t, fmt.Sprintf(countYAML, shortBudget, rs.Addr))
+
+	events := clickstreamEvents(3000)
+	putClicks(t, client, "clicks", events[:1000])
+	waitForCounts(t, rc, 1000, 60*time.Second)
+
+	rs.Stop(t)
+	putClicks(t, client, "clicks", events[1000:])
+	blocked := waitBlocked(t, r, 4*time.Second)
+	require.Contains(t, blocked, "redis "+rs.Addr)
+	require.Contains(t, blocked, "connection refused")
+	rs.Start(t)
+
+	got := waitForCounts(t, rc, len(events), 60*time.Second)
+	require.Equal(t, exactCounts(t, "clicks:", events), got)
+	requireUnblocked(t, r)
+	failed, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	require.NoError(t, err)
+	require.Empty(t, string(failed), "nothing goes to the on-failure file")
+}
+
+// TestRedisRestartedEmpty restarts Redis without persistence: the counts
+// made before are gone with it, and counting goes on from the pipeline's
+// checkpoint, so Redis then holds exactly the events that came after,
+// none twice and none lost (the documented behaviour).
+func TestRedisRestartedEmpty(t *testing.T) {
+	rs := testserver.Redis(t)
+	rc := redisClient(t, rs.Addr)
+	r, client, dir := countPipeline(t, fmt.Sprintf(countYAML, shortBudget, rs.Addr))
+
+	events := clickstreamEvents(2000)
+	putClicks(t, client, "clicks", events[:1000])
+	require.Equal(t, exactCounts(t, "clicks:", events[:1000]), waitForCounts(t, rc, 1000, 60*time.Second))
+
+	rs.Stop(t)
+	rs.Start(t)
+	require.Empty(t, dump(t, rc), "redis-server without persistence restarts empty")
+	putClicks(t, client, "clicks", events[1000:])
+	got := waitForCounts(t, rc, 1000, 60*time.Second)
+	require.Equal(t, exactCounts(t, "clicks:", events[1000:]), got)
+	requireUnblocked(t, r)
+	failed, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	require.NoError(t, err)
+	require.Empty(t, string(failed), "nothing goes to the on-failure file")
+}
