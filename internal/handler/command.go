@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // Defaults of CommandConfig.
@@ -139,7 +140,14 @@ func (c *CommandConfig) validate() error {
 // no longer be trusted to pair responses with events.
 //
 // Invoke is safe for concurrent use; each process serves one invocation at
-// a time and invocations wait for a free process.
+// a time and invocations wait for a free process. Waiting (for a free
+// process, or for a dead one's restart) is not part of the invocation:
+// the timeout runs from when the process is given the event, the wait is
+// reported to the sink.Reporter of ctx, and when ctx's deadline passes
+// before a process could be given the event, Invoke returns an error
+// wrapping sink.ErrUnavailable: the batch did not fail, it was not
+// delivered. Cancelling ctx stops an invocation in flight; ctx's deadline
+// only bounds the wait.
 type Command struct {
 	cfg   CommandConfig
 	env   []string
@@ -158,6 +166,8 @@ type slot struct {
 	p         *process // nil when not running
 	failures  int      // consecutive deaths
 	notBefore time.Time
+	death     error     // why the last process stopped
+	deadSince time.Time // when the failures began
 }
 
 // NewCommand validates cfg and returns the handler. No process starts
@@ -185,9 +195,14 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 	}
 	line = append(line, '\n')
 	var s *slot
+	waitStart := time.Now()
 	select {
 	case s = <-c.slots:
 	case <-ctx.Done():
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, sink.Unavailable(c.target("handler processes"), waitStart,
+				fmt.Errorf("all %d busy for %v", c.cfg.Processes, time.Since(waitStart).Round(time.Millisecond)))
+		}
 		return nil, context.Cause(ctx)
 	case <-c.closed:
 		return nil, ErrClosed
@@ -198,10 +213,28 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 		return nil, ErrClosed
 	default:
 	}
-	raw, err := c.exchange(ctx, s, line)
+	if s.p != nil && s.p.exited() {
+		c.stop(s, "exited", errors.New(s.p.describeExit()))
+	}
+	if s.p == nil {
+		if err := c.start(ctx, s); err != nil {
+			return nil, err
+		}
+	}
+	// From here the invocation runs: it is bounded by the timeout from
+	// the write, and by ctx's cancellation, not its deadline.
+	xctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	defer context.AfterFunc(ctx, func() {
+		if ctx.Err() != context.DeadlineExceeded {
+			cancel(context.Cause(ctx))
+		}
+	})()
+	raw, err := c.exchange(xctx, s, line)
 	if err != nil {
 		return nil, err
 	}
+	s.failures, s.deadSince = 0, time.Time{} // it answered: healthy
 	if ferr := functionError(raw); ferr != nil {
 		return nil, fmt.Errorf("handler process %d: %w", s.id, ferr)
 	}
@@ -210,8 +243,9 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 		err = lambda.CheckResponse(event, resp)
 	}
 	if err != nil {
-		c.stop(s, "invalid response")
-		return nil, fmt.Errorf("handler process %d: %w", s.id, err)
+		err = fmt.Errorf("handler process %d: %w", s.id, err)
+		c.stop(s, "invalid response", err)
+		return nil, err
 	}
 	return resp, nil
 }
@@ -219,62 +253,68 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 // exchange writes line to the slot's process, starting it if need be, and
 // returns the response line.
 func (c *Command) exchange(ctx context.Context, s *slot, line []byte) ([]byte, error) {
-	if s.p != nil && s.p.exited() {
-		c.stop(s, "exited")
-	}
-	if s.p == nil {
-		if err := c.start(ctx, s); err != nil {
-			return nil, err
-		}
-	}
 	p := s.p
 	p.discardUnsolicited(c.cfg.Logger)
 
 	timer := time.NewTimer(c.cfg.Timeout)
 	defer timer.Stop()
-	deadline := time.Now().Add(c.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	_ = p.stdin.SetWriteDeadline(deadline)
+	_ = p.stdin.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
 	if _, err := p.stdin.Write(line); err != nil {
-		c.stop(s, "writing event failed")
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return nil, fmt.Errorf("handler process %d: timed out after %v writing the event", s.id, c.cfg.Timeout)
+			err = fmt.Errorf("handler process %d: timed out after %v writing the event", s.id, c.cfg.Timeout)
+		} else {
+			err = fmt.Errorf("handler process %d: writing event: %w (%s)", s.id, err, p.describeExit())
 		}
-		return nil, fmt.Errorf("handler process %d: writing event: %w (%s)", s.id, err, p.describeExit())
+		c.stop(s, "writing event failed", err)
+		return nil, err
 	}
 	select {
 	case r, ok := <-p.lines:
 		if !ok {
-			c.stop(s, "closed its stdout")
-			return nil, fmt.Errorf("handler process %d: no response: %s", s.id, p.describeExit())
+			err := fmt.Errorf("handler process %d: no response: %s", s.id, p.describeExit())
+			c.stop(s, "closed its stdout", err)
+			return nil, err
 		}
 		if r.err != nil {
-			c.stop(s, "unreadable response")
-			return nil, fmt.Errorf("handler process %d: reading response: %w", s.id, r.err)
+			err := fmt.Errorf("handler process %d: reading response: %w", s.id, r.err)
+			c.stop(s, "unreadable response", err)
+			return nil, err
 		}
 		return r.line, nil
 	case <-timer.C:
-		c.stop(s, "timed out")
-		return nil, fmt.Errorf("handler process %d: timed out after %v; process killed", s.id, c.cfg.Timeout)
+		err := fmt.Errorf("handler process %d: timed out after %v; process killed", s.id, c.cfg.Timeout)
+		c.stop(s, "timed out", err)
+		return nil, err
 	case <-ctx.Done():
 		// The response, if it ever comes, would pair with the next event.
-		c.stop(s, "invocation cancelled")
-		return nil, fmt.Errorf("handler process %d: %w", s.id, context.Cause(ctx))
+		err := fmt.Errorf("handler process %d: %w", s.id, context.Cause(ctx))
+		c.stop(s, "invocation cancelled", err)
+		return nil, err
 	case <-c.closed:
 		return nil, ErrClosed
 	}
 }
 
-// start waits out the slot's backoff and starts its process.
+// target names what an invocation waits for, in status and errors.
+func (c *Command) target(what string) string {
+	return fmt.Sprintf("%s (%s)", what, c.cfg.Argv[0])
+}
+
+// start waits out the slot's backoff and starts its process. The wait
+// is reported to ctx's sink.Reporter; when ctx's deadline comes first the
+// error wraps sink.ErrUnavailable.
 func (c *Command) start(ctx context.Context, s *slot) error {
 	if wait := time.Until(s.notBefore); wait > 0 {
+		target := c.target(fmt.Sprintf("handler process %d restarting", s.id))
+		sink.ReporterFrom(ctx).Blocked(sink.Wait{Target: target, Since: s.deadSince, Err: s.death})
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
+			if ctx.Err() == context.DeadlineExceeded {
+				return sink.Unavailable(target, s.deadSince, s.death)
+			}
 			return fmt.Errorf("handler process %d: waiting %v to restart: %w", s.id, wait.Round(time.Millisecond), context.Cause(ctx))
 		case <-c.closed:
 			t.Stop()
@@ -283,16 +323,19 @@ func (c *Command) start(ctx context.Context, s *slot) error {
 	}
 	p, err := startProcess(c.cfg, c.env, s.id)
 	if err != nil {
-		c.recordDeath(s, 0)
-		return fmt.Errorf("handler process %d: %w", s.id, err)
+		err = fmt.Errorf("handler process %d: %w", s.id, err)
+		c.recordDeath(s, 0, err)
+		// The program cannot start: nothing the batch did.
+		return sink.Unavailable(c.target(fmt.Sprintf("handler process %d", s.id)), s.deadSince, err)
 	}
 	s.p = p
 	c.cfg.Logger.Info("handler process started", "process", s.id, "pid", p.cmd.Process.Pid, "argv", c.cfg.Argv)
 	return nil
 }
 
-// stop kills the slot's process, waits for it and schedules the restart.
-func (c *Command) stop(s *slot, reason string) {
+// stop kills the slot's process, waits for it and schedules the restart;
+// cause is what went wrong, shown while the restart is awaited.
+func (c *Command) stop(s *slot, reason string, cause error) {
 	p := s.p
 	if p == nil {
 		return
@@ -303,36 +346,25 @@ func (c *Command) stop(s *slot, reason string) {
 		c.cfg.Logger.Error("handler process did not exit after kill", "process", s.id, "pid", p.cmd.Process.Pid)
 	}
 	ran := time.Since(p.started)
-	c.recordDeath(s, ran)
+	c.recordDeath(s, ran, cause)
 	c.cfg.Logger.Warn("handler process stopped", "process", s.id, "pid", p.cmd.Process.Pid,
 		"reason", reason, "exit", p.describeExit(), "ran", ran.Round(time.Millisecond),
 		"restart_in", time.Until(s.notBefore).Round(time.Millisecond))
 }
 
-// recordDeath counts a death after ran and sets when the next start may
-// happen.
-func (c *Command) recordDeath(s *slot, ran time.Duration) {
+// recordDeath counts a death after ran, of cause, and sets when the next
+// start may happen.
+func (c *Command) recordDeath(s *slot, ran time.Duration, cause error) {
+	now := time.Now()
 	if ran >= c.cfg.HealthyAfter {
 		s.failures = 0
 	}
+	if s.failures == 0 {
+		s.deadSince = now
+	}
 	s.failures++
-	s.notBefore = time.Now().Add(backoff(c.cfg.MinBackoff, c.cfg.MaxBackoff, s.failures))
-}
-
-// backoff is min doubled n-1 times, capped at max.
-func backoff(min, max time.Duration, n int) time.Duration {
-	d := min
-	for i := 1; i < n && d < max; i++ {
-		d *= 2
-	}
-	return minDuration(d, max)
-}
-
-func minDuration(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
+	s.death = cause
+	s.notBefore = now.Add(sink.Backoff(s.failures, c.cfg.MinBackoff, c.cfg.MaxBackoff))
 }
 
 // Close stops every process: stdin is closed so a well-behaved process

@@ -19,6 +19,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/runneltest"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 func TestMain(m *testing.M) { runneltest.Main(m) }
@@ -210,7 +211,8 @@ func TestCommandRestartBackoff(t *testing.T) {
 		c.MinBackoff = 100 * time.Millisecond
 		c.MaxBackoff = 400 * time.Millisecond
 	})
-	// Three consecutive deaths: the next start waits 100, 200 then 400ms.
+	// Three consecutive deaths: the next start waits 100, 200 then 400ms
+	// (each jittered down to no less than half).
 	var waits []time.Duration
 	for range 4 {
 		start := time.Now()
@@ -218,29 +220,88 @@ func TestCommandRestartBackoff(t *testing.T) {
 		require.Error(t, err)
 		waits = append(waits, time.Since(start))
 	}
-	require.GreaterOrEqual(t, waits[1], 100*time.Millisecond)
-	require.GreaterOrEqual(t, waits[2], 200*time.Millisecond)
-	require.GreaterOrEqual(t, waits[3], 400*time.Millisecond)
+	require.GreaterOrEqual(t, waits[1], 50*time.Millisecond)
+	require.GreaterOrEqual(t, waits[2], 100*time.Millisecond)
+	require.GreaterOrEqual(t, waits[3], 200*time.Millisecond)
 	require.Len(t, readLines(t, m.pids), 4)
 }
 
-func TestBackoff(t *testing.T) {
+func TestRecordDeath(t *testing.T) {
 	ms := time.Millisecond
-	for n, want := range []time.Duration{0, 100 * ms, 200 * ms, 400 * ms, 800 * ms, 1000 * ms, 1000 * ms} {
-		if n == 0 {
-			continue
-		}
-		require.Equal(t, want, backoff(100*ms, 1000*ms, n), "n=%d", n)
-	}
-	require.Equal(t, time.Second, backoff(time.Second, time.Second, 1000))
-
 	c := &Command{cfg: CommandConfig{MinBackoff: 100 * ms, MaxBackoff: time.Second, HealthyAfter: time.Minute}}
 	s := &slot{}
-	c.recordDeath(s, time.Second)
-	c.recordDeath(s, time.Second)
+	boom := errors.New("boom")
+	c.recordDeath(s, time.Second, boom)
+	since := s.deadSince
+	c.recordDeath(s, time.Second, boom)
 	require.Equal(t, 2, s.failures)
-	c.recordDeath(s, 2*time.Minute) // a healthy run resets the count
+	require.Equal(t, since, s.deadSince, "consecutive deaths: one outage")
+	require.ErrorIs(t, s.death, boom)
+	c.recordDeath(s, 2*time.Minute, boom) // a healthy run resets the count
 	require.Equal(t, 1, s.failures)
+}
+
+// TestCommandRestartWaitIsNotAFailure: while a crashed process waits out
+// its restart backoff, an invocation whose deadline passes gets an error
+// wrapping sink.ErrUnavailable (not delivered, not failed) and the wait is
+// reported; one answered invocation resets the backoff.
+func TestCommandRestartWaitIsNotAFailure(t *testing.T) {
+	m := newMisbehaving(t, func(c *CommandConfig) {
+		c.MinBackoff = 5 * time.Second
+		c.MaxBackoff = 5 * time.Second
+	})
+	_, err := m.invoke(t, "crash")
+	require.ErrorContains(t, err, "exit status 3")
+	rep := &waits{}
+	ctx, cancel := context.WithTimeout(sink.WithReporter(context.Background(), rep), 100*time.Millisecond)
+	defer cancel()
+	_, err = m.h.Invoke(ctx, action("ok"))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
+	require.ErrorContains(t, err, "handler process 0 restarting")
+	require.ErrorContains(t, err, "exit status 3")
+	require.Len(t, rep.blocked, 1)
+	require.Contains(t, rep.blocked[0].String(), "blocked since ")
+	require.Len(t, readLines(t, m.pids), 1, "not restarted before the backoff")
+}
+
+type waits struct {
+	mu      sync.Mutex
+	blocked []sink.Wait
+}
+
+func (w *waits) Blocked(b sink.Wait) { w.mu.Lock(); w.blocked = append(w.blocked, b); w.mu.Unlock() }
+func (w *waits) Unblocked()          {}
+
+// TestCommandQueueWaitIsNotAFailure: an invocation whose deadline passes
+// while every process is busy gets an error wrapping sink.ErrUnavailable,
+// and one that gets a process late still has its whole timeout.
+func TestCommandQueueWaitIsNotAFailure(t *testing.T) {
+	m := newMisbehaving(t, func(c *CommandConfig) { c.Timeout = 20 * time.Second })
+	held := make(chan error, 1)
+	go func() { _, err := m.invoke(t, "wait"); held <- err }()
+	eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 1 }, "process did not start")
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := m.h.Invoke(ctx, action("ok"))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
+	require.ErrorContains(t, err, "all 1 busy")
+
+	require.NoError(t, os.WriteFile(m.gate, nil, 0o644))
+	require.NoError(t, <-held)
+}
+
+// TestCommandDeadlineBoundsOnlyTheWait: once a process has the event, the
+// invocation runs to the handler's timeout whatever ctx's deadline says
+// (that deadline may have been spent waiting for a process).
+func TestCommandDeadlineBoundsOnlyTheWait(t *testing.T) {
+	m := newMisbehaving(t, func(c *CommandConfig) { c.Timeout = 20 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := m.h.Invoke(ctx, action("wait")); done <- err }()
+	<-ctx.Done()
+	require.NoError(t, os.WriteFile(m.gate, nil, 0o644))
+	require.NoError(t, <-done)
 }
 
 func TestCommandHangTimesOut(t *testing.T) {
@@ -309,10 +370,14 @@ func TestCommandPool(t *testing.T) {
 
 func TestCommandContextCancelled(t *testing.T) {
 	m := newMisbehaving(t, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	go func() {
+		eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 1 }, "process did not start")
+		cancel()
+	}()
 	_, err := m.h.Invoke(ctx, action("hang"))
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, context.Canceled)
 	_, err = m.invoke(t, "ok")
 	require.NoError(t, err)
 }
