@@ -1,8 +1,10 @@
 // Package table is the table built-in processor: it writes each event of a
 // batch as an item of a DynamoDB table (any DynamoDB endpoint), with
 // BatchWriteItem in chunks of at most 25 items and 16 MB, retrying only
-// the UnprocessedItems with exponential backoff and jitter. Its Writer is
-// also the DynamoDB output of the window processor.
+// the UnprocessedItems. A throttling or unavailable DynamoDB holds the
+// batch (see package sink); a record that cannot become an item is
+// rejected at once. Its Writer is also the DynamoDB output of the window
+// processor.
 package table
 
 import (
@@ -244,7 +246,9 @@ func New(api API, c Config, reject func(context.Context, *lambda.KinesisEventRec
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Processor{cfg: c, w: NewWriter(api, c.Table), reject: reject, log: logger}, nil
+	w := NewWriter(api, c.Table)
+	w.Retry.Logger = logger
+	return &Processor{cfg: c, w: w, reject: reject, log: logger}, nil
 }
 
 // Writer returns the processor's writer (tests tune its backoff).
@@ -256,7 +260,8 @@ func (p *Processor) prepare(ctx context.Context) error {
 	if p.prepared {
 		return nil
 	}
-	if err := p.w.Prepare(ctx, p.cfg.CreateTable); err != nil {
+	// DynamoDB unreachable, or the table missing, holds the batch.
+	if err := p.w.Retry.Do(ctx, func(ctx context.Context) error { return classify(p.w.Prepare(ctx, p.cfg.CreateTable)) }); err != nil {
 		return err
 	}
 	p.prepared = true
@@ -266,7 +271,9 @@ func (p *Processor) prepare(ctx context.Context) error {
 
 // Invoke writes the batch's events as items. Records that do not decode,
 // or whose item lacks a key attribute or is too large, are rejected with
-// the reason; an error (the batch is retried) means a write failed.
+// the reason. While DynamoDB throttles or cannot be reached the batch is
+// held and retried (an error wrapping sink.ErrUnavailable when ctx ends
+// first); any other error means DynamoDB refused the items.
 func (p *Processor) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.Response, error) {
 	if err := p.prepare(ctx); err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/processor/table"
+	"github.com/runnel-dev/runnel/internal/sink"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -198,7 +199,7 @@ func TestOnlyUnprocessedItemsAreRetried(t *testing.T) {
 	var rej rejected
 	p, err := table.New(db, sensorConfig(), rej.reject, nil)
 	require.NoError(t, err)
-	p.Writer().BaseBackoff = time.Millisecond
+	p.Writer().Retry.Base = time.Millisecond
 
 	var datas []string
 	for i := range 30 {
@@ -214,16 +215,29 @@ func TestOnlyUnprocessedItemsAreRetried(t *testing.T) {
 	require.Empty(t, rej.recs)
 }
 
-func TestUnprocessedItemsGiveUpAfterMaxAttempts(t *testing.T) {
+// TestUnprocessedItemsHoldTheBatch: items DynamoDB keeps leaving
+// unprocessed are retried, alone, until the invocation's ctx ends; the
+// batch is then given back as unavailable (not failed, not poison).
+func TestUnprocessedItemsHoldTheBatch(t *testing.T) {
 	srv := testserver.DynamoDB(t)
-	db := &countingDB{Client: srv.Client(), holdBack: 1, holdCalls: 100}
+	db := &countingDB{Client: srv.Client(), holdBack: 1, holdCalls: 1 << 30}
 	p, err := table.New(db, sensorConfig(), (&rejected{}).reject, nil)
 	require.NoError(t, err)
-	p.Writer().BaseBackoff = time.Millisecond
-	p.Writer().MaxAttempts = 4
-	_, err = p.Invoke(context.Background(), event(sensor("Rocinante", 1), sensor("Rocinante", 2)))
-	require.ErrorContains(t, err, "1 items still unprocessed after 4 attempts")
-	require.Equal(t, []int{2, 1, 1, 1}, db.calls())
+	p.Writer().Retry.Base = time.Millisecond
+	p.Writer().Retry.Ceiling = 20 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = p.Invoke(ctx, event(sensor("Rocinante", 1), sensor("Rocinante", 2)))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
+	require.False(t, sink.IsPoison(err))
+	require.ErrorContains(t, err, "dynamodb table UnicornSensorData unavailable since")
+	require.ErrorContains(t, err, "1 of the items unprocessed")
+	calls := db.calls()
+	require.Greater(t, len(calls), 3)
+	require.Equal(t, 2, calls[0])
+	for _, n := range calls[1:] {
+		require.Equal(t, 1, n, "only the unprocessed item is sent again")
+	}
 }
 
 func TestSameKeyTwiceInABatchKeepsTheLater(t *testing.T) {
@@ -265,10 +279,14 @@ func TestExistingTableKeysAreRead(t *testing.T) {
 	require.Len(t, rej.why, 1)
 	require.ErrorContains(t, rej.why[0], `key attribute "id" must be a number`)
 
-	// A missing table without createTable fails the batch.
+	// A missing table without createTable holds the batch until it
+	// exists (here: until the invocation's deadline).
 	p, err = table.New(srv.Client(), table.Config{Table: "Missing"}, rej.reject, nil)
 	require.NoError(t, err)
-	_, err = p.Invoke(ctx, event(`{"id":1}`))
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err = p.Invoke(short, event(`{"id":1}`))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
 	var nf *types.ResourceNotFoundException
 	require.True(t, errors.As(err, &nf), "got %v", err)
 }

@@ -5,13 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // API is the part of the DynamoDB API the writer calls; the aws-sdk-go-v2
@@ -46,22 +48,19 @@ type KeyAttribute struct {
 }
 
 // Writer puts items into one table with BatchWriteItem: at most 25 items
-// and 16 MB per call, retrying only the UnprocessedItems, with exponential
-// backoff and full jitter, a bounded number of times. It is safe for
-// concurrent use once Prepare has returned.
+// and 16 MB per call, retrying only the UnprocessedItems. A throttled,
+// failing or unreachable DynamoDB is retried through Retry for as long as
+// the caller's ctx lasts; only an error caused by the items themselves
+// (ValidationException and the like) ends a Put at once, marked with
+// sink.Poison. It is safe for concurrent use once Prepare has returned.
 type Writer struct {
 	api   API
 	table string
 	keys  []KeyAttribute
 
-	// MaxAttempts bounds the BatchWriteItem calls for one chunk (the
-	// first and the retries of its UnprocessedItems). Default 10.
-	MaxAttempts int
-	// BaseBackoff and MaxBackoff shape the wait before a retry: a random
-	// duration in [0, min(MaxBackoff, BaseBackoff·2^(retry-1))].
-	// Defaults 50 ms and 5 s.
-	BaseBackoff time.Duration
-	MaxBackoff  time.Duration
+	// Retry is the policy of the writes to the table (backoff, logging,
+	// the name "dynamodb table T" in status).
+	Retry *sink.Retry
 	// MaxBytes bounds the estimated size (ItemSize) of the items of one
 	// call. Default MaxBatchBytes (16 MB).
 	MaxBytes int
@@ -69,7 +68,7 @@ type Writer struct {
 
 // NewWriter returns a writer for table. Prepare must be called before Put.
 func NewWriter(api API, table string) *Writer {
-	return &Writer{api: api, table: table, MaxAttempts: 10, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, MaxBytes: MaxBatchBytes}
+	return &Writer{api: api, table: table, Retry: &sink.Retry{Target: "dynamodb table " + table}, MaxBytes: MaxBatchBytes}
 }
 
 // Prepare learns the table's key schema, first creating the table when it
@@ -122,8 +121,8 @@ func (w *Writer) waitActive(ctx context.Context) (*dynamodb.DescribeTableOutput,
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("table %s is not ACTIVE after 2 minutes", w.table)
 		}
-		if err := wait(ctx, min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)); err != nil {
-			return nil, err
+		if !sink.Sleep(ctx, min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)) {
+			return nil, context.Cause(ctx)
 		}
 	}
 }
@@ -195,8 +194,8 @@ type PutStats struct {
 
 // Put writes items, which must have passed Check, in order: when two
 // items have the same key the later one is written. It returns once every
-// item is written, or an error when a call fails or UnprocessedItems
-// remain after MaxAttempts calls.
+// item is written, with a poison error (see Writer), or, when ctx ends
+// first, with an error wrapping sink.ErrUnavailable.
 func (w *Writer) Put(ctx context.Context, items []Item) (PutStats, error) {
 	var st PutStats
 	// Later items replace earlier ones with the same key: one
@@ -237,49 +236,40 @@ func (w *Writer) Put(ctx context.Context, items []Item) (PutStats, error) {
 
 // write sends one chunk, retrying its UnprocessedItems.
 func (w *Writer) write(ctx context.Context, reqs []types.WriteRequest, st *PutStats) error {
-	for attempt := 1; ; attempt++ {
+	return w.Retry.Do(ctx, func(ctx context.Context) error {
 		st.Calls++
 		out, err := w.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{
 			RequestItems: map[string][]types.WriteRequest{w.table: reqs},
 		})
 		if err != nil {
-			return fmt.Errorf("BatchWriteItem to %s: %w", w.table, err)
+			return classify(fmt.Errorf("BatchWriteItem: %w", err))
 		}
-		reqs = out.UnprocessedItems[w.table]
-		if len(reqs) == 0 {
-			return nil
+		if left := out.UnprocessedItems[w.table]; len(left) > 0 {
+			st.Retried += len(left)
+			reqs = left
+			return fmt.Errorf("%d of the items unprocessed (throttled)", len(left))
 		}
-		if attempt >= w.MaxAttempts {
-			return fmt.Errorf("BatchWriteItem to %s: %d items still unprocessed after %d attempts", w.table, len(reqs), attempt)
-		}
-		st.Retried += len(reqs)
-		if err := wait(ctx, w.backoff(attempt)); err != nil {
-			return err
-		}
-	}
-}
-
-// backoff is the full-jitter wait before retry n (1-based).
-func (w *Writer) backoff(n int) time.Duration {
-	d := w.MaxBackoff
-	if n < 31 {
-		d = min(d, w.BaseBackoff<<(n-1))
-	}
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
-}
-
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
 		return nil
+	})
+}
+
+// poisonCodes are the DynamoDB errors a request earns by what it holds:
+// sending it again cannot succeed.
+var poisonCodes = map[string]bool{
+	"ValidationException":                      true,
+	"ItemCollectionSizeLimitExceededException": true,
+	"SerializationException":                   true,
+}
+
+// classify marks err as poison when DynamoDB refused the items
+// themselves; throttling, server errors, a missing table or no answer at
+// all are for retrying.
+func classify(err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) && poisonCodes[api.ErrorCode()] {
+		return sink.Poison(err)
 	}
+	return err
 }
 
 // ItemSize estimates an item's size the way DynamoDB counts it: names
