@@ -51,8 +51,9 @@ func (s *Server) apiOptions() []kinesisapi.Option {
 	return opts
 }
 
-// New validates cfg, opens the stream engine and binds the listener.
-func New(cfg Config, logger *slog.Logger) (*Server, error) {
+// New validates cfg, opens the stream engine and binds the listener. It
+// gives up opening the engine when ctx is done.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -64,9 +65,10 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		}
 		keys = k
 	}
-	svc, err := stream.Open(stream.Config{
+	svc, err := stream.Open(ctx, stream.Config{
 		Dir:              cfg.DataDir,
 		NoSync:           cfg.Fsync == FsyncNever,
+		MemTableSize:     int64(cfg.MemTableMiB) << 20,
 		Region:           cfg.Region,
 		AccountID:        cfg.AccountID,
 		ShardLimit:       cfg.ShardLimit,
@@ -147,10 +149,17 @@ func (s *Server) Run(ctx context.Context) error {
 		Protocols:         serverProtocols(),
 	}
 
+	// One server-lifetime context, ended when shutdown begins: every
+	// request's context derives from it, so SubscribeToShard responses
+	// and dashboard tails (server-sent events) end then instead of holding
+	// the shutdown for its whole timeout. A put already handed to storage
+	// still gets its answer (see stream.Service.Put).
+	life, endLife := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer endLife(nil)
+	srv.BaseContext = func(net.Listener) context.Context { return life }
 	if subs, ok := api.(interface{ EndSubscriptions() }); ok {
-		// SubscribeToShard responses last up to five minutes: end them
-		// when shutdown begins rather than wait them out.
-		srv.RegisterOnShutdown(subs.EndSubscriptions)
+		// Refuse new subscriptions from then on, too.
+		context.AfterFunc(life, subs.EndSubscriptions)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -172,6 +181,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-gctx.Done()
 		s.ready.Store(false)
 		s.logger.Info("shutting down", "cause", context.Cause(gctx))
+		endLife(http.ErrServerClosed)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
@@ -199,7 +209,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Run opens everything cfg describes and serves until ctx is done.
 func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	s, err := New(cfg, logger)
+	s, err := New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	cfg := Defaults()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.NotEqual(t, "0", s.URL()[strings.LastIndex(s.URL(), ":")+1:], "the real port is reported")
 
@@ -46,7 +46,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 	cfg := Defaults()
 	cfg.Fsync = "sometimes"
 	cfg.DataDir = t.TempDir()
-	_, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	_, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.ErrorContains(t, err, "fsync")
 }
 
@@ -55,7 +55,7 @@ func TestNewReportsBusyPort(t *testing.T) {
 	cfg := Defaults()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	first, err := New(cfg, logger)
+	first, err := New(t.Context(), cfg, logger)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -64,6 +64,6 @@ func TestNewReportsBusyPort(t *testing.T) {
 
 	cfg.Listen = first.Addr().String()
 	cfg.DataDir = t.TempDir()
-	_, err = New(cfg, logger)
+	_, err = New(t.Context(), cfg, logger)
 	require.ErrorContains(t, err, "listening on")
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/storage"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -73,6 +74,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once shutdown begins. The default is 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`
+	// MemTableMiB is the size of pebble's memtable in MiB; the write-ahead
+	// log preallocates 110% of it per file, and writes are refused while
+	// less than four memtables plus 8 MiB are free on the data dir's disk.
+	// Larger takes more memory and disk for fewer flushes under sustained
+	// load. The default is 4 (from 1 to 1024).
+	MemTableMiB int `json:"memTableMiB" yaml:"memTableMiB"`
 }
 
 // Defaults returns the configuration `runnel serve` uses when nothing is set.
@@ -86,6 +93,7 @@ func Defaults() Config {
 		ShardLimit:      1000,
 		Limits:          LimitsOff,
 		ShutdownTimeout: 10 * time.Second,
+		MemTableMiB:     storage.DefaultMemTableSize >> 20,
 	}
 }
 
@@ -132,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %s: must be positive", c.ShutdownTimeout))
+	}
+	if c.MemTableMiB < 1 || c.MemTableMiB > 1024 {
+		errs = append(errs, fmt.Errorf("memtable size %d MiB: must be from 1 to 1024", c.MemTableMiB))
 	}
 	if c.TransitionDelay < 0 || c.TransitionDelay > time.Hour {
 		errs = append(errs, fmt.Errorf("transition delay %s: must be between 0 and 1h", c.TransitionDelay))

@@ -32,7 +32,16 @@ type observability struct {
 
 func (s *Server) newObservability() error {
 	reg := metrics.NewRegistry()
-	reg.MustRegister(metrics.NewStreams(s.svc), metrics.NewDirSize(s.cfg.DataDir, 30*time.Second))
+	reg.MustRegister(metrics.NewStreams(s.svc), metrics.NewDirSize(s.cfg.DataDir, 30*time.Second),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "runnel_storage_writable",
+			Help: "1 while storage accepts writes; 0 while it refuses them (the log and /readyz say why).",
+		}, func() float64 {
+			if s.svc.Health() != nil {
+				return 0
+			}
+			return 1
+		}))
 	dash, err := dashboard.New(dashboard.Config{
 		Engine:       s.svc,
 		Keys:         s.keys,
@@ -129,6 +138,13 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 		if !s.ready.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		if err := s.svc.Health(); err != nil {
+			// Reads still work, but writes are refused: take this server
+			// out of rotation and say why.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

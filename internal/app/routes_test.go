@@ -30,7 +30,7 @@ func startServer(t *testing.T, edit func(*Config)) *Server {
 	if edit != nil {
 		edit(&cfg)
 	}
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -49,7 +49,7 @@ func trusting(t *testing.T, certFile string) *http.Client {
 // ALPN) against it; a shutdown then ends the subscription at once.
 func TestTLSSubscribeOverHTTP2(t *testing.T) {
 	cfg := tlsConfig(t, t.TempDir())
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.Equal(t, filepath.Join(cfg.DataDir, "tls", "cert.pem"), s.CertFile())
 	require.True(t, strings.HasPrefix(s.URL(), "https://127.0.0.1:"), s.URL())
@@ -63,7 +63,7 @@ func TestTLSSubscribeOverHTTP2(t *testing.T) {
 func TestPlainSubscribeOverHTTP2(t *testing.T) {
 	cfg := tlsConfig(t, t.TempDir())
 	cfg.TLS = false
-	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(s.URL(), "http://127.0.0.1:"), s.URL())
 	h2c := func() *http.Client {

@@ -52,6 +52,7 @@ func TestServeFlagsWinOverEnvironment(t *testing.T) {
 		"RUNNEL_SHARD_WRITE_LIMITS": "true",
 		"RUNNEL_LIMITS":             "aws",
 		"RUNNEL_AUTH":               "/env/keys.yaml",
+		"RUNNEL_MEMTABLE_MIB":       "16",
 	}
 	t.Run("environment only", func(t *testing.T) {
 		cfg, code, stderr := runServe(t, environ)
@@ -59,16 +60,16 @@ func TestServeFlagsWinOverEnvironment(t *testing.T) {
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:9000", DataDir: "/env/data", Fsync: "never", Region: "eu-west-1",
 			AccountID: "111111111111", ShardLimit: 20, ShutdownTimeout: 3 * time.Second, ShardWriteLimits: true,
-			Limits: "aws", AuthFile: "/env/keys.yaml",
+			Limits: "aws", AuthFile: "/env/keys.yaml", MemTableMiB: 16,
 		}, cfg)
 	})
 	t.Run("flags and environment", func(t *testing.T) {
-		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1", "--shard-write-limits=false", "--limits", "off")
+		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1", "--shard-write-limits=false", "--limits", "off", "--memtable-mib", "8")
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:0", DataDir: "/env/data", Fsync: "always", Region: "ap-south-1",
 			AccountID: "111111111111", ShardLimit: 7, ShutdownTimeout: 3 * time.Second,
-			Limits: "off", AuthFile: "/env/keys.yaml",
+			Limits: "off", AuthFile: "/env/keys.yaml", MemTableMiB: 8,
 		}, cfg)
 	})
 }

@@ -261,7 +261,7 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 			}
 		}()
 	}
-	srv, err := app.New(cfg, e.logger)
+	srv, err := app.New(ctx, cfg, e.logger)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ func (e *env) serveWithPipelines(ctx context.Context, cfg app.Config, file strin
 	if err != nil {
 		return &usageError{err}
 	}
-	srv, err := app.New(cfg, e.logger)
+	srv, err := app.New(ctx, cfg, e.logger)
 	if err != nil {
 		return err
 	}

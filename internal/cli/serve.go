@@ -26,6 +26,7 @@ var serveEnv = map[string]string{
 	"pipelines":          "RUNNEL_PIPELINES",
 	"metrics-token":      "RUNNEL_METRICS_TOKEN",
 	"redis":              "RUNNEL_REDIS_ADDR",
+	"memtable-mib":       "RUNNEL_MEMTABLE_MIB",
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -122,5 +123,8 @@ or "auto": Redis when --redis is set or 127.0.0.1:6379 answers, else local`)
 	f.Float64Var(&demoOpts.rate, "demo-rate", demoOpts.rate, "events per second the --demo generator puts")
 	f.DurationVar(&cfg.TransitionDelay, "transition-delay", cfg.TransitionDelay, "how long a stream reports CREATING, UPDATING or DELETING after it is created, resharded, updated or deleted, as AWS takes time to; changes apply at once [$RUNNEL_TRANSITION_DELAY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
+	f.IntVar(&cfg.MemTableMiB, "memtable-mib", cfg.MemTableMiB, `pebble memtable size in MiB: each write-ahead log file preallocates 110% of it and
+writes pause while less than 4 memtables + 8 MiB are free on disk; larger means fewer
+flushes under sustained load, for more memory and disk [$RUNNEL_MEMTABLE_MIB]`)
 	return cmd
 }

@@ -16,6 +16,7 @@ package counts
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,7 +55,7 @@ type Store struct {
 
 // Open opens or creates the store in dir.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	eng, err := storage.Open(storage.Options{Dir: dir, Logger: logger})
+	eng, err := storage.Open(context.Background(), storage.Options{Dir: dir, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("opening counts store: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 
 func openEngine(t *testing.T) *stream.Service {
 	t.Helper()
-	svc, err := stream.Open(stream.Config{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, svc.Close()) })
 	return svc

@@ -21,7 +21,7 @@ func startAuth(t *testing.T, keys ...auth.Key) string {
 	t.Helper()
 	ks, err := auth.NewKeys(keys)
 	require.NoError(t, err)
-	svc, err := stream.Open(stream.Config{Dir: t.TempDir(), NoSync: true})
+	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true})
 	require.NoError(t, err)
 	srv := httptest.NewServer(kinesisapi.NewHandler(svc, nil, kinesisapi.WithAuth(ks)))
 	t.Cleanup(func() {

@@ -23,6 +23,7 @@ const (
 	typeSerialization       = "SerializationException"
 	typeUnknownOperation    = "UnknownOperationException"
 	typeInternalFailure     = "InternalFailure"
+	typeServiceUnavailable  = "ServiceUnavailable"
 	typeRequestTooLarge     = "RequestEntityTooLargeException"
 	internalFailureMessage  = "The request processing has failed because of an unknown error, exception or failure."
 	validationMessagePrefix = " validation error"
@@ -54,19 +55,23 @@ func notFound(format string, args ...any) *Error {
 	return newError(typeResourceNotFound, http.StatusBadRequest, format, args...)
 }
 
-// sentinels maps each stream engine condition onto the error type Kinesis
-// sends for it. Every engine error wraps one of these; anything else is an
-// internal failure.
+// sentinels maps each stream engine condition onto the error type and
+// status Kinesis sends for it. Every engine error wraps one of these;
+// anything else is an internal failure.
 var sentinels = []struct {
-	kind error
-	typ  string
+	kind   error
+	typ    string
+	status int
 }{
-	{stream.ErrNotFound, typeResourceNotFound},
-	{stream.ErrInUse, typeResourceInUse},
-	{stream.ErrInvalidArgument, typeInvalidArgument},
-	{stream.ErrLimitExceeded, typeLimitExceeded},
-	{stream.ErrExpiredIterator, typeExpiredIterator},
-	{stream.ErrThroughputExceeded, typeThroughputExceeded},
+	{stream.ErrNotFound, typeResourceNotFound, http.StatusBadRequest},
+	{stream.ErrInUse, typeResourceInUse, http.StatusBadRequest},
+	{stream.ErrInvalidArgument, typeInvalidArgument, http.StatusBadRequest},
+	{stream.ErrLimitExceeded, typeLimitExceeded, http.StatusBadRequest},
+	{stream.ErrExpiredIterator, typeExpiredIterator, http.StatusBadRequest},
+	{stream.ErrThroughputExceeded, typeThroughputExceeded, http.StatusBadRequest},
+	// Storage refuses writes for now (or the server is closing): a 503,
+	// which every AWS SDK retries, with the cause in the message.
+	{stream.ErrUnavailable, typeServiceUnavailable, http.StatusServiceUnavailable},
 }
 
 // classify turns any error into the *Error sent to the client. ok is false
@@ -82,7 +87,7 @@ func classify(err error) (e *Error, ok bool) {
 	}
 	for _, s := range sentinels {
 		if errors.Is(err, s.kind) {
-			return &Error{Type: s.typ, Status: http.StatusBadRequest, Msg: msg}, true
+			return &Error{Type: s.typ, Status: s.status, Msg: msg}, true
 		}
 	}
 	return &Error{Type: typeInternalFailure, Status: http.StatusInternalServerError, Msg: internalFailureMessage}, false

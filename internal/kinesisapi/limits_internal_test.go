@@ -31,7 +31,7 @@ func (c *clock) add(d time.Duration) {
 
 func startLimited(t *testing.T, opts ...Option) (*kinesis.Client, *clock) {
 	t.Helper()
-	svc, err := stream.Open(stream.Config{Dir: t.TempDir(), NoSync: true})
+	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true})
 	require.NoError(t, err)
 	clk := &clock{t: time.Now()}
 	srv := httptest.NewServer(newHandler(svc, nil, clk.now, opts...))
@@ -108,7 +108,7 @@ func TestNoLimitsByDefault(t *testing.T) {
 func TestReadThrottleMapsToThroughputExceeded(t *testing.T) {
 	// A stopped clock: the read budget never refills.
 	frozen := time.Now()
-	svc, err := stream.Open(stream.Config{Dir: t.TempDir(), NoSync: true, ShardReadLimits: true, Now: func() time.Time { return frozen }})
+	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true, ShardReadLimits: true, Now: func() time.Time { return frozen }})
 	require.NoError(t, err)
 	srv := httptest.NewServer(newHandler(svc, nil, time.Now))
 	t.Cleanup(func() {

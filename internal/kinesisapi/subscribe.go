@@ -269,7 +269,7 @@ func (s *shardSubscription) writeResponse(ctx context.Context, w http.ResponseWr
 		return // the client cannot be told anything any more
 	}
 	switch cause := context.Cause(ctx); {
-	case err == nil, errors.Is(cause, context.DeadlineExceeded), errors.Is(cause, errServerClosing):
+	case err == nil, errors.Is(cause, context.DeadlineExceeded), errors.Is(cause, errServerClosing), errors.Is(cause, http.ErrServerClosed):
 		// The lifetime is over, the shard is closed and fully read, or
 		// the server is stopping: the stream simply ends.
 	case errors.Is(cause, context.Canceled):

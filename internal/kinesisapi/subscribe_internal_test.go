@@ -30,7 +30,7 @@ type fanOutServer struct {
 
 func startFanOut(t *testing.T, lifetime, heartbeat, takeover time.Duration) *fanOutServer {
 	t.Helper()
-	svc, err := stream.Open(stream.Config{InMemory: true})
+	svc, err := stream.Open(t.Context(), stream.Config{InMemory: true})
 	require.NoError(t, err)
 	h := newHandler(svc, nil, time.Now)
 	h.fanout.lifetime, h.fanout.heartbeat, h.fanout.takeover = lifetime, heartbeat, takeover

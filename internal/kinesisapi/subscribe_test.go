@@ -321,7 +321,7 @@ func TestSubscribeToShardWire(t *testing.T) {
 // TestSubscribeToShardOverHTTP2 runs a subscription over TLS with HTTP/2,
 // as most SDKs require.
 func TestSubscribeToShardOverHTTP2(t *testing.T) {
-	svc, err := stream.Open(stream.Config{InMemory: true})
+	svc, err := stream.Open(t.Context(), stream.Config{InMemory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, svc.Close()) })
 	api := kinesisapi.NewHandler(svc, nil)

@@ -15,7 +15,7 @@ import (
 
 func TestLocalClientRoundTripAndWakeOnAppend(t *testing.T) {
 	ctx := t.Context()
-	svc, err := stream.Open(stream.Config{InMemory: true})
+	svc, err := stream.Open(t.Context(), stream.Config{InMemory: true})
 	require.NoError(t, err)
 	defer svc.Close()
 	c := New(svc)

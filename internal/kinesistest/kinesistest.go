@@ -50,7 +50,7 @@ func StartConfig(t testing.TB, cfg stream.Config) *Server {
 		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
 	logger := cfg.Logger
-	svc, err := stream.Open(cfg)
+	svc, err := stream.Open(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("kinesistest: opening stream engine: %v", err)
 	}

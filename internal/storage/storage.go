@@ -19,6 +19,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -34,57 +37,200 @@ const (
 // Seq is a 128-bit sequence number in big-endian byte order.
 type Seq [16]byte
 
+// Defaults of Options.
+const (
+	// DefaultMemTableSize is the default Options.MemTableSize.
+	DefaultMemTableSize = 4 << 20
+	// DefaultStallTimeout is the default Options.StallTimeout.
+	DefaultStallTimeout = 10 * time.Second
+)
+
 // Options configure Open.
 type Options struct {
 	// Dir is the data directory; it is created when missing.
 	Dir string
-	// InMemory keeps the database in memory, for tests. Dir is ignored.
+	// InMemory keeps the database in memory, for tests. Dir is ignored
+	// unless FS is set.
 	InMemory bool
-	// NoSync acknowledges writes once they are in the operating system's
-	// page cache instead of waiting for fsync. The default (false) fsyncs the
-	// write-ahead log before an append is acknowledged.
+	// FS is the filesystem pebble uses. Nil means the operating system's,
+	// or a fresh in-memory one with InMemory. Tests pass pebble's
+	// crash-simulating (vfs.NewCrashableMem) and error-injecting (errorfs)
+	// filesystems here. The data-dir lock and its pid file are taken only
+	// on the operating system's filesystem.
+	FS vfs.FS
+	// NoSync acknowledges writes once the write-ahead log has been written
+	// to the operating system, without waiting for fsync: that survives a
+	// crash of the process, not of the machine. The default (false) fsyncs
+	// the write-ahead log before an append is acknowledged.
 	NoSync bool
-	Logger *slog.Logger
+	// MemTableSize is the size of one pebble memtable; the write-ahead log
+	// preallocates 110% of it per file. Smaller means a smaller footprint
+	// on disk and in memory, larger means fewer flushes under sustained
+	// load. The default is DefaultMemTableSize (4 MiB).
+	MemTableSize int64
+	// MinFreeBytes is the free space below which writes are refused (see
+	// Health): what pebble needs to finish the flushes, compactions and
+	// write-ahead log switches already under way, so a full disk never
+	// reaches it. The default is four memtables plus 8 MiB. Negative turns
+	// the guard off.
+	MinFreeBytes int64
+	// StallTimeout is how long pebble may hold writes back (a write stall:
+	// flushes not keeping up, or failing) before writes are refused. The
+	// default is DefaultStallTimeout.
+	StallTimeout time.Duration
+	Logger       *slog.Logger
 }
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MemTableSize <= 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = 4*o.MemTableSize + 8<<20
+	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = DefaultStallTimeout
+	}
+}
+
+// ErrClosed is returned by every read and write after Close.
+var ErrClosed = fmt.Errorf("%w: the store is closed", ErrUnavailable)
 
 // Engine is an open store. It is safe for concurrent use.
 type Engine struct {
 	db     *pebble.DB
-	noSync bool
-	wo     *pebble.WriteOptions
+	dir    string
+	log    *slog.Logger
+	health health
+	// closeMu guards db against Close: every use of db holds it for
+	// reading and checks closed.
+	closeMu sync.RWMutex
+	closed  bool
+	unlock  func() error // releases the data-dir lock; nil when none
+	// rangeDels counts DeleteRecordsBefore calls that reached pebble.
+	rangeDels atomic.Int64
 }
 
-// Open opens or creates the store.
-func Open(o Options) (*Engine, error) {
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// Open opens or creates the store. It fails at once, saying so, when
+// another process holds the data directory or the disk has less than
+// MinFreeBytes free, and returns when ctx is done even if pebble is still
+// busy opening (the process is then expected to exit).
+func Open(ctx context.Context, o Options) (*Engine, error) {
+	o.setDefaults()
+	fs, dir := o.FS, o.Dir
+	switch {
+	case fs == nil && o.InMemory:
+		fs, dir = vfs.NewMem(), ""
+	case fs == nil && dir == "":
+		return nil, errors.New("storage: a data directory is required")
+	case fs == nil:
+		fs = vfs.Default
+	}
+	e := &Engine{dir: o.Dir, log: o.Logger}
+	e.health.init(o)
+	if fs == vfs.Default {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating data dir: %w", err)
+		}
+		unlock, err := lockDir(dir)
+		if err != nil {
+			return nil, err
+		}
+		e.unlock = unlock
+	}
+	if err := e.health.checkSpace(fs, dir, true); err != nil {
+		e.releaseLock()
+		return nil, err
 	}
 	popts := &pebble.Options{
-		Logger:       pebbleLogger{logger.With("component", "pebble")},
-		MemTableSize: 64 << 20,
+		FS:           &walFS{FS: fs, noSync: o.NoSync, health: &e.health},
+		Logger:       pebbleLogger{l: o.Logger.With("component", "pebble"), health: &e.health},
+		MemTableSize: uint64(o.MemTableSize),
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) { e.health.fail(fmt.Errorf("pebble background work: %w", err)) },
+			WriteStallBegin: func(info pebble.WriteStallBeginInfo) { e.health.stallBegin(info.Reason) },
+			WriteStallEnd:   e.health.stallEnd,
+			DiskSlow: func(info pebble.DiskSlowInfo) {
+				o.Logger.Warn("disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
+			},
+		},
 	}
-	dir := o.Dir
-	if o.InMemory {
-		popts.FS = vfs.NewMem()
-		dir = ""
-	} else if dir == "" {
-		return nil, errors.New("storage: a data directory is required")
+	type opened struct {
+		db  *pebble.DB
+		err error
 	}
-	db, err := pebble.Open(dir, popts)
-	if err != nil {
-		return nil, fmt.Errorf("opening pebble store in %q: %w", o.Dir, err)
+	done := make(chan opened, 1)
+	go func() {
+		db, err := pebble.Open(dir, popts)
+		done <- opened{db, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil && e.health.err() != nil {
+			r.db.Close()
+			r.err = e.health.err()
+		}
+		if r.err != nil {
+			e.releaseLock()
+			return nil, fmt.Errorf("opening pebble store in %q: %w", o.Dir, r.err)
+		}
+		e.db = r.db
+	case <-e.health.failedCh():
+		// A background error while opening (a flush on a full disk)
+		// would otherwise be retried for ever.
+		return nil, fmt.Errorf("opening pebble store in %q: %w", o.Dir, e.health.err())
+	case <-ctx.Done():
+		return nil, fmt.Errorf("opening pebble store in %q: interrupted: %w", o.Dir, context.Cause(ctx))
 	}
-	e := &Engine{db: db, noSync: o.NoSync, wo: pebble.Sync}
-	if o.NoSync {
-		e.wo = pebble.NoSync
-	}
+	e.health.start(fs, dir)
 	return e, nil
 }
 
-// Close flushes nothing extra (every acknowledged write is already in the
-// WAL) and releases the database.
-func (e *Engine) Close() error { return e.db.Close() }
+func (e *Engine) releaseLock() {
+	if e.unlock != nil {
+		if err := e.unlock(); err != nil {
+			e.log.Warn("releasing the data dir lock", "err", err)
+		}
+		e.unlock = nil
+	}
+}
+
+// Close releases the database. Every acknowledged write is already in the
+// WAL, so nothing is flushed. Reads and writes after Close return
+// ErrClosed; Close is idempotent.
+func (e *Engine) Close() error {
+	e.closeMu.Lock()
+	defer e.closeMu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	e.health.stop()
+	err := e.db.Close()
+	if err != nil && e.health.failedSticky() {
+		// The failure already reported: pebble's close repeats it.
+		e.log.Warn("closing pebble after its failure", "err", err)
+		err = nil
+	}
+	e.releaseLock()
+	return err
+}
+
+// use returns the database for one read or write; release must be called
+// when the caller is done with it. It fails with ErrClosed after Close.
+func (e *Engine) use() (*pebble.DB, error) {
+	e.closeMu.RLock()
+	if e.closed {
+		e.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	return e.db, nil
+}
+
+func (e *Engine) release() { e.closeMu.RUnlock() }
 
 func metaKey(name string) []byte {
 	k := make([]byte, 1+len(name))
@@ -95,7 +241,12 @@ func metaKey(name string) []byte {
 
 // GetMeta returns a copy of the metadata value under name, or nil when absent.
 func (e *Engine) GetMeta(name string) ([]byte, error) {
-	v, closer, err := e.db.Get(metaKey(name))
+	db, err := e.use()
+	if err != nil {
+		return nil, err
+	}
+	defer e.release()
+	v, closer, err := db.Get(metaKey(name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -109,8 +260,13 @@ func (e *Engine) GetMeta(name string) ([]byte, error) {
 // ScanMeta calls fn for every metadata entry whose name starts with prefix,
 // in name order. The slices are valid only during the call.
 func (e *Engine) ScanMeta(prefix string, fn func(name string, value []byte) error) error {
+	db, err := e.use()
+	if err != nil {
+		return err
+	}
+	defer e.release()
 	lower := metaKey(prefix)
-	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return err
 	}
@@ -219,76 +375,133 @@ func (b *Batch) DeleteStreamRecords(stream uint64) {
 	_ = b.b.DeleteRange(p, prefixEnd(p), nil)
 }
 
+// DeleteShardRecords deletes every record of a shard.
+func (b *Batch) DeleteShardRecords(stream uint64, shard uint32) {
+	p := shardPrefix(stream, shard)
+	_ = b.b.DeleteRange(p, prefixEnd(p), nil)
+}
+
 // Empty reports whether the batch holds no writes.
 func (b *Batch) Empty() bool { return b.b.Empty() }
 
 // Commit applies the batch durably (per the engine's sync policy) and
-// releases it.
+// releases it. While Health reports an error the batch is not applied and
+// that error is returned.
 func (e *Engine) Commit(b *Batch) error {
-	defer b.b.Close()
-	if err := b.b.Commit(e.wo); err != nil {
+	p, err := e.Apply(b)
+	if err != nil {
 		return fmt.Errorf("committing batch: %w", err)
 	}
-	return nil
+	return p.Wait()
 }
 
 // Pending is a batch that is applied (readable) but maybe not yet durable.
 type Pending struct {
-	b    *pebble.Batch
-	wait bool
+	e *Engine
+	b *pebble.Batch
 }
 
-// Apply applies a batch without waiting for its fsync. Batches become
-// durable in the order they were applied; call Wait on the result, in that
-// order, before acknowledging. Apply must not be called concurrently with
-// itself when the order of batches matters to the caller.
+// Apply applies a batch without waiting for it to be durable. Batches
+// become durable in the order they were applied; call Wait on the result,
+// in that order, before acknowledging. Apply must not be called
+// concurrently with itself when the order of batches matters to the
+// caller. While Health reports an error (or after Close) nothing is
+// applied and that error is returned.
 func (e *Engine) Apply(b *Batch) (*Pending, error) {
-	if e.noSync {
-		err := e.db.Apply(b.b, pebble.NoSync)
-		if err != nil {
-			b.b.Close()
-			return nil, fmt.Errorf("applying batch: %w", err)
-		}
-		return &Pending{b: b.b}, nil
-	}
-	if err := e.db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
+	db, err := e.use()
+	if err != nil {
 		b.b.Close()
-		return nil, fmt.Errorf("applying batch: %w", err)
+		return nil, err
 	}
-	return &Pending{b: b.b, wait: true}, nil
+	defer e.release()
+	if err := e.health.beforeWrite(len(b.b.Repr())); err != nil {
+		b.b.Close()
+		return nil, err
+	}
+	// Sync even with NoSync: walFS then skips the fsync itself, so the
+	// wait still covers the write of the log to the operating system.
+	if err := db.ApplyNoSyncWait(b.b, pebble.Sync); err != nil {
+		b.b.Close()
+		e.health.fail(fmt.Errorf("applying batch: %w", err))
+		return nil, e.health.err()
+	}
+	return &Pending{e: e, b: b.b}, nil
 }
 
-// Wait blocks until the batch is durable, then releases it.
+// Wait blocks until the batch is durable (in the operating system with
+// NoSync), then releases it. An error latches the engine (see Health).
 func (p *Pending) Wait() error {
-	var err error
-	if p.wait {
-		err = p.b.SyncWait()
-	}
+	err := p.b.SyncWait()
 	p.b.Close()
 	if err != nil {
-		return fmt.Errorf("syncing write-ahead log: %w", err)
+		p.e.health.fail(fmt.Errorf("writing the write-ahead log: %w", err))
+		return p.e.health.err()
 	}
 	return nil
 }
 
+// Health returns nil while writes are accepted, else why they are
+// refused: an error wrapping ErrUnavailable that names the cause and what
+// clears it. See ErrUnavailable for the rules.
+func (e *Engine) Health() error { return e.health.err() }
+
+// Unavailable returns a channel closed once writes are refused; while they
+// are, it is already closed. Waiters use it to stop waiting for a write
+// that will not complete.
+func (e *Engine) Unavailable() <-chan struct{} { return e.health.failedCh() }
+
 // DeleteRecordsBefore deletes a shard's records with sequence numbers below
 // seq. The deletion is not synced: losing it in a crash only delays trimming.
 func (e *Engine) DeleteRecordsBefore(stream uint64, shard uint32, seq Seq) error {
+	db, err := e.use()
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	if err := e.health.beforeWrite(64); err != nil {
+		return err
+	}
 	p := shardPrefix(stream, shard)
 	end := AppendRecordKey(nil, stream, shard, seq)
-	return e.db.DeleteRange(p, end, pebble.NoSync)
+	e.rangeDels.Add(1)
+	return db.DeleteRange(p, end, pebble.NoSync)
 }
+
+// RangeDeletions is how many DeleteRecordsBefore calls have written a
+// range deletion since Open. Each is a tombstone reads may step over until
+// compactions drop it.
+func (e *Engine) RangeDeletions() int64 { return e.rangeDels.Load() }
 
 // LastRecord returns the highest sequence number stored for a shard.
 func (e *Engine) LastRecord(stream uint64, shard uint32) (Seq, bool, error) {
+	return e.edgeRecord(stream, shard, false)
+}
+
+// FirstRecord returns the lowest sequence number stored for a shard.
+func (e *Engine) FirstRecord(stream uint64, shard uint32) (Seq, bool, error) {
+	return e.edgeRecord(stream, shard, true)
+}
+
+func (e *Engine) edgeRecord(stream uint64, shard uint32, first bool) (Seq, bool, error) {
 	var seq Seq
+	db, err := e.use()
+	if err != nil {
+		return seq, false, err
+	}
+	defer e.release()
 	p := shardPrefix(stream, shard)
-	it, err := e.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return seq, false, err
 	}
 	defer it.Close()
-	if !it.Last() {
+	ok := false
+	if first {
+		ok = it.First()
+	} else {
+		ok = it.Last()
+	}
+	if !ok {
 		return seq, false, it.Error()
 	}
 	_, _, seq, err = ParseRecordKey(it.Key())
@@ -299,10 +512,15 @@ func (e *Engine) LastRecord(stream uint64, shard uint32) (Seq, bool, error) {
 // order, until fn returns false. The slices passed to fn are valid only
 // during the call.
 func (e *Engine) ScanRecords(ctx context.Context, stream uint64, shard uint32, from, to Seq, fn func(seq Seq, value []byte) bool) error {
+	db, err := e.use()
+	if err != nil {
+		return err
+	}
+	defer e.release()
 	lower := AppendRecordKey(make([]byte, 0, RecordKeyLen), stream, shard, from)
 	upper := AppendRecordKey(make([]byte, 0, RecordKeyLen+1), stream, shard, to)
 	upper = append(upper, 0) // inclusive of `to`
-	it, err := e.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return err
 	}
@@ -325,7 +543,10 @@ func (e *Engine) ScanRecords(ctx context.Context, stream uint64, shard uint32, f
 	return errors.Join(it.Error(), it.Close())
 }
 
-type pebbleLogger struct{ l *slog.Logger }
+type pebbleLogger struct {
+	l      *slog.Logger
+	health *health
+}
 
 func (p pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...))
@@ -334,9 +555,12 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...))
 }
 
-// Fatalf reports an error pebble cannot continue after (it may hold locks)
-// and exits, as pebble's own default logger does.
+// Fatalf reports an error pebble cannot continue after (it may hold locks
+// or have lost a write) and exits with status 70 for the supervisor to
+// restart runnel, as pebble's own default logger exits.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error("storage failed; exiting", "err", fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	p.health.fail(errors.New(msg))
+	p.l.Error("storage failed; exiting: restart runnel once the cause is fixed (a full disk: free space first)", "err", msg)
 	os.Exit(70)
 }

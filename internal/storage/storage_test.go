@@ -12,7 +12,7 @@ func seqOf(n byte) Seq { var s Seq; s[15] = n; return s }
 
 func TestRecordsRangeAndTrim(t *testing.T) {
 	dir := t.TempDir()
-	e, err := Open(Options{Dir: dir})
+	e, err := Open(context.Background(), Options{Dir: dir})
 	require.NoError(t, err)
 	b := e.NewBatch()
 	for i := byte(1); i <= 5; i++ {
@@ -41,7 +41,7 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 	require.NoError(t, e.Close())
 
 	// Reopen: the trim and the records persist; the other shard is intact.
-	e, err = Open(Options{Dir: dir})
+	e, err = Open(context.Background(), Options{Dir: dir})
 	require.NoError(t, err)
 	defer e.Close()
 	n := 0

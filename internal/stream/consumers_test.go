@@ -90,7 +90,7 @@ func TestConsumerRegistrations(t *testing.T) {
 
 func TestConsumerLimit(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(Config{InMemory: true})
+	s, err := Open(t.Context(), Config{InMemory: true})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -24,13 +25,31 @@ import (
 // put queued meanwhile shares the next fsync (group commit). Readers never
 // read past a shard's published tip, so a record is never seen before it is
 // durable, and sequence numbers become visible in order.
+//
+// No wait in this path outlasts the request or storage's health: a put is
+// refused at once while storage refuses writes (storage.ErrUnavailable). A
+// queued put whose context ends is withdrawn, never applied, and fails;
+// once the commit goroutine has taken it, it waits for its real answer,
+// which storage gives within its stall timeout at worst. If storage starts
+// refusing writes meanwhile the put fails at once; one already handed to
+// storage may then still be stored, so, as on Kinesis, an error means
+// "maybe stored", never "stored".
 
 const (
 	maxGroupRequests = 256
 	maxGroupRecords  = 32768
 )
 
+// States of a putReq: queued until the commit goroutine takes it, or
+// withdrawn by a caller that stopped waiting first.
+const (
+	reqQueued int32 = iota
+	reqTaken
+	reqWithdrawn
+)
+
 type putReq struct {
+	state   atomic.Int32
 	st      *streamState // nil for a barrier or fn
 	fn      func()       // run on the commit goroutine, between groups
 	hashes  []u128
@@ -47,7 +66,7 @@ type pendingGroup struct {
 	err     error
 }
 
-var errClosed = errors.New("stream engine is closed")
+var errClosed = fmt.Errorf("stream engine: %w", storage.ErrClosed)
 
 // Put appends records durably and returns one result per input, in order.
 // It returns only after the records are committed (and, unless NoSync,
@@ -65,6 +84,9 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	}
 	s.mu.RUnlock()
 	if err != nil {
+		return nil, err
+	}
+	if err := s.eng.Health(); err != nil {
 		return nil, err
 	}
 	hashes := make([]u128, len(recs))
@@ -85,7 +107,7 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	}
 	if !s.cfg.ShardWriteLimits {
 		req := &putReq{st: st, recs: recs, hashes: hashes, done: make(chan struct{})}
-		if err := s.enqueue(req); err != nil {
+		if err := s.enqueue(ctx, req); err != nil {
 			return nil, err
 		}
 		return req.results, req.err
@@ -112,7 +134,7 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	}
 	s.mu.RUnlock()
 	if len(accepted) > 0 {
-		if err := s.enqueue(req); err != nil {
+		if err := s.enqueue(ctx, req); err != nil {
 			return nil, err
 		}
 		if req.err != nil {
@@ -135,29 +157,85 @@ func (st *streamState) route(h u128) *shardState {
 	return st.open[i]
 }
 
-func (s *Service) enqueue(req *putReq) error {
+// enqueue hands req to the commit goroutine and waits for its answer,
+// until ctx is done or storage refuses writes. The results in req are valid
+// only when it returns nil.
+func (s *Service) enqueue(ctx context.Context, req *putReq) error {
+	unavailable := s.eng.Unavailable()
 	s.putMu.RLock()
 	if s.closed {
 		s.putMu.RUnlock()
 		return errClosed
 	}
-	s.putCh <- req
-	s.putMu.RUnlock()
-	<-req.done
-	return nil
+	select {
+	case s.putCh <- req:
+		s.putMu.RUnlock()
+	case <-ctx.Done():
+		s.putMu.RUnlock()
+		return fmt.Errorf("waiting to write: %w", context.Cause(ctx))
+	case <-unavailable:
+		s.putMu.RUnlock()
+		return s.eng.Health()
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case <-req.done:
+			return nil
+		case <-done:
+			if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+				return fmt.Errorf("waiting to write: %w", context.Cause(ctx))
+			}
+			// Taken: its answer comes within the stall timeout at worst,
+			// and cutting it off now would report a failure for records
+			// about to be durable.
+			done = nil
+		case <-unavailable:
+			err := s.eng.Health()
+			if err == nil {
+				unavailable = s.eng.Unavailable() // it recovered meanwhile
+				continue
+			}
+			if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+				return err
+			}
+			if req.fn != nil {
+				// fn runs under locks its caller holds: let it finish.
+				<-req.done
+				return nil
+			}
+			select {
+			case <-req.done:
+				return nil
+			default:
+				return err // in a write storage cannot finish: maybe stored
+			}
+		}
+	}
+}
+
+// take claims a queued request for the commit goroutine; false when its
+// caller withdrew it.
+func (r *putReq) take() bool {
+	if r.state.CompareAndSwap(reqQueued, reqTaken) {
+		return true
+	}
+	close(r.done)
+	return false
 }
 
 // onCommitter runs fn on the commit goroutine, after every put queued
 // before it has been assigned its sequence numbers and applied, and before
-// any put queued after it.
-func (s *Service) onCommitter(fn func()) error {
-	return s.enqueue(&putReq{fn: fn, done: make(chan struct{})})
+// any put queued after it. fn does not run when the caller stopped waiting
+// before it started.
+func (s *Service) onCommitter(ctx context.Context, fn func()) error {
+	return s.enqueue(ctx, &putReq{fn: fn, done: make(chan struct{})})
 }
 
 // barrier returns once every put queued before it has been answered.
-func (s *Service) barrier() error {
+func (s *Service) barrier(ctx context.Context) error {
 	req := &putReq{done: make(chan struct{})}
-	if err := s.enqueue(req); err != nil {
+	if err := s.enqueue(ctx, req); err != nil {
 		return err
 	}
 	return req.err
@@ -167,6 +245,9 @@ func (s *Service) commitLoop() {
 	defer s.wg.Done()
 	defer close(s.syncCh)
 	for first := range s.putCh {
+		if !first.take() {
+			continue
+		}
 		if first.fn != nil {
 			first.fn()
 			close(first.done)
@@ -181,6 +262,9 @@ func (s *Service) commitLoop() {
 			case r, ok := <-s.putCh:
 				if !ok {
 					break drain
+				}
+				if !r.take() {
+					continue
 				}
 				if r.fn != nil {
 					fn = r
@@ -243,7 +327,10 @@ func (s *Service) syncLoop() {
 			err = pg.pending.Wait()
 		}
 		if err != nil {
-			s.log.Error("append failed", "err", err)
+			if !errors.Is(err, storage.ErrUnavailable) {
+				// Refusals are logged once, when storage starts refusing.
+				s.log.Error("append failed", "err", err)
+			}
 		} else {
 			for sh, tip := range pg.tips {
 				sh.publish(tip)

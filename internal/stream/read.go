@@ -204,6 +204,8 @@ func (s *Service) WaitIterator(ctx context.Context, iter string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.stopRet:
+			return errClosed
 		case <-ch:
 		}
 	}
@@ -246,7 +248,10 @@ type trimTarget struct {
 	before u128
 }
 
-// trim deletes every record older than its stream's retention period.
+// trim deletes every record older than its stream's retention period. A
+// shard gets a range deletion only when its oldest record is past the
+// horizon, so idle shards do not pile up tombstones that every read would
+// then step over.
 func (s *Service) trim() {
 	now := s.now()
 	s.expireClosedShards(now)
@@ -260,8 +265,15 @@ func (s *Service) trim() {
 	}
 	s.mu.RUnlock()
 	for _, t := range targets {
-		if err := s.eng.DeleteRecordsBefore(t.stream, t.shard, t.before.bytes()); err != nil {
-			s.log.Error("trimming expired records", "err", err)
+		first, ok, err := s.eng.FirstRecord(t.stream, t.shard)
+		if err == nil && (!ok || u128FromBytes(first).cmp(t.before) >= 0) {
+			continue
+		}
+		if err == nil {
+			err = s.eng.DeleteRecordsBefore(t.stream, t.shard, t.before.bytes())
+		}
+		if err != nil {
+			s.log.Warn("trimming expired records; retrying at the next interval", "err", err)
 			return
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/storage"
 )
 
 // Resharding closes shards and opens children in their place, as Kinesis
@@ -21,9 +23,9 @@ type childSpec struct {
 
 // reshard closes the shards in closing and opens children. The caller
 // holds metaMu and has validated the change.
-func (s *Service) reshard(st *streamState, closing []*shardState, children []childSpec) error {
+func (s *Service) reshard(ctx context.Context, st *streamState, closing []*shardState, children []childSpec) error {
 	var err error
-	qerr := s.onCommitter(func() { err = s.applyReshard(st, closing, children) })
+	qerr := s.onCommitter(ctx, func() { err = s.applyReshard(st, closing, children) })
 	if qerr != nil {
 		return qerr
 	}
@@ -153,7 +155,7 @@ func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHash
 			"NewStartingHashKey %s used in SplitShard() on shard %s in stream %s under account %s is not both greater than the shard's StartingHashKey %s and at most its EndingHashKey %s.",
 			newStartingHashKey, shardID, name, s.cfg.AccountID, sh.start, sh.end)
 	}
-	return s.reshard(st, []*shardState{sh}, []childSpec{
+	return s.reshard(ctx, st, []*shardState{sh}, []childSpec{
 		{start: sh.start, end: at.sub1(), parent: sh.id},
 		{start: at, end: sh.end, parent: sh.id},
 	})
@@ -193,7 +195,7 @@ func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardI
 	if a == b || lo.end.add1() != hi.start {
 		return newError(ErrInvalidArgument, "Shards %s and %s in stream %s under account %s are not an adjacent pair of shards eligible for merging", shardID, adjacentShardID, name, s.cfg.AccountID)
 	}
-	return s.reshard(st, []*shardState{a, b}, []childSpec{
+	return s.reshard(ctx, st, []*shardState{a, b}, []childSpec{
 		{start: lo.start, end: hi.end, parent: a.id, adjacent: b.id},
 	})
 }
@@ -235,7 +237,7 @@ func (s *Service) UpdateShardCount(ctx context.Context, name string, target int)
 		sh := st.route(b)
 		s.mu.RUnlock()
 		if sh.start != b {
-			if err := s.reshard(st, []*shardState{sh}, []childSpec{
+			if err := s.reshard(ctx, st, []*shardState{sh}, []childSpec{
 				{start: sh.start, end: b.sub1(), parent: sh.id},
 				{start: b, end: sh.end, parent: sh.id},
 			}); err != nil {
@@ -260,7 +262,7 @@ func (s *Service) UpdateShardCount(ctx context.Context, name string, target int)
 			if next == nil {
 				break
 			}
-			if err := s.reshard(st, []*shardState{first, next}, []childSpec{
+			if err := s.reshard(ctx, st, []*shardState{first, next}, []childSpec{
 				{start: first.start, end: next.end, parent: first.id, adjacent: next.id},
 			}); err != nil {
 				return current, err
@@ -326,13 +328,23 @@ func (s *Service) expireClosedShards(now time.Time) {
 			continue
 		}
 		m.Shards = nil
+		var forgotten []uint32
 		for _, sm := range st.meta.Shards {
 			if slices.ContainsFunc(keep, func(sh *shardState) bool { return sh.index == sm.Index }) {
 				m.Shards = append(m.Shards, sm)
+			} else {
+				forgotten = append(forgotten, sm.Index)
 			}
 		}
-		if err := s.writeMeta(&m, 0); err != nil {
-			s.log.Error("forgetting expired closed shards", "stream", m.Name, "err", err)
+		// The shard's records go with it, in the same batch: every one is
+		// past the horizon, and nothing would trim them later.
+		err := s.writeMeta(&m, 0, func(b *storage.Batch) {
+			for _, idx := range forgotten {
+				b.DeleteShardRecords(m.ID, idx)
+			}
+		})
+		if err != nil {
+			s.log.Warn("forgetting expired closed shards; retrying at the next interval", "stream", m.Name, "err", err)
 			continue
 		}
 		s.mu.Lock()

@@ -23,11 +23,18 @@ type Config struct {
 	Dir string
 	// InMemory keeps everything in memory (tests only).
 	InMemory bool
+	// FS, when set, is the filesystem storage uses instead of the
+	// operating system's (tests: crash-simulating and error-injecting
+	// filesystems; see storage.Options.FS).
+	FS storage.FS
 	// NoSync acknowledges a put once its batch is written to the operating
 	// system instead of after the write-ahead log is fsynced. That survives a
 	// crash of the process but not of the machine. The default (false)
 	// fsyncs, with concurrent puts sharing one fsync (group commit).
 	NoSync bool
+	// MemTableSize is storage's memtable size (storage.Options); the
+	// default is storage.DefaultMemTableSize.
+	MemTableSize int64
 	// Region and AccountID appear in stream ARNs. Defaults: us-east-1 and
 	// 000000000000.
 	Region    string
@@ -100,7 +107,7 @@ type Service struct {
 	closed   bool
 	putCh    chan *putReq
 	syncCh   chan *pendingGroup
-	stopRet  chan struct{}
+	stopRet  chan struct{} // closed by Close: ends background work and waits for appends
 	wg       sync.WaitGroup
 }
 
@@ -236,10 +243,14 @@ const (
 )
 
 // Open opens (or creates) the engine described by cfg and starts its
-// background work. Close releases it.
-func Open(cfg Config) (*Service, error) {
+// background work. Close releases it. Open returns early, with an error,
+// when ctx is done.
+func Open(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.setDefaults()
-	eng, err := storage.Open(storage.Options{Dir: cfg.Dir, InMemory: cfg.InMemory, NoSync: cfg.NoSync, Logger: cfg.Logger})
+	eng, err := storage.Open(ctx, storage.Options{
+		Dir: cfg.Dir, InMemory: cfg.InMemory, FS: cfg.FS, NoSync: cfg.NoSync,
+		MemTableSize: cfg.MemTableSize, Logger: cfg.Logger,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -377,8 +388,14 @@ func shardID(index uint32) string {
 	return fmt.Sprintf("%s%0*d", shardIDPrefix, shardIDDigits, index)
 }
 
+// Health returns nil while the engine accepts writes, else why it refuses
+// them (an error wrapping ErrUnavailable that names the cause and what
+// clears it). Reads go on either way.
+func (s *Service) Health() error { return s.eng.Health() }
+
 // Close stops background work and closes storage. Puts in flight finish
-// first; later calls fail.
+// first; later calls, reads included, fail with an error wrapping
+// ErrUnavailable, and readers waiting for appends (WaitIterator) return.
 func (s *Service) Close() error {
 	s.putMu.Lock()
 	if s.closed {
@@ -510,8 +527,9 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 }
 
 // writeMeta persists a stream's metadata (and the id counter when nextID is
-// non-zero). The caller holds metaMu.
-func (s *Service) writeMeta(m *streamMeta, nextID uint64) error {
+// non-zero), with whatever extra adds to the same batch. The caller holds
+// metaMu.
+func (s *Service) writeMeta(m *streamMeta, nextID uint64, extra ...func(*storage.Batch)) error {
 	v, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -521,6 +539,9 @@ func (s *Service) writeMeta(m *streamMeta, nextID uint64) error {
 	if nextID != 0 {
 		id, _ := json.Marshal(nextID)
 		b.SetMeta(metaNextID, id)
+	}
+	for _, f := range extra {
+		f(b)
 	}
 	if err := s.eng.Commit(b); err != nil {
 		return fmt.Errorf("saving stream %s: %w", m.Name, err)
@@ -585,7 +606,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 	}
 	// Wait until every put that could still write to this stream has, so
 	// the range deletion below covers its records.
-	if err := s.barrier(); err != nil {
+	if err := s.barrier(ctx); err != nil {
 		return err
 	}
 	b := s.eng.NewBatch()

@@ -30,7 +30,7 @@ func open(t testing.TB, dir string, c *clock) *Service {
 	if c != nil {
 		cfg.Now = c.Now
 	}
-	s, err := Open(cfg)
+	s, err := Open(t.Context(), cfg)
 	require.NoError(t, err)
 	return s
 }
@@ -316,7 +316,7 @@ func TestConcurrentPutsKeepShardOrder(t *testing.T) {
 
 func TestLimitsAndErrors(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(Config{InMemory: true, ShardLimit: 5})
+	s, err := Open(t.Context(), Config{InMemory: true, ShardLimit: 5})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateStream(ctx, "a", 3, CreateOptions{MaxRecordSizeKiB: 1024}))
@@ -411,7 +411,7 @@ func BenchmarkRecords10000(b *testing.B) {
 func TestShardWriteLimits(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	s, err := Open(Config{InMemory: true, Now: c.Now, ShardWriteLimits: true})
+	s, err := Open(t.Context(), Config{InMemory: true, Now: c.Now, ShardWriteLimits: true})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
@@ -485,7 +485,7 @@ func TestWaitIteratorWakesOnAppend(t *testing.T) {
 func TestShardReadLimits(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	s, err := Open(Config{InMemory: true, Now: c.Now, ShardReadLimits: true})
+	s, err := Open(t.Context(), Config{InMemory: true, Now: c.Now, ShardReadLimits: true})
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
@@ -535,3 +535,4 @@ func TestStatsCountTraffic(t *testing.T) {
 	require.NotEmpty(t, sh.LastSequenceNumber)
 	require.True(t, sh.Open)
 }
+

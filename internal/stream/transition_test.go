@@ -11,7 +11,7 @@ import (
 func TestTransitionDelay(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	s, err := Open(Config{InMemory: true, Now: c.Now, TransitionDelay: 2 * time.Second})
+	s, err := Open(t.Context(), Config{InMemory: true, Now: c.Now, TransitionDelay: 2 * time.Second})
 	require.NoError(t, err)
 	defer s.Close()
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/storage"
 )
 
 // Sentinel conditions. Every error returned by Service wraps exactly one of
@@ -28,6 +30,10 @@ var (
 	// ErrExpiredIterator means a shard iterator is older than IteratorTTL
 	// (ExpiredIteratorException).
 	ErrExpiredIterator = errors.New("expired iterator")
+	// ErrUnavailable means storage refuses writes for now, or the engine
+	// is closed (a retryable ServiceUnavailable); the message names the
+	// cause and what clears it. See storage.ErrUnavailable.
+	ErrUnavailable = storage.ErrUnavailable
 )
 
 // Error carries one of the sentinels above as Kind and a client-facing
