@@ -142,7 +142,8 @@ func TestEpochTime(t *testing.T) {
 	require.Equal(t, "1712345678.12", string(out))
 }
 
-// listEngine is an Engine with only List and Describe, for paging tests.
+// listEngine is an Engine whose List and Describe answer names, for paging
+// tests; the rest (the token codec) is a real in-memory engine.
 type listEngine struct {
 	Engine
 	names []string
@@ -162,7 +163,10 @@ func (e listEngine) Describe(name string) (*stream.Description, error) {
 
 func TestNextTokenExpiry(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	h := newHandler(listEngine{names: []string{"a", "b", "c"}}, nil, func() time.Time { return now })
+	svc, err := stream.Open(t.Context(), stream.Config{InMemory: true})
+	require.NoError(t, err)
+	defer svc.Close()
+	h := newHandler(listEngine{Engine: svc, names: []string{"a", "b", "c"}}, nil, func() time.Time { return now })
 	post := func(action, body string) map[string]any {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/", strings.NewReader(body))

@@ -37,6 +37,7 @@ type Engine interface {
 	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
 	SubscriberRecords(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
 	IteratorStream(iterator string) (string, error)
+	tokenSealer
 	controlEngine
 	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
 	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error
@@ -89,7 +90,7 @@ func newHandler(svc Engine, logger *slog.Logger, now func() time.Time, opts ...O
 		svc:     svc,
 		logger:  logger,
 		now:     now,
-		tokens:  newTokenCodec(),
+		tokens:  tokenCodec{sealer: svc},
 		actions: actions(),
 		opts:    o,
 		fanout:  newFanOut(),

@@ -1,13 +1,8 @@
 package kinesisapi
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -25,24 +20,23 @@ type pageToken struct {
 	Issued int64  `json:"t"`           // Unix milliseconds
 }
 
-// tokenCodec seals page tokens with an HMAC so a client can neither forge
-// nor edit one. The key lives only in memory: tokens do not survive a
-// restart, which their five-minute lifetime makes harmless.
-type tokenCodec struct {
-	key []byte
+// tokenSealer seals and opens tokens with the server secret persisted in
+// the data dir (the codec shard iterators use too), so NextTokens survive a
+// restart; *stream.Service satisfies it.
+type tokenSealer interface {
+	SealToken(payload []byte) string
+	OpenToken(token string) ([]byte, bool)
 }
 
-func newTokenCodec() tokenCodec {
-	key := make([]byte, 32)
-	_, _ = rand.Read(key) // crypto/rand.Read never fails
-	return tokenCodec{key: key}
+// tokenCodec turns page tokens into NextTokens and back: a client can
+// neither forge nor edit one.
+type tokenCodec struct {
+	sealer tokenSealer
 }
 
 func (c tokenCodec) seal(t pageToken) string {
 	payload, _ := json.Marshal(t) // plain struct of strings and ints
-	mac := hmac.New(sha256.New, c.key)
-	mac.Write(payload)
-	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	return c.sealer.SealToken(payload)
 }
 
 // open verifies and decodes a token of the given kind issued no longer
@@ -50,18 +44,8 @@ func (c tokenCodec) seal(t pageToken) string {
 func (c tokenCodec) open(token, kind string, now time.Time) (pageToken, error) {
 	var t pageToken
 	invalid := invalidArgument("The NextToken is not valid.")
-	p, sig, ok := strings.Cut(token, ".")
+	payload, ok := c.sealer.OpenToken(token)
 	if !ok {
-		return t, invalid
-	}
-	payload, err1 := base64.RawURLEncoding.DecodeString(p)
-	got, err2 := base64.RawURLEncoding.DecodeString(sig)
-	if err1 != nil || err2 != nil {
-		return t, invalid
-	}
-	mac := hmac.New(sha256.New, c.key)
-	mac.Write(payload)
-	if !hmac.Equal(got, mac.Sum(nil)) {
 		return t, invalid
 	}
 	if err := json.Unmarshal(payload, &t); err != nil || t.Kind != kind {

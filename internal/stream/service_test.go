@@ -536,3 +536,25 @@ func TestStatsCountTraffic(t *testing.T) {
 	require.True(t, sh.Open)
 }
 
+// FuzzOpenToken: the one token codec accepts only what it sealed, and
+// never a token of another kind.
+func FuzzOpenToken(f *testing.F) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	f.Add(sealToken(secret, tokenPage, []byte(`{"k":"streams","a":"x","t":1}`)))
+	f.Add(sealToken(secret, tokenIterator, []byte("payload")))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, kind := range []byte{tokenIterator, tokenPage} {
+			payload, ok := openToken(secret, kind, s)
+			if !ok {
+				continue
+			}
+			if again := sealToken(secret, kind, payload); again != s {
+				t.Fatalf("accepted %q which re-seals as %q", s, again)
+			}
+			if _, other := openToken(secret, tokenIterator+tokenPage-kind, s); other {
+				t.Fatalf("%q opens as both kinds", s)
+			}
+		}
+	})
+}
