@@ -37,6 +37,9 @@ const (
 	roundTimeout = 15 * time.Second
 )
 
+// Both fsync policies promise that a crash of runnel loses nothing
+// acknowledged: "always" fsyncs the log before answering, "never" writes it
+// to the operating system, whose page cache SIGKILL leaves intact.
 func TestKillDuringPutsLosesNoAcknowledgedRecord(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the runnel binary")
@@ -44,11 +47,16 @@ func TestKillDuringPutsLosesNoAcknowledgedRecord(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "crashtest")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "crashtest")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, fsync := range []string{"always", "never"} {
+		t.Run("fsync="+fsync, func(t *testing.T) { killRounds(t, fsync) })
+	}
+}
 
+func killRounds(t *testing.T, fsync string) {
 	dataDir := t.TempDir()
 	l := newLedger()
 	for round := 1; round <= rounds; round++ {
-		srv := runneltest.Serve(t, "--data-dir", dataDir)
+		srv := runneltest.Serve(t, "--data-dir", dataDir, "--fsync", fsync)
 		if round == 1 {
 			createStream(t, newClient(t, srv.URL, true))
 		} else {
@@ -59,7 +67,7 @@ func TestKillDuringPutsLosesNoAcknowledgedRecord(t *testing.T) {
 			return
 		}
 	}
-	srv := runneltest.Serve(t, "--data-dir", dataDir)
+	srv := runneltest.Serve(t, "--data-dir", dataDir, "--fsync", fsync)
 	l.verify(t, newClient(t, srv.URL, true))
 	switch err := srv.StopWith(os.Interrupt, 30*time.Second); {
 	case errors.Is(err, runneltest.ErrStillRunning):
