@@ -24,8 +24,9 @@ import (
 
 // runEnv maps each run flag to its environment variable.
 var runEnv = map[string]string{
-	"state-dir":     "RUNNEL_STATE_DIR",
-	"status-listen": "RUNNEL_STATUS_LISTEN",
+	"state-dir":       "RUNNEL_STATE_DIR",
+	"status-listen":   "RUNNEL_STATUS_LISTEN",
+	"report-interval": "RUNNEL_REPORT_INTERVAL",
 }
 
 // pipelineBuiltins are the built-in processors a pipelines file may name.
@@ -43,6 +44,7 @@ func pipelineBuiltins() pipeline.Builtins {
 
 func newRunCommand(e *env) *cobra.Command {
 	var stateDir, statusListen string
+	var reportEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "run PIPELINES.yaml",
 		Short: "Run the pipelines of a pipelines file against a Kinesis endpoint",
@@ -58,8 +60,13 @@ directory at a time.
 
 Status (per pipeline and shard: checkpoint, lag, invocations, errors, last
 error) is printed on SIGUSR1 and at exit, and served as JSON on
---status-listen when set (GET /status). SIGINT or SIGTERM stop gracefully:
-batches in flight finish and are checkpointed.
+--status-listen when set (GET /status). Against a runnel server (any
+--endpoint but aws) the status is also reported to the server every
+--report-interval (POST /api/pipelines/report, signed like the Kinesis
+calls), so its dashboard shows these pipelines beside its own; it marks
+them stale when three reports are missed and drops them when this process
+stops. SIGINT or SIGTERM stop gracefully: batches in flight finish and are
+checkpointed.
 
 Validate a file without running it with 'runnel config check'.`,
 		Args: exactArgs("PIPELINES.yaml"),
@@ -67,16 +74,20 @@ Validate a file without running it with 'runnel config check'.`,
 			if err := applyEnv(cmd.Flags(), e.getenv, runEnv); err != nil {
 				return err
 			}
-			return e.run(cmd.Context(), args[0], stateDir, statusListen)
+			if reportEvery < 0 {
+				return usagef("--report-interval %v: want 0 (off) or more", reportEvery)
+			}
+			return e.run(cmd.Context(), args[0], stateDir, statusListen, reportEvery)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&stateDir, "state-dir", "", "directory for leases and checkpoints (default .runnel beside the pipelines file) [$RUNNEL_STATE_DIR]")
 	f.StringVar(&statusListen, "status-listen", "", "address to serve status JSON on, e.g. 127.0.0.1:7070; port 0 picks a free port (default off) [$RUNNEL_STATUS_LISTEN]")
+	f.DurationVar(&reportEvery, "report-interval", 2*time.Second, "how often to report the pipelines' status to the runnel server at --endpoint for its dashboard; 0 turns reporting off [$RUNNEL_REPORT_INTERVAL]")
 	return cmd
 }
 
-func (e *env) run(ctx context.Context, file, stateDir, statusListen string) error {
+func (e *env) run(ctx context.Context, file, stateDir, statusListen string, reportEvery time.Duration) error {
 	builtins := pipelineBuiltins()
 	cfg, err := pipeline.Load(file, builtins)
 	if err != nil {
@@ -158,6 +169,20 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string) erro
 			}
 		}
 	}()
+
+	if o := client.Options(); reportEvery > 0 && o.BaseEndpoint != nil {
+		// A runnel server (not AWS): report to it for its dashboard.
+		uctx, stopUplink := context.WithCancel(ctx)
+		uplinked := make(chan struct{})
+		go func() {
+			defer close(uplinked)
+			runner.Uplink(uctx, pipeline.UplinkConfig{
+				URL: *o.BaseEndpoint, HTTPClient: o.HTTPClient, Credentials: o.Credentials, Region: o.Region,
+				Interval: reportEvery, Logger: e.logger,
+			})
+		}()
+		defer func() { stopUplink(); <-uplinked }()
+	}
 
 	e.logger.Info("running pipelines", "file", file, "pipelines", len(cfg.Pipelines), "state_dir", stateDir)
 	err = runner.Run(ctx)

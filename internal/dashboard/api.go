@@ -238,20 +238,66 @@ func (d *Dashboard) handleStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ans)
 }
 
+// PipelineView is one pipeline in /api/pipelines.
+type PipelineView struct {
+	pipeline.PipelineStatus
+	// Process is the `runnel run` process that runs the pipeline and
+	// reports it; absent for pipelines running inside this server.
+	Process *ProcessInfo `json:"process,omitempty"`
+}
+
+// PipelinesAnswer is the answer of /api/pipelines.
+type PipelinesAnswer struct {
+	// Running is set when any pipeline runs, here or reported.
+	Running   bool           `json:"running"`
+	Pipelines []PipelineView `json:"pipelines"`
+}
+
 func (d *Dashboard) handlePipelines(w http.ResponseWriter, r *http.Request) {
-	p := d.pipelines.Load()
-	if p == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"running": false, "pipelines": []pipeline.PipelineStatus{}})
-		return
+	ans := PipelinesAnswer{Pipelines: []PipelineView{}}
+	if p := d.pipelines.Load(); p != nil {
+		for _, ps := range (*p).Status() {
+			ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps})
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"running": true, "pipelines": (*p).Status()})
+	now := time.Now()
+	for _, rp := range d.remote.processes(now) {
+		info := rp.info(now)
+		for _, ps := range rp.rep.Pipelines {
+			if allowsRead(r.Context(), ps.Source) {
+				ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps, Process: info})
+			}
+		}
+	}
+	ans.Running = len(ans.Pipelines) > 0
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// ResultView is one pipeline's results in /api/results.
+type ResultView struct {
+	pipeline.PipelineReport
+	// Process is as in PipelineView.
+	Process *ProcessInfo `json:"process,omitempty"`
 }
 
 func (d *Dashboard) handleResults(w http.ResponseWriter, r *http.Request) {
-	out := []pipeline.PipelineReport{}
+	out := []ResultView{}
 	if p := d.pipelines.Load(); p != nil {
-		if reps := (*p).Reports(); reps != nil {
-			out = reps
+		for _, rep := range (*p).Reports() {
+			out = append(out, ResultView{PipelineReport: rep})
+		}
+	}
+	now := time.Now()
+	for _, rp := range d.remote.processes(now) {
+		info := rp.info(now)
+		sources := map[string]string{}
+		for _, ps := range rp.rep.Pipelines {
+			sources[ps.Name] = ps.Source
+		}
+		for _, rep := range rp.rep.Results {
+			if src, ok := sources[rep.Pipeline]; ok && allowsRead(r.Context(), src) {
+				out = append(out, ResultView{PipelineReport: rep, Process: info})
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": out})

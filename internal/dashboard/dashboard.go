@@ -9,6 +9,7 @@
 //	GET  /api/stats                   per-shard counters, current rates, rate history
 //	GET  /api/streams/{name}/tail     Server-Sent Events: records as they arrive
 //	GET  /api/pipelines               pipelines with per-shard checkpoint, lag, errors
+//	POST /api/pipelines/report        a runnel run process reports its pipelines (SigV4)
 //	GET  /api/results                 results of processors that report them
 //	GET  /api/generator               the clickstream generator's state
 //	POST /api/generator/start|stop
@@ -102,6 +103,8 @@ type Dashboard struct {
 
 	pipelines atomic.Pointer[Pipelines]
 	generator atomic.Pointer[generatorHandle]
+	// remote are the pipelines `runnel run` processes report.
+	remote remote
 }
 
 type generatorHandle struct {
@@ -180,6 +183,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.Handle("GET /api/streams/{name}/tail", d.authed(d.handleTail))
 	mux.Handle("GET /api/stats", d.authed(d.handleStats))
 	mux.Handle("GET /api/pipelines", d.authed(d.handlePipelines))
+	mux.HandleFunc("POST "+pipeline.ReportPath, d.handleReport)
 	mux.Handle("GET /api/results", d.authed(d.handleResults))
 	mux.Handle("GET /api/generator", d.authed(d.handleGenerator))
 	mux.Handle("POST /api/generator/{action}", d.authed(d.handleGeneratorAction))
