@@ -105,7 +105,7 @@ const (
 	rateInJS = `(() => { const b = document.querySelector('[data-stream="clickstream"] .figure.in b'); return b ? parseFloat(b.innerText) : NaN; })()`
 	// topChartSel is the counter's top-keys bar chart, drawn once the
 	// counter reports top keys.
-	topChartSel = `[data-result="clickstream-counter"] > div.chart:first-of-type .uplot`
+	topChartSel = `[data-result="clickstream-counter"] .bars li`
 )
 
 func TestDashboardInChromium(t *testing.T) {
@@ -121,7 +121,7 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000),
+		chromedp.WindowSize(1400, 1000),
 	)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
@@ -193,12 +193,36 @@ func TestDashboardInChromium(t *testing.T) {
 	require.NotEmpty(t, keys, "the counter reports top keys")
 	t.Logf("the counter's top keys: %v", keys)
 
+	// The archive shows the files it wrote (every 10 s) with their sizes.
+	require.NoError(t, chromedp.Do(bctx,
+		pollJS(`(() => { const b = document.querySelector('[data-result="clickstream-archive"] .figure b'); return !!b && parseFloat(b.innerText) > 0; })()`),
+		pollJS(`document.querySelectorAll('[data-result="clickstream-archive"] table.files tbody tr').length > 0`),
+	))
+	archiveText, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`[data-result="clickstream-archive"]`)))
+	require.NoError(t, err)
+	require.Contains(t, archiveText, "files")
+	require.Regexp(t, `dt=\d{4}-\d\d-\d\d/hour=\d\d/`, archiveText, "the latest files are listed")
+	require.Regexp(t, `\d+(\.\d)? (B|KiB|MiB)`, archiveText, "with their sizes")
+
+	// A pipeline run by a separate runnel run process shows, reported by
+	// it, and turns stale once the process is killed.
+	run := runneltest.Start(t, nil, "--endpoint", url, "run", remotePipelines(t), "--report-interval", "300ms")
+	require.NoError(t, chromedp.Do(bctx,
+		pollText(`[data-pipeline="clickstream-tee"][data-process]`, "runnel run on"),
+	))
+
 	// Let the charts gather a few points before the screenshot.
-	require.NoError(t, chromedp.Do(bctx, waitSeconds(4)))
+	require.NoError(t, chromedp.Do(bctx, waitSeconds(3)))
+	arts := artifactsDir(t)
+	checkLayout(t, bctx, 1400)
 	shot, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
-	arts := artifactsDir(t)
-	require.NoError(t, os.WriteFile(filepath.Join(arts, "dashboard.png"), shot, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(arts, "dashboard-1400.png"), shot, 0o644))
+
+	run.Kill()
+	require.NoError(t, chromedp.Do(bctx,
+		pollText(`[data-pipeline="clickstream-tee"][data-process] .pill.bad`, "stale"),
+	))
 
 	// Stop on the generator card stops it: the card says so and the rate
 	// falls to 0.
@@ -221,18 +245,96 @@ func TestDashboardInChromium(t *testing.T) {
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile),
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.CSS(shardRowsSel)),
-		waitSeconds(2),
+		pollJS(`document.querySelectorAll('[data-result="clickstream-archive"] table.files tbody tr').length > 0`),
+		waitSeconds(3),
 	))
+	checkLayout(t, bctx, 390)
 	phone, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(arts, "dashboard-phone.png"), phone, 0o644))
-	overflow, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
-	require.NoError(t, err)
-	require.False(t, overflow, "the page fits a phone's width (tables scroll inside their cards)")
+	require.NoError(t, os.WriteFile(filepath.Join(arts, "dashboard-390.png"), phone, 0o644))
 
 	consoleMu.Lock()
 	defer consoleMu.Unlock()
 	require.Empty(t, problems, "the page logs no errors or warnings")
+}
+
+// remotePipelines writes a pipelines file for a separate runnel run: a
+// no-op pipeline over the demo's stream.
+func remotePipelines(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`pipelines:
+  - name: clickstream-tee
+    source: clickstream
+    handler: {type: builtin, name: noop}
+`), 0o644))
+	return path
+}
+
+// layout is what checkLayout measures in the page.
+type layout struct {
+	InnerWidth   float64 `json:"innerWidth"`
+	ScrollWidth  float64 `json:"scrollWidth"`
+	StreamsWidth float64 `json:"streamsWidth"`
+	CardWidth    float64 `json:"cardWidth"`
+	Legend       string  `json:"legend"`
+	// Tables lists every table wider than its box.
+	Tables []string `json:"tables"`
+	// StackedHead is true when the tables' headers are hidden (rows laid
+	// out as blocks, phones).
+	StackedHead bool `json:"stackedHead"`
+	// Overlaps lists pairs of time-axis labels that overlap, and labels
+	// outside their chart.
+	Overlaps []string `json:"overlaps"`
+	XLabels  int      `json:"xLabels"`
+}
+
+const layoutJS = `(() => {
+  const card = document.querySelector('[data-stream="clickstream"]');
+  const out = {
+    innerWidth: window.innerWidth,
+    scrollWidth: document.scrollingElement.scrollWidth,
+    streamsWidth: document.getElementById("streams").clientWidth,
+    cardWidth: card.getBoundingClientRect().width,
+    legend: card.querySelector(".u-legend").innerText,
+    tables: [], overlaps: [], xLabels: 0,
+    stackedHead: getComputedStyle(document.querySelector("table.stack thead")).display === "none",
+  };
+  for (const t of document.querySelectorAll("table")) {
+    if (t.getBoundingClientRect().width > t.parentElement.clientWidth + 1) out.tables.push(t.className + " " + t.getBoundingClientRect().width + " > " + t.parentElement.clientWidth);
+  }
+  for (const box of document.querySelectorAll(".chart[data-x-labels]")) {
+    const labels = JSON.parse(box.dataset.xLabels);
+    out.xLabels += labels.length;
+    const width = box.querySelector("canvas").getBoundingClientRect().width;
+    labels.forEach((a, i) => {
+      if (a.x < -1 || a.x + a.w > width + 1) out.overlaps.push(a.l + " outside 0.." + width);
+      const b = labels[i + 1];
+      if (b && a.x + a.w + 2 > b.x) out.overlaps.push(a.l + " / " + b.l);
+    });
+  }
+  return out;
+})()`
+
+// checkLayout asserts measurable facts of the page at the current width:
+// nothing scrolls sideways, the stream card uses the whole width, the
+// legend names the series with their latest values, no table is wider
+// than its card, and no time-axis labels overlap.
+func checkLayout(t *testing.T, ctx context.Context, width int) {
+	t.Helper()
+	l, err := chromedp.Run(ctx, chromedp.Evaluate[layout](layoutJS))
+	require.NoError(t, err)
+	t.Logf("layout at %d px: %+v", width, l)
+	require.EqualValues(t, width, l.InnerWidth)
+	require.LessOrEqual(t, l.ScrollWidth, l.InnerWidth, "nothing scrolls sideways")
+	require.GreaterOrEqual(t, l.CardWidth, 0.98*l.StreamsWidth, "the only stream's card spans the section")
+	require.Regexp(t, `records/s in\s*[0-9]`, l.Legend, "the legend names the series and shows a value")
+	require.Regexp(t, `records/s out\s*[0-9]`, l.Legend)
+	require.Empty(t, l.Tables, "no table is wider than its card")
+	require.Equal(t, width < 600, l.StackedHead, "tables are stacked on phones only")
+	require.Positive(t, l.XLabels)
+	require.Empty(t, l.Overlaps, "time-axis labels do not overlap")
 }
 
 // pollJS waits (up to 30 s, in steps of 100 ms) until expr is true.

@@ -81,46 +81,75 @@ window.addEventListener("resize", () => {
   for (const c of charts) c.plot.setSize({ width: chartWidth(c.box), height: c.height });
 });
 
+const AXIS_FONT = "12px system-ui, -apple-system, sans-serif";
+// Whole-second steps for the time axis: no sub-second labels.
+const TIME_INCRS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
+
+function fmtClock(t) {
+  const d = new Date(t * 1000);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+// lineChart draws series over time. The legend names each series and,
+// unless the cursor points elsewhere, shows its latest value. The time
+// axis's labels are spaced by their measured width, and the labels drawn
+// last are kept on the box (data-x-labels: text, left edge, width in CSS
+// pixels) for tests to check that none overlap.
 function lineChart(box, series, height) {
   height = height || 180;
+  const measure = document.createElement("canvas").getContext("2d");
+  measure.font = AXIS_FONT;
+  const labelWidth = Math.ceil(measure.measureText("00:00:00").width);
   const opts = {
     width: chartWidth(box), height,
     cursor: { drag: { x: false, y: false } },
+    legend: { live: true },
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{ stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" } },
-           { stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
-    series: [{}].concat(series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.fill, spanGaps: false,
+    axes: [{ stroke: "#8a93a3", font: AXIS_FONT, grid: { stroke: "rgba(128,128,128,.15)" }, space: labelWidth + 24, incrs: TIME_INCRS,
+             values: (u, splits) => {
+               const labels = splits.map(fmtClock);
+               box.dataset.xLabels = JSON.stringify(labels.map((l, i) => {
+                 const w = measure.measureText(l).width;
+                 return { l, x: u.valToPos(splits[i], "x") - w / 2, w };
+               }));
+               return labels;
+             } },
+           { stroke: "#8a93a3", font: AXIS_FONT, grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
+    series: [{ label: "time", value: (u, v) => (v === null || v === undefined ? "" : fmtClock(v)) }].concat(series.map((s) => ({ label: s.label, stroke: s.color, width: 2, fill: s.fill, spanGaps: false,
       value: (u, v) => (v === null || v === undefined ? "–" : fmtNum(v) + (s.unit || "")) }))),
   };
   const plot = new uPlot(opts, [[]].concat(series.map(() => [])), box);
-  const c = { plot, box, height };
-  charts.add(c);
-  return c;
-}
-
-// shortLabel keeps the end of a long key, where keys that share a prefix
-// (a date, a minute) differ.
-function shortLabel(l) {
-  return l.length > 18 ? "…" + l.slice(-17) : l;
-}
-
-function barChart(box, height) {
-  height = height || 220;
-  let labels = [];
-  const opts = {
-    width: chartWidth(box), height,
-    cursor: { drag: { x: false, y: false } },
-    legend: { show: false },
-    scales: { x: { time: false, range: (u, min, max) => [-0.5, Math.max(0.5, max + 0.5)] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{ stroke: "#8a93a3", grid: { show: false }, splits: () => labels.map((_, i) => i),
-             values: (u, splits) => splits.map((i) => shortLabel(labels[i] || "")), rotate: -30, size: 80 },
-           { stroke: "#8a93a3", grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
-    series: [{}, { label: "value", stroke: "#2563eb", fill: "rgba(37,99,235,.55)", paths: uPlot.paths.bars({ size: [0.7, 60] }), points: { show: false } }],
+  const c = {
+    plot, box, height,
+    // setData draws data and, when the cursor is not on the chart, shows
+    // the latest values in the legend.
+    setData(data) {
+      plot.setData(data);
+      const n = data[0].length;
+      if (n > 0 && (plot.cursor.idx === null || plot.cursor.idx === undefined)) plot.setLegend({ idx: n - 1 });
+    },
   };
-  const plot = new uPlot(opts, [[], []], box);
-  const c = { plot, box, height, setLabels: (l) => { labels = l; } };
   charts.add(c);
   return c;
+}
+
+// barList draws the top keys as horizontal bars, each labelled with its
+// whole key and value: readable at any width, with no labels to overlap.
+function barList(box) {
+  const list = el("ol", { class: "bars" });
+  box.replaceChildren(list);
+  return {
+    set(items) {
+      const top = Math.max(1, ...items.map((k) => k.value));
+      list.replaceChildren(...items.map((k) => {
+        const bar = el("i");
+        bar.style.width = Math.max(0.5, (100 * k.value) / top) + "%";
+        return el("li", { title: `${k.key}: ${k.value}` },
+          el("span", { class: "bar-key" }, k.key), el("span", { class: "bar-value" }, fmtNum(k.value)), el("span", { class: "bar" }, bar));
+      }));
+    },
+  };
 }
 
 // ---- streams -------------------------------------------------------------
@@ -145,11 +174,23 @@ function streamView(name) {
   container.append(card);
   v = { card, figs, chartBox, shardsBody, summary: head.querySelector("[data-role=summary]"), chart: null };
   v.chart = lineChart(chartBox, [
-    { label: "in", color: "#2563eb", fill: "rgba(37,99,235,.08)", unit: "/s" },
-    { label: "out", color: "#16a34a", unit: "/s" },
+    { label: "records/s in", color: "#2563eb", fill: "rgba(37,99,235,.08)" },
+    { label: "records/s out", color: "#16a34a" },
   ]);
   streamViews.set(name, v);
   return v;
+}
+
+// stack marks a table to lay out one row per block on narrow screens,
+// each cell labelled with its column's header (data-label), so nothing
+// scrolls sideways.
+function stack(table) {
+  table.classList.add("stack");
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent);
+  for (const tr of table.querySelectorAll("tbody tr")) {
+    [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+  }
+  return table;
 }
 
 function figure(cls, value, label) {
@@ -179,7 +220,7 @@ function renderStreams(stats) {
     );
     const series = stats.history.streams[s.name] || [];
     const xs = stats.history.times.slice(-series.length);
-    v.chart.plot.setData([xs, series.map((r) => (r ? r.recordsIn : null)), series.map((r) => (r ? r.recordsOut : null))]);
+    v.chart.setData([xs, series.map((r) => (r ? r.recordsIn : null)), series.map((r) => (r ? r.recordsOut : null))]);
     const shardInfo = new Map((info ? info.shards : []).map((sh) => [sh.id, sh]));
     v.shardsBody.replaceChildren(...s.shards.map((sh) => {
       const si = shardInfo.get(sh.shardId);
@@ -201,6 +242,7 @@ function renderStreams(stats) {
         el("td", { class: "num" }, fmtNum(sh.throttled)),
         el("td", {}, fmtAgo(sh.lastArrival)));
     }));
+    stack(v.shardsBody.parentElement);
   }
   updateTailChoices([...names].sort());
 }
@@ -266,25 +308,35 @@ $("tail-stream").addEventListener("change", () => { if (tailSource) startTail();
 
 // ---- pipelines -----------------------------------------------------------
 
+// processNote says which runnel run process runs a reported pipeline.
+function processNote(proc) {
+  if (!proc) return null;
+  return [
+    el("span", { class: "muted" }, `runnel run on ${proc.host || "?"} (pid ${proc.pid || "?"})`),
+    proc.stale ? el("span", { class: "pill bad", title: "no report since " + proc.lastReport }, "stale: last report " + fmtAgo(proc.lastReport)) : null,
+  ];
+}
+
 function renderPipelines(ans) {
   const box = $("pipelines");
   if (!ans.running || ans.pipelines.length === 0) {
-    box.replaceChildren(el("p", { class: "muted" }, "No pipelines run in this server (runnel serve --pipelines FILE runs them)."));
+    box.replaceChildren(el("p", { class: "muted" }, "No pipelines run against this server (runnel serve --pipelines FILE runs them inside it; runnel run FILE processes report theirs)."));
     return;
   }
   box.replaceChildren(...ans.pipelines.map((p) => {
     const w = p.worker;
     const shards = (w.shards || []).slice().sort((a, b) => a.shardId.localeCompare(b.shardId));
-    return el("div", { class: "card pipeline", "data-pipeline": p.name },
+    return el("div", { class: "card pipeline" + (p.process && p.process.stale ? " stale" : ""), "data-pipeline": p.name, "data-process": p.process ? p.process.id : null },
       el("div", { class: "stream-head" }, el("h3", {}, p.name),
         el("span", { class: "muted" }, `${p.source} → ${p.handler}`),
+        processNote(p.process),
         w.stopping ? el("span", { class: "pill warn" }, "stopping") : null),
       el("div", { class: "figures" },
         figure("", String(w.held), "shards held"),
         figure("", fmtNum(w.recordsBehind), "records behind"),
         figure("", fmtMillis(w.millisBehindLatest), "behind latest")),
       w.lastError ? el("p", { class: "error" }, "worker: " + w.lastError) : null,
-      el("div", { class: "table-wrap" }, el("table", {},
+      el("div", { class: "table-wrap" }, stack(el("table", {},
         el("thead", {}, el("tr", {}, ["shard", "state", "checkpoint"].map((h) => el("th", {}, h)),
           ["behind", "lag", "records", "invocations", "errors", "on-failure"].map((h) => el("th", { class: "num" }, h)),
           el("th", {}, "last error"))),
@@ -298,40 +350,66 @@ function renderPipelines(ans) {
           el("td", { class: "num" }, fmtNum(s.invocations)),
           el("td", { class: "num" + (s.errors ? " error" : "") }, fmtNum(s.errors)),
           el("td", { class: "num" }, fmtNum(s.toDestination)),
-          el("td", { class: "wrap error" }, s.blocked ? s.blocked : s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : "")))))));
+          el("td", { class: "wrap error" }, s.blocked ? s.blocked : s.lastError ? `${s.lastError} (${fmtAgo(s.lastErrorTime)})` : ""))))))));
   }));
 }
 
 // ---- results -------------------------------------------------------------
 
-const resultViews = new Map();
+const resultViews = new Map(); // process id + "/" + pipeline -> view
+
+function fmtFigure(f) {
+  return f.unit === "bytes" ? fmtBytes(f.value) : fmtNum(f.value);
+}
 
 function renderResults(ans) {
   const box = $("results");
   if (ans.results.length === 0) {
-    box.replaceChildren(el("p", { class: "muted" }, "No pipeline reports results yet (count and window processors do)."));
+    box.replaceChildren(el("p", { class: "muted" }, "No pipeline reports results yet (count, window and archive processors do)."));
     resultViews.clear();
     return;
   }
   if (resultViews.size === 0) box.replaceChildren();
+  const keep = new Set();
   for (const r of ans.results) {
-    let v = resultViews.get(r.pipeline);
+    const id = (r.process ? r.process.id : "") + "/" + r.pipeline;
+    keep.add(id);
+    let v = resultViews.get(id);
     if (!v) {
-      const top = el("div", { class: "chart" }), win = el("div", { class: "chart" });
-      const card = el("div", { class: "card", "data-result": r.pipeline }, el("h3", {}, r.title || r.pipeline),
-        el("p", { class: "muted" }, "pipeline " + r.pipeline), top, win);
+      const figs = el("div", { class: "figures" }), top = el("div", { class: "chart" }), win = el("div", { class: "chart" });
+      const recent = el("div", { class: "table-wrap" });
+      const title = el("h3", {});
+      const note = el("p", { class: "muted" });
+      const card = el("div", { class: "card", "data-result": r.pipeline, "data-process": r.process ? r.process.id : null }, title, note, figs, top, win, recent);
       box.append(card);
-      v = { card, top, win, topChart: null, winChart: null };
-      resultViews.set(r.pipeline, v);
+      v = { card, title, note, figs, top, win, recent, topChart: null, winChart: null };
+      resultViews.set(id, v);
     }
+    v.title.textContent = r.title || r.pipeline;
+    v.note.replaceChildren(...["pipeline " + r.pipeline, " ", processNote(r.process)].flat().filter(Boolean));
+    v.figs.replaceChildren(...(r.figures || []).map((f) => figure("", fmtFigure(f), f.label)));
     if (r.topKeys && r.topKeys.length) {
-      if (!v.topChart) v.topChart = barChart(v.top);
-      v.topChart.setLabels(r.topKeys.map((k) => k.key));
-      v.topChart.plot.setData([r.topKeys.map((_, i) => i), r.topKeys.map((k) => k.value)]);
+      if (!v.topChart) v.topChart = barList(v.top);
+      v.topChart.set(r.topKeys);
     }
     if (r.windows && r.windows.length) {
       if (!v.winChart) v.winChart = lineChart(v.win, [{ label: "per window", color: "#7c3aed", fill: "rgba(124,58,237,.1)" }]);
-      v.winChart.plot.setData([r.windows.map((w) => Date.parse(w.start) / 1000), r.windows.map((w) => w.value)]);
+      v.winChart.setData([r.windows.map((w) => Date.parse(w.start) / 1000), r.windows.map((w) => w.value)]);
+    }
+    if (r.recent && r.recent.length) {
+      v.recent.replaceChildren(stack(el("table", { class: "files" },
+        el("thead", {}, el("tr", {}, el("th", {}, "latest files"), el("th", { class: "num" }, "size"), el("th", {}, "written"))),
+        el("tbody", {}, r.recent.map((o) => el("tr", {},
+          el("td", { class: "wrap path", title: o.name }, o.name),
+          el("td", { class: "num" }, fmtBytes(o.bytes)),
+          el("td", {}, fmtAgo(o.time))))))));
+    }
+  }
+  for (const [id, v] of resultViews) {
+    if (!keep.has(id)) {
+      v.card.remove();
+      if (v.winChart) charts.delete(v.winChart);
+      resultViews.delete(id);
     }
   }
 }
