@@ -278,6 +278,9 @@ type layout struct {
 	ScrollWidth  float64 `json:"scrollWidth"`
 	StreamsWidth float64 `json:"streamsWidth"`
 	CardWidth    float64 `json:"cardWidth"`
+	// ChartWidth and ChartBox are the stream chart's canvas and box widths.
+	ChartWidth float64 `json:"chartWidth"`
+	ChartBox   float64 `json:"chartBox"`
 	Legend       string  `json:"legend"`
 	// Tables lists every table wider than its box.
 	Tables []string `json:"tables"`
@@ -297,6 +300,8 @@ const layoutJS = `(() => {
     scrollWidth: document.scrollingElement.scrollWidth,
     streamsWidth: document.getElementById("streams").clientWidth,
     cardWidth: card.getBoundingClientRect().width,
+    chartWidth: card.querySelector(".chart canvas").getBoundingClientRect().width,
+    chartBox: card.querySelector(".chart").clientWidth,
     legend: card.querySelector(".u-legend").innerText,
     tables: [], overlaps: [], xLabels: 0,
     stackedHead: getComputedStyle(document.querySelector("table.stack thead")).display === "none",
@@ -329,6 +334,7 @@ func checkLayout(t *testing.T, ctx context.Context, width int) {
 	require.EqualValues(t, width, l.InnerWidth)
 	require.LessOrEqual(t, l.ScrollWidth, l.InnerWidth, "nothing scrolls sideways")
 	require.GreaterOrEqual(t, l.CardWidth, 0.98*l.StreamsWidth, "the only stream's card spans the section")
+	require.InDelta(t, l.ChartBox, l.ChartWidth, 2, "the chart spans its card")
 	require.Regexp(t, `records/s in\s*[0-9]`, l.Legend, "the legend names the series and shows a value")
 	require.Regexp(t, `records/s out\s*[0-9]`, l.Legend)
 	require.Empty(t, l.Tables, "no table is wider than its card")

@@ -77,8 +77,13 @@ function post(path, body) {
 function chartWidth(container) { return Math.max(240, container.clientWidth || 300); }
 
 const charts = new Set();
-window.addEventListener("resize", () => {
-  for (const c of charts) c.plot.setSize({ width: chartWidth(c.box), height: c.height });
+// Each chart follows its box's width, whenever the layout changes it.
+const chartResizer = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    for (const c of charts) {
+      if (c.box === e.target && Math.round(c.plot.width) !== chartWidth(c.box)) c.plot.setSize({ width: chartWidth(c.box), height: c.height });
+    }
+  }
 });
 
 const AXIS_FONT = "12px system-ui, -apple-system, sans-serif";
@@ -108,11 +113,16 @@ function lineChart(box, series, height) {
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
     axes: [{ stroke: "#8a93a3", font: AXIS_FONT, grid: { stroke: "rgba(128,128,128,.15)" }, space: labelWidth + 24, incrs: TIME_INCRS,
              values: (u, splits) => {
-               const labels = splits.map(fmtClock);
-               box.dataset.xLabels = JSON.stringify(labels.map((l, i) => {
-                 const w = measure.measureText(l).width;
-                 return { l, x: u.valToPos(splits[i], "x") - w / 2, w };
-               }));
+               // A label that would be cut off at either end of the
+               // chart is left out.
+               const left = u.bbox.left / uPlot.pxRatio, drawn = [];
+               const labels = splits.map((t) => {
+                 const l = fmtClock(t), w = measure.measureText(l).width, x = left + u.valToPos(t, "x") - w / 2;
+                 if (x < 0 || x + w > u.width) return "";
+                 drawn.push({ l, x, w });
+                 return l;
+               });
+               box.dataset.xLabels = JSON.stringify(drawn);
                return labels;
              } },
            { stroke: "#8a93a3", font: AXIS_FONT, grid: { stroke: "rgba(128,128,128,.15)" }, size: 50, values: (u, v) => v.map((x) => fmtNum(x)) }],
@@ -131,6 +141,7 @@ function lineChart(box, series, height) {
     },
   };
   charts.add(c);
+  chartResizer.observe(box);
   return c;
 }
 
@@ -200,7 +211,7 @@ function figure(cls, value, label) {
 function renderStreams(stats) {
   const names = new Set(stats.streams.map((s) => s.name));
   for (const [name, v] of streamViews) {
-    if (!names.has(name)) { v.card.remove(); charts.delete(v.chart); streamViews.delete(name); }
+    if (!names.has(name)) { v.card.remove(); charts.delete(v.chart); chartResizer.unobserve(v.chartBox); streamViews.delete(name); }
   }
   if (stats.streams.length === 0) {
     $("streams").replaceChildren(el("p", { class: "muted" }, "No streams yet. Create one with the aws CLI or runnel stream create."));
@@ -408,7 +419,7 @@ function renderResults(ans) {
   for (const [id, v] of resultViews) {
     if (!keep.has(id)) {
       v.card.remove();
-      if (v.winChart) charts.delete(v.winChart);
+      if (v.winChart) { charts.delete(v.winChart); chartResizer.unobserve(v.win); }
       resultViews.delete(id);
     }
   }
