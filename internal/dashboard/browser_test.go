@@ -281,7 +281,7 @@ type layout struct {
 	// ChartWidth and ChartBox are the stream chart's canvas and box widths.
 	ChartWidth float64 `json:"chartWidth"`
 	ChartBox   float64 `json:"chartBox"`
-	Legend       string  `json:"legend"`
+	Legend     string  `json:"legend"`
 	// Tables lists every table wider than its box.
 	Tables []string `json:"tables"`
 	// StackedHead is true when the tables' headers are hidden (rows laid
