@@ -151,20 +151,12 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string, repo
 		defer signal.Stop(sigs)
 	}
 	done := make(chan struct{})
-	printed := make(chan bool, 1)
 	go func() {
 		for {
 			select {
 			case <-sigs:
 				runner.WriteStatus(e.stdout)
-			case <-ctx.Done():
-				// The status at exit is taken as the stop begins: once
-				// leases are released their shards' figures are gone.
-				runner.WriteStatus(e.stdout)
-				printed <- true
-				return
 			case <-done:
-				printed <- false
 				return
 			}
 		}
@@ -187,9 +179,9 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string, repo
 	e.logger.Info("running pipelines", "file", file, "pipelines", len(cfg.Pipelines), "state_dir", stateDir)
 	err = runner.Run(ctx)
 	close(done)
-	if !<-printed {
-		runner.WriteStatus(e.stdout)
-	}
+	// The figures are each shard's totals over the run, kept after the
+	// leases are released.
+	runner.WriteStatus(e.stdout)
 	return err
 }
 

@@ -295,16 +295,20 @@ func (l *lane) handle(batch []*rec) error {
 func (l *lane) invoke(recs []*rec, final bool) (int, error) {
 	p := l.p
 	cfg := p.w.cfg
-	now := p.w.now()
-	valid := p.h.validUntil()
-	if !now.Before(valid) || p.ctx.Err() != nil {
+	if p.ctx.Err() != nil {
 		return -1, errStopped
 	}
-	deadline := now.Add(cfg.InvocationTimeout)
-	leaseBound := valid.Before(deadline)
-	if leaseBound {
-		deadline = valid
+	now := p.w.now()
+	if !now.Before(p.h.validUntil()) {
+		// The renewer has not renewed in time (it stops the shard itself
+		// on its next attempt); start nothing another worker may redo.
+		p.h.lose("lease not renewed in time")
+		return -1, errStopped
 	}
+	// The invocation's deadline is the pipeline's timeout alone: lease
+	// renewals go on meanwhile, and only a lease really lost (which
+	// cancels p.ctx) cuts it short.
+	deadline := now.Add(cfg.InvocationTimeout)
 	ev := &lambda.KinesisEvent{Records: make([]lambda.KinesisEventRecord, len(recs))}
 	for i, r := range recs {
 		ev.Records[i] = r.ev
@@ -326,10 +330,12 @@ func (l *lane) invoke(recs []*rec, final bool) (int, error) {
 		ev.IsWindowTerminatedEarly = &early
 	}
 	ictx, cancel := context.WithDeadline(sink.WithReporter(p.ctx, p), deadline)
+	p.invoking.Store(now.UnixNano())
 	resp, err := callHandler(ictx, cfg.Handler, ev)
+	p.invoking.Store(0)
 	ictxErr := ictx.Err()
 	cancel()
-	if p.ctx.Err() != nil || leaseBound && errors.Is(ictxErr, context.DeadlineExceeded) {
+	if p.ctx.Err() != nil {
 		return -1, errStopped
 	}
 	if errors.Is(err, sink.ErrUnavailable) {

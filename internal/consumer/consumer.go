@@ -70,8 +70,9 @@ const (
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultBatchSize         = 100
-	DefaultRetryAttempts     = 3
+	DefaultBatchSize = 100
+	// DefaultRetryAttempts is Lambda's: retry until the records expire.
+	DefaultRetryAttempts     = -1
 	DefaultInvocationTimeout = 60 * time.Second
 	DefaultLeaseDuration     = 10 * time.Second
 	DefaultTakeInterval      = 2 * time.Second
@@ -83,11 +84,11 @@ const (
 
 // Config configures a Worker. Zero values select the default stated on each
 // field. The batching and failure fields follow the parameters of Lambda's
-// CreateEventSourceMapping for Kinesis, with two deliberate differences in
-// defaults: MaximumRetryAttempts is bounded (3) rather than infinite, so a
-// poison record reaches the on-failure destination instead of blocking its
-// shard until it expires, and the on-failure destination receives the
-// failed records' payloads as well as Lambda's metadata.
+// CreateEventSourceMapping for Kinesis, with Lambda's defaults: a failed
+// batch is retried until its records expire (MaximumRetryAttempts and
+// MaximumRecordAge unbounded) unless configured. One deliberate difference:
+// the on-failure destination receives the failed records' payloads as well
+// as Lambda's metadata.
 type Config struct {
 	// Application names the consumer application: the workers sharing a
 	// lease store, and the function name in ARNs of failure documents.
@@ -129,13 +130,15 @@ type Config struct {
 
 	// MaximumRetryAttempts is how many times a failed batch is retried
 	// before its records go to OnFailure and the shard moves on: -1 means
-	// until the records expire (Lambda's default), 0–10,000 a bound.
-	// Default (nil) 3. Splitting a batch (BisectBatchOnFunctionError)
-	// does not count as a retry.
+	// until the records expire, 0–10,000 a bound. Default (nil) -1, as in
+	// Lambda: a batch that keeps failing holds its shard until its records
+	// leave the stream's retention. Splitting a batch
+	// (BisectBatchOnFunctionError) does not count as a retry.
 	MaximumRetryAttempts *int
 	// MaximumRecordAge discards records older than this (by approximate
 	// arrival time) to OnFailure instead of invoking the handler with
-	// them: 60 s – 7 days; 0 (the default) or negative means no limit.
+	// them: 60 s – 7 days; 0 (the default) or negative means no limit
+	// (Lambda's -1).
 	MaximumRecordAge time.Duration
 	// BisectBatchOnFunctionError splits a failed batch in two and retries
 	// each half separately, so one poison record is isolated. Default
@@ -162,7 +165,11 @@ type Config struct {
 	// ParallelizationFactor 1. Default 0: no windows.
 	TumblingWindow time.Duration
 	// InvocationTimeout bounds one invocation; one that runs longer is
-	// cancelled and counts as a function error. Default 60 s.
+	// cancelled and counts as a function error. Lease renewals go on
+	// during an invocation and do not shorten it: only a lease really
+	// lost (taken by another worker, or not renewed within LeaseDuration)
+	// cancels it, and then the batch is abandoned without a checkpoint for
+	// the shard's next owner. Default 60 s.
 	InvocationTimeout time.Duration
 
 	// LeaseDuration is how long a lease stays valid without renewal; a

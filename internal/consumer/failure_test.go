@@ -215,7 +215,7 @@ func TestRetriesAreBoundedThenTheShardMovesOn(t *testing.T) {
 	t.Cleanup(func() { dest.Close() })
 	cfg := baseConfig(e, "s", memStore(t), h)
 	cfg.OnFailure = dest
-	// Default MaximumRetryAttempts (3) and no bisection.
+	cfg.MaximumRetryAttempts = intp(3) // and no bisection
 	w := startWorker(t, cfg)
 	eventually(t, 20*time.Second, "batch given up on", func() bool { return len(readFailures(t, path)) == 1 })
 	later := e.put(t, "s", 5, 1, "later-")
@@ -223,7 +223,7 @@ func TestRetriesAreBoundedThenTheShardMovesOn(t *testing.T) {
 		return h.distinct() == 10
 	})
 	mu.Lock()
-	require.Equal(t, 1+consumer.DefaultRetryAttempts, failing)
+	require.Equal(t, 1+3, failing)
 	mu.Unlock()
 	fs := readFailures(t, path)
 	require.Equal(t, 5, fs[0].KinesisBatchInfo.BatchSize)

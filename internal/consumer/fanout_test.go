@@ -21,12 +21,26 @@ func fanOutConfig(e *env, stream string, store consumer.LeaseStore, h *recorder)
 }
 
 // requireOnce asserts every record in want was delivered exactly once, in
-// order per shard.
+// order per shard. A record delivered twice is reported with its sequence
+// numbers: the same one twice is the consumer's repeat, two different
+// ones mean the record was stored twice.
 func requireOnce(t *testing.T, h *recorder, want []string) {
 	t.Helper()
 	got := h.deliveries()
 	checkInOrder(t, got, want)
-	require.Len(t, got, len(want), "records delivered more than once")
+	first := make(map[string]delivery, len(got))
+	repeats := 0
+	for _, d := range got {
+		if p, ok := first[d.data]; ok {
+			repeats++
+			if repeats <= 5 {
+				t.Errorf("%s delivered again: first %s %s/%d, then %s %s/%d", d.data, p.shard, p.seq, p.sub, d.shard, d.seq, d.sub)
+			}
+			continue
+		}
+		first[d.data] = d
+	}
+	require.Zero(t, repeats, "records delivered more than once (%d deliveries of %d records)", len(got), len(want))
 }
 
 func TestFanOutDeliversEveryRecordOnceInOrderPerShard(t *testing.T) {

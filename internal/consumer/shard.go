@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -68,15 +69,14 @@ type shardProc struct {
 
 	caughtUpAt atomic.Int64 // unix nanos a GetRecords found nothing newer
 	millis     atomic.Int64
-	records    atomic.Int64
-	invokes    atomic.Int64
-	errs       atomic.Int64
-	toDest     atomic.Int64
-	errMu      sync.Mutex
-	lastErr    string
-	lastErrAt  time.Time
-	blocked    *sink.Wait // set while a batch waits for an unavailable target
-	started    time.Time
+	*shardCounters
+	blocked *sink.Wait // set while a batch waits for an unavailable target (under errMu)
+	started time.Time
+	done    chan struct{} // closed when run returns
+
+	// invoking is when the invocation in flight started (unix nanos), 0
+	// when none is.
+	invoking atomic.Int64
 }
 
 var _ sink.Reporter = (*shardProc)(nil)
@@ -99,7 +99,29 @@ func (p *shardProc) Unblocked() {
 	p.errMu.Unlock()
 }
 
-func newShardProc(w *Worker, h *heldLease) *shardProc {
+// shardCounters are the running totals of one shard on this worker, over
+// every time it held the shard.
+type shardCounters struct {
+	records   atomic.Int64
+	invokes   atomic.Int64
+	errs      atomic.Int64
+	toDest    atomic.Int64
+	errMu     sync.Mutex
+	lastErr   string
+	lastErrAt time.Time
+}
+
+func (c *shardCounters) fill(s *ShardStatus) {
+	s.Records = c.records.Load()
+	s.Invocations = c.invokes.Load()
+	s.Errors = c.errs.Load()
+	s.ToDestination = c.toDest.Load()
+	c.errMu.Lock()
+	s.LastError, s.LastErrorTime = c.lastErr, c.lastErrAt
+	c.errMu.Unlock()
+}
+
+func newShardProc(w *Worker, h *heldLease, c *shardCounters) *shardProc {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &shardProc{
 		w:       w,
@@ -111,6 +133,19 @@ func newShardProc(w *Worker, h *heldLease) *shardProc {
 		stopCh:  make(chan struct{}),
 		tr:      newTracker(w.now()),
 		started: w.now(),
+		done:    make(chan struct{}),
+
+		shardCounters: c,
+	}
+}
+
+// ended reports whether run has returned.
+func (p *shardProc) ended() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -181,12 +216,7 @@ func (p *shardProc) noteErr(err error) {
 func (p *shardProc) fillStatus(s *ShardStatus, now time.Time) {
 	s.RecordsBehind = int64(p.tr.pending())
 	s.MillisBehindLatest = p.millis.Load()
-	s.Records = p.records.Load()
-	s.Invocations = p.invokes.Load()
-	s.Errors = p.errs.Load()
-	s.ToDestination = p.toDest.Load()
 	p.errMu.Lock()
-	s.LastError, s.LastErrorTime = p.lastErr, p.lastErrAt
 	if b := p.blocked; b != nil {
 		s.Blocked, s.BlockedSince = b.String(), b.Since
 	}
@@ -194,6 +224,30 @@ func (p *shardProc) fillStatus(s *ShardStatus, now time.Time) {
 	s.LastProgress = p.tr.progressAt()
 	waiting := s.RecordsBehind > 0 || s.MillisBehindLatest > 0
 	s.Stalled = waiting && now.Sub(s.LastProgress) > p.w.cfg.StallAfter
+	if s.Stalled {
+		s.StallReason = p.stallReason(s, now)
+	}
+}
+
+// stallReason says why a stalled shard is not moving.
+func (p *shardProc) stallReason(s *ShardStatus, now time.Time) string {
+	if s.Blocked != "" {
+		return "blocked since " + s.BlockedSince.UTC().Format(time.RFC3339) + ": " + s.Blocked
+	}
+	if at := p.invoking.Load(); at != 0 {
+		return fmt.Sprintf("handler invocation in flight for %s (timeout %s)",
+			now.Sub(time.Unix(0, at)).Round(time.Second), p.w.cfg.InvocationTimeout)
+	}
+	if p.waitingHandOff() {
+		return "waiting for the previous owner to hand the lease off"
+	}
+	if s.LastError != "" {
+		return "retrying after: " + s.LastError
+	}
+	if s.RecordsBehind == 0 {
+		return "no record read yet: the reader is behind by " + (time.Duration(s.MillisBehindLatest) * time.Millisecond).String()
+	}
+	return "records read and waiting for a handler invocation"
 }
 
 // waitForPrevious waits until the previous owner has handed the lease off
@@ -250,6 +304,7 @@ func (p *shardProc) waitForPrevious() bool {
 // run processes the shard until it ends, the processor is stopped, or the
 // lease is lost.
 func (p *shardProc) run() {
+	defer close(p.done)
 	defer p.cancel()
 	if !p.waitForPrevious() {
 		return

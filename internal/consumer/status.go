@@ -23,6 +23,10 @@ type Status struct {
 	Stopping bool `json:"stopping"`
 	// LastError is the worker's most recent lease or shard-sync error.
 	LastError string `json:"lastError,omitempty"`
+	// LeasesLost counts leases this worker lost while processing their
+	// shards (taken by another worker, or not renewed in time): each time
+	// the batch in flight was abandoned without a checkpoint.
+	LeasesLost int64 `json:"leasesLost"`
 }
 
 // Shard states in ShardStatus.State.
@@ -45,7 +49,14 @@ type ShardStatus struct {
 	ParentShardIDs []string `json:"parentShardIds,omitempty"`
 	LeaseCounter   int64    `json:"leaseCounter"`
 
-	// The rest is filled for shards this worker holds.
+	// LeaseLost, when this worker last lost the shard's lease while
+	// processing it, says when and why (cleared when it holds it again).
+	LeaseLost string `json:"leaseLost,omitempty"`
+
+	// Records, Invocations, Errors, ToDestination and LastError are this
+	// worker's totals for the shard over every time it held it (so they
+	// remain after its lease moves on or the worker stops); the rest is
+	// filled only for shards this worker holds.
 
 	// RecordsBehind counts records read from the shard and not yet
 	// checkpointed (approximate: records not yet read are not counted; see
@@ -78,6 +89,7 @@ type ShardStatus struct {
 	LastProgress time.Time `json:"lastProgress,omitzero"`
 	// Stalled is set when records wait (read and not checkpointed, or
 	// MillisBehindLatest > 0) and the checkpoint has not advanced for
-	// Config.StallAfter.
-	Stalled bool `json:"stalled"`
+	// Config.StallAfter; StallReason then says why.
+	Stalled     bool   `json:"stalled"`
+	StallReason string `json:"stallReason,omitempty"`
 }

@@ -344,12 +344,22 @@ func TestStatusFlagsAStalledShard(t *testing.T) {
 		st := w.w.Status()
 		return len(st.Shards) == 1 && st.Shards[0].Stalled && st.Shards[0].RecordsBehind == 3 && st.RecordsBehind == 3
 	})
+	require.Contains(t, w.w.Status().Shards[0].StallReason, "handler invocation in flight for")
 	close(release)
 	eventually(t, 10*time.Second, "moving again", func() bool {
 		st := w.w.Status()
 		return !st.Shards[0].Stalled && st.Shards[0].RecordsBehind == 0 && st.Shards[0].Records == 3
 	})
 	require.Equal(t, consumer.ShardRunning, w.w.Status().Shards[0].State)
+	require.Empty(t, w.w.Status().Shards[0].StallReason)
+
+	// The figures outlive the lease: after the worker stops they are
+	// still there for the exit summary.
+	w.stop(t)
+	st := w.w.Status()
+	require.Zero(t, st.Held)
+	require.Equal(t, int64(3), st.Shards[0].Records)
+	require.Equal(t, int64(1), st.Shards[0].Invocations)
 }
 
 func TestExpiredIteratorIsRenewedWithoutLossOrReplay(t *testing.T) {
@@ -357,7 +367,7 @@ func TestExpiredIteratorIsRenewedWithoutLossOrReplay(t *testing.T) {
 	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, Now: func() time.Time {
 		return time.Now().Add(time.Duration(skew.Load()))
 	}})
-	e := &env{srv: srv, c: srv.Client(t)}
+	e := envFor(t, srv)
 	e.createStream(t, "s", 1)
 	want := e.put(t, "s", 100, 5, "a-")
 	h := &recorder{}
@@ -426,7 +436,7 @@ func TestLeaseOfAnAgedOutShardIsDeleted(t *testing.T) {
 	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, RetentionInterval: 20 * time.Millisecond, Now: func() time.Time {
 		return time.Now().Add(time.Duration(skew.Load()))
 	}})
-	e := &env{srv: srv, c: srv.Client(t)}
+	e := envFor(t, srv)
 	e.createStream(t, "s", 1)
 	want := e.put(t, "s", 20, 2, "a-")
 	_, err := e.c.SplitShard(context.Background(), &kinesis.SplitShardInput{

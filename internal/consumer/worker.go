@@ -57,6 +57,14 @@ type Worker struct {
 	started  bool
 	stopping bool
 	shardsWG sync.WaitGroup
+
+	// counters are the figures of every shard this worker has processed,
+	// kept after its lease moves on so Status (and the exit summary)
+	// report what was done; lostLeases says why a shard was last stopped
+	// because its lease was lost, until the worker holds it again.
+	counters   map[string]*shardCounters
+	lostLeases map[string]string
+	leasesLost atomic.Int64
 }
 
 // observation is when a lease's counter was last seen to change.
@@ -76,11 +84,13 @@ func NewWorker(cfg Config) (*Worker, error) {
 		cfg.WorkerID = defaultWorkerID()
 	}
 	return &Worker{
-		cfg:  cfg,
-		log:  cfg.Logger.With("application", cfg.Application, "stream", cfg.Stream, "worker", cfg.WorkerID),
-		wake: make(chan struct{}, 1),
-		held: make(map[string]*heldLease),
-		seen: make(map[string]observation),
+		cfg:        cfg,
+		log:        cfg.Logger.With("application", cfg.Application, "stream", cfg.Stream, "worker", cfg.WorkerID),
+		wake:       make(chan struct{}, 1),
+		held:       make(map[string]*heldLease),
+		seen:       make(map[string]observation),
+		counters:   make(map[string]*shardCounters),
+		lostLeases: make(map[string]string),
 	}, nil
 }
 
@@ -469,8 +479,16 @@ func (w *Worker) take(ctx context.Context, l Lease, handOff bool) error {
 		return fmt.Errorf("taking lease %s: %w", l.Key, err)
 	}
 	h := &heldLease{w: w, lease: nl, takenAt: sent}
-	h.renewedAt.Store(sent.UnixNano())
-	h.proc = newShardProc(w, h)
+	h.renewedAt.Store(&sent)
+	w.mu.Lock()
+	c := w.counters[nl.Key]
+	if c == nil {
+		c = &shardCounters{}
+		w.counters[nl.Key] = c
+	}
+	delete(w.lostLeases, nl.Key)
+	w.mu.Unlock()
+	h.proc = newShardProc(w, h, c)
 	w.mu.Lock()
 	if old, ok := w.held[nl.Key]; ok {
 		// Cannot happen (a held lease is never available), but never run
@@ -500,8 +518,8 @@ func (w *Worker) release(h *heldLease) {
 	p := h.proc
 	h.mu.Lock()
 	l := h.lease
-	lost := h.lost.Load()
 	h.mu.Unlock()
+	lost := h.lostReason() != ""
 	switch {
 	case p.handingOff():
 		var cp *Checkpoint
@@ -518,6 +536,13 @@ func (w *Worker) release(h *heldLease) {
 			w.log.Warn("releasing lease failed; it expires instead", "shard", l.Key, "err", err)
 		} else {
 			w.log.Info("lease released", "shard", l.Key)
+		}
+	case lost:
+		// Not renewed in time: nobody else may have it yet, so release it
+		// for the next owner at once. After a take by another worker the
+		// conditional eviction simply fails.
+		if _, err := w.cfg.Leases.EvictLease(ctx, l); err == nil {
+			w.log.Info("lost lease released", "shard", l.Key)
 		}
 	}
 	w.mu.Lock()
@@ -536,9 +561,14 @@ func cpString(cp *Checkpoint) string {
 }
 
 // renewLoop renews held leases every RenewInterval until ctx is done.
+// Each renewal runs on its own with a deadline of one RenewInterval, so a
+// slow or hanging lease-store call delays no other lease; a lease whose
+// renewal is still in flight is skipped until it returns.
 func (w *Worker) renewLoop(ctx context.Context) {
 	t := time.NewTicker(w.cfg.RenewInterval)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		select {
 		case <-ctx.Done():
@@ -551,15 +581,19 @@ func (w *Worker) renewLoop(ctx context.Context) {
 			held = append(held, h)
 		}
 		w.mu.Unlock()
-		var wg sync.WaitGroup
 		for _, h := range held {
+			if !h.renewing.CompareAndSwap(false, true) {
+				continue
+			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				h.renew(ctx)
+				defer h.renewing.Store(false)
+				rctx, cancel := context.WithTimeout(ctx, w.cfg.RenewInterval)
+				defer cancel()
+				h.renew(rctx)
 			}()
 		}
-		wg.Wait()
 	}
 }
 
@@ -570,11 +604,14 @@ type heldLease struct {
 	w    *Worker
 	proc *shardProc
 
-	// renewedAt (unix nanos) is when the last successful take or renewal
-	// was sent; lost is set once the lease is known lost. Both are read
-	// without mu, so invocations never wait for a lease write.
-	renewedAt atomic.Int64
-	lost      atomic.Bool
+	// renewedAt is when the last successful take or renewal was sent, by
+	// Config.Now (time.Now: with its monotonic reading, so a step of the
+	// wall clock changes no validity); lost holds why the lease was lost,
+	// once it is. Both are read without mu, so invocations never wait for
+	// a lease write.
+	renewedAt atomic.Pointer[time.Time]
+	lost      atomic.Pointer[string]
+	renewing  atomic.Bool // a renewal is in flight
 
 	mu      sync.Mutex
 	lease   Lease
@@ -585,10 +622,18 @@ type heldLease struct {
 // unless it renews the lease: a tenth of the lease duration before any
 // other worker may see it expired.
 func (h *heldLease) validUntil() time.Time {
-	if h.lost.Load() {
+	if h.lostReason() != "" {
 		return time.Time{}
 	}
-	return time.Unix(0, h.renewedAt.Load()).Add(h.w.cfg.LeaseDuration - h.w.cfg.LeaseDuration/10)
+	return h.renewedAt.Load().Add(h.w.cfg.LeaseDuration - h.w.cfg.LeaseDuration/10)
+}
+
+// lostReason says why the lease was lost, "" while it is not.
+func (h *heldLease) lostReason() string {
+	if r := h.lost.Load(); r != nil {
+		return *r
+	}
+	return ""
 }
 
 func (h *heldLease) valid() bool { return h.w.now().Before(h.validUntil()) }
@@ -603,7 +648,7 @@ func (h *heldLease) current() Lease {
 func (h *heldLease) renew(ctx context.Context) {
 	w := h.w
 	h.mu.Lock()
-	if h.lost.Load() {
+	if h.lostReason() != "" {
 		h.mu.Unlock()
 		return
 	}
@@ -611,7 +656,7 @@ func (h *heldLease) renew(ctx context.Context) {
 	nl, err := w.cfg.Leases.RenewLease(ctx, h.lease)
 	if err == nil {
 		h.lease = nl
-		h.renewedAt.Store(sent.UnixNano())
+		h.renewedAt.Store(&sent)
 		h.mu.Unlock()
 		return
 	}
@@ -621,9 +666,7 @@ func (h *heldLease) renew(ctx context.Context) {
 		w.log.Warn("renewing lease failed", "shard", key, "err", err)
 		w.setErr(err)
 		if !h.valid() {
-			w.log.Warn("lease not renewed in time; stopping the shard", "shard", key)
-			h.markLost()
-			h.proc.kill()
+			h.lose(fmt.Sprintf("lease not renewed in time (last error: %v)", err))
 		}
 		return
 	}
@@ -644,16 +687,41 @@ func (h *heldLease) onConflict(ctx context.Context, cause error) {
 		// gives up waiting, one lease duration after its take.
 		if h.proc.requestHandOff(cur.Owner) {
 			w.log.Info("lease taken over; handing off", "shard", key, "to", cur.Owner)
+			// The new owner starts one lease duration after its take
+			// whatever happens here: an invocation still running then
+			// is abandoned, as for any lease lost.
+			deadline := h.validUntil()
+			time.AfterFunc(max(deadline.Sub(w.now()), 0), func() {
+				if !h.proc.ended() {
+					h.lose("lease handed off to " + cur.Owner + " and the batch in flight did not finish before its hand-off deadline")
+				}
+			})
 		}
 		return
 	}
-	w.log.Info("lease lost", "shard", key, "owner", cur.Owner, "err", cause)
-	h.markLost()
-	h.proc.kill()
+	owner := cur.Owner
+	if owner == "" {
+		owner = "nobody"
+	}
+	h.lose(fmt.Sprintf("lease taken by %s (%v)", owner, cause))
 }
 
-func (h *heldLease) markLost() {
-	h.lost.Store(true)
+// lose marks the lease lost for reason and stops its shard at once,
+// loudly: the batch in flight is abandoned without a checkpoint (the next
+// owner handles it again), a WARN is logged, the worker's lost-lease count
+// (a metric) grows and Status shows the reason.
+func (h *heldLease) lose(reason string) {
+	if !h.lost.CompareAndSwap(nil, &reason) {
+		return
+	}
+	w := h.w
+	w.leasesLost.Add(1)
+	w.mu.Lock()
+	w.lostLeases[h.proc.shard] = w.now().UTC().Format(time.RFC3339) + " " + reason
+	w.mu.Unlock()
+	w.log.Warn("lease lost; batch in flight abandoned without checkpoint, shard released for its next owner", "shard", h.proc.shard, "reason", reason)
+	h.proc.noteErr(errors.New("lease lost: " + reason))
+	h.proc.kill()
 }
 
 // checkpoint writes cp to the lease, conditional on this worker still
@@ -661,7 +729,7 @@ func (h *heldLease) markLost() {
 func (h *heldLease) checkpoint(ctx context.Context, cp Checkpoint) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lost.Load() {
+	if h.lostReason() != "" {
 		return ErrLeaseConflict
 	}
 	if !h.w.now().Before(h.validUntil()) {
@@ -684,6 +752,14 @@ func (w *Worker) Status() Status {
 	for k, h := range w.held {
 		held[k] = h
 	}
+	counters := make(map[string]*shardCounters, len(w.counters))
+	for k, c := range w.counters {
+		counters[k] = c
+	}
+	lostWhy := make(map[string]string, len(w.lostLeases))
+	for k, r := range w.lostLeases {
+		lostWhy[k] = r
+	}
 	st := Status{
 		Application: w.cfg.Application,
 		Stream:      w.cfg.Stream,
@@ -692,6 +768,7 @@ func (w *Worker) Status() Status {
 		Held:        len(w.held),
 		LastError:   w.lastErr,
 		Stopping:    w.stopping,
+		LeasesLost:  w.leasesLost.Load(),
 	}
 	w.mu.Unlock()
 
@@ -701,6 +778,13 @@ func (w *Worker) Status() Status {
 	}
 	for k, h := range held {
 		byKey[k] = h.current()
+	}
+	// Shards this worker processed whose lease is gone from the table
+	// (a finished shard aged out) still count in the totals.
+	for k := range counters {
+		if _, ok := byKey[k]; !ok {
+			byKey[k] = Lease{Key: k}
+		}
 	}
 	now := w.now()
 	for _, l := range byKey {
@@ -726,6 +810,10 @@ func (w *Worker) Status() Status {
 		default:
 			s.State = ShardOwned
 		}
+		if c := counters[l.Key]; c != nil {
+			c.fill(&s)
+		}
+		s.LeaseLost = lostWhy[l.Key]
 		if h := held[l.Key]; h != nil {
 			h.proc.fillStatus(&s, now)
 			st.RecordsBehind += s.RecordsBehind

@@ -32,7 +32,7 @@ type Pipelines struct {
 
 	invocations, errors, records, toDestination *prometheus.Desc
 	iteratorAge, recordsBehind, held, stalled   *prometheus.Desc
-	blocked                                     *prometheus.Desc
+	blocked, leasesLost                         *prometheus.Desc
 }
 
 var (
@@ -72,6 +72,7 @@ func NewPipelines(reg prometheus.Registerer) *Pipelines {
 		iteratorAge:   desc("iterator_age_seconds", "How far the pipeline's reading is behind the shard's newest record (MillisBehindLatest of the last read, in seconds).", shard...),
 		recordsBehind: desc("records_behind", "Records read from the shard and not yet checkpointed.", shard...),
 		held:          desc("leases_held", "Shard leases the pipeline's worker holds.", "pipeline"),
+		leasesLost:    desc("leases_lost_total", "Leases the pipeline's worker lost while processing their shards (taken by another worker or not renewed in time); each time the batch in flight was abandoned without a checkpoint.", "pipeline"),
 		stalled:       desc("shard_stalled", "1 when records wait on the shard and its checkpoint has not advanced for a while.", shard...),
 		blocked:       desc("shard_blocked_seconds", "How long the shard's batch in flight has waited for an unavailable target (a sink down or throttling, a handler process restarting); 0 when it does not wait.", shard...),
 	}
@@ -102,7 +103,7 @@ func (p *Pipelines) Invoked(name string, inv pipeline.Invocation) {
 
 // Describe implements prometheus.Collector for the status-derived metrics.
 func (p *Pipelines) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{p.invocations, p.errors, p.records, p.toDestination, p.iteratorAge, p.recordsBehind, p.held, p.stalled, p.blocked} {
+	for _, d := range []*prometheus.Desc{p.invocations, p.errors, p.records, p.toDestination, p.iteratorAge, p.recordsBehind, p.held, p.stalled, p.blocked, p.leasesLost} {
 		ch <- d
 	}
 }
@@ -116,6 +117,7 @@ func (p *Pipelines) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, ps := range (*src).Status() {
 		ch <- prometheus.MustNewConstMetric(p.held, prometheus.GaugeValue, float64(ps.Worker.Held), ps.Name)
+		ch <- prometheus.MustNewConstMetric(p.leasesLost, prometheus.CounterValue, float64(ps.Worker.LeasesLost), ps.Name)
 		for _, sh := range ps.Worker.Shards {
 			if sh.State != "running" && sh.Invocations == 0 {
 				continue

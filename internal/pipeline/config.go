@@ -71,7 +71,7 @@ type Pipeline struct {
 	BatchingWindow Duration `yaml:"batchingWindow"`
 	// MaxRetries is how often a failed batch is retried before it goes to
 	// onFailure and the shard moves on: 0–10000, or -1 for until the
-	// records expire. Default 3.
+	// records expire. Default -1, as in Lambda.
 	MaxRetries *int `yaml:"maxRetries"`
 	// MaxRecordAge sends older records to onFailure without invoking the
 	// handler: 60s–168h, or -1 / 0 for no limit. Default no limit.

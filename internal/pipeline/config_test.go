@@ -66,7 +66,7 @@ pipelines:
 	d := c.Pipelines[1]
 	require.Equal(t, "TRIM_HORIZON", d.StartingPosition)
 	require.Equal(t, 100, d.BatchSize)
-	require.Equal(t, 3, *d.MaxRetries)
+	require.Equal(t, -1, *d.MaxRetries, "Lambda's default: until the records expire")
 	require.Equal(t, 60*time.Second, d.Timeout.D)
 	require.Equal(t, "/etc/runnel/failed.jsonl", c.Resolve(d.OnFailure.File))
 	require.Equal(t, time.Minute, c.Pipelines[2].TumblingWindow.D)

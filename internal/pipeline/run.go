@@ -400,8 +400,12 @@ func (r *Runner) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 func (r *Runner) WriteStatus(w io.Writer) {
 	for _, ps := range r.Status() {
 		st := ps.Worker
-		fmt.Fprintf(w, "pipeline %s  source %s  handler %s  shards held %d  behind %d records / %d ms\n",
+		fmt.Fprintf(w, "pipeline %s  source %s  handler %s  shards held %d  behind %d records / %d ms",
 			ps.Name, ps.Source, ps.Handler, st.Held, st.RecordsBehind, st.MillisBehindLatest)
+		if st.LeasesLost > 0 {
+			fmt.Fprintf(w, "  leases lost %d", st.LeasesLost)
+		}
+		fmt.Fprintln(w)
 		if st.LastError != "" {
 			fmt.Fprintf(w, "  last worker error: %s\n", st.LastError)
 		}
@@ -411,11 +415,14 @@ func (r *Runner) WriteStatus(w io.Writer) {
 			fmt.Fprintf(w, "  %-22s %-15s checkpoint %s  records %d  invocations %d  errors %d  to-destination %d  behind %d / %d ms",
 				s.ShardID, s.State, s.Checkpoint, s.Records, s.Invocations, s.Errors, s.ToDestination, s.RecordsBehind, s.MillisBehindLatest)
 			if s.Stalled {
-				fmt.Fprint(w, "  STALLED")
+				fmt.Fprint(w, "  STALLED: "+s.StallReason)
 			}
 			fmt.Fprintln(w)
 			if s.Blocked != "" {
 				fmt.Fprintf(w, "    %s\n", s.Blocked)
+			}
+			if s.LeaseLost != "" {
+				fmt.Fprintf(w, "    lease lost: %s\n", s.LeaseLost)
 			}
 			if s.LastError != "" {
 				fmt.Fprintf(w, "    last error: %s\n", s.LastError)

@@ -234,6 +234,13 @@ pipelines:
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+	// The exit summary, taken after every lease was released, still
+	// holds each shard's totals.
+	var records int64
+	for _, s := range r.Status()[0].Worker.Shards {
+		records += s.Records
+	}
+	require.EqualValues(t, n, records, "records handled or sent to the destination, over the run")
 }
 
 type testLog struct{ t *testing.T }
