@@ -54,9 +54,12 @@ pipeline it declares: read the source stream's shards, invoke the handler
 records in the event AWS Lambda sends for Kinesis, retry what failed, send
 what keeps failing to the on-failure destination, and checkpoint.
 
-Checkpoints and leases are kept in --state-dir, one file per pipeline; a
-restarted run resumes from them. Only one runnel run may use a state
-directory at a time.
+Checkpoints and leases are kept in --state-dir (an embedded store); a
+restarted run resumes from them. Only one process may use a state
+directory at a time; runs with different state directories are separate
+applications that each read every record. To share a stream's shards
+among several runs (on one machine or many), give the pipeline a DynamoDB
+lease table (leases: {dynamodbTable: NAME, endpoint: URL}).
 
 Status (per pipeline and shard: checkpoint, lag, invocations, errors, last
 error) is printed on SIGUSR1 and at exit, and served as JSON on

@@ -118,7 +118,7 @@ func TestFanOutResubscribesAfterASubscriptionEnds(t *testing.T) {
 			e := start(t)
 			e.createStream(t, "s", 2)
 			h := &recorder{}
-			cut := &cuttingClient{Client: e.c, after: 50 * time.Millisecond, cancel: tc.cancel}
+			cut := &cuttingClient{Client: e.c, after: 200 * time.Millisecond, cancel: tc.cancel}
 			cfg := fanOutConfig(e, "s", memStore(t), h)
 			cfg.Kinesis = cut
 			startWorker(t, cfg)

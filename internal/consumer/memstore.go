@@ -2,30 +2,31 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
 )
 
 // Persistence saves the leases of a MemoryStore so they outlive the
-// process. Save receives every lease after each change, in key order;
-// calls are serialized.
+// process. Put and Delete receive one changed lease at a time, so the cost
+// of a change does not grow with the number of leases; calls for one key
+// are serialized, calls for different keys may run concurrently.
 type Persistence interface {
 	Load(ctx context.Context) ([]Lease, error)
-	Save(ctx context.Context, leases []Lease) error
+	Put(ctx context.Context, l Lease) error
+	Delete(ctx context.Context, key string) error
 }
 
 // MemoryStore is a LeaseStore for workers in one process (for instance the
 // pipelines of runnel serve), optionally persisted. It is safe for
-// concurrent use.
+// concurrent use. A change is persisted before it is visible, under a lock
+// of its lease alone: a slow write delays no other lease.
 type MemoryStore struct {
 	mu      sync.Mutex
 	leases  map[string]Lease
-	persist Persistence // may be nil
+	keyMu   map[string]*sync.Mutex // serializes the writes of each lease
+	persist Persistence            // may be nil
 }
 
 var _ LeaseStore = (*MemoryStore)(nil)
@@ -33,7 +34,7 @@ var _ LeaseStore = (*MemoryStore)(nil)
 // NewMemoryStore returns a store holding the leases p loads, saving every
 // change through p. A nil p keeps the leases in memory only.
 func NewMemoryStore(ctx context.Context, p Persistence) (*MemoryStore, error) {
-	s := &MemoryStore{leases: make(map[string]Lease), persist: p}
+	s := &MemoryStore{leases: make(map[string]Lease), keyMu: make(map[string]*sync.Mutex), persist: p}
 	if p != nil {
 		ls, err := p.Load(ctx)
 		if err != nil {
@@ -46,30 +47,33 @@ func NewMemoryStore(ctx context.Context, p Persistence) (*MemoryStore, error) {
 	return s, nil
 }
 
-// NewFileStore returns a MemoryStore persisted as JSON in the file at path
-// (created if missing, replaced atomically on every change).
-func NewFileStore(ctx context.Context, path string) (*MemoryStore, error) {
-	return NewMemoryStore(ctx, &FilePersistence{Path: path})
-}
-
 func cloneLease(l Lease) Lease {
 	l.ParentShardIDs = slices.Clone(l.ParentShardIDs)
 	return l
 }
 
-// save persists the leases; the caller holds s.mu. On failure the change
-// is rolled back by the caller.
-func (s *MemoryStore) save(ctx context.Context) error {
+// lockKey takes the write lock of one lease.
+func (s *MemoryStore) lockKey(key string) func() {
+	s.mu.Lock()
+	m := s.keyMu[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.keyMu[key] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (s *MemoryStore) put(ctx context.Context, l Lease) error {
 	if s.persist == nil {
 		return nil
 	}
-	out := make([]Lease, 0, len(s.leases))
-	for _, l := range s.leases {
-		out = append(out, cloneLease(l))
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	if err := s.persist.Save(ctx, out); err != nil {
-		return fmt.Errorf("saving leases: %w", err)
+	if err := s.persist.Put(ctx, l); err != nil {
+		return fmt.Errorf("saving lease %s: %w", l.Key, err)
 	}
 	return nil
 }
@@ -99,25 +103,30 @@ func (s *MemoryStore) GetLease(ctx context.Context, key string) (Lease, error) {
 
 // CreateLease implements LeaseStore.
 func (s *MemoryStore) CreateLease(ctx context.Context, l Lease) error {
+	defer s.lockKey(l.Key)()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.leases[l.Key]; ok {
+	_, ok := s.leases[l.Key]
+	s.mu.Unlock()
+	if ok {
 		return ErrLeaseExists
 	}
-	s.leases[l.Key] = cloneLease(l)
-	if err := s.save(ctx); err != nil {
-		delete(s.leases, l.Key)
+	l = cloneLease(l)
+	if err := s.put(ctx, l); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.leases[l.Key] = l
+	s.mu.Unlock()
 	return nil
 }
 
-// update applies fn to the stored lease with key under the lock, if cond
-// accepts it, and persists the result.
+// update applies fn to the stored lease with key, if cond accepts it,
+// persists the result and makes it visible, under the lease's lock.
 func (s *MemoryStore) update(ctx context.Context, key string, cond func(Lease) bool, fn func(*Lease)) (Lease, error) {
+	defer s.lockKey(key)()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old, ok := s.leases[key]
+	s.mu.Unlock()
 	if !ok {
 		return Lease{}, ErrLeaseNotFound
 	}
@@ -126,11 +135,12 @@ func (s *MemoryStore) update(ctx context.Context, key string, cond func(Lease) b
 	}
 	nl := cloneLease(old)
 	fn(&nl)
-	s.leases[key] = nl
-	if err := s.save(ctx); err != nil {
-		s.leases[key] = old
+	if err := s.put(ctx, nl); err != nil {
 		return Lease{}, err
 	}
+	s.mu.Lock()
+	s.leases[key] = nl
+	s.mu.Unlock()
 	return cloneLease(nl), nil
 }
 
@@ -190,72 +200,23 @@ func (s *MemoryStore) EvictLease(ctx context.Context, l Lease) (Lease, error) {
 
 // DeleteLease implements LeaseStore.
 func (s *MemoryStore) DeleteLease(ctx context.Context, l Lease) error {
+	defer s.lockKey(l.Key)()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	old, ok := s.leases[l.Key]
+	s.mu.Unlock()
 	if !ok {
 		return ErrLeaseNotFound
 	}
 	if old.Counter != l.Counter {
 		return ErrLeaseConflict
 	}
+	if s.persist != nil {
+		if err := s.persist.Delete(ctx, l.Key); err != nil {
+			return fmt.Errorf("deleting lease %s: %w", l.Key, err)
+		}
+	}
+	s.mu.Lock()
 	delete(s.leases, l.Key)
-	if err := s.save(ctx); err != nil {
-		s.leases[l.Key] = old
-		return err
-	}
+	s.mu.Unlock()
 	return nil
-}
-
-// FilePersistence keeps leases as a JSON array in one file, replaced
-// atomically (write to a temporary file, sync, rename).
-type FilePersistence struct {
-	Path string
-}
-
-var _ Persistence = (*FilePersistence)(nil)
-
-// Load implements Persistence; a missing file holds no leases.
-func (f *FilePersistence) Load(ctx context.Context) ([]Lease, error) {
-	b, err := os.ReadFile(f.Path)
-	if os.IsNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ls []Lease
-	if err := json.Unmarshal(b, &ls); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Path, err)
-	}
-	return ls, nil
-}
-
-// Save implements Persistence.
-func (f *FilePersistence) Save(ctx context.Context, leases []Lease) error {
-	b, err := json.MarshalIndent(leases, "", "  ")
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(f.Path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(f.Path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), f.Path)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -140,18 +141,91 @@ func testLeaseStore(t *testing.T, s consumer.LeaseStore) {
 
 func TestMemoryStore(t *testing.T) { testLeaseStore(t, memStore(t)) }
 
-func TestFileStore(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "leases", "app.json")
-	s, err := consumer.NewFileStore(context.Background(), path)
+func TestEmbeddedStore(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "leases")
+	db, err := consumer.OpenLeaseDB(ctx, dir, nil)
+	require.NoError(t, err)
+	s, err := db.Store(ctx, "app")
 	require.NoError(t, err)
 	testLeaseStore(t, s)
-	before, err := s.ListLeases(context.Background())
+	other, err := db.Store(ctx, "other-app")
 	require.NoError(t, err)
-	reopened, err := consumer.NewFileStore(context.Background(), path)
+	ls, err := other.ListLeases(ctx)
 	require.NoError(t, err)
-	after, err := reopened.ListLeases(context.Background())
+	require.Empty(t, ls, "applications do not see each other's leases")
+	before, err := s.ListLeases(ctx)
+	require.NoError(t, err)
+
+	// A second opener of the same store is refused, saying what to use.
+	_, err = consumer.OpenLeaseDB(ctx, dir, nil)
+	require.ErrorIs(t, err, consumer.ErrLeaseDBInUse)
+	require.ErrorContains(t, err, "dynamodbTable")
+
+	require.NoError(t, db.Close())
+	db, err = consumer.OpenLeaseDB(ctx, dir, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	reopened, err := db.Store(ctx, "app")
+	require.NoError(t, err)
+	after, err := reopened.ListLeases(ctx)
 	require.NoError(t, err)
 	require.Equal(t, before, after)
+}
+
+// The JSON lease file of earlier versions is imported once, then set aside.
+func TestEmbeddedStoreImportsALeaseFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "app.leases.json")
+	require.NoError(t, os.WriteFile(file, []byte(`[{"leaseKey":"shardId-000000000000","leaseOwner":"w","leaseCounter":7,"checkpoint":{"sequenceNumber":"123"},"ownerSwitchesSinceCheckpoint":0}]`), 0o644))
+	db, err := consumer.OpenLeaseDB(ctx, filepath.Join(dir, "leases"), nil)
+	require.NoError(t, err)
+	defer db.Close()
+	n, err := db.ImportJSON(ctx, "app", file)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	s, err := db.Store(ctx, "app")
+	require.NoError(t, err)
+	l, err := s.GetLease(ctx, "shardId-000000000000")
+	require.NoError(t, err)
+	require.Equal(t, "123", l.Checkpoint.SequenceNumber)
+	require.EqualValues(t, 7, l.Counter)
+	require.NoFileExists(t, file)
+	require.FileExists(t, file+".imported")
+	n, err = db.ImportJSON(ctx, "app", file)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+// BenchmarkLeaseRenew measures one renewal of one of n held leases in the
+// embedded store (each renewal is a synced pebble write of one lease).
+func BenchmarkLeaseRenew(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := consumer.OpenLeaseDB(ctx, b.TempDir(), nil)
+			require.NoError(b, err)
+			defer db.Close()
+			s, err := db.Store(ctx, "app")
+			require.NoError(b, err)
+			held := make([]consumer.Lease, n)
+			for i := range held {
+				l := consumer.Lease{Key: fmt.Sprintf("shardId-%012d", i), Checkpoint: consumer.Checkpoint{SequenceNumber: consumer.SentinelTrimHorizon}}
+				require.NoError(b, s.CreateLease(ctx, l))
+				held[i], err = s.TakeLease(ctx, l, "w", false)
+				require.NoError(b, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				k := i % n
+				if held[k], err = s.RenewLease(ctx, held[k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 func TestDynamoDBStore(t *testing.T) {

@@ -561,9 +561,10 @@ func cpString(cp *Checkpoint) string {
 }
 
 // renewLoop renews held leases every RenewInterval until ctx is done.
-// Each renewal runs on its own with a deadline of one RenewInterval, so a
-// slow or hanging lease-store call delays no other lease; a lease whose
-// renewal is still in flight is skipped until it returns.
+// Each renewal runs on its own, bounded by the lease's validity (at least
+// one RenewInterval), so a slow or hanging lease-store call delays no
+// other lease; a lease whose renewal is still in flight is skipped until
+// it returns.
 func (w *Worker) renewLoop(ctx context.Context) {
 	t := time.NewTicker(w.cfg.RenewInterval)
 	defer t.Stop()
@@ -589,7 +590,13 @@ func (w *Worker) renewLoop(ctx context.Context) {
 			go func() {
 				defer wg.Done()
 				defer h.renewing.Store(false)
-				rctx, cancel := context.WithTimeout(ctx, w.cfg.RenewInterval)
+				// A renewal is worth waiting for while the lease is
+				// still valid, and at least one interval.
+				deadline := h.validUntil()
+				if d := w.now().Add(w.cfg.RenewInterval); deadline.Before(d) {
+					deadline = d
+				}
+				rctx, cancel := context.WithDeadline(ctx, deadline)
 				defer cancel()
 				h.renew(rctx)
 			}()

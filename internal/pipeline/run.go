@@ -47,8 +47,9 @@ type Options struct {
 	// Builtins are the built-in processors; the configuration was
 	// validated against them.
 	Builtins Builtins
-	// StateDir holds each pipeline's leases and checkpoints, as
-	// <StateDir>/<pipeline>.leases.json. Required.
+	// StateDir holds the pipelines' leases and checkpoints in the
+	// embedded lease store <StateDir>/leases (pipelines with a DynamoDB
+	// lease table keep them there instead). Required.
 	StateDir string
 	// Region is the awsRegion of events. Default us-east-1.
 	Region string
@@ -71,6 +72,7 @@ type Runner struct {
 	opts      Options
 	log       *slog.Logger
 	pipelines []*running
+	leaseDB   *consumer.LeaseDB // opened by the first pipeline that needs it
 }
 
 type running struct {
@@ -336,6 +338,12 @@ func (r *Runner) closeAll(ctx context.Context) error {
 		}
 		rp.closers = nil
 	}
+	if r.leaseDB != nil {
+		if err := r.leaseDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the lease store: %w", err))
+		}
+		r.leaseDB = nil
+	}
 	return errors.Join(errs...)
 }
 
@@ -460,11 +468,25 @@ func rejecter(p *Pipeline, dest consumer.Destination, logger *slog.Logger) func(
 }
 
 // leaseStore opens the pipeline's lease store: its DynamoDB table when
-// configured, else a file in the state directory.
+// configured, else the embedded store in the state directory (which
+// imports the JSON lease file of earlier versions once).
 func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseStore, error) {
 	l := p.Leases
 	if l == nil {
-		return consumer.NewFileStore(ctx, filepath.Join(r.opts.StateDir, p.Name+".leases.json"))
+		if r.leaseDB == nil {
+			db, err := consumer.OpenLeaseDB(ctx, filepath.Join(r.opts.StateDir, "leases"), r.log.With("component", "leases"))
+			if err != nil {
+				return nil, err
+			}
+			r.leaseDB = db
+		}
+		old := filepath.Join(r.opts.StateDir, p.Name+".leases.json")
+		if n, err := r.leaseDB.ImportJSON(ctx, p.Name, old); err != nil {
+			return nil, fmt.Errorf("importing %s: %w", old, err)
+		} else if n > 0 {
+			r.log.Info("leases imported into the embedded lease store", "pipeline", p.Name, "file", old, "leases", n)
+		}
+		return r.leaseDB.Store(ctx, p.Name)
 	}
 	var opts []func(*awsconfig.LoadOptions) error
 	if l.Region != "" {
