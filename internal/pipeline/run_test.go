@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func seqLess(a, b string) bool {
 
 // checkHandled verifies that records 0..n-1 except poison were all handled,
 // and that per shard the first deliveries are in sequence order.
-func checkHandled(t *testing.T, recs []handledRecord, n int, poison int) {
+func checkHandled(t *testing.T, recs []handledRecord, n int, poison ...int) {
 	t.Helper()
 	seen := map[int]bool{}
 	first := map[string]bool{}
@@ -81,7 +82,7 @@ func checkHandled(t *testing.T, recs []handledRecord, n int, poison int) {
 		last[r.ShardID] = r.SequenceNumber
 	}
 	for i := range n {
-		if i == poison {
+		if slices.Contains(poison, i) {
 			require.False(t, seen[i], "poison record %d was handled", i)
 			continue
 		}
