@@ -119,6 +119,7 @@ endpoint, its own or AWS's.`,
 		newGenerateCommand(e),
 		newRunCommand(e), newConfigCommand(e),
 		newCountsCommand(e),
+		newReplayCommand(e),
 	)
 	return root
 }
