@@ -75,9 +75,9 @@ var tlsCertFile = regexp.MustCompile(`cert_file=(\S+)`)
 // startTLSServer runs `runnel serve --tls` on a free port and returns it
 // with the certificate file it made and logged. Cleanup stops it with
 // SIGTERM and checks that it exits cleanly.
-func startTLSServer(t *testing.T) (*runneltest.Process, string) {
+func startTLSServer(t *testing.T, extra ...string) (*runneltest.Process, string) {
 	t.Helper()
-	s := runneltest.Serve(t, "--tls", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	s := runneltest.Serve(t, append([]string{"--tls", "--data-dir", filepath.Join(t.TempDir(), "data")}, extra...)...)
 	stopOnCleanup(t, s, "runnel serve --tls")
 	m := tlsCertFile.FindStringSubmatch(s.Stderr())
 	if m == nil {
@@ -95,18 +95,33 @@ func startTLSServer(t *testing.T) (*runneltest.Process, string) {
 //
 // It runs twice: over HTTPS (HTTP/2 negotiated by ALPN) and over plain
 // http:// (HTTP/2 by prior knowledge, h2c), which is what the SDK sends to
-// an http:// endpoint for every call.
+// an http:// endpoint for every call. Each runs again with --auth: over
+// HTTP/2 the SDK signs the host as :authority, not Host, and every call
+// must still verify.
 func TestJSSDK(t *testing.T) {
 	node, dir := jssdkDir(t)
-	for _, tls := range []bool{true, false} {
-		t.Run(map[bool]string{true: "https", false: "h2c"}[tls], func(t *testing.T) {
+	for _, v := range []struct {
+		name      string
+		tls, auth bool
+	}{{"https", true, false}, {"h2c", false, false}, {"https-auth", true, true}, {"h2c-auth", false, true}} {
+		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
-			jssdkScenario(t, node, dir, tls)
+			var extra []string
+			if v.auth {
+				// clientEnv's credentials, as a key that may do everything.
+				keys := filepath.Join(t.TempDir(), "keys.yaml")
+				require.NoError(t, os.WriteFile(keys, []byte("keys:\n  - id: runnel-test\n    secret: runnel-test\n    all: true\n"), 0o600))
+				extra = []string{"--auth", keys}
+			}
+			srv := jssdkScenario(t, node, dir, v.tls, extra...)
+			if v.auth {
+				require.Contains(t, srv.Stderr(), "auth=true")
+			}
 		})
 	}
 }
 
-func jssdkScenario(t *testing.T, node, dir string, tls bool) {
+func jssdkScenario(t *testing.T, node, dir string, tls bool, extra ...string) *runneltest.Process {
 	var srv *runneltest.Process
 	env := append(clientEnv(t),
 		"RUNNEL_JSSDK="+dir,
@@ -116,10 +131,10 @@ func jssdkScenario(t *testing.T, node, dir string, tls bool) {
 	)
 	if tls {
 		var cert string
-		srv, cert = startTLSServer(t)
+		srv, cert = startTLSServer(t, extra...)
 		env = append(env, "NODE_EXTRA_CA_CERTS="+cert)
 	} else {
-		srv = runneltest.Serve(t, "--data-dir", filepath.Join(t.TempDir(), "data"))
+		srv = runneltest.Serve(t, append([]string{"--data-dir", filepath.Join(t.TempDir(), "data")}, extra...)...)
 		stopOnCleanup(t, srv, "runnel serve")
 	}
 	env = append(env, "RUNNEL_ENDPOINT="+srv.URL)
@@ -180,4 +195,5 @@ func jssdkScenario(t *testing.T, node, dir string, tls bool) {
 	require.True(t, out.DeleteWithConsumer)
 	require.Equal(t, "SUCCESS", out.DeleteWaiter)
 	require.Empty(t, out.StreamsAfterDelete)
+	return srv
 }

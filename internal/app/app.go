@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runnel-dev/runnel/internal/admit"
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
 	"github.com/runnel-dev/runnel/internal/stream"
@@ -34,7 +35,12 @@ type Server struct {
 	obs observability
 	// ready is set while the server serves (GET /readyz).
 	ready atomic.Bool
+	// adm admits requests (Host, Origin) and reads their bodies.
+	adm *admit.Admission
 }
+
+// maxHeaderBytes bounds a request's header block (net/http adds 4 KiB).
+const maxHeaderBytes = 64 << 10
 
 // apiOptions are the Kinesis API options the configuration asks for.
 func (s *Server) apiOptions() []kinesisapi.Option {
@@ -48,6 +54,7 @@ func (s *Server) apiOptions() []kinesisapi.Option {
 	if s.cfg.Limits == LimitsAWS {
 		opts = append(opts, kinesisapi.WithAWSLimits())
 	}
+	opts = append(opts, kinesisapi.WithBodies(s.adm.Bodies))
 	return opts
 }
 
@@ -144,9 +151,11 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:           s.routes(api),
 		TLSConfig:         s.tls,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-		Protocols:         serverProtocols(),
+		// Kinesis requests carry a few hundred bytes of headers.
+		MaxHeaderBytes: maxHeaderBytes,
+		IdleTimeout:    2 * time.Minute,
+		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		Protocols:      serverProtocols(),
 	}
 
 	// One server-lifetime context, ended when shutdown begins: every

@@ -8,6 +8,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/storage"
@@ -71,6 +72,22 @@ type Config struct {
 	// (a dashboard login also admits). Without it /metrics is open, or,
 	// with AuthFile, needs a dashboard login. The default is "".
 	MetricsToken string `json:"metricsToken" yaml:"metricsToken"`
+	// AllowedHosts are host names or addresses, besides the loopback ones,
+	// that the Host header of a request may name when AuthFile is not set
+	// (see package admit: this defeats DNS rebinding). The default is none.
+	AllowedHosts []string `json:"allowedHosts" yaml:"allowedHosts"`
+	// BodyTimeout is the longest a request body may pause, and the time
+	// it has before BodyMinRate applies. The default is 10s.
+	BodyTimeout time.Duration `json:"bodyTimeout" yaml:"bodyTimeout"`
+	// BodyMinRate is the lowest average rate, in bytes a second, a request
+	// body may arrive at after its first BodyTimeout. The default is
+	// 65536.
+	BodyMinRate int64 `json:"bodyMinRate" yaml:"bodyMinRate"`
+	// BodyMemory is the most bytes the request bodies being read at once
+	// may hold beyond the first 64 KiB of each (1024 such bodies at
+	// most); a body needing more is refused with a 503 the AWS SDKs
+	// retry. The default is 128 MiB.
+	BodyMemory int64 `json:"bodyMemory" yaml:"bodyMemory"`
 	// ShutdownTimeout bounds how long requests in flight may take to finish
 	// once shutdown begins. The default is 10s.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout" yaml:"shutdownTimeout"`
@@ -94,6 +111,9 @@ func Defaults() Config {
 		Limits:          LimitsOff,
 		ShutdownTimeout: 10 * time.Second,
 		MemTableMiB:     storage.DefaultMemTableSize >> 20,
+		BodyTimeout:     10 * time.Second,
+		BodyMinRate:     64 << 10,
+		BodyMemory:      128 << 20,
 	}
 }
 
@@ -143,6 +163,20 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableMiB < 1 || c.MemTableMiB > 1024 {
 		errs = append(errs, fmt.Errorf("memtable size %d MiB: must be from 1 to 1024", c.MemTableMiB))
+	}
+	if c.BodyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("body timeout %s: must be positive", c.BodyTimeout))
+	}
+	if c.BodyMinRate < 1 {
+		errs = append(errs, fmt.Errorf("body minimum rate %d: must be at least 1 byte a second", c.BodyMinRate))
+	}
+	if c.BodyMemory < 1<<20 {
+		errs = append(errs, fmt.Errorf("body memory %d: must be at least 1 MiB (1048576)", c.BodyMemory))
+	}
+	for _, h := range c.AllowedHosts {
+		if net.ParseIP(strings.Trim(h, "[]")) == nil && !validHostname(h) {
+			errs = append(errs, fmt.Errorf("allowed host %q: want a host name or IP address, without a port", h))
+		}
 	}
 	if c.TransitionDelay < 0 || c.TransitionDelay > time.Hour {
 		errs = append(errs, fmt.Errorf("transition delay %s: must be between 0 and 1h", c.TransitionDelay))

@@ -1,9 +1,13 @@
 package app
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/runnel-dev/runnel/internal/admit"
 	"github.com/runnel-dev/runnel/internal/dashboard"
+	"github.com/runnel-dev/runnel/internal/kinesisapi"
 	"github.com/runnel-dev/runnel/internal/metrics"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
@@ -42,11 +48,26 @@ func (s *Server) newObservability() error {
 			}
 			return 1
 		}))
+	adm, err := admit.New(admit.Config{
+		CheckHost:    s.keys == nil,
+		AllowedHosts: s.cfg.AllowedHosts,
+		Bodies: admit.BodyLimits{
+			Timeout: s.cfg.BodyTimeout, MinRate: s.cfg.BodyMinRate, Memory: s.cfg.BodyMemory,
+		},
+		Registerer: reg,
+		Logger:     s.logger.With("component", "admit"),
+	})
+	if err != nil {
+		return err
+	}
+	s.adm = adm
+	reg.MustRegister(metrics.NewStreams(s.svc), metrics.NewDirSize(s.cfg.DataDir, 30*time.Second))
 	dash, err := dashboard.New(dashboard.Config{
 		Engine:       s.svc,
 		Keys:         s.keys,
 		SecureCookie: s.tls != nil,
 		Logger:       s.logger.With("component", "dashboard"),
+		Registerer:   reg,
 	})
 	if err != nil {
 		return err
@@ -104,11 +125,19 @@ func (s *Server) SetCounts(h http.Handler) {
 }
 
 // serveCounts serves GET /api/counts, behind the dashboard's login when
-// authentication is on.
+// authentication is on, to keys that may read the counted pipeline's
+// source stream (?pipeline=NAME; without it, to keys that read every
+// stream).
 func (s *Server) serveCounts(w http.ResponseWriter, r *http.Request) {
 	if s.keys != nil {
-		if _, ok := s.obs.dash.SessionKey(r); !ok {
-			http.Error(w, "log in to the dashboard first", http.StatusUnauthorized)
+		key, ok := s.obs.dash.RequestKey(r)
+		if !ok {
+			writeJSONError(w, http.StatusUnauthorized, "log in to the dashboard first")
+			return
+		}
+		name := r.URL.Query().Get("pipeline")
+		if name == "" && !key.ReadsAll() || name != "" && !s.obs.dash.MayReadPipeline(r, name) {
+			writeJSONError(w, http.StatusForbidden, "access key "+key.ID+" may not read the stream these counts are made from")
 			return
 		}
 	}
@@ -158,21 +187,61 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 	dash := s.obs.dash.Handler()
 	mux.Handle("GET /", dash)
 	mux.Handle("POST /api/", dash)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.Method == http.MethodGet || r.Method == http.MethodHead:
-			mux.ServeHTTP(w, r)
-		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/") && r.Header.Get("X-Amz-Target") == "":
-			mux.ServeHTTP(w, r)
-		default:
+	return s.adm.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isAPI(r) {
 			api.ServeHTTP(w, r)
+			return
 		}
-	})
+		if r.Method == http.MethodPost {
+			// Dashboard bodies (a login) are small; they are read within
+			// the same deadlines as the API's.
+			body, release, err := s.adm.Bodies.ReadAll(w, r, dashboardBodyBytes)
+			defer release()
+			if err != nil {
+				if ref, ok := errors.AsType[*admit.Refusal](err); ok {
+					writeJSONError(w, ref.Status, ref.Msg)
+				} else {
+					writeJSONError(w, http.StatusBadRequest, "the request body could not be read")
+				}
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		mux.ServeHTTP(w, r)
+	}), s.refuse)
 }
 
-// metricsAuth guards /metrics: with MetricsToken set, a request needs
-// "Authorization: Bearer <token>" (or a dashboard session); with
-// authentication on and no token, a dashboard session; otherwise nothing.
+// dashboardBodyBytes bounds the body of a POST under /api/.
+const dashboardBodyBytes = 64 << 10
+
+// isAPI reports whether r goes to the Kinesis API: anything but GET and
+// HEAD, except POSTs under /api/ without X-Amz-Target.
+func isAPI(r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		return false
+	case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/") && r.Header.Get("X-Amz-Target") == "":
+		return false
+	}
+	return true
+}
+
+// refuse answers a request admission refused: as the Kinesis API answers
+// a refused call for API requests, as the dashboard answers errors
+// otherwise.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, ref *admit.Refusal) {
+	if isAPI(r) {
+		kinesisapi.WriteRefusal(w, r, ref)
+		return
+	}
+	writeJSONError(w, ref.Status, ref.Msg)
+}
+
+// metricsAuth guards /metrics, which names every stream and pipeline:
+// with MetricsToken set, "Authorization: Bearer <token>" admits; with
+// authentication on, so does a dashboard login with a key that may read
+// every stream (all: true or read: ["*"]); with neither, anyone may read
+// it.
 func (s *Server) metricsAuth(h http.Handler) http.Handler {
 	want := sha256.Sum256([]byte(s.cfg.MetricsToken))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -189,13 +258,27 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		if _, ok := s.obs.dash.SessionKey(r); ok && s.keys != nil {
-			h.ServeHTTP(w, r)
-			return
+		if s.keys != nil {
+			if key, ok := s.obs.dash.RequestKey(r); ok {
+				if key.ReadsAll() {
+					h.ServeHTTP(w, r)
+					return
+				}
+				writeJSONError(w, http.StatusForbidden, "/metrics names every stream: it needs a key that may read every stream (all: true or read: [\"*\"]), or the metrics token")
+				return
+			}
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runnel metrics"`)
-		http.Error(w, "metrics need a bearer token (--metrics-token) or a dashboard login", http.StatusUnauthorized)
+		writeJSONError(w, http.StatusUnauthorized, "metrics need a bearer token (--metrics-token) or a dashboard login with a key that may read every stream")
 	})
+}
+
+// writeJSONError answers {"error": msg}, as the dashboard's endpoints do.
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // slogPrinter adapts the server's logger to promhttp's error log.

@@ -64,6 +64,12 @@ func (k *Key) Allows(p Permission, stream string) bool {
 	return slices.Contains(list, AnyStream) || (stream != "" && slices.Contains(list, stream))
 }
 
+// ReadsAll reports whether k may read every stream (all: true, or read:
+// ["*"]): what server-wide figures such as /metrics need.
+func (k *Key) ReadsAll() bool {
+	return k.All || slices.Contains(k.ReadStreams, AnyStream)
+}
+
 // Keys is a loaded credentials file. It is read-only after Load and safe
 // for concurrent use.
 type Keys struct {

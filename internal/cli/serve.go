@@ -27,6 +27,10 @@ var serveEnv = map[string]string{
 	"metrics-token":      "RUNNEL_METRICS_TOKEN",
 	"redis":              "RUNNEL_REDIS_ADDR",
 	"memtable-mib":       "RUNNEL_MEMTABLE_MIB",
+	"allow-host":         "RUNNEL_ALLOW_HOST",
+	"body-timeout":       "RUNNEL_BODY_TIMEOUT",
+	"body-min-rate":      "RUNNEL_BODY_MIN_RATE",
+	"body-memory":        "RUNNEL_BODY_MEMORY",
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -116,6 +120,13 @@ stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNE
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert [$RUNNEL_TLS_KEY]")
 	f.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, `bearer token GET /metrics requires ("Authorization: Bearer <token>"); without it
 /metrics is open, or with --auth needs a dashboard login [$RUNNEL_METRICS_TOKEN]`)
+	f.StringSliceVar(&cfg.AllowedHosts, "allow-host", cfg.AllowedHosts, `without --auth, a host name or address (no port) requests may name in their Host
+header besides the loopback ones; repeat or separate with commas. Others are
+refused, against DNS rebinding [$RUNNEL_ALLOW_HOST]`)
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "longest a request body may pause, and the time it has before --body-min-rate applies [$RUNNEL_BODY_TIMEOUT]")
+	f.Int64Var(&cfg.BodyMinRate, "body-min-rate", cfg.BodyMinRate, "lowest average rate, in bytes a second, a request body may arrive at after --body-timeout [$RUNNEL_BODY_MIN_RATE]")
+	f.Int64Var(&cfg.BodyMemory, "body-memory", cfg.BodyMemory, `bytes all request bodies being read at once may hold beyond the first 64 KiB of
+each; a body needing more is refused with 503, which the AWS SDKs retry [$RUNNEL_BODY_MEMORY]`)
 	f.BoolVar(&demo, "demo", false, "also run the clickstream generator and the demo's counter and archive pipelines (see above)")
 	f.StringVar(&demoOpts.store, "demo-store", demoOpts.store, `where --demo counts: "redis", "local" (runnel's own store, shown by runnel counts),
 or "auto": Redis when --redis is set or 127.0.0.1:6379 answers, else local`)

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -257,14 +258,16 @@ func (d *Dashboard) handlePipelines(w http.ResponseWriter, r *http.Request) {
 	ans := PipelinesAnswer{Pipelines: []PipelineView{}}
 	if p := d.pipelines.Load(); p != nil {
 		for _, ps := range (*p).Status() {
-			ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps})
+			if allowsRead(r.Context(), SourceStream(ps.Source)) {
+				ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps})
+			}
 		}
 	}
 	now := time.Now()
 	for _, rp := range d.remote.processes(now) {
 		info := rp.info(now)
 		for _, ps := range rp.rep.Pipelines {
-			if allowsRead(r.Context(), ps.Source) {
+			if allowsRead(r.Context(), SourceStream(ps.Source)) {
 				ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps, Process: info})
 			}
 		}
@@ -284,7 +287,9 @@ func (d *Dashboard) handleResults(w http.ResponseWriter, r *http.Request) {
 	out := []ResultView{}
 	if p := d.pipelines.Load(); p != nil {
 		for _, rep := range (*p).Reports() {
-			out = append(out, ResultView{PipelineReport: rep})
+			if d.mayReadPipeline(r.Context(), *p, rep.Pipeline) {
+				out = append(out, ResultView{PipelineReport: rep})
+			}
 		}
 	}
 	now := time.Now()
@@ -295,12 +300,49 @@ func (d *Dashboard) handleResults(w http.ResponseWriter, r *http.Request) {
 			sources[ps.Name] = ps.Source
 		}
 		for _, rep := range rp.rep.Results {
-			if src, ok := sources[rep.Pipeline]; ok && allowsRead(r.Context(), src) {
+			if src, ok := sources[rep.Pipeline]; ok && allowsRead(r.Context(), SourceStream(src)) {
 				out = append(out, ResultView{PipelineReport: rep, Process: info})
 			}
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// MayReadPipeline reports whether r's key (see RequestKey) may see what
+// the named pipeline derives from its source stream: its status, results
+// and counts. It may when it may read the source; an unknown pipeline is
+// visible only to a key that reads every stream.
+func (d *Dashboard) MayReadPipeline(r *http.Request, name string) bool {
+	key, ok := d.RequestKey(r)
+	if !ok {
+		return false
+	}
+	ctx := context.WithValue(r.Context(), keyContext{}, key)
+	p := d.pipelines.Load()
+	if p == nil {
+		return key == nil || key.ReadsAll()
+	}
+	return d.mayReadPipeline(ctx, *p, name)
+}
+
+func (d *Dashboard) mayReadPipeline(ctx context.Context, p Pipelines, name string) bool {
+	for _, st := range p.Status() {
+		if st.Name == name {
+			return allowsRead(ctx, SourceStream(st.Source))
+		}
+	}
+	k := requestKey(ctx)
+	return k == nil || k.ReadsAll()
+}
+
+// SourceStream is the stream name a pipeline's source (a name or an ARN)
+// names.
+func SourceStream(source string) string {
+	if _, name, ok := strings.Cut(source, ":stream/"); ok && strings.HasPrefix(source, "arn:") {
+		name, _, _ = strings.Cut(name, "/")
+		return name
+	}
+	return source
 }
 
 // GeneratorAnswer is the answer of /api/generator.
@@ -316,7 +358,8 @@ type GeneratorAnswer struct {
 
 func (d *Dashboard) handleGenerator(w http.ResponseWriter, r *http.Request) {
 	g := d.generator.Load()
-	if g == nil {
+	// A key that may not read the generator's stream does not see it.
+	if g == nil || !allowsRead(r.Context(), g.stream) {
 		writeJSON(w, http.StatusOK, GeneratorAnswer{})
 		return
 	}

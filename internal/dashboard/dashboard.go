@@ -32,6 +32,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/clickstream"
 	"github.com/runnel-dev/runnel/internal/pipeline"
@@ -90,6 +93,9 @@ type Config struct {
 	History int
 	// Logger receives operational messages. The default discards them.
 	Logger *slog.Logger
+	// Registerer receives the dashboard's metrics (logins by result).
+	// The default keeps them to the dashboard.
+	Registerer prometheus.Registerer
 }
 
 // Dashboard serves the page and /api/. Create it with New, serve Handler,
@@ -100,6 +106,11 @@ type Dashboard struct {
 	sessions *sessions
 	rates    *rates
 	static   http.Handler
+
+	// logins counts login attempts by result; loginLogs paces the WARN
+	// lines of refused and throttled ones.
+	logins    *prometheus.CounterVec
+	loginLogs *rate.Limiter
 
 	pipelines atomic.Pointer[Pipelines]
 	generator atomic.Pointer[generatorHandle]
@@ -130,7 +141,22 @@ func New(cfg Config) (*Dashboard, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dashboard{cfg: cfg, log: cfg.Logger, rates: newRates(cfg.History), static: http.FileServerFS(sub)}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	d := &Dashboard{cfg: cfg, log: cfg.Logger, rates: newRates(cfg.History), static: http.FileServerFS(sub),
+		loginLogs: rate.NewLimiter(2, 10),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "runnel", Subsystem: "dashboard", Name: "logins_total",
+			Help: "Dashboard login attempts by result: ok, refused (unknown key or wrong secret), throttled (too many attempts from the address or, after failures, for the key).",
+		}, []string{"result"}),
+	}
+	for _, res := range []string{"ok", "refused", "throttled"} {
+		d.logins.WithLabelValues(res)
+	}
+	if err := cfg.Registerer.Register(d.logins); err != nil {
+		return nil, err
+	}
 	if cfg.Keys != nil {
 		d.sessions = newSessions(cfg.Keys, cfg.SecureCookie)
 	}

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/runnel-dev/runnel/internal/auth"
 )
 
@@ -34,11 +32,11 @@ type sessions struct {
 	secret [32]byte
 	secure bool
 	// logins bounds login attempts, against guessing secrets.
-	logins *rate.Limiter
+	logins *loginThrottle
 }
 
 func newSessions(keys *auth.Keys, secure bool) *sessions {
-	s := &sessions{keys: keys, secure: secure, logins: rate.NewLimiter(5, 10)}
+	s := &sessions{keys: keys, secure: secure, logins: newLoginThrottle(func(id string) bool { return keys.Lookup(id) != nil })}
 	_, _ = rand.Read(s.secret[:])
 	return s
 }
@@ -117,10 +115,12 @@ func requestKey(ctx context.Context) *auth.Key {
 	return k
 }
 
-// SessionKey returns the access key of r's dashboard session: ok is false
-// when authentication is on and r has no valid session. It lets the server
-// accept a logged-in person on /metrics as well.
-func (d *Dashboard) SessionKey(r *http.Request) (key *auth.Key, ok bool) {
+// RequestKey returns the access key of r's dashboard session: ok is false
+// when authentication is on and r has no valid session; key is nil when
+// authentication is off. Endpoints served beside the dashboard (/metrics,
+// /api/counts) authorize with it, by the key's stream permissions as the
+// Kinesis API does (auth.Key.Allows, auth.Key.ReadsAll, MayReadPipeline).
+func (d *Dashboard) RequestKey(r *http.Request) (key *auth.Key, ok bool) {
 	if d.sessions == nil {
 		return nil, true
 	}
@@ -202,10 +202,6 @@ func (d *Dashboard) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, sessionAnswer{LoggedIn: true, Admin: true})
 		return
 	}
-	if !d.sessions.logins.Allow() {
-		writeError(w, http.StatusTooManyRequests, "too many login attempts; try again in a moment")
-		return
-	}
 	var in struct {
 		AccessKeyID     string `json:"accessKeyId"`
 		SecretAccessKey string `json:"secretAccessKey"`
@@ -214,12 +210,27 @@ func (d *Dashboard) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "want a JSON body with accessKeyId and secretAccessKey")
 		return
 	}
-	c, key, ok := d.sessions.login(in.AccessKeyID, in.SecretAccessKey, time.Now())
+	now, addr := time.Now(), clientAddr(r)
+	if ok, why := d.sessions.logins.allow(addr, in.AccessKeyID, now); !ok {
+		d.logins.WithLabelValues("throttled").Inc()
+		if d.loginLogs.Allow() {
+			d.log.Warn("dashboard login throttled", "access_key_id", in.AccessKeyID, "remote", r.RemoteAddr, "budget", why)
+		}
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, "too many login attempts from this address; try again in a moment")
+		return
+	}
+	c, key, ok := d.sessions.login(in.AccessKeyID, in.SecretAccessKey, now)
 	if !ok {
-		d.log.Warn("dashboard login refused", "access_key_id", in.AccessKeyID, "remote", r.RemoteAddr)
+		d.sessions.logins.failed(addr, in.AccessKeyID, now)
+		d.logins.WithLabelValues("refused").Inc()
+		if d.loginLogs.Allow() {
+			d.log.Warn("dashboard login refused", "access_key_id", in.AccessKeyID, "remote", r.RemoteAddr)
+		}
 		writeError(w, http.StatusUnauthorized, "unknown access key id or wrong secret")
 		return
 	}
+	d.logins.WithLabelValues("ok").Inc()
 	http.SetCookie(w, c)
 	writeJSON(w, http.StatusOK, sessionAnswer{AuthRequired: true, LoggedIn: true, AccessKeyID: key.ID, Admin: key.All})
 }

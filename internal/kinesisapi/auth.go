@@ -47,25 +47,55 @@ var permissions = map[string]auth.Permission{
 	"SubscribeToShard":         auth.Read,
 }
 
-// authenticate verifies the request's signature when authentication is on
-// and returns the signing key (nil when it is off).
-func (h *Handler) authenticate(r *http.Request, body []byte) (*auth.Key, error) {
+// beginAuth checks the request's signature as far as its headers allow
+// (auth.Keys.Begin) when authentication is on; nil when it is off.
+func (h *Handler) beginAuth(r *http.Request) (*auth.Check, error) {
 	if h.opts.keys == nil {
 		return nil, nil
 	}
-	key, err := h.opts.keys.Verify(r, body, h.now())
-	if err == nil {
-		return key, nil
+	c, err := h.opts.keys.Begin(r, h.now())
+	if err != nil {
+		return nil, authError(err)
 	}
+	return c, nil
+}
+
+// finishAuth completes the signature check with the body and returns the
+// signing key (nil when authentication is off).
+func (h *Handler) finishAuth(c *auth.Check, body []byte) (*auth.Key, error) {
+	if c == nil {
+		return nil, nil
+	}
+	key, err := c.Finish(body)
+	if err != nil {
+		return nil, authError(err)
+	}
+	return key, nil
+}
+
+func authError(err error) error {
 	var ae *auth.Error
 	if errors.As(err, &ae) {
 		for _, m := range authErrors {
 			if errors.Is(err, m.kind) {
-				return nil, newError(m.typ, http.StatusBadRequest, "%s", ae.Msg)
+				return newError(m.typ, http.StatusBadRequest, "%s", ae.Msg)
 			}
 		}
 	}
-	return nil, err
+	return err
+}
+
+// mayCall refuses, before the body names a stream, an action the key may
+// call on no stream at all.
+func (h *Handler) mayCall(key *auth.Key, action string) error {
+	if key.All {
+		return nil
+	}
+	p, scoped := permissions[action]
+	if scoped && (p == auth.Put && len(key.PutStreams) > 0 || p == auth.Read && len(key.ReadStreams) > 0) {
+		return nil
+	}
+	return newError(typeAccessDenied, http.StatusBadRequest, "%s", auth.Refused(h.opts.accountID, key.ID, action, "*"))
 }
 
 // authorize refuses an action the key may not call on the stream the

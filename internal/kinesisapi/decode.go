@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // decodeJSON decodes an AWS JSON 1.1 request body into dst. An empty body
@@ -19,6 +20,9 @@ import (
 func decodeJSON(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
+	}
+	if err := checkUnicode(body); err != nil {
+		return err
 	}
 	err := json.Unmarshal(body, dst)
 	if err == nil {
@@ -45,6 +49,72 @@ func decodeJSON(body []byte, dst any) error {
 	default:
 		return serializationError("The request body is not valid JSON.")
 	}
+}
+
+// checkUnicode refuses a body that is not valid UTF-8 or whose strings
+// escape a lone UTF-16 surrogate ("\ud800"): encoding/json would replace
+// either with U+FFFD, so a partition key or stream name would be stored as
+// something other than what was sent.
+func checkUnicode(body []byte) error {
+	if !utf8.Valid(body) {
+		off := 0
+		for off < len(body) {
+			r, n := utf8.DecodeRune(body[off:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			off += n
+		}
+		return serializationError("The request body is not valid UTF-8 (invalid byte at offset %d); strings must be sent as UTF-8.", off)
+	}
+	if !bytes.Contains(body, []byte(`\u`)) {
+		return nil
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(body):
+			if body[i+1] != 'u' {
+				i++ // an escape of one character
+				continue
+			}
+			hi, ok := hex4(body, i+2)
+			if !ok {
+				i++
+				continue
+			}
+			i += 5
+			switch {
+			case hi >= 0xdc00 && hi <= 0xdfff:
+				return loneSurrogate(hi)
+			case hi >= 0xd800 && hi <= 0xdbff:
+				lo, ok := rune(0), false
+				if i+2 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
+					lo, ok = hex4(body, i+3)
+				}
+				if !ok || lo < 0xdc00 || lo > 0xdfff {
+					return loneSurrogate(hi)
+				}
+				i += 6
+			}
+		}
+	}
+	return nil
+}
+
+func loneSurrogate(r rune) error {
+	return serializationError("The request body escapes a lone UTF-16 surrogate (\\u%04x), which is not a Unicode character; strings must be valid Unicode.", r)
+}
+
+// hex4 decodes the four hex digits at body[i:].
+func hex4(body []byte, i int) (rune, bool) {
+	if i+4 > len(body) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(body[i:i+4]), 16, 32)
+	return rune(v), err == nil
 }
 
 // memberError is returned by the custom member decoders below; its message

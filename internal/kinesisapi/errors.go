@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/runnel-dev/runnel/internal/admit"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -25,6 +26,7 @@ const (
 	typeInternalFailure     = "InternalFailure"
 	typeServiceUnavailable  = "ServiceUnavailable"
 	typeRequestTooLarge     = "RequestEntityTooLargeException"
+	typeRequestTimeout      = "RequestTimeoutException"
 	internalFailureMessage  = "The request processing has failed because of an unknown error, exception or failure."
 	validationMessagePrefix = " validation error"
 )
@@ -126,4 +128,35 @@ func (v *violations) err() error {
 	}
 	return newError(typeValidation, http.StatusBadRequest, "%d%s%s detected: %s",
 		len(v.msgs), validationMessagePrefix, plural, strings.Join(v.msgs, "; "))
+}
+
+// bodyError turns a failure to read the request body into the error sent:
+// too large, too slow, or refused while the server's body budget is spent
+// (503, which the AWS SDKs retry).
+func bodyError(err error) error {
+	var ref *admit.Refusal
+	if !errors.As(err, &ref) {
+		return serializationError("The request body could not be read.")
+	}
+	switch ref.Reason {
+	case admit.ReasonBodyTooLarge:
+		return newError(typeRequestTooLarge, http.StatusRequestEntityTooLarge, "%s", ref.Msg)
+	case admit.ReasonBodySlow:
+		return newError(typeRequestTimeout, http.StatusRequestTimeout, "%s", ref.Msg)
+	default:
+		return newError(typeServiceUnavailable, http.StatusServiceUnavailable, "%s", ref.Msg)
+	}
+}
+
+// WriteRefusal answers a request refused before it reached the API (a
+// foreign Host or Origin, see package admit) as Kinesis answers one it may
+// not make: AccessDeniedException, in the request's wire format.
+func WriteRefusal(w http.ResponseWriter, r *http.Request, ref *admit.Refusal) {
+	c, _ := codecFor(r.Header.Get("Content-Type"))
+	w.Header().Set("Content-Type", c.contentType())
+	w.Header().Set(requestIDHeader, newRequestID())
+	writeBody(w, c, http.StatusForbidden, struct {
+		Type    string `json:"__type"`
+		Message string `json:"message"`
+	}{typeAccessDenied, ref.Msg})
 }

@@ -6,15 +6,16 @@ package kinesisapi
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/runnel-dev/runnel/internal/admit"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -85,6 +86,15 @@ func newHandler(svc Engine, logger *slog.Logger, now func() time.Time, opts ...O
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if o.bodies == nil {
+		// A handler of its own (tests, embedding) reads bodies within
+		// the default limits.
+		a, err := admit.New(admit.Config{Registerer: prometheus.NewRegistry(), Logger: logger})
+		if err != nil {
+			panic(err) // a fresh registry takes every metric
+		}
+		o.bodies = a.Bodies
 	}
 	return &Handler{
 		svc:     svc,
@@ -217,14 +227,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 	if codecErr != nil {
 		return name, nil, codecErr
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	// The signature is checked as far as the headers allow before the
+	// body is read: an unknown key, a stale date or a missing signed
+	// header costs no body, nor, when the client declared the body's hash,
+	// does a wrong signature or an action the key may never call.
+	check, err := h.beginAuth(r)
 	if err != nil {
-		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-			return name, nil, newError(typeRequestTooLarge, http.StatusRequestEntityTooLarge, "The request body exceeds the limit of %d bytes.", maxBodyBytes)
-		}
-		return name, nil, serializationError("The request body could not be read.")
+		return name, nil, err
 	}
-	key, err := h.authenticate(r, body)
+	if key := check.Key(); key != nil {
+		if err := h.mayCall(key, name); err != nil {
+			return name, nil, err
+		}
+	}
+	body, release, err := h.opts.bodies.ReadAll(w, r, maxBodyBytes)
+	defer release()
+	if err != nil {
+		return name, nil, bodyError(err)
+	}
+	key, err := h.finishAuth(check, body)
 	if err != nil {
 		return name, nil, err
 	}

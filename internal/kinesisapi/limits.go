@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/runnel-dev/runnel/internal/admit"
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -24,6 +25,8 @@ type handlerOptions struct {
 	awsLimits bool
 	region    string
 	accountID string
+	// bodies reads request bodies within the server's limits.
+	bodies *admit.Bodies
 }
 
 func defaultOptions() handlerOptions {
@@ -40,6 +43,11 @@ func WithShardLimit(n int) Option { return func(o *handlerOptions) { o.shardLimi
 func WithAccount(region, accountID string) Option {
 	return func(o *handlerOptions) { o.region, o.accountID = region, accountID }
 }
+
+// WithBodies reads request bodies through b, whose deadlines, minimum
+// rate and memory budget the server shares among its handlers. Without it
+// the handler reads within admit's default limits on its own.
+func WithBodies(b *admit.Bodies) Option { return func(o *handlerOptions) { o.bodies = b } }
 
 // WithAuth requires every request to be signed with Signature Version 4 by
 // one of keys, and refuses what a key may not do.

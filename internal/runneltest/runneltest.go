@@ -215,6 +215,9 @@ func (p *Process) Stderr() string {
 	return p.stderr.String()
 }
 
+// Pid is the process id, to read its figures (such as /proc/<pid>/status).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Done is closed when the process has exited and its output is read.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
