@@ -11,11 +11,13 @@ import (
 
 // loginThrottle bounds login attempts, so that guessing secrets is slow
 // and one client's flood does not lock anybody else out. Every client
-// address has its own budget of attempts (addrRate, addrBurst); every key
-// id a budget of failures (keyFailRate, keyFailBurst). Once a key's
-// failures are spent, addresses that failed within failMemory may not try
-// it until the budget refills, while addresses that have not failed still
-// may: a flood of wrong secrets from one place throttles that place.
+// address has its own budget of failed attempts (addrRate, addrBurst);
+// every key id a budget of failures too (keyFailRate, keyFailBurst). An
+// address whose budget is spent may not try again until it refills. Once
+// a key's budget is spent, addresses that failed within failMemory may not
+// try that key, while addresses that have not failed still may: a flood of
+// wrong secrets from one place throttles that place, not the key's owner
+// logging in elsewhere. Correct logins spend nothing.
 //
 // Its maps are bounded: addresses by maxAddrs (idle ones are dropped
 // first; past that, new addresses share one budget), key ids by the
@@ -100,7 +102,7 @@ func (t *loginThrottle) allow(a, id string, now time.Time) (ok bool, reason stri
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.addr(a, now)
-	if !st.lim.AllowN(now, 1) {
+	if st.lim.TokensAt(now) < 1 {
 		return false, "address"
 	}
 	recentlyFailed := !st.failed.IsZero() && now.Sub(st.failed) < failMemory
@@ -114,6 +116,8 @@ func (t *loginThrottle) allow(a, id string, now time.Time) (ok bool, reason stri
 func (t *loginThrottle) failed(a, id string, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.addr(a, now).failed = now
+	st := t.addr(a, now)
+	st.failed = now
+	st.lim.AllowN(now, 1)
 	t.key(id).AllowN(now, 1)
 }
