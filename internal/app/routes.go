@@ -61,7 +61,6 @@ func (s *Server) newObservability() error {
 		return err
 	}
 	s.adm = adm
-	reg.MustRegister(metrics.NewStreams(s.svc), metrics.NewDirSize(s.cfg.DataDir, 30*time.Second))
 	dash, err := dashboard.New(dashboard.Config{
 		Engine:       s.svc,
 		Keys:         s.keys,
