@@ -192,8 +192,8 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost {
-			// Dashboard bodies (a login) are small; they are read within
-			// the same deadlines as the API's.
+			// Dashboard bodies (a login, a pipelines report) are read
+			// within the same deadlines and budget as the API's.
 			body, release, err := s.adm.Bodies.ReadAll(w, r, dashboardBodyBytes)
 			defer release()
 			if err != nil {
@@ -210,8 +210,9 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 	}), s.refuse)
 }
 
-// dashboardBodyBytes bounds the body of a POST under /api/.
-const dashboardBodyBytes = 64 << 10
+// dashboardBodyBytes bounds the body of a POST under /api/: a login, or
+// the largest report of a `runnel run` process.
+const dashboardBodyBytes = pipeline.MaxProcessReport
 
 // isAPI reports whether r goes to the Kinesis API: anything but GET and
 // HEAD, except POSTs under /api/ without X-Amz-Target.
