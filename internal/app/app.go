@@ -118,9 +118,10 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) Engine() *stream.Service { return s.svc }
 
 // serverProtocols are the HTTP versions the listener speaks: HTTP/1.1 and
-// HTTP/2 on both listeners, over TLS negotiated by ALPN and, on the plain
-// listener, HTTP/2 with prior knowledge (h2c), which is how the JavaScript
-// SDK v3, the Java SDK v2 and the KCL send every call to an http:// endpoint.
+// HTTP/2 on both listeners, HTTP/2 negotiated by ALPN or with prior
+// knowledge, which is how the JavaScript SDK v3 and the KCL send every call
+// to an http:// endpoint, and the Java SDK v2 and the KCL to an https://
+// one (see tlsListener).
 func serverProtocols() *http.Protocols {
 	var p http.Protocols
 	p.SetHTTP1(true)
@@ -177,7 +178,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error {
 		var err error
 		if s.tls != nil {
-			err = srv.ServeTLS(s.ln, "", "")
+			err = srv.Serve(tlsListener{s.ln, s.tls})
 		} else {
 			err = srv.Serve(s.ln)
 		}

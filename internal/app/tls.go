@@ -197,3 +197,25 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// tlsListener hands TLS connections to http.Server as if they were plain
+// ones, so that HTTP/2 is recognised by its connection preface and not
+// only when ALPN chose it: the AWS SDK for Java v2, and so the KCL, starts
+// HTTP/2 over TLS without ALPN by default, which AWS endpoints accept.
+// HTTP/1.1 and ALPN "h2" clients are served as before. The handshake runs
+// on the connection's first read, under the server's ReadHeaderTimeout.
+// Requests carry no Request.TLS (nothing in runnel reads it).
+type tlsListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+func (l tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	// Only net.Conn's methods: a *tls.Conn, or anything with
+	// ConnectionState, would make http.Server skip the preface check.
+	return struct{ net.Conn }{tls.Server(c, l.cfg)}, nil
+}

@@ -74,6 +74,39 @@ func TestPlainSubscribeOverHTTP2(t *testing.T) {
 	subscribeOverHTTP2(t, s, h2c)
 }
 
+// TestTLSHTTP2WithoutALPN starts HTTP/2 over TLS with no ALPN, as the AWS
+// SDK for Java v2 (and so the KCL) does by default: the server must answer
+// the connection preface with its SETTINGS frame, not with HTTP/1.1.
+func TestTLSHTTP2WithoutALPN(t *testing.T) {
+	s, err := New(t.Context(), tlsConfig(t, t.TempDir()), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		require.NoError(t, <-done)
+	})
+
+	pem, err := os.ReadFile(s.CertFile())
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(pem))
+	conn, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	require.NoError(t, err)
+	defer conn.Close()
+	require.Empty(t, conn.ConnectionState().NegotiatedProtocol)
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+
+	// The preface, then an empty SETTINGS frame (length 0, type 4).
+	_, err = conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"))
+	require.NoError(t, err)
+	header := make([]byte, 9)
+	_, err = io.ReadFull(conn, header)
+	require.NoError(t, err)
+	require.Equal(t, byte(4), header[3], "the first frame is SETTINGS, got %q", header)
+}
+
 // subscribeOverHTTP2 runs s, checks that a plain request from newHTTP's
 // client speaks HTTP/2, subscribes to a shard with aws-sdk-go-v2 through
 // such a client while putting ten records, and checks that shutdown ends
@@ -95,12 +128,17 @@ func subscribeOverHTTP2(t *testing.T, s *Server, newHTTP func() *http.Client) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, 2, resp.ProtoMajor, "the client must be speaking HTTP/2")
-	if strings.HasPrefix(s.URL(), "http://") {
-		// HTTP/1.1 clients keep working on the same plain listener.
+	{
+		// HTTP/1.1 clients keep working on the same listener.
 		h1, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL(), strings.NewReader(`{}`))
 		require.NoError(t, err)
 		h1.Header = req.Header.Clone()
-		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(h1)
+		tr := &http.Transport{}
+		if cert := s.CertFile(); cert != "" {
+			tr = trusting(t, cert).Transport.(*http.Transport)
+			tr.ForceAttemptHTTP2 = false
+		}
+		resp, err := (&http.Client{Transport: tr}).Do(h1)
 		require.NoError(t, err)
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
