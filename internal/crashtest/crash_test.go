@@ -5,12 +5,12 @@ package crashtest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,6 +222,7 @@ func produceAndKill(t *testing.T, srv *runneltest.Process, client *kinesis.Clien
 type producer struct {
 	id, round int
 	counter   int
+	padding   int // bytes added to every payload
 	client    *kinesis.Client
 	ledger    *ledger
 	rng       *rand.Rand
@@ -230,8 +231,13 @@ type producer struct {
 func (p *producer) payload() string {
 	p.counter++
 	// The padding makes records of varied size without affecting
-	// uniqueness, which the prefix guarantees.
-	return fmt.Sprintf("r%d-p%d-%07d-", p.round, p.id, p.counter) + strings.Repeat("x", p.rng.IntN(200))
+	// uniqueness, which the prefix guarantees; random, so storage cannot
+	// compress it away.
+	pad := make([]byte, (p.padding+p.rng.IntN(200))*3/4)
+	for i := range pad {
+		pad[i] = byte(p.rng.Uint32())
+	}
+	return fmt.Sprintf("r%d-p%d-%07d-", p.round, p.id, p.counter) + base64.RawStdEncoding.EncodeToString(pad)
 }
 
 func (p *producer) key() string { return fmt.Sprintf("k%d", p.rng.Uint64()) }

@@ -40,11 +40,12 @@ const (
 	maxGroupRecords  = 32768
 )
 
-// States of a putReq: queued until the commit goroutine takes it, or
-// withdrawn by a caller that stopped waiting first.
+// States of a putReq: queued until the commit goroutine takes it (or its
+// caller withdraws it first), then applied once storage has it.
 const (
 	reqQueued int32 = iota
 	reqTaken
+	reqApplied
 	reqWithdrawn
 )
 
@@ -199,8 +200,10 @@ func (s *Service) enqueue(ctx context.Context, req *putReq) error {
 			if req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
 				return err
 			}
-			if req.fn != nil {
-				// fn runs under locks its caller holds: let it finish.
+			if req.fn != nil || req.state.Load() == reqApplied {
+				// fn runs under locks its caller holds, and an applied
+				// put only waits for its log write, which ends either
+				// way: the real answer is due.
 				<-req.done
 				return nil
 			}
@@ -316,6 +319,11 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 		return pg
 	}
 	pg.pending, pg.err = s.eng.Apply(b)
+	if pg.err == nil {
+		for _, req := range group {
+			req.state.Store(reqApplied)
+		}
+	}
 	return pg
 }
 
