@@ -57,15 +57,29 @@ func (a *arrivals) Invoke(_ context.Context, ev *lambda.KinesisEvent) (*lambda.R
 	return nil, nil
 }
 
+// The readers putToHandler measures.
+const (
+	readLocal   = "local"   // kinesislocal: GetRecords in process, woken by appends
+	readPolling = "polling" // GetRecords over HTTP every PollInterval (the default, 250 ms)
+	readFanOut  = "fan-out" // SubscribeToShard over HTTP
+)
+
 // putToHandler measures, n times, the time from a Put returning to the
-// handler seeing the record, through kinesislocal.
-func putToHandler(t testing.TB, n int) []time.Duration {
+// handler seeing the record, through the reader named.
+func putToHandler(t testing.TB, n int, reader string) []time.Duration {
 	e := start(t)
 	e.createStream(t, "s", 1)
 	a := &arrivals{ch: make(chan time.Time, 1)}
 	cfg := baseConfig(e, "s", memStore(t), nil)
 	cfg.Handler = a
-	cfg.Kinesis = kinesislocal.New(e.srv.Service)
+	switch reader {
+	case readLocal:
+		cfg.Kinesis = kinesislocal.New(e.srv.Service)
+	case readPolling:
+		cfg.PollInterval = 0
+	case readFanOut:
+		cfg.FanOut = "latency"
+	}
 	startWorker(t, cfg)
 	ctx := context.Background()
 	out := make([]time.Duration, 0, n)
@@ -86,7 +100,7 @@ func putToHandler(t testing.TB, n int) []time.Duration {
 }
 
 func TestLocalPutToHandlerLatency(t *testing.T) {
-	lat := putToHandler(t, 200)
+	lat := putToHandler(t, 200, readLocal)
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 	t.Logf("put-to-handler latency p50 %s p99 %s", p50, p99)
 	// The goal is p99 under 20 ms; the bound here leaves room for the race
@@ -94,12 +108,17 @@ func TestLocalPutToHandlerLatency(t *testing.T) {
 	require.Less(t, p99, 200*time.Millisecond)
 }
 
-// BenchmarkLocalPutToHandlerLatency reports put-to-handler latency
-// percentiles through kinesislocal (b.N records put one at a time).
-func BenchmarkLocalPutToHandlerLatency(b *testing.B) {
-	lat := putToHandler(b, max(b.N, 100))
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+// BenchmarkPutToHandlerLatency reports put-to-handler latency
+// percentiles (b.N records, at least 100, put one at a time) through
+// kinesislocal, GetRecords polling over HTTP and enhanced fan-out.
+func BenchmarkPutToHandlerLatency(b *testing.B) {
+	for _, reader := range []string{readLocal, readPolling, readFanOut} {
+		b.Run(reader, func(b *testing.B) {
+			lat := putToHandler(b, max(b.N, 100), reader)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
 }
 
 // BenchmarkLocalNoopHandler is BenchmarkWorkerNoopHandler through kinesislocal.

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/testserver"
@@ -42,9 +43,15 @@ func (r *recorder) count() int {
 	return len(r.seen)
 }
 
-// Two runners (as on two machines) share one pipeline's shards through a
-// DynamoDB lease table.
+// Two runners, each with a state directory of its own (as two runnel run
+// processes, or runnel serve --pipelines, which reads in process, and a
+// runnel run), share one pipeline's shards through a DynamoDB lease table.
 func TestDynamoDBLeasesShareShards(t *testing.T) {
+	t.Run("two runs", func(t *testing.T) { testDynamoDBLeasesShareShards(t, false) })
+	t.Run("serve plus run", func(t *testing.T) { testDynamoDBLeasesShareShards(t, true) })
+}
+
+func testDynamoDBLeasesShareShards(t *testing.T, inProcess bool) {
 	ddb := testserver.DynamoDB(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "runnel")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "runnel")
@@ -69,8 +76,12 @@ pipelines:
 	var runners []*Runner
 	ran := make(chan error, 2)
 	for i := range 2 {
+		var kc Client = client
+		if inProcess && i == 0 {
+			kc = kinesislocal.New(srv.Service)
+		}
 		r, err := New(ctx, cfg, Options{
-			Kinesis: client, Builtins: builtins, StateDir: t.TempDir(),
+			Kinesis: kc, Builtins: builtins, StateDir: t.TempDir(),
 			Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)),
 			Tune: func(c *consumer.Config) {
 				c.WorkerID = fmt.Sprint("worker-", i)
