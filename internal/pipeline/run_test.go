@@ -141,23 +141,9 @@ pipelines:
       command: %s
       env: {HANDLED_LOG: %q}
 `, command, filepath.Join(dir, "handled.jsonl"))
-	path := filepath.Join(dir, "pipelines.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yml), 0o644))
-	cfg, err := Load(path, testBuiltins)
-	require.NoError(t, err)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := New(ctx, cfg, Options{
-		Kinesis:  client,
-		StateDir: filepath.Join(dir, "state"),
-		Logger:   slog.New(slog.NewTextHandler(testLog{t}, nil)),
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-		},
-	})
-	require.NoError(t, err)
+	r := newTestRunner(ctx, t, client, dir, yml, nil)
 	require.NoError(t, r.EnsureStreams(ctx))
 	require.NoError(t, r.EnsureStreams(ctx), "existing streams are left alone")
 	sum, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("orders")})
@@ -242,6 +228,31 @@ pipelines:
 		records += s.Records
 	}
 	require.EqualValues(t, n, records, "records handled or sent to the destination, over the run")
+}
+
+// newTestRunner writes yml as dir/pipelines.yaml and builds its runner
+// against client, with state in dir/state and quick polling; tune, when
+// set, adjusts each pipeline's consumer configuration further.
+func newTestRunner(ctx context.Context, t *testing.T, client Client, dir, yml string, tune func(*consumer.Config)) *Runner {
+	t.Helper()
+	path := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yml), 0o644))
+	cfg, err := Load(path, testBuiltins)
+	require.NoError(t, err)
+	r, err := New(ctx, cfg, Options{
+		Kinesis:  client,
+		StateDir: filepath.Join(dir, "state"),
+		Logger:   slog.New(slog.NewTextHandler(testLog{t}, nil)),
+		Tune: func(c *consumer.Config) {
+			c.PollInterval = 20 * time.Millisecond
+			c.TakeInterval = 100 * time.Millisecond
+			if tune != nil {
+				tune(c)
+			}
+		},
+	})
+	require.NoError(t, err)
+	return r
 }
 
 type testLog struct{ t *testing.T }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -63,25 +62,12 @@ pipelines:
       command: [/bin/sh, -c, %q]
       env: {EVENTS: %q, DELAY: %q}
 `, maxRetries, timeout, slowHandler, events, delay)
-	path := filepath.Join(dir, "pipelines.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yml), 0o644))
-	cfg, err := Load(path, testBuiltins)
-	require.NoError(t, err)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r, err := New(ctx, cfg, Options{
-		Kinesis:  client,
-		StateDir: filepath.Join(dir, "state"),
-		Logger:   slog.New(slog.NewTextHandler(testLog{t}, nil)),
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-			c.LeaseDuration = time.Second
-			c.RenewInterval = 200 * time.Millisecond
-		},
+	r := newTestRunner(ctx, t, client, dir, yml, func(c *consumer.Config) {
+		c.LeaseDuration = time.Second
+		c.RenewInterval = 200 * time.Millisecond
 	})
-	require.NoError(t, err)
 	require.NoError(t, r.EnsureStreams(ctx))
 	ran := make(chan error, 1)
 	go func() { ran <- r.Run(ctx) }()
