@@ -61,7 +61,11 @@ certificate once, keeps it in <data-dir>/tls/cert.pem and logs its path:
 The same address serves a dashboard at / (streams, shards, live rates, the
 tail of a stream, pipelines), its JSON under /api/, Prometheus metrics at
 /metrics, and /healthz and /readyz. With --auth the dashboard asks for an
-access key; /metrics takes --metrics-token as a bearer token.
+access key and shows each key what it may read; /metrics takes
+--metrics-token as a bearer token, or a login with a key that may read
+every stream. Without --auth, requests must be addressed to this machine
+(a loopback name or address, or --allow-host) and no browser request from
+another site is answered, against DNS rebinding.
 
 With --demo the server also runs, on built-in defaults, what a newcomer
 wants to see: the stream clickstream (4 shards), the clickstream generator
@@ -119,7 +123,8 @@ stream lists); requests must then be signed with AWS Signature Version 4 [$RUNNE
 	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "serve HTTPS with this PEM certificate (chain); needs --tls-key [$RUNNEL_TLS_CERT]")
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert [$RUNNEL_TLS_KEY]")
 	f.StringVar(&cfg.MetricsToken, "metrics-token", cfg.MetricsToken, `bearer token GET /metrics requires ("Authorization: Bearer <token>"); without it
-/metrics is open, or with --auth needs a dashboard login [$RUNNEL_METRICS_TOKEN]`)
+/metrics is open, or with --auth needs a dashboard login with a key that may read
+every stream [$RUNNEL_METRICS_TOKEN]`)
 	f.StringSliceVar(&cfg.AllowedHosts, "allow-host", cfg.AllowedHosts, `without --auth, a host name or address (no port) requests may name in their Host
 header besides the loopback ones; repeat or separate with commas. Others are
 refused, against DNS rebinding [$RUNNEL_ALLOW_HOST]`)
