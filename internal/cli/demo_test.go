@@ -262,10 +262,15 @@ func TestServeDemoRedis(t *testing.T) {
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&results))
 	resp.Body.Close()
-	require.Len(t, results.Results, 1)
-	require.Equal(t, demoCounter, results.Results[0].Pipeline)
-	require.NotEmpty(t, results.Results[0].TopKeys)
-	require.NotContains(t, results.Results[0].TopKeys[0].Key, ans.KeyPrefix, "keys are shown without the prefix")
+	var counted bool
+	for _, r := range results.Results {
+		if r.Pipeline == demoCounter {
+			counted = true
+			require.NotEmpty(t, r.TopKeys)
+			require.NotContains(t, r.TopKeys[0].Key, ans.KeyPrefix, "keys are shown without the prefix")
+		}
+	}
+	require.True(t, counted, "the counter's results are shown")
 
 	require.NoError(t, p.Signal(syscall.SIGTERM))
 	<-p.Done()

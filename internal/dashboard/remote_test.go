@@ -1,13 +1,20 @@
 package dashboard
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // The remote store: a process is stale after three missed reports,
@@ -35,4 +42,37 @@ func TestRemoteProcesses(t *testing.T) {
 	require.ErrorIs(t, rm.put(pipeline.ProcessReport{Process: "one-too-many", IntervalSeconds: 1}, "", t0), errTooManyProcesses)
 	require.NoError(t, rm.put(pipeline.ProcessReport{Process: "one-too-many", IntervalSeconds: 1}, "", t0.Add(forgetAfter+2*time.Second)),
 		"room again once the quiet ones are forgotten")
+}
+
+// FuzzProcessReport posts any body as a process report: the server
+// answers 200 or a 4xx with an error, never panics, and whatever it took
+// shows in /api/pipelines and /api/results as valid JSON.
+func FuzzProcessReport(f *testing.F) {
+	f.Add([]byte(`{"process":"p","intervalSeconds":2,"pipelines":[{"name":"a","source":"s","handler":"builtin noop","worker":{"shards":[{"shardId":"x","state":"running"}]}}],"results":[{"pipeline":"a","topKeys":[{"key":"k","value":1}]}]}`))
+	f.Add([]byte(`{"process":"p","intervalSeconds":1,"final":true}`))
+	f.Add([]byte(`{"process":"","intervalSeconds":-1}`))
+	f.Add([]byte(`{"process":"p","intervalSeconds":1e308,"pipelines":null}`))
+	f.Add([]byte(`[]`))
+	svc, err := stream.Open(context.Background(), stream.Config{Dir: f.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(f, err)
+	f.Cleanup(func() { _ = svc.Close() })
+	d, err := New(Config{Engine: svc})
+	require.NoError(f, err)
+	h := d.Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, pipeline.ReportPath, bytes.NewReader(body)))
+		require.Contains(t, []int{http.StatusOK, http.StatusBadRequest, http.StatusServiceUnavailable}, rec.Code, rec.Body.String())
+		if rec.Code != http.StatusOK {
+			var e struct{ Error string }
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &e))
+			require.NotEmpty(t, e.Error)
+		}
+		for _, path := range []string{"/api/pipelines", "/api/results"} {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			require.Equal(t, http.StatusOK, rec.Code)
+			require.True(t, json.Valid(rec.Body.Bytes()), rec.Body.String())
+		}
+	})
 }
