@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,6 +31,9 @@ import (
 // generates clicks, counts them in the local store (read back with
 // runnel counts) and archives them; once the generator is stopped, the
 // counts and the archive hold exactly the events it delivered.
+// summaryRecords matches a shard line of an exit summary.
+var summaryRecords = regexp.MustCompile(`^  shardId-\d+ .* records (\d+) `)
+
 func TestServeDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -194,6 +198,20 @@ func TestServeDemo(t *testing.T) {
 	stderr := p.Stderr()
 	require.NoError(t, p.Err(), stderr)
 	require.Contains(t, stderr, "msg=stopped")
+	// The exit summary has each pipeline's real totals, not zeros.
+	summed := map[string]int{}
+	pipelineName := ""
+	for _, line := range strings.Split(p.Stdout(), "\n") {
+		if name, ok := strings.CutPrefix(line, "pipeline "); ok {
+			pipelineName, _, _ = strings.Cut(name, " ")
+			continue
+		}
+		if m := summaryRecords.FindStringSubmatch(line); m != nil && pipelineName != "" {
+			v, _ := strconv.Atoi(m[1])
+			summed[pipelineName] += v
+		}
+	}
+	require.EqualValues(t, delivered, summed["clickstream-counter"], "exit summary of the counter\n%s", p.Stdout())
 
 	// The counts survive a restart: a second run starts from them.
 	p = runneltest.Serve(t, "--demo", "--data-dir", data,
