@@ -1,11 +1,14 @@
 package attack
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,4 +224,93 @@ func TestLoginFlood(t *testing.T) {
 	require.GreaterOrEqual(t, metric(t, c, srv.URL, `runnel_dashboard_logins_total{result="ok"}`, token), float64(logins))
 	require.Contains(t, srv.Stderr(), `msg="dashboard login refused" component=dashboard access_key_id=AKIDADMIN remote=127.0.0.1:`)
 	require.Contains(t, srv.Stderr(), `msg="dashboard login throttled"`)
+}
+
+// TestSignatureCheckedBeforeBody: with --auth, a request that cannot be
+// admitted is answered from its headers alone, while its 15 MiB body has
+// not been sent: an unknown key, a wrong signature when the body's hash is
+// declared (X-Amz-Content-Sha256), and an action the key may never call.
+func TestSignatureCheckedBeforeBody(t *testing.T) {
+	srv := serve(t, "--auth", keysFile(t, demoKeys))
+	addr := hostPort(t, srv.URL)
+	ctx := t.Context()
+	_, err := kinesisClient(srv.URL, "AKIDADMIN", "admin-secret").CreateStream(ctx,
+		&kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(1)})
+	require.NoError(t, err)
+
+	body := `{"StreamName":"clickstream"}`
+	sum := sha256.Sum256([]byte(body))
+	declared := hex.EncodeToString(sum[:])
+	// headers signs a DeleteStream of body as id with secret, declaring
+	// the body's hash and a Content-Length of length, and returns the
+	// headers a client would send.
+	headers := func(id, secret string, length int64) http.Header {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/", strings.NewReader(body))
+		require.NoError(t, err)
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", "Kinesis_20131202.DeleteStream")
+		req.Header.Set("X-Amz-Content-Sha256", declared)
+		require.NoError(t, v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret},
+			req, declared, "kinesis", "us-east-1", time.Now()))
+		return req.Header
+	}
+	// headersOnly sends h with a 15 MiB Content-Length and no body, and
+	// returns the answer's status line and body.
+	headersOnly := func(h http.Header) (string, string) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		require.NoError(t, err)
+		defer c.Close()
+		var b strings.Builder
+		b.WriteString("POST / HTTP/1.1\r\nHost: " + addr + "\r\nContent-Length: " + strconv.Itoa(15<<20) + "\r\n")
+		for k, vs := range h {
+			for _, v := range vs {
+				b.WriteString(k + ": " + v + "\r\n")
+			}
+		}
+		b.WriteString("\r\n")
+		_, err = io.WriteString(c, b.String())
+		require.NoError(t, err)
+		// Answered well before the body timeout, without a body byte.
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, "no answer before the body was sent")
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.Status, string(raw)
+	}
+
+	for _, tc := range []struct {
+		name, id, secret, typ string
+	}{
+		{"unknown key", "AKIDNOBODY", "x", "UnrecognizedClientException"},
+		{"wrong secret", "AKIDADMIN", "guess", "InvalidSignatureException"},
+		{"action the key may never call", "AKIDPUTTER", "putter-secret", "AccessDeniedException"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, raw := headersOnly(headers(tc.id, tc.secret, 15<<20))
+			require.Equal(t, "400 Bad Request", status, raw)
+			require.Contains(t, raw, `"__type":"`+tc.typ+`"`)
+		})
+	}
+
+	// The admin's request, body and all, is answered; a body that does not
+	// match the declared hash is not.
+	send := func(h http.Header, b string) answer {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/", strings.NewReader(b))
+		require.NoError(t, err)
+		req.Header = h
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return answer{status: resp.StatusCode, body: string(raw)}
+	}
+	a := send(headers("AKIDADMIN", "admin-secret", int64(len(body))), `{"StreamName":"clickstreaM"}`)
+	require.Equal(t, http.StatusBadRequest, a.status, a.body)
+	require.Contains(t, a.body, "x-amz-content-sha256")
+	a = send(headers("AKIDADMIN", "admin-secret", int64(len(body))), body)
+	require.Equal(t, http.StatusOK, a.status, a.body)
 }
