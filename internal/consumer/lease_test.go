@@ -133,5 +133,55 @@ func TestLostLeaseAbandonsTheBatchLoudly(t *testing.T) {
 		return st.Held == 1 && st.RecordsBehind == 0 && st.Shards[0].Records == int64(len(want))
 	})
 	checkInOrder(t, h.deliveries(), want)
-	require.Empty(t, w.w.Status().Shards[0].LeaseLost, "cleared once held again")
+	require.Contains(t, w.w.Status().Shards[0].LeaseLost, "intruder", "the last loss stays in the status")
+}
+
+// hangingRenewals is a lease store whose renewals of one lease never
+// answer until their context ends, as a lease-store call stuck on a dead
+// connection would.
+type hangingRenewals struct {
+	*consumer.MemoryStore
+	key string
+}
+
+func (s hangingRenewals) RenewLease(ctx context.Context, l consumer.Lease) (consumer.Lease, error) {
+	if l.Key == s.key {
+		<-ctx.Done()
+		return consumer.Lease{}, ctx.Err()
+	}
+	return s.MemoryStore.RenewLease(ctx, l)
+}
+
+// One renewal that hangs delays no other lease: the other shard's lease is
+// renewed on time and its records handled, while the hanging one's
+// renewal gives up at the lease's validity and the shard is stopped
+// loudly as not renewed in time.
+func TestHangingRenewalDelaysNoOtherLease(t *testing.T) {
+	e := start(t)
+	e.createStream(t, "s", 2)
+	mem := memStore(t)
+	store := hangingRenewals{MemoryStore: mem, key: "shardId-000000000000"}
+	h := &recorder{}
+	cfg := baseConfig(e, "s", store, h)
+	cfg.LeaseDuration = time.Second
+	cfg.RenewInterval = 100 * time.Millisecond
+	w := startWorker(t, cfg)
+	eventually(t, 20*time.Second, "both shards held", func() bool { return w.w.Status().Held == 2 })
+	before, err := mem.GetLease(t.Context(), "shardId-000000000001")
+	require.NoError(t, err)
+
+	eventually(t, 20*time.Second, "the hanging lease lost as not renewed in time", func() bool {
+		for _, s := range w.w.Status().Shards {
+			if s.ShardID == "shardId-000000000000" && strings.Contains(s.LeaseLost, "not renewed in time") {
+				return true
+			}
+		}
+		return false
+	})
+	after, err := mem.GetLease(t.Context(), "shardId-000000000001")
+	require.NoError(t, err)
+	require.Equal(t, w.w.ID(), after.Owner)
+	// At least a lease duration passed at a renewal every 100 ms.
+	require.Greater(t, after.Counter-before.Counter, int64(5), "the other lease kept being renewed")
+	require.Positive(t, w.w.Status().LeasesLost)
 }

@@ -49,8 +49,9 @@ type ShardStatus struct {
 	ParentShardIDs []string `json:"parentShardIds,omitempty"`
 	LeaseCounter   int64    `json:"leaseCounter"`
 
-	// LeaseLost, when this worker last lost the shard's lease while
-	// processing it, says when and why (cleared when it holds it again).
+	// LeaseLost says when and why this worker last lost the shard's lease
+	// while processing it (the batch in flight was then abandoned without
+	// a checkpoint); "" if it never did.
 	LeaseLost string `json:"leaseLost,omitempty"`
 
 	// Records, Invocations, Errors, ToDestination and LastError are this

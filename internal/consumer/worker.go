@@ -60,8 +60,8 @@ type Worker struct {
 
 	// counters are the figures of every shard this worker has processed,
 	// kept after its lease moves on so Status (and the exit summary)
-	// report what was done; lostLeases says why a shard was last stopped
-	// because its lease was lost, until the worker holds it again.
+	// report what was done; lostLeases says when and why a shard was last
+	// stopped because its lease was lost.
 	counters   map[string]*shardCounters
 	lostLeases map[string]string
 	leasesLost atomic.Int64
@@ -486,7 +486,6 @@ func (w *Worker) take(ctx context.Context, l Lease, handOff bool) error {
 		c = &shardCounters{}
 		w.counters[nl.Key] = c
 	}
-	delete(w.lostLeases, nl.Key)
 	w.mu.Unlock()
 	h.proc = newShardProc(w, h, c)
 	w.mu.Lock()
