@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 )
 
 func tlsConfig(t *testing.T, dir string) Config {
@@ -147,7 +149,7 @@ func subscribeOverHTTP2(t *testing.T, s *Server, newHTTP func() *http.Client) {
 
 	newClient := func() *kinesis.Client {
 		return kinesis.New(kinesis.Options{
-			BaseEndpoint: aws.String(s.URL()), Region: "us-east-1", RetryMaxAttempts: 1, HTTPClient: newHTTP(),
+			BaseEndpoint: aws.String(s.URL()), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(), HTTPClient: newHTTP(),
 			Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -142,7 +144,11 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 // client builds the Kinesis client the global flags select.
 func (e *env) client(ctx context.Context) (*kinesis.Client, error) {
-	return kinesisclient.New(ctx, kinesisclient.Options{Endpoint: e.endpoint, Region: e.region})
+	c, err := kinesisclient.New(ctx, kinesisclient.Options{Endpoint: e.endpoint, Region: e.region, Logger: e.logger})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return c, nil
 }
 
 // usageError marks an error as the caller's mistake in invoking runnel.
@@ -169,8 +175,20 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 }
 
 // describeError renders an error for the terminal. AWS API errors become
-// "<Type>: <message>".
+// "<Type>: <message>"; an endpoint that cannot be reached is named, with
+// what to check.
 func describeError(err error) string {
+	var dial *net.OpError
+	if errors.As(err, &dial) && dial.Op == "dial" {
+		where := "the Kinesis endpoint"
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			if u, perr := url.Parse(ue.URL); perr == nil {
+				where = u.Scheme + "://" + u.Host
+			}
+		}
+		return fmt.Sprintf("cannot reach %s: %v (is runnel serve running there? --endpoint or $AWS_ENDPOINT_URL_KINESIS names another)", where, dial.Err)
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		msg := apiErr.ErrorMessage()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,33 @@ func TestExitCodes(t *testing.T) {
 func TestDescribeError(t *testing.T) {
 	err := &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Stream x under account 000000000000 not found."}
 	require.Equal(t, "ResourceNotFoundException: Stream x under account 000000000000 not found.", describeError(err))
+}
+
+// runClient runs a client command line and returns its exit code and
+// stderr.
+func runClient(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, serve: app.Run}
+	return e.main(t.Context(), args), stderr.String()
+}
+
+func TestUnreachableEndpointIsNamed(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	url := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	code, stderr := runClient(t, "stream", "list", "--endpoint", url)
+	require.Equal(t, exitError, code, stderr)
+	require.Contains(t, stderr, "runnel: cannot reach "+url+": connect: connection refused (is runnel serve running there?")
+}
+
+func TestInvalidEndpointIsAUsageError(t *testing.T) {
+	t.Parallel()
+	for _, endpoint := range []string{"htp:/bad", "127.0.0.1:4567", "http://"} {
+		code, stderr := runClient(t, "stream", "list", "--endpoint", endpoint)
+		require.Equal(t, exitUsage, code, stderr)
+		require.Contains(t, stderr, "is not a URL such as http://127.0.0.1:4567", endpoint)
+	}
 }

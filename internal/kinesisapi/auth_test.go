@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/auth"
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -33,7 +34,7 @@ func startAuth(t *testing.T, keys ...auth.Key) string {
 
 func clientWith(url string, creds aws.CredentialsProvider) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(url), Region: "us-east-1", Credentials: creds, RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(url), Region: "us-east-1", Credentials: creds, Retryer: kinesisclient.ConnectionRetryer(),
 	})
 }
 

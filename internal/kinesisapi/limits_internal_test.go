@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -40,7 +41,7 @@ func startLimited(t *testing.T, opts ...Option) (*kinesis.Client, *clock) {
 		require.NoError(t, svc.Close())
 	})
 	c := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 	})
 	return c, clk
@@ -116,7 +117,7 @@ func TestReadThrottleMapsToThroughputExceeded(t *testing.T) {
 		require.NoError(t, svc.Close())
 	})
 	c := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 	})
 	ctx := t.Context()

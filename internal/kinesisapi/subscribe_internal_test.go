@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -48,7 +49,7 @@ func startFanOut(t *testing.T, lifetime, heartbeat, takeover time.Duration) *fan
 // why.
 func (s *fanOutServer) client() *kinesis.Client {
 	return kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(s.url), Region: "us-east-1", RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(s.url), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 		HTTPClient:  memoryBodies{},
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -52,7 +53,7 @@ type subscription struct {
 func subscriber(t testing.TB, srv *kinesistest.Server) *kinesis.Client {
 	t.Helper()
 	return kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 		HTTPClient:  inMemoryBodies{&http.Client{}},
 	})
@@ -338,7 +339,7 @@ func TestSubscribeToShardOverHTTP2(t *testing.T) {
 	hc := srv.Client()
 	hc.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS12
 	c := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", HTTPClient: hc, RetryMaxAttempts: 1,
+		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", HTTPClient: hc, Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 	})
 	e := &env{c: c, ctx: t.Context()}

@@ -1,17 +1,25 @@
-// Package kinesisclient builds the aws-sdk-go-v2 Kinesis client every runnel
-// command uses, so they all resolve endpoint, region and credentials alike.
+// Package kinesisclient builds the AWS configuration and the
+// aws-sdk-go-v2 clients every runnel command uses (Kinesis, and through
+// Config also S3 and DynamoDB), so they all resolve endpoint, region and
+// credentials, retry connection errors and log alike.
 package kinesisclient
 
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/url"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/smithy-go/logging"
 )
 
 // DefaultEndpoint is where `runnel serve` listens unless told otherwise.
@@ -21,6 +29,11 @@ const DefaultEndpoint = "http://127.0.0.1:4567"
 // that is real AWS Kinesis in the configured region.
 const AWS = "aws"
 
+// localMaxBackoff caps the SDK's wait between attempts against a server
+// that is not AWS: a local server that refuses connections is down, and
+// a person at the terminal should hear so within a second.
+const localMaxBackoff = 200 * time.Millisecond
+
 // Options select the endpoint and region. Zero values mean: the endpoint
 // from AWS_ENDPOINT_URL_KINESIS or AWS_ENDPOINT_URL when set, otherwise
 // DefaultEndpoint; the region from the SDK's usual sources, otherwise
@@ -28,17 +41,37 @@ const AWS = "aws"
 type Options struct {
 	Endpoint string
 	Region   string
+	// Logger receives the SDK's own log lines (such as a response body it
+	// could not drain before reusing a connection) at debug level; nil
+	// discards them. They never reach the terminal as "SDK WARN" lines.
+	Logger *slog.Logger
 }
 
-// New returns a Kinesis client. Credentials come from the SDK's default
-// chain; when the chain has none and the endpoint is not AWS, fixed local
-// credentials are used, since runnel serve does not check them by default.
-func New(ctx context.Context, o Options) (*kinesis.Client, error) {
-	endpoint := o.Endpoint
-	if endpoint == "" && os.Getenv("AWS_ENDPOINT_URL_KINESIS") == "" && os.Getenv("AWS_ENDPOINT_URL") == "" {
-		endpoint = DefaultEndpoint
+// CheckEndpoint reports whether endpoint is usable: "aws", or an http://
+// or https:// URL with a host.
+func CheckEndpoint(endpoint string) error {
+	if endpoint == AWS {
+		return nil
 	}
-	local := endpoint != AWS
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("endpoint %q is not a URL such as %s (or %q for AWS Kinesis)", endpoint, DefaultEndpoint, AWS)
+	}
+	return nil
+}
+
+// Config returns the AWS configuration runnel's clients are built from,
+// for a service at endpoint ("" for the SDK's own resolution, which
+// honours AWS_ENDPOINT_URL_<SERVICE> and AWS_ENDPOINT_URL). Credentials
+// come from the SDK's default chain; when the chain has none and the
+// endpoint is not AWS, fixed local credentials are used, since runnel
+// serve and the local S3 and DynamoDB servers do not check them by
+// default. Calls that fail to connect, including a connection lost while
+// an answer arrives, are retried by the SDK's standard retryer, which
+// waits at most localMaxBackoff between attempts when the endpoint is
+// not AWS.
+func Config(ctx context.Context, endpoint string, o Options) (aws.Config, error) {
+	local := endpoint != "" && endpoint != AWS
 	var loadOpts []func(*config.LoadOptions) error
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
@@ -48,9 +81,10 @@ func New(ctx context.Context, o Options) (*kinesis.Client, error) {
 		// credentials; asking would only delay and warn.
 		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
+	loadOpts = append(loadOpts, config.WithLogger(sdkLogger(o.Logger)), config.WithClientLogMode(0))
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -59,10 +93,61 @@ func New(ctx context.Context, o Options) (*kinesis.Client, error) {
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 			cfg.Credentials = credentials.NewStaticCredentialsProvider("runnel", "runnel", "")
 		}
+		cfg.Retryer = func() aws.Retryer {
+			return retry.NewStandard(func(so *retry.StandardOptions) { so.MaxBackoff = localMaxBackoff })
+		}
+	}
+	return cfg, nil
+}
+
+// New returns a Kinesis client for o.Endpoint (see Options and Config).
+func New(ctx context.Context, o Options) (*kinesis.Client, error) {
+	endpoint := o.Endpoint
+	if endpoint == "" {
+		for _, name := range []string{"AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"} {
+			if v := os.Getenv(name); v != "" {
+				if err := CheckEndpoint(v); err != nil {
+					return nil, fmt.Errorf("$%s: %w", name, err)
+				}
+				endpoint = v
+				break
+			}
+		}
+	}
+	if endpoint == "" {
+		endpoint = DefaultEndpoint
+	}
+	if err := CheckEndpoint(endpoint); err != nil {
+		return nil, err
+	}
+	cfg, err := Config(ctx, endpoint, o)
+	if err != nil {
+		return nil, err
 	}
 	return kinesis.NewFromConfig(cfg, func(ko *kinesis.Options) {
-		if endpoint != "" && endpoint != AWS {
+		if endpoint != AWS {
 			ko.BaseEndpoint = aws.String(endpoint)
 		}
 	}), nil
+}
+
+// ConnectionRetryer is the SDK's standard retryer limited to connection
+// errors, without the client-side retry quota: for callers that handle
+// every API error themselves (the producer retries record by record) and
+// for tests that must see each API error as the server sent it.
+func ConnectionRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = []retry.IsErrorRetryable{retry.NoRetryCanceledError{}, retry.RetryableConnectionError{}}
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+// sdkLogger sends the SDK's log lines to l at debug level, or nowhere.
+func sdkLogger(l *slog.Logger) logging.Logger {
+	if l == nil {
+		return logging.Nop{}
+	}
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		l.Debug(fmt.Sprintf(format, v...), "source", "aws-sdk", "level", string(c))
+	})
 }

@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -81,25 +81,23 @@ func StartConfig(t testing.TB, cfg stream.Config) *Server {
 	return &Server{URL: "http://" + ln.Addr().String(), Service: svc}
 }
 
-// Client returns a Kinesis client for the server, with fixed credentials,
-// region us-east-1 and retries off, so tests see every error as the server
-// sent it.
+// Client returns a Kinesis client for the server (see NewClient).
 func (s *Server) Client(t testing.TB) *kinesis.Client {
 	t.Helper()
+	return NewClient(s.URL)
+}
+
+// NewClient returns a Kinesis client for the runnel server at url, with
+// fixed credentials and region us-east-1. It retries only what runnel's
+// own clients leave to the SDK, connection errors
+// (kinesisclient.ConnectionRetryer), so tests see every API error as the
+// server sent it.
+func NewClient(url string) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(s.URL),
+		BaseEndpoint: aws.String(url),
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-		// Only connection errors are retried, so tests see every API error
-		// as the server sent it. aws-sdk-go-v2 now and then loses a
-		// keep-alive connection while reading a 200 answer ("use of closed
-		// network connection", aws/aws-sdk-go-v2#2737; plain net/http
-		// clients do not see it against the same server); its default
-		// retryer retries that too.
-		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = 3
-			o.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
-		}),
+		Retryer:      kinesisclient.ConnectionRetryer(),
 	})
 }
 

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/handler"
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
 )
@@ -488,16 +488,9 @@ func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseSto
 		}
 		return r.leaseDB.Store(ctx, p.Name)
 	}
-	var opts []func(*awsconfig.LoadOptions) error
-	if l.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(l.Region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := kinesisclient.Config(ctx, l.Endpoint, kinesisclient.Options{Region: l.Region})
 	if err != nil {
-		return nil, fmt.Errorf("lease table %s: loading AWS configuration: %w", l.DynamoDBTable, err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		return nil, fmt.Errorf("lease table %s: %w", l.DynamoDBTable, err)
 	}
 	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
 		if l.Endpoint != "" {

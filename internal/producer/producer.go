@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 )
 
 // PutRecords limits that hold on every Kinesis deployment.
@@ -223,10 +225,12 @@ type failure struct {
 // throttled); a call that fails as a whole is retried when the failure is
 // transient (no response, a 5xx status, or throttling) and otherwise fails
 // its records with an error naming the stream and endpoint. The SDK's own
-// retryer is switched off for these calls so that retries are counted and
-// paced here, once.
+// retryer is limited to connection errors for these calls (see
+// kinesisclient.ConnectionRetryer), so that every API error is retried,
+// counted and paced here, once.
 type Producer struct {
 	api    PutRecordsAPI
+	sdk    func(*kinesis.Options) // the SDK's retry policy for PutRecords
 	cfg    Config
 	byARN  bool
 	shards shardMap
@@ -264,6 +268,7 @@ func New(api PutRecordsAPI, cfg Config) (*Producer, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	p := &Producer{
 		api:          api,
+		sdk:          connectionRetries(kinesisclient.ConnectionRetryer()),
 		cfg:          cfg,
 		byARN:        strings.HasPrefix(cfg.Stream, "arn:"),
 		shards:       newShardMap(cfg.Shards),
@@ -630,9 +635,11 @@ func (p *Producer) route(r Record) string {
 	return "k:" + r.PartitionKey
 }
 
-// noSDKRetries switches off the SDK's retryer for one call: the producer
-// retries, record by record.
-func noSDKRetries(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} }
+// connectionRetries makes the SDK retry a call only when it failed to
+// connect: the producer retries API errors, record by record.
+func connectionRetries(r aws.Retryer) func(*kinesis.Options) {
+	return func(o *kinesis.Options) { o.Retryer = r }
+}
 
 // send makes one PutRecords call and settles its records.
 func (p *Producer) send(items []*putItem) {
@@ -646,7 +653,7 @@ func (p *Producer) send(items []*putItem) {
 	} else {
 		in.StreamName = aws.String(p.cfg.Stream)
 	}
-	out, err := p.api.PutRecords(p.ctx, in, noSDKRetries)
+	out, err := p.api.PutRecords(p.ctx, in, p.sdk)
 
 	now := time.Now()
 	var fs []failure

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
@@ -353,10 +352,7 @@ func shardOf(t *testing.T, shards []types.Shard, key string) string {
 
 func TestProducerUnderRealShardWriteLimitsDeliversEachRecordOnce(t *testing.T) {
 	url := producertest.StartLimited(t)
-	c := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(url), Region: "us-east-1", RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-	})
+	c := kinesistest.NewClient(url)
 	producertest.CreateStream(t, c, "s", 1)
 	// 2500 records on one shard allowing 1000 records/s (one second of
 	// burst): about 1.5 s of throttling.

@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 )
 
 // store is where objects go. Put replaces an object of the same key.
@@ -49,21 +49,9 @@ type s3Store struct {
 }
 
 func newS3Store(ctx context.Context, c *S3Config, gzip bool) (*s3Store, error) {
-	var opts []func(*awsconfig.LoadOptions) error
-	if c.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(c.Region))
-	}
-	if c.Endpoint != "" {
-		// An S3-compatible server has no instance metadata service to
-		// ask for credentials.
-		opts = append(opts, awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := kinesisclient.Config(ctx, c.Endpoint, kinesisclient.Options{Region: c.Region})
 	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration: %w", err)
-	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
+		return nil, err
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if c.Endpoint != "" {

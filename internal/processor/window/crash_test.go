@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
@@ -38,10 +38,7 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 	defer cancel()
 
 	url := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data")).URL
-	client := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(url), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("windowtest", "windowtest", ""),
-	})
+	client := kinesistest.NewClient(url)
 	_, err := client.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("events"), ShardCount: aws.Int32(2)})
 	require.NoError(t, err)
 	deadline := time.Now().Add(30 * time.Second)
