@@ -122,6 +122,7 @@ endpoint, its own or AWS's.`,
 		newRunCommand(e), newConfigCommand(e),
 		newCountsCommand(e),
 		newReplayCommand(e),
+		newVersionCommand(e),
 	)
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +173,21 @@ func TestInvalidEndpointIsAUsageError(t *testing.T) {
 		require.Equal(t, exitUsage, code, stderr)
 		require.Contains(t, stderr, "is not a URL such as http://127.0.0.1:4567", endpoint)
 	}
+}
+
+func TestPrintVersion(t *testing.T) {
+	var out bytes.Buffer
+	printVersion(&out, &debug.BuildInfo{
+		GoVersion: "go1.26.8",
+		Main:      debug.Module{Path: "github.com/runnel-dev/runnel", Version: "v0.3.0"},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "bfd3ce3a"},
+			{Key: "vcs.time", Value: "2026-12-06T02:20:00Z"},
+			{Key: "vcs.modified", Value: "true"},
+		},
+	})
+	require.Equal(t, "runnel v0.3.0\ncommit bfd3ce3a (with uncommitted changes)\ncommitted 2026-12-06T02:20:00Z\nbuilt with go1.26.8\n", out.String())
+
+	code, stderr := runClient(t, "version")
+	require.Equal(t, exitOK, code, stderr)
 }

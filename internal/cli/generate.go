@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,9 +19,27 @@ import (
 	"github.com/runnel-dev/runnel/internal/producer"
 )
 
+// generateFallbackListen is where the control API listens when the
+// default address is taken: any free local port.
+const generateFallbackListen = "127.0.0.1:0"
+
 // generateCloseTimeout bounds how long a generator waits on shutdown for
 // buffered events to be delivered.
 const generateCloseTimeout = 30 * time.Second
+
+// controlCommand is the curl argument that calls action on the control
+// API at base. A generated token is printed; a given one is not, so the
+// command names where it came from instead.
+func controlCommand(base, action, token string, generated, fromFlag bool) string {
+	switch {
+	case generated:
+		return "'" + base + "/" + action + "?token=" + url.QueryEscape(token) + "'"
+	case fromFlag:
+		return "'" + base + "/" + action + "?token=<your --token>'"
+	default:
+		return `"` + base + "/" + action + `?token=$RUNNEL_CLICKSTREAM_TOKEN"`
+	}
+}
 
 func newGenerateCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
@@ -148,20 +167,25 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 			}
 			var lc net.ListenConfig
 			ln, err := lc.Listen(ctx, "tcp", listen)
+			if err != nil && !cmd.Flags().Changed("listen") {
+				// The default port is taken, by another generator
+				// perhaps: any free port does.
+				ln, err = lc.Listen(ctx, "tcp", generateFallbackListen)
+			}
 			if err != nil {
 				_, _ = w.Close(ctx)
-				return fmt.Errorf("listening for the control API: %w", err)
+				return fmt.Errorf("listening for the control API on %s: %w (--listen 127.0.0.1:0 picks a free port)", listen, err)
 			}
-			url := "http://" + ln.Addr().String()
-			fmt.Fprintf(e.stderr, "runnel: clickstream generator on %s, writing to %s (seed %d)\n", url, target, seed)
+			ctl := "http://" + ln.Addr().String()
+			fmt.Fprintf(e.stderr, "runnel: clickstream generator on %s, writing to %s (seed %d)\n", ctl, target, seed)
 			if generated {
 				fmt.Fprintf(e.stderr, "runnel: token: %s\n", token)
 			}
 			if start {
 				svc.Start()
-				fmt.Fprintf(e.stderr, "runnel: generating; stop with: curl '%s/stop?token=TOKEN'\n", url)
+				fmt.Fprintf(e.stderr, "runnel: generating; stop with: curl %s\n", controlCommand(ctl, "stop", token, generated, cmd.Flags().Changed("token")))
 			} else {
-				fmt.Fprintf(e.stderr, "runnel: stopped; start with: curl '%s/start?token=TOKEN'\n", url)
+				fmt.Fprintf(e.stderr, "runnel: stopped; start with: curl %s\n", controlCommand(ctl, "start", token, generated, cmd.Flags().Changed("token")))
 			}
 
 			runErr := svc.Run(ctx, ln)
@@ -184,7 +208,7 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 	f.StringVar(&cataloguePath, "catalogue", "", "YAML catalogue of product groups, products, pages and probabilities (default: built in)")
 	f.BoolVar(&printCatalogue, "print-catalogue", false, "print the built-in catalogue, a starting point for --catalogue, and exit")
 	f.StringVar(&token, "token", "", "token the control API requires (default: random, printed at start) [$RUNNEL_CLICKSTREAM_TOKEN]")
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address of the control API; port 0 picks a free port")
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address of the control API; port 0 picks a free port (default 127.0.0.1:8080, or a free port when that is taken)")
 	f.Float64Var(&rate, "rate", 100, "events per second, all sessions together; 0 means as fast as the destination accepts")
 	f.IntVar(&sessions, "sessions", 50, "concurrent simulated sessions")
 	f.StringVar(&stream, "stream", "clickstream", "stream to put events into")

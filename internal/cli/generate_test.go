@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -142,6 +143,25 @@ func startGenerate(t *testing.T, environ map[string]string, stdout, stderr *sync
 	}
 }
 
+// TestGenerateDefaultPortTakenFallsBack starts a generator with the
+// default control address while that port is held, and checks that it
+// listens on another one.
+func TestGenerateDefaultPortTakenFallsBack(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err == nil {
+		defer held.Close()
+	} // else something else holds it, which serves as well
+	var stdout, stderr syncBuffer
+	url, interrupt := startGenerate(t, nil, &stdout, &stderr, "generate", "clickstream", "--to", "stdout", "--rate", "1")
+	require.NotEqual(t, "http://127.0.0.1:8080", url)
+	require.Equal(t, 0, interrupt(), stderr.String())
+
+	code := runGenerate(t, t.Context(), nil, &stdout, &stderr, "generate", "clickstream", "--to", "stdout", "--listen", "127.0.0.1:8080")
+	require.Equal(t, exitError, code)
+	require.Contains(t, stderr.String(), "listening for the control API on 127.0.0.1:8080")
+	require.Contains(t, stderr.String(), "--listen 127.0.0.1:0 picks a free port")
+}
+
 func getStatus(t *testing.T, url, token string) (clickstream.Status, int) {
 	t.Helper()
 	resp, err := http.Get(url + "/status?token=" + token)
@@ -158,6 +178,7 @@ func getStatus(t *testing.T, url, token string) (clickstream.Status, int) {
 // token from the environment, interrupts it, and checks the summary against
 // the stream's contents.
 func TestGenerateToStream(t *testing.T) {
+	t.Parallel()
 	srv := kinesistest.Start(t)
 	client := srv.Client(t)
 	producertest.CreateStream(t, client, "clicks", 2)
@@ -178,6 +199,7 @@ func TestGenerateToStream(t *testing.T) {
 	require.Equal(t, 0, interrupt(), stderr.String())
 	out := stderr.String()
 	require.NotContains(t, out, "env-token", "a given token is not printed")
+	require.Contains(t, out, `stop with: curl "`+url+`/stop?token=$RUNNEL_CLICKSTREAM_TOKEN"`)
 	require.Contains(t, out, "(seed 5)")
 	m := summaryRE.FindStringSubmatch(out)
 	require.NotNil(t, m, out)
@@ -190,12 +212,14 @@ func TestGenerateToStream(t *testing.T) {
 // TestGenerateToStdout prints events as JSON lines and prints the
 // generated token.
 func TestGenerateToStdout(t *testing.T) {
+	t.Parallel()
 	var stdout, stderr syncBuffer
 	url, interrupt := startGenerate(t, nil, &stdout, &stderr,
 		"generate", "clickstream", "--to", "stdout", "--listen", "127.0.0.1:0", "--rate", "0")
 	m := regexp.MustCompile(`token: ([A-Z2-7]{26})\n`).FindStringSubmatch(stderr.String())
 	require.NotNil(t, m, stderr.String())
 	token := m[1]
+	require.Contains(t, stderr.String(), "stopped; start with: curl '"+url+"/start?token="+token+"'")
 
 	st, code := getStatus(t, url, token)
 	require.Equal(t, http.StatusOK, code)

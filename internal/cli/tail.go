@@ -53,12 +53,17 @@ unpacked into their user records, each printed with its own partition key
 (and, in JSON, its subSequenceNumber), as the KCL and runnel run deliver
 them; --kpl-raw prints the aggregates as stored.
 
-By default tail follows the stream until interrupted, picking up shards that
-resharding creates. With --no-follow it stops once every shard is caught up.`,
+By default tail follows the stream until interrupted, starting at the latest
+record and picking up shards that resharding creates. With --no-follow it
+starts at the oldest record (unless --from says otherwise) and stops once
+every shard is caught up: it prints what the stream holds.`,
 		Args: exactArgs("STREAM"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if follow && noFollow && cmd.Flags().Changed("follow") {
 				return usagef("--follow and --no-follow contradict each other")
+			}
+			if noFollow && !cmd.Flags().Changed("from") {
+				from = "trim-horizon"
 			}
 			var start types.ShardIteratorType
 			switch from {
@@ -98,7 +103,7 @@ resharding creates. With --no-follow it stops once every shard is caught up.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&from, "from", "latest", "where to start in each shard: latest or trim-horizon")
+	f.StringVar(&from, "from", "latest", "where to start in each shard: latest or trim-horizon (default latest, trim-horizon with --no-follow)")
 	f.BoolVar(&follow, "follow", true, "keep reading as records arrive")
 	f.BoolVar(&noFollow, "no-follow", false, "stop when every shard is caught up")
 	f.StringVar(&format, "format", "raw", "output: raw (data only) or json")

@@ -16,7 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/producer/producertest"
 )
 
 // fakeShards serves one open shard holding records "r0".."r9". Iterators
@@ -132,4 +134,25 @@ func TestRecordWriterDeaggregatesKPL(t *testing.T) {
 	rw = &recordWriter{w: &out}
 	require.NoError(t, rw.write("shardId-000000000000", recs))
 	require.Equal(t, string(agg.Data)+"\nplain\n", out.String(), "--kpl-raw prints the aggregate as stored")
+}
+
+// TestTailNoFollowPrintsWhatIsThere checks that --no-follow starts at the
+// oldest record by default, and --from latest still wins.
+func TestTailNoFollowPrintsWhatIsThere(t *testing.T) {
+	t.Parallel()
+	srv := kinesistest.Start(t)
+	client := srv.Client(t)
+	producertest.CreateStream(t, client, "s", 2)
+	for i := range 3 {
+		_, err := client.PutRecord(t.Context(), &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String("k"), Data: []byte("r" + strconv.Itoa(i))})
+		require.NoError(t, err)
+	}
+	run := func(args ...string) string {
+		var stdout, stderr bytes.Buffer
+		e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+		require.Equal(t, exitOK, e.main(t.Context(), append([]string{"--endpoint", srv.URL, "tail", "s", "--no-follow"}, args...)), stderr.String())
+		return stdout.String()
+	}
+	require.Equal(t, "r0\nr1\nr2\n", run())
+	require.Equal(t, "", run("--from", "latest"))
 }
