@@ -55,8 +55,9 @@ records in the event AWS Lambda sends for Kinesis, retry what failed, send
 what keeps failing to the on-failure destination, and checkpoint.
 
 Checkpoints and leases are kept in --state-dir (an embedded store); a
-restarted run resumes from them. Only one process may use a state
-directory at a time; runs with different state directories are separate
+restarted run resumes from them, at once even after kill -9: only one
+process may use a state directory at a time, so the leases a previous run
+left are released at start instead of waited out; runs with different state directories are separate
 applications that each read every record. To share a stream's shards
 among several runs (on one machine or many), give the pipeline a DynamoDB
 lease table (leases: {dynamodbTable: NAME, endpoint: URL}).
@@ -116,9 +117,11 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string, repo
 		Kinesis:  client,
 		Builtins: builtins,
 		StateDir: stateDir,
-		Region:   client.Options().Region,
-		Logger:   e.logger,
-		Stdout:   e.stdout,
+		// The lock is exclusive where runnel can take one (lockExclusive).
+		StateDirLocked: lockExclusive,
+		Region:         client.Options().Region,
+		Logger:         e.logger,
+		Stdout:         e.stdout,
 	})
 	if err != nil {
 		return err

@@ -33,3 +33,6 @@ func lockStateDir(dir string) (unlock func(), err error) {
 		f.Close()
 	}, nil
 }
+
+// lockExclusive says whether lockStateDir keeps other processes out.
+const lockExclusive = true

@@ -135,3 +135,35 @@ func TestLeasesNeedATable(t *testing.T) {
 	_, err := Parse("pipelines.yaml", []byte(src), testBuiltins)
 	require.ErrorContains(t, err, "pipelines.yaml:4: pipelines[0].leases: set dynamodbTable")
 }
+
+// TestReleaseLeasesOfAnExitedRun checks that the leases a killed run left
+// owned are free to take at once, checkpoints kept.
+func TestReleaseLeasesOfAnExitedRun(t *testing.T) {
+	ctx := t.Context()
+	store, err := consumer.NewMemoryStore(ctx, nil)
+	require.NoError(t, err)
+	cp := consumer.Checkpoint{SequenceNumber: "49590338271490256608559692538361571095921575989136588898"}
+	for _, key := range []string{"shardId-000000000000", "shardId-000000000001", "shardId-000000000002"} {
+		require.NoError(t, store.CreateLease(ctx, consumer.Lease{Key: key}))
+		l, err := store.GetLease(ctx, key)
+		require.NoError(t, err)
+		if key == "shardId-000000000002" {
+			continue // never owned
+		}
+		l, err = store.TakeLease(ctx, l, "killed-worker", false)
+		require.NoError(t, err)
+		_, err = store.UpdateCheckpoint(ctx, l, cp)
+		require.NoError(t, err)
+	}
+	require.NoError(t, releaseLeases(ctx, store, slog.New(slog.DiscardHandler)))
+	leases, err := store.ListLeases(ctx)
+	require.NoError(t, err)
+	require.Len(t, leases, 3)
+	for _, l := range leases {
+		require.Empty(t, l.Owner, l.Key)
+		require.Empty(t, l.CheckpointOwner, l.Key)
+		if l.Key != "shardId-000000000002" {
+			require.Equal(t, cp, l.Checkpoint, l.Key)
+		}
+	}
+}

@@ -51,6 +51,12 @@ type Options struct {
 	// embedded lease store <StateDir>/leases (pipelines with a DynamoDB
 	// lease table keep them there instead). Required.
 	StateDir string
+	// StateDirLocked says the caller holds StateDir exclusively (runnel
+	// run's lock), so no other process uses its lease store: a lease it
+	// shows owned belongs to a run that has exited, perhaps killed, and is
+	// released at start, so its shards resume at once instead of after a
+	// lease duration.
+	StateDirLocked bool
 	// Region is the awsRegion of events. Default us-east-1.
 	Region string
 	// Logger receives the runner's and pipelines' logs. Default: discard.
@@ -486,7 +492,14 @@ func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseSto
 		} else if n > 0 {
 			r.log.Info("leases imported into the embedded lease store", "pipeline", p.Name, "file", old, "leases", n)
 		}
-		return r.leaseDB.Store(ctx, p.Name)
+		store, err := r.leaseDB.Store(ctx, p.Name)
+		if err != nil || !r.opts.StateDirLocked {
+			return store, err
+		}
+		if err := releaseLeases(ctx, store, r.log.With("pipeline", p.Name)); err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
+		}
+		return store, nil
 	}
 	cfg, err := kinesisclient.Config(ctx, l.Endpoint, kinesisclient.Options{Region: l.Region})
 	if err != nil {
@@ -502,6 +515,29 @@ func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseSto
 		return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
 	}
 	return store, nil
+}
+
+// releaseLeases clears the owner of every owned lease in store, whose
+// owners are known to have exited.
+func releaseLeases(ctx context.Context, store consumer.LeaseStore, log *slog.Logger) error {
+	leases, err := store.ListLeases(ctx)
+	if err != nil {
+		return fmt.Errorf("listing leases: %w", err)
+	}
+	var released []string
+	for _, l := range leases {
+		if l.Owner == "" {
+			continue
+		}
+		if _, err := store.EvictLease(ctx, l); err != nil {
+			return fmt.Errorf("releasing the lease of %s held by %s, a run that has exited: %w", l.Key, l.Owner, err)
+		}
+		released = append(released, l.Key)
+	}
+	if len(released) > 0 {
+		log.Info("released the leases of a previous run that did not stop cleanly", "shards", released)
+	}
+	return nil
 }
 
 // openShards returns a function listing the open shards of a stream.
