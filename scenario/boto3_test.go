@@ -34,6 +34,7 @@ func boto3Python(t *testing.T) string {
 // TestBoto3 drives `runnel serve --auth ... --limits aws` with boto3:
 // create, put, get, stream settings, a put-only key and delete.
 func TestBoto3(t *testing.T) {
+	t.Parallel()
 	python := boto3Python(t)
 	keys := filepath.Join(t.TempDir(), "keys.yaml")
 	require.NoError(t, os.WriteFile(keys, []byte(`keys:

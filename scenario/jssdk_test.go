@@ -99,6 +99,7 @@ func startTLSServer(t *testing.T, extra ...string) (*runneltest.Process, string)
 // HTTP/2 the SDK signs the host as :authority, not Host, and every call
 // must still verify.
 func TestJSSDK(t *testing.T) {
+	t.Parallel()
 	node, dir := jssdkDir(t)
 	for _, v := range []struct {
 		name      string

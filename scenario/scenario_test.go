@@ -173,6 +173,7 @@ func (r *runnelCLI) run(stdin io.Reader, args ...string) result {
 }
 
 func TestScenario(t *testing.T) {
+	t.Parallel()
 	requireTool(t, "aws")
 	bin := runneltest.Binary(t)
 	srv := startServer(t)
@@ -335,6 +336,7 @@ func TestScenario(t *testing.T) {
 // write limit allows per second: the throttled records must be retried
 // until every one is delivered.
 func TestPutRetriesThrottledRecords(t *testing.T) {
+	t.Parallel()
 	bin := runneltest.Binary(t)
 	srv := startServer(t, "--shard-write-limits")
 	rn := &runnelCLI{t: t, bin: bin, endpoint: srv.URL, env: clientEnv(t)}

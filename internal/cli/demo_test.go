@@ -38,6 +38,7 @@ func TestServeDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	bin := runneltest.Binary(t)
 	data := filepath.Join(dir, "data")
@@ -231,6 +232,7 @@ func TestServeDemoRedis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	t.Parallel()
 	rs := testserver.Redis(t)
 	dir := t.TempDir()
 	bin := runneltest.Binary(t)

@@ -136,6 +136,7 @@ func requireRowsInOrder(t *testing.T, recs []types.Record, rows []testRow) {
 }
 
 func TestProduceFileReplaysEveryRecordInOrderPerKey(t *testing.T) {
+	t.Parallel()
 	rows := testRows(3000)
 	for _, name := range []string{"events.csv", "events.tsv", "events.jsonl", "events.csv.gz", "events.jsonl.gz"} {
 		t.Run(name, func(t *testing.T) {
@@ -235,6 +236,7 @@ func TestProduceUsageErrors(t *testing.T) {
 }
 
 func TestProduceRandom(t *testing.T) {
+	t.Parallel()
 	srv := kinesistest.Start(t)
 	c := srv.Client(t)
 	producertest.CreateStream(t, c, "r", 2)
@@ -293,6 +295,7 @@ func TestProduceSensorToStdout(t *testing.T) {
 }
 
 func TestProduceInterruptFlushesAndReports(t *testing.T) {
+	t.Parallel()
 	srv := kinesistest.Start(t)
 	c := srv.Client(t)
 	producertest.CreateStream(t, c, "live", 2)
@@ -329,9 +332,9 @@ func TestProduceInterruptFlushesAndReports(t *testing.T) {
 }
 
 func TestProduceWritesRecordsGivenUpOnToFailedFile(t *testing.T) {
+	t.Parallel()
 	url := producertest.StartLimited(t)
-	c := kinesis.New(kinesis.Options{BaseEndpoint: aws.String(url), Region: "us-east-1", RetryMaxAttempts: 1,
-		Credentials: aws.AnonymousCredentials{}})
+	c := kinesistest.NewClient(url)
 	producertest.CreateStream(t, c, "tight", 1)
 	failedPath := filepath.Join(t.TempDir(), "failed.jsonl")
 	// One attempt per record against a shard taking 1000 records/s: the

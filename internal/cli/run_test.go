@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
@@ -118,6 +118,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	handlerBin := runneltest.Build(t, "github.com/runnel-dev/runnel/examples/handler-go")
 
@@ -150,11 +151,7 @@ pipelines:
 	run := runneltest.Start(t, nil, "--endpoint", url, "run", cfgPath, "--status-listen", "127.0.0.1:0")
 	statusURL := run.WaitFor(t, statusRe, 60*time.Second)[1]
 
-	client := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(url),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-	})
+	client := kinesistest.NewClient(url)
 	ctx := t.Context()
 	sum, err := client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("events")})
 	require.NoError(t, err, "runnel run creates declared streams before it reports status")
@@ -298,6 +295,7 @@ func TestServePipelines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "pipelines.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(`streams:
@@ -312,11 +310,7 @@ pipelines:
 	url := srv.URL
 	srv.WaitFor(t, regexp.MustCompile(`msg="pipeline starting".* pipeline=print`), 60*time.Second)
 
-	client := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(url),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-	})
+	client := kinesistest.NewClient(url)
 	const n = 20
 	for i := range n {
 		_, err := client.PutRecord(t.Context(), &kinesis.PutRecordInput{

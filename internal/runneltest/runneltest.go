@@ -80,6 +80,15 @@ func Build(t testing.TB, pkg string) string {
 		bin := filepath.Join(sub, filepath.Base(filepath.Clean(pkg)))
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		// Test binaries of several packages run at once (go test -p) and
+		// build the same packages: one at a time, the later builds find
+		// the first one's work in the build cache and only link.
+		unlock, err := lockBuilds()
+		if err != nil {
+			b.err = err
+			return
+		}
+		defer unlock()
 		out, err := exec.CommandContext(ctx, goTool, "build", "-o", bin, pkg).CombinedOutput()
 		if err != nil {
 			b.err = fmt.Errorf("go build: %w\n%s", err, out)

@@ -15,11 +15,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/runneltest"
 	"github.com/runnel-dev/runnel/internal/testserver"
@@ -31,13 +31,7 @@ func TestMain(m *testing.M) { runneltest.Main(m) }
 // local server.
 var runEnv = []string{"AWS_ACCESS_KEY_ID=runnel", "AWS_SECRET_ACCESS_KEY=runnel", "AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"}
 
-func kinesisClient(url string) *kinesis.Client {
-	return kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(url),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-	})
-}
+func kinesisClient(url string) *kinesis.Client { return kinesistest.NewClient(url) }
 
 // putClicks puts events into the stream, partitioned by session.
 func putClicks(t *testing.T, client *kinesis.Client, stream string, events []string) {
@@ -117,6 +111,7 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs runnel processes")
 	}
+	t.Parallel()
 	const n, rounds = 20000, 4
 	rs := testserver.Redis(t)
 	rc := redisClient(t, rs.Addr)
@@ -192,12 +187,15 @@ func TestKillRunMidCountCountsExactlyOnce(t *testing.T) {
 }
 
 // TestServePipelinesCount runs the count pipeline inside `runnel serve
-// --pipelines`, kills the server mid-count and restarts it, and checks
-// the exact counts.
+// --pipelines`, kills the server once counting has begun, restarts it, and
+// checks the exact counts. Half the events are put only after the
+// restart, so the kill always falls before everything is counted, however
+// slow the machine.
 func TestServePipelinesCount(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs runnel processes")
 	}
+	t.Parallel()
 	const n = 20000
 	rs := testserver.Redis(t)
 	rc := redisClient(t, rs.Addr)
@@ -205,16 +203,15 @@ func TestServePipelinesCount(t *testing.T) {
 	cfg := writePipelines(t, dir, rs.Addr, 100)
 	data := filepath.Join(dir, "data")
 
-	// The events are put first, by a server without pipelines, so that
-	// the pipeline has them all to count when it starts.
+	// The first half is put by a server without pipelines, so that the
+	// pipeline has a backlog to count when it starts.
 	srv := runneltest.Serve(t, "--data-dir", data)
-	url := srv.URL
-	client := kinesisClient(url)
+	client := kinesisClient(srv.URL)
 	_, err := client.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String("clickstream"), ShardCount: aws.Int32(4)})
 	require.NoError(t, err)
 	require.NoError(t, kinesis.NewStreamExistsWaiter(client).Wait(context.Background(), &kinesis.DescribeStreamInput{StreamName: aws.String("clickstream")}, 30*time.Second))
 	events := clickstreamEvents(n)
-	putClicks(t, client, "clickstream", events)
+	putClicks(t, client, "clickstream", events[:n/2])
 	want := exactCounts(t, "c:", events)
 	require.NoError(t, srv.Signal(syscall.SIGTERM))
 	<-srv.Done()
@@ -222,7 +219,7 @@ func TestServePipelinesCount(t *testing.T) {
 	srv = runneltest.Start(t, runEnv, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--pipelines", cfg)
 	ctx := context.Background()
 
-	// Kill the server once some, not all, are counted.
+	// Kill the server once it has counted something.
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		sum, _, err := counted(ctx, rc, "c:")
@@ -236,10 +233,11 @@ func TestServePipelinesCount(t *testing.T) {
 	srv.Kill()
 	sum, _, err := counted(ctx, rc, "c:")
 	require.NoError(t, err)
-	require.Less(t, sum, n, "killed after everything was counted")
-	t.Logf("killed runnel serve with %d of %d counted", sum, n)
+	require.LessOrEqual(t, sum, n/2, "more counted than put")
+	t.Logf("killed runnel serve with %d of the %d events put so far counted", sum, n/2)
 
 	srv = runneltest.Serve(t, "--data-dir", data, "--pipelines", cfg)
+	putClicks(t, kinesisClient(srv.URL), "clickstream", events[n/2:])
 	deadline = time.Now().Add(120 * time.Second)
 	for {
 		sum, _, err := counted(ctx, rc, "c:")
