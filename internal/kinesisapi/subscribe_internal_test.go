@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -44,28 +42,14 @@ func startFanOut(t *testing.T, lifetime, heartbeat, takeover time.Duration) *fan
 	return &fanOutServer{h: h, url: srv.URL}
 }
 
-// client returns a new SDK client. Each subscription gets its own, with
-// request bodies sent from memory; subscriber in subscribe_test.go says
-// why.
+// client returns a new SDK client. Each subscription gets its own;
+// subscriber in subscribe_test.go says why.
 func (s *fanOutServer) client() *kinesis.Client {
 	return kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(s.url), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-		HTTPClient:  memoryBodies{},
+		HTTPClient:  kinesisclient.HTTPClient(),
 	})
-}
-
-type memoryBodies struct{}
-
-func (memoryBodies) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-	}
-	return http.DefaultClient.Do(r)
 }
 
 // setup creates stream "s" with one shard and registers consumer "app".

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -37,40 +36,19 @@ type subscription struct {
 	es *kinesis.SubscribeToShardEventStream
 }
 
-// subscriber returns an SDK client for one subscription over plain HTTP/1.1.
-// Each subscription needs a client of its own: aws-sdk-go-v2 clients share
+// subscriber returns an SDK client for one subscription over plain HTTP/1.1,
+// with runnel's HTTP client (kinesisclient.HTTPClient says why). Each
+// subscription needs a client of its own: aws-sdk-go-v2 clients share
 // event-stream decoding state between their streams without
 // synchronisation (github.com/aws/smithy-go issue 714), which the race
-// detector reports. Over HTTP/1.1 the client also buffers request bodies:
-// the SDK closes a request body as soon as the response begins, and when
-// net/http has sent the body as a separate write (as it does for the SDK's
-// body type) its writer may still be checking the body for more data; the
-// transport then closes the connection under the streaming response
-// ("use of closed network connection" within the first events, in about
-// one subscription in thirty here). An in-memory body is sent with the
-// headers in one write. Over HTTP/2 the SDK works unchanged (see
-// TestSubscribeToShardOverHTTP2).
+// detector reports.
 func subscriber(t testing.TB, srv *kinesistest.Server) *kinesis.Client {
 	t.Helper()
 	return kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
-		HTTPClient:  inMemoryBodies{&http.Client{}},
+		HTTPClient:  kinesisclient.HTTPClient(),
 	})
-}
-
-// inMemoryBodies sends each request body from memory.
-type inMemoryBodies struct{ c *http.Client }
-
-func (d inMemoryBodies) Do(r *http.Request) (*http.Response, error) {
-	if r.Body != nil && r.Body != http.NoBody {
-		b, err := io.ReadAll(r.Body)
-		if err != nil {
-			return nil, err
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
-	}
-	return d.c.Do(r)
 }
 
 func subscribe(t *testing.T, c *kinesis.Client, ctx context.Context, consumerARN, shard string, pos types.StartingPosition) *subscription {

@@ -5,9 +5,12 @@
 package kinesisclient
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"time"
@@ -15,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -81,7 +85,8 @@ func Config(ctx context.Context, endpoint string, o Options) (aws.Config, error)
 		// credentials; asking would only delay and warn.
 		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
-	loadOpts = append(loadOpts, config.WithLogger(sdkLogger(o.Logger)), config.WithClientLogMode(0))
+	loadOpts = append(loadOpts, config.WithLogger(sdkLogger(o.Logger)), config.WithClientLogMode(0),
+		config.WithHTTPClient(HTTPClient()))
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
@@ -140,6 +145,29 @@ func ConnectionRetryer() aws.Retryer {
 		o.Retryables = []retry.IsErrorRetryable{retry.NoRetryCanceledError{}, retry.RetryableConnectionError{}}
 		o.RateLimiter = ratelimit.None
 	})
+}
+
+// HTTPClient returns the HTTP client of runnel's AWS clients: the SDK's
+// own, sending each request body from memory. The SDK closes a request
+// body as soon as the answer begins; when net/http sends a body of a type
+// it does not know as a separate write, its writer may still be reading
+// that body, and the transport then closes the connection under the
+// arriving answer ("use of closed network connection",
+// aws/aws-sdk-go-v2#2737). A body in memory goes out with the headers.
+func HTTPClient() aws.HTTPClient { return memoryBodies{awshttp.NewBuildableClient()} }
+
+type memoryBodies struct{ c aws.HTTPClient }
+
+func (m memoryBodies) Do(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, fmt.Errorf("reading the request body: %w", err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	}
+	return m.c.Do(r)
 }
 
 // sdkLogger sends the SDK's log lines to l at debug level, or nowhere.

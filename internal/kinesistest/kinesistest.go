@@ -88,16 +88,17 @@ func (s *Server) Client(t testing.TB) *kinesis.Client {
 }
 
 // NewClient returns a Kinesis client for the runnel server at url, with
-// fixed credentials and region us-east-1. It retries only what runnel's
-// own clients leave to the SDK, connection errors
-// (kinesisclient.ConnectionRetryer), so tests see every API error as the
-// server sent it.
+// fixed credentials, region us-east-1 and runnel's HTTP client
+// (kinesisclient.HTTPClient). It retries only what runnel's own clients
+// leave to the SDK, connection errors (kinesisclient.ConnectionRetryer),
+// so tests see every API error as the server sent it.
 func NewClient(url string) *kinesis.Client {
 	return kinesis.New(kinesis.Options{
 		BaseEndpoint: aws.String(url),
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 		Retryer:      kinesisclient.ConnectionRetryer(),
+		HTTPClient:   kinesisclient.HTTPClient(),
 	})
 }
 
