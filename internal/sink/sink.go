@@ -196,6 +196,7 @@ func (r *Retry) Do(ctx context.Context, write func(ctx context.Context) error) e
 	}
 	rep := ReporterFrom(ctx)
 	blocked := false
+	var last error // the target's last answer
 	for attempt := 1; ; attempt++ {
 		err := write(ctx)
 		if err == nil || IsPoison(err) {
@@ -205,11 +206,16 @@ func (r *Retry) Do(ctx context.Context, write func(ctx context.Context) error) e
 			}
 			return err
 		}
-		since := r.down(attempt, err)
-		// An error that only says ctx ended is no news about the target.
+		// An error that only says ctx ended is no news about the target:
+		// the wait ends with what the target said last.
 		if ctx.Err() != nil {
-			return Unavailable(r.Target, since, err)
+			if last != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				err = last
+			}
+			return Unavailable(r.Target, r.down(attempt, err), err)
 		}
+		since := r.down(attempt, err)
+		last = err
 		blocked = true
 		rep.Blocked(Wait{Target: r.Target, Since: since, Err: err})
 		if !Sleep(ctx, Backoff(attempt, base, ceiling)) {
