@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/app"
+	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
 // runServe runs `runnel serve args...` with the given environment and
@@ -189,5 +191,15 @@ func TestPrintVersion(t *testing.T) {
 	require.Equal(t, "runnel v0.3.0\ncommit bfd3ce3a (with uncommitted changes)\ncommitted 2026-12-06T02:20:00Z\nbuilt with go1.26.8\n", out.String())
 
 	code, stderr := runClient(t, "version")
+	require.Equal(t, exitOK, code, stderr)
+}
+
+// TestClientWithCABundle runs a client command with AWS_CA_BUNDLE set, as
+// for a server started with --tls: the SDK adds the bundle to runnel's
+// HTTP client.
+func TestClientWithCABundle(t *testing.T) {
+	t.Setenv("AWS_CA_BUNDLE", testserver.NewTLSFiles(t).CAFile)
+	srv := kinesistest.Start(t)
+	code, stderr := runClient(t, "stream", "list", "--endpoint", srv.URL)
 	require.Equal(t, exitOK, code, stderr)
 }

@@ -85,12 +85,17 @@ func Config(ctx context.Context, endpoint string, o Options) (aws.Config, error)
 		// credentials; asking would only delay and warn.
 		loadOpts = append(loadOpts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
 	}
-	loadOpts = append(loadOpts, config.WithLogger(sdkLogger(o.Logger)), config.WithClientLogMode(0),
-		config.WithHTTPClient(HTTPClient()))
+	loadOpts = append(loadOpts, config.WithLogger(sdkLogger(o.Logger)), config.WithClientLogMode(0))
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading AWS configuration: %w", err)
 	}
+	// Wrapped after loading, which configures the SDK's own client (with
+	// AWS_CA_BUNDLE, for one) and accepts no other.
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = awshttp.NewBuildableClient()
+	}
+	cfg.HTTPClient = memoryBodies{cfg.HTTPClient}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
