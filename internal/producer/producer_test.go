@@ -354,17 +354,28 @@ func TestProducerUnderRealShardWriteLimitsDeliversEachRecordOnce(t *testing.T) {
 	url := producertest.StartLimited(t)
 	c := kinesistest.NewClient(url)
 	producertest.CreateStream(t, c, "s", 1)
-	// 2500 records on one shard allowing 1000 records/s (one second of
-	// burst): about 1.5 s of throttling.
-	const n, keys = 2500, 20
-	p := newProducer(t, c, producer.Config{Stream: "s", Endpoint: url, OrderedByKey: true, Linger: time.Millisecond, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
-	writeKeys(t, p, n, keys)
+	// The first call carries 500 records of 4 KiB (one per key: the
+	// producer keeps per-key order by sending a key's records one call
+	// at a time), 2 MiB, twice what one shard takes in a second (one
+	// second of burst): it is throttled however fast or slow the machine
+	// is.
+	const n, keys = 700, 500
+	pad := strings.Repeat("x", 4<<10)
+	p := newProducer(t, c, producer.Config{Stream: "s", Endpoint: url, OrderedByKey: true, Linger: time.Second, BaseBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	for i := range n {
+		k := "key-" + strconv.Itoa(i%keys)
+		require.NoError(t, p.Write(t.Context(), producer.Record{PartitionKey: k, Data: append(event(k, i), pad...)}))
+	}
 	st := closeProducer(t, p)
 	t.Logf("stats: %+v", st)
 	require.Zero(t, st.Failed, st.LastError)
 	require.Equal(t, int64(n), st.Delivered)
 	require.Positive(t, st.Throttled, "the server throttled")
-	checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), n, keys, true)
+	got := dataOf(producertest.ReadAll(t, c, "s"))
+	for i, d := range got {
+		got[i] = strings.TrimSuffix(d, pad)
+	}
+	checkDelivered(t, got, n, keys, true)
 }
 
 func BenchmarkProducer(b *testing.B) {
