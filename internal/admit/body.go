@@ -92,12 +92,14 @@ func newBodies(lim BodyLimits, a *Admission, reg prometheus.Registerer) (*Bodies
 // Limits are the limits in force.
 func (b *Bodies) Limits() BodyLimits { return b.lim }
 
-// ReadAll reads r's body, of at most max bytes, within the limits. The
-// returned release gives the body's share of the budget back; call it once
-// the body is no longer used (it is never nil). A failure is a *Refusal:
+// ReadAll reads r's body, of at most limit bytes, within the limits,
+// writing what it reads to tee as well when tee is not nil (a hash that
+// verifies the body as it arrives). The returned release gives the body's
+// share of the budget back; call it once the body is no longer used (it is
+// never nil). A failure is a *Refusal:
 // too large (413), too slow (408) or over the budget (503); the body is
 // then left unread and the connection closes after the answer.
-func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), err error) {
+func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64, tee io.Writer) (body []byte, release func(), err error) {
 	noop := func() {}
 	if r.ContentLength > limit {
 		w.Header().Set("Connection", "close")
@@ -151,6 +153,9 @@ func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64) (b
 			start.Add(b.lim.Timeout+time.Duration(float64(len(buf))/float64(b.lim.MinRate)*float64(time.Second))))
 		_ = ctl.SetReadDeadline(deadline) // not every ResponseWriter supports deadlines
 		n, rerr := src.Read(buf[len(buf):cap(buf)])
+		if tee != nil && n > 0 {
+			_, _ = tee.Write(buf[len(buf) : len(buf)+n]) // hashes do not fail
+		}
 		buf = buf[:len(buf)+n]
 		if rerr == io.EOF {
 			break

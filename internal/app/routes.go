@@ -194,7 +194,7 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 		if r.Method == http.MethodPost {
 			// Dashboard bodies (a login, a pipelines report) are read
 			// within the same deadlines and budget as the API's.
-			body, release, err := s.adm.Bodies.ReadAll(w, r, dashboardBodyBytes)
+			body, release, err := s.adm.Bodies.ReadAll(w, r, dashboardBodyBytes, nil)
 			defer release()
 			if err != nil {
 				if ref, ok := errors.AsType[*admit.Refusal](err); ok {

@@ -73,7 +73,8 @@ func (ks *Keys) Verify(r *http.Request, body []byte, now time.Time) (*Key, error
 	if err != nil {
 		return nil, err
 	}
-	return c.Finish(body)
+	sum := sha256.Sum256(body)
+	return c.Finish(sum[:])
 }
 
 // Check is a request whose signature has been checked as far as its
@@ -167,11 +168,11 @@ func (c *Check) Key() *Key {
 	return nil
 }
 
-// Finish completes the verification with the request's body and returns
-// the signing key.
-func (c *Check) Finish(body []byte) (*Key, error) {
-	sum := sha256.Sum256(body)
-	got := hex.EncodeToString(sum[:])
+// Finish completes the verification with the SHA-256 of the request's
+// body, computed as the body was read (sha256.New fed by the reader), and
+// returns the signing key.
+func (c *Check) Finish(bodySum []byte) (*Key, error) {
+	got := hex.EncodeToString(bodySum)
 	if c.declared != "" {
 		if subtle.ConstantTimeCompare([]byte(got), []byte(c.declared)) != 1 {
 			return nil, fail(ErrInvalidSignature, "The provided 'x-amz-content-sha256' header does not match what was computed.")

@@ -2,6 +2,7 @@ package kinesisapi
 
 import (
 	"errors"
+	"hash"
 	"net/http"
 	"reflect"
 	"regexp"
@@ -60,13 +61,14 @@ func (h *Handler) beginAuth(r *http.Request) (*auth.Check, error) {
 	return c, nil
 }
 
-// finishAuth completes the signature check with the body and returns the
-// signing key (nil when authentication is off).
-func (h *Handler) finishAuth(c *auth.Check, body []byte) (*auth.Key, error) {
+// finishAuth completes the signature check with the body's hash, fed as
+// the body was read, and returns the signing key (nil when authentication
+// is off).
+func (h *Handler) finishAuth(c *auth.Check, bodySum hash.Hash) (*auth.Key, error) {
 	if c == nil {
 		return nil, nil
 	}
-	key, err := c.Finish(body)
+	key, err := c.Finish(bodySum.Sum(nil))
 	if err != nil {
 		return nil, authError(err)
 	}

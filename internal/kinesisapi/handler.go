@@ -6,7 +6,9 @@ package kinesisapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
+	"hash"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -240,12 +242,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 			return name, nil, err
 		}
 	}
-	body, release, err := h.opts.bodies.ReadAll(w, r, maxBodyBytes)
+	// The body is hashed as it arrives, for the signature.
+	var sum hash.Hash
+	if check != nil {
+		sum = sha256.New()
+	}
+	body, release, err := h.opts.bodies.ReadAll(w, r, maxBodyBytes, sum)
 	defer release()
 	if err != nil {
 		return name, nil, bodyError(err)
 	}
-	key, err := h.finishAuth(check, body)
+	key, err := h.finishAuth(check, sum)
 	if err != nil {
 		return name, nil, err
 	}
