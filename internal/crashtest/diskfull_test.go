@@ -139,6 +139,9 @@ func TestFullDisk(t *testing.T) {
 	if _, metrics := get(t, srv.URL+"/metrics"); !strings.Contains(metrics, "runnel_storage_writable 0") {
 		t.Error("/metrics does not show runnel_storage_writable 0")
 	}
+	if _, stats := get(t, srv.URL+"/api/stats"); !strings.Contains(stats, `"storage":"storage unavailable: data dir`) {
+		t.Errorf("the dashboard's /api/stats does not say why writes are refused: %.300s", stats)
+	}
 	if !strings.Contains(srv.Stderr(), "disk nearly full") {
 		t.Errorf("the log does not say the disk is full:\n%s", srv.Stderr())
 	}

@@ -211,11 +211,16 @@ type StatsAnswer struct {
 	Time    time.Time     `json:"time"`
 	Streams []StreamStats `json:"streams"`
 	History History       `json:"history"`
+	// Storage is why storage refuses writes, "" while it accepts them.
+	Storage string `json:"storage,omitempty"`
 }
 
 func (d *Dashboard) handleStats(w http.ResponseWriter, r *http.Request) {
 	cur, hist := d.rates.current()
 	ans := StatsAnswer{Time: time.Now().UTC(), Streams: []StreamStats{}, History: hist}
+	if err := d.cfg.Engine.Health(); err != nil {
+		ans.Storage = err.Error()
+	}
 	for _, st := range d.cfg.Engine.Stats() {
 		if !allowsRead(r.Context(), st.Name) {
 			continue

@@ -53,6 +53,8 @@ type Engine interface {
 	ShardIterator(name, shard string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iter string, limit int) (*stream.GetResult, error)
 	WaitIterator(ctx context.Context, iter string) error
+	// Health is nil while storage accepts writes, else why it refuses them.
+	Health() error
 }
 
 var _ Engine = (*stream.Service)(nil)

@@ -477,7 +477,8 @@ async function refresh() {
     renderPipelines(pipes);
     renderResults(results);
     renderGenerator(gen);
-    setConn(true, "live");
+    setConn(!stats.storage, stats.storage ? "writes refused" : "live");
+    $("conn").title = stats.storage || "connection to the server";
   } catch (e) {
     if (e instanceof Unauthorized) { showLogin(); return; }
     setConn(false, "server unreachable");
