@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,5 +182,37 @@ func TestFullDisk(t *testing.T) {
 	l.verify(t, newClient(t, srv.URL, true))
 	if err := srv.StopWith(os.Interrupt, 30*time.Second); err != nil {
 		t.Errorf("stopping runnel: %v", err)
+	}
+}
+
+// TestStartOnFullDisk: runnel refuses at once to start on a disk without
+// the free space it keeps in reserve, and says so; a second runnel on a
+// data dir in use names the first one's pid.
+func TestStartOnFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the runnel binary")
+	}
+	mnt := mountTmpfs(t, "16m")
+	p := runneltest.Start(t, nil, "serve", "--listen", "127.0.0.1:0", "--data-dir", mnt+"/data")
+	select {
+	case <-p.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("runnel did not give up starting on a full disk\n%s", p.Stderr())
+	}
+	if !strings.Contains(p.Stderr(), "free; runnel needs at least 24.0 MiB free to open it") {
+		t.Errorf("runnel did not say the disk is too full:\n%s", p.Stderr())
+	}
+
+	dir := t.TempDir()
+	first := runneltest.Serve(t, "--data-dir", dir)
+	second := runneltest.Start(t, nil, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir)
+	select {
+	case <-second.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a second runnel on a data dir in use did not exit\n%s", second.Stderr())
+	}
+	want := "is in use by another runnel (pid " + strconv.Itoa(first.Pid()) + ")"
+	if !strings.Contains(second.Stderr(), want) {
+		t.Errorf("want %q in:\n%s", want, second.Stderr())
 	}
 }
