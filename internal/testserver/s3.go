@@ -34,6 +34,30 @@ type S3Server struct {
 	Region string
 	// Root is the directory holding the buckets.
 	Root string
+
+	bin, addr string
+	mu        sync.Mutex
+	stop      func() // stops the running server; nil when stopped
+}
+
+// Stop stops the server (its buckets stay in Root) and waits for it to
+// exit; requests then find nothing listening.
+func (s *S3Server) Stop(t testing.TB) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// Start starts a stopped server again on the same address.
+func (s *S3Server) Start(t testing.TB) {
+	t.Helper()
+	if err := startVersityGW(t, s.bin, s.addr, s); err != nil {
+		t.Fatalf("testserver: restarting versitygw on %s: %v", s.addr, err)
+	}
 }
 
 // Client returns an S3 client for the server, path-style, with the root
@@ -135,7 +159,7 @@ func S3(t testing.TB) *S3Server {
 		}
 		t.Skip(msg)
 	}
-	s := &S3Server{AccessKey: "runneltest", SecretKey: "runneltestsecret", Region: "us-east-1", Root: t.TempDir()}
+	s := &S3Server{AccessKey: "runneltest", SecretKey: "runneltestsecret", Region: "us-east-1", Root: t.TempDir(), bin: bin}
 	var lastErr error
 	for range 3 {
 		port, err := loopbackPort()
@@ -143,6 +167,7 @@ func S3(t testing.TB) *S3Server {
 			t.Fatalf("testserver: finding a free port: %v", err)
 		}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.addr = addr
 		if lastErr = startVersityGW(t, bin, addr, s); lastErr == nil {
 			s.URL = "http://" + addr
 			return s
@@ -176,7 +201,10 @@ func startVersityGW(t testing.TB, bin, addr string, s *S3Server) error {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			t.Cleanup(stop)
+			s.mu.Lock()
+			s.stop = stop
+			s.mu.Unlock()
+			t.Cleanup(func() { s.Stop(t) })
 			return nil
 		}
 		select {

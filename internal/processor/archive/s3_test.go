@@ -61,3 +61,69 @@ func TestArchiveS3(t *testing.T) {
 		require.Equal(t, 1, n, l)
 	}
 }
+
+// TestArchiveS3Outage stops S3 while batches keep coming: the batches are
+// acknowledged from the local spool, the writer keeps failing (counted in
+// WriteErrors, logged) for well past one retry, and once S3 is back every
+// event is archived exactly once.
+func TestArchiveS3Outage(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.Env(t)
+	srv.CreateBucket(t, "lake")
+	a := newArchive(t, map[string]any{
+		"s3":             map[string]any{"bucket": "lake", "prefix": "raw/", "endpoint": srv.URL, "forcePathStyle": true},
+		"spoolDir":       filepath.Join(t.TempDir(), "spool"),
+		"bufferSize":     "1KiB",
+		"bufferInterval": "1s",
+	}, Options{})
+	arrival := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	gen := func(i int) string { return fmt.Sprintf(`{"n":%d,"pad":"%040d"}`, i, i) }
+	invoke := func(from, to int) {
+		for ; from < to; from += 25 {
+			_, err := a.Invoke(context.Background(), events("shardId-000000000001", from, from+25, arrival, gen))
+			require.NoError(t, err)
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			require.False(t, time.Now().After(deadline), "%s: %+v", what, a.Stats())
+			<-time.After(50 * time.Millisecond)
+		}
+	}
+	invoke(0, 100)
+	waitFor("first objects written", func() bool { return a.Stats().Records > 0 })
+
+	srv.Stop(t)
+	down := time.Now()
+	invoke(100, 400)
+	waitFor("writes failing for a while", func() bool { return a.Stats().WriteErrors >= 3 && time.Since(down) > 3*time.Second })
+	srv.Start(t)
+	waitFor("every record archived", func() bool { st := a.Stats(); return st.Records >= 400 && st.Pending == 0 })
+	require.NoError(t, a.Close(context.Background()))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := srv.Client()
+	seen := map[string]int{}
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String("lake"), Prefix: aws.String("raw/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		require.NoError(t, err)
+		for _, o := range page.Contents {
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("lake"), Key: o.Key})
+			require.NoError(t, err)
+			raw, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			require.NoError(t, err)
+			for _, l := range objectLines(t, aws.ToString(o.Key), raw) {
+				seen[l]++
+			}
+		}
+	}
+	require.Len(t, seen, 400)
+	for l, n := range seen {
+		require.Equal(t, 1, n, l)
+	}
+}
