@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,9 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/pipeline/pipelinetest"
 )
 
 // keyed is a record's partition key and data.
@@ -60,13 +58,11 @@ func TestReplay(t *testing.T) {
 	srv := kinesistest.Start(t)
 	client := srv.Client(t)
 	ctx := t.Context()
-	dir := t.TempDir()
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "this handler fails every batch", http.StatusInternalServerError)
 	}))
 	defer failing.Close()
-	path := filepath.Join(dir, "pipelines.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`streams:
+	r := pipelinetest.Start(t, client, fmt.Sprintf(`streams:
   - name: events
     shards: 3
   - name: replayed
@@ -78,23 +74,8 @@ pipelines:
     maxRetries: 0
     onFailure: {file: failed.jsonl}
     handler: {type: http, url: %q}
-`, failing.URL)), 0o644))
-	cfg, err := pipeline.Load(path, pipeline.Builtins{})
-	require.NoError(t, err)
-	rctx, stop := context.WithCancel(ctx)
-	r, err := pipeline.New(rctx, cfg, pipeline.Options{
-		Kinesis:  client,
-		StateDir: filepath.Join(dir, "state"),
-		Logger:   slog.New(slog.DiscardHandler),
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-		},
-	})
-	require.NoError(t, err)
-	require.NoError(t, r.EnsureStreams(rctx))
-	ran := make(chan error, 1)
-	go func() { ran <- r.Run(rctx) }()
+`, failing.URL), pipeline.Builtins{})
+	dir := r.Dir
 
 	var want []keyed
 	var entries []types.PutRecordsRequestEntry
@@ -121,8 +102,7 @@ pipelines:
 		<-time.After(50 * time.Millisecond)
 	}
 	// Stop the pipeline, or it would fail the replayed records again.
-	stop()
-	require.NoError(t, <-ran)
+	r.Stop(t)
 
 	code, _, stderr := runCLI(t, "--endpoint", srv.URL, "replay", failed, "--stream", "replayed")
 	require.Zero(t, code, stderr)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/clickstream"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/sink"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -323,6 +324,7 @@ func TestCountWrongTypeAppliesNothing(t *testing.T) {
 	for _, bad := range []string{"list", "text"} {
 		_, err := c.Invoke(ctx, batch("shardId-000000000000", 1, `{"k":"a"}`, `{"k":"`+bad+`"}`, `{"k":"b"}`))
 		require.ErrorContains(t, err, "key "+bad)
+		require.True(t, sink.IsPoison(err), "a key of the wrong type is the data's fault: %v", err)
 		require.Zero(t, rc.Exists(ctx, "a", "b").Val(), "no key written")
 		require.Zero(t, rc.Exists(ctx, "__applied:clicks:shardId-000000000000").Val(), "marker not moved")
 	}
@@ -346,9 +348,14 @@ func TestCountPassword(t *testing.T) {
 	defer rc.Close()
 	require.Equal(t, "1", rc.Get(context.Background(), "k").Val())
 
+	// A wrong password is Redis refusing the writer, not the data: the
+	// batch is held (here until its deadline) and given back untouched.
 	bad, _ := newCounter(t, srv.Addr, map[string]any{"key": "k", "redis": map[string]any{"password": "wrong"}})
-	_, err := bad.Invoke(context.Background(), batch("shardId-000000000000", 2, `{}`))
-	require.Error(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := bad.Invoke(ctx, batch("shardId-000000000000", 2, `{}`))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
+	require.ErrorContains(t, err, "WRONGPASS")
 }
 
 func TestCountTLS(t *testing.T) {
@@ -362,15 +369,18 @@ func TestCountTLS(t *testing.T) {
 
 	// System roots do not know the test CA.
 	untrusted, _ := newCounter(t, srv.Addr, map[string]any{"key": "k", "redis": map[string]any{"tls": true}})
-	_, err := untrusted.Invoke(context.Background(), batch("shardId-000000000000", 3, `{}`))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := untrusted.Invoke(ctx, batch("shardId-000000000000", 3, `{}`))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
 	require.ErrorContains(t, err, "certificate")
 
 	// Without TLS the server does not answer.
 	plain, _ := newCounter(t, srv.Addr, map[string]any{"key": "k"})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err = plain.Invoke(ctx, batch("shardId-000000000000", 3, `{}`))
-	require.Error(t, err)
+	require.ErrorIs(t, err, sink.ErrUnavailable)
 
 	check, _ := newCounter(t, srv.Addr, map[string]any{"key": "k", "redis": map[string]any{"tls": map[string]any{"caFile": files.CAFile}}})
 	n, err := check.client.Get(context.Background(), "k").Int()

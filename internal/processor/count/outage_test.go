@@ -1,9 +1,7 @@
 package count
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,65 +10,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/pipeline/pipelinetest"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
 // countPipeline runs yml (a pipelines file using the count built-in)
 // against a fresh stream server until the test ends. It returns the
-// runner, the server's client and the file's directory.
-func countPipeline(t *testing.T, yml string) (*pipeline.Runner, *kinesis.Client, string) {
+// pipelines and the server's client.
+func countPipeline(t *testing.T, yml string) (*pipelinetest.Running, *kinesis.Client) {
 	t.Helper()
-	srv := kinesistest.Start(t)
-	client := srv.Client(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "pipelines.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yml), 0o644))
-	builtins := pipeline.Builtins{"count": Builtin}
-	cfg, err := pipeline.Load(path, builtins)
-	require.NoError(t, err)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	r, err := pipeline.New(ctx, cfg, pipeline.Options{
-		Kinesis:  client,
-		Builtins: builtins,
-		StateDir: filepath.Join(dir, "state"),
-		Logger:   slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-		},
-	})
-	require.NoError(t, err)
-	require.NoError(t, r.EnsureStreams(ctx))
-	ran := make(chan error, 1)
-	go func() { ran <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-ran:
-			require.NoError(t, err)
-		case <-time.After(60 * time.Second):
-			t.Fatal("Run did not return after cancel")
-		}
-	})
-	return r, client, dir
+	client := kinesistest.Start(t).Client(t)
+	return pipelinetest.Start(t, client, yml, pipeline.Builtins{"count": Builtin}), client
 }
 
-// waitBlocked polls the runner's status until some shard has been
-// blocked for at least d, and returns what it says.
-func waitBlocked(t *testing.T, r *pipeline.Runner, d time.Duration) string {
+// waitBlocked polls until some shard has been blocked for at least d,
+// and returns what it says.
+func waitBlocked(t *testing.T, r *pipelinetest.Running, d time.Duration) string {
 	t.Helper()
 	deadline := time.Now().Add(d + 30*time.Second)
 	for {
-		for _, ps := range r.Status() {
-			for _, s := range ps.Worker.Shards {
-				if s.Blocked != "" && time.Since(s.BlockedSince) >= d {
-					return s.Blocked
-				}
-			}
+		if blocked, longest := r.Blocked(); longest >= d {
+			return blocked[0]
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no shard blocked for %v", d)
@@ -80,19 +42,12 @@ func waitBlocked(t *testing.T, r *pipeline.Runner, d time.Duration) string {
 }
 
 // requireUnblocked polls until no shard is blocked.
-func requireUnblocked(t *testing.T, r *pipeline.Runner) {
+func requireUnblocked(t *testing.T, r *pipelinetest.Running) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		blocked := ""
-		for _, ps := range r.Status() {
-			for _, s := range ps.Worker.Shards {
-				if s.Blocked != "" {
-					blocked = s.Blocked
-				}
-			}
-		}
-		if blocked == "" {
+		blocked, _ := r.Blocked()
+		if len(blocked) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -132,7 +87,7 @@ const shortBudget = "    batchSize: 50\n    maxRetries: 1\n    timeout: 2s\n"
 func TestRedisOutage(t *testing.T) {
 	rs := testserver.RedisWithConfig(t, testserver.RedisConfig{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
 	rc := redisClient(t, rs.Addr)
-	r, client, dir := countPipeline(t, fmt.Sprintf(countYAML, shortBudget, rs.Addr))
+	r, client := countPipeline(t, fmt.Sprintf(countYAML, shortBudget, rs.Addr))
 
 	events := clickstreamEvents(3000)
 	putClicks(t, client, "clicks", events[:1000])
@@ -148,7 +103,7 @@ func TestRedisOutage(t *testing.T) {
 	got := waitForCounts(t, rc, len(events), 60*time.Second)
 	require.Equal(t, exactCounts(t, "clicks:", events), got)
 	requireUnblocked(t, r)
-	failed, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	failed, err := os.ReadFile(filepath.Join(r.Dir, "failed.jsonl"))
 	require.NoError(t, err)
 	require.Empty(t, string(failed), "nothing goes to the on-failure file")
 }
@@ -160,7 +115,7 @@ func TestRedisOutage(t *testing.T) {
 func TestRedisRestartedEmpty(t *testing.T) {
 	rs := testserver.Redis(t)
 	rc := redisClient(t, rs.Addr)
-	r, client, dir := countPipeline(t, fmt.Sprintf(countYAML, shortBudget, rs.Addr))
+	r, client := countPipeline(t, fmt.Sprintf(countYAML, shortBudget, rs.Addr))
 
 	events := clickstreamEvents(2000)
 	putClicks(t, client, "clicks", events[:1000])
@@ -173,7 +128,7 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	got := waitForCounts(t, rc, 1000, 60*time.Second)
 	require.Equal(t, exactCounts(t, "clicks:", events[1000:]), got)
 	requireUnblocked(t, r)
-	failed, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	failed, err := os.ReadFile(filepath.Join(r.Dir, "failed.jsonl"))
 	require.NoError(t, err)
 	require.Empty(t, string(failed), "nothing goes to the on-failure file")
 }

@@ -65,20 +65,13 @@ func waitForCounts(t testing.TB, rc *redis.Client, total int, timeout time.Durat
 	}
 }
 
-type testLog struct{ t testing.TB }
-
-func (w testLog) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // TestPipeline runs count as a built-in of pipelines.yaml against a real
 // stream server and redis-server, with KPL-aggregated records, and
 // records that do not decode going to the on-failure file.
 func TestPipeline(t *testing.T) {
 	rs := testserver.Redis(t)
 	rc := redisClient(t, rs.Addr)
-	_, client, dir := countPipeline(t, fmt.Sprintf(countYAML, "    batchSize: 100\n", rs.Addr))
+	r, client := countPipeline(t, fmt.Sprintf(countYAML, "    batchSize: 100\n", rs.Addr))
 	ctx := context.Background()
 
 	events := clickstreamEvents(3000)
@@ -108,7 +101,7 @@ func TestPipeline(t *testing.T) {
 
 	// The records that do not decode are in the on-failure file, once
 	// each, with the reason.
-	failed := filepath.Join(dir, "failed.jsonl")
+	failed := filepath.Join(r.Dir, "failed.jsonl")
 	deadline := time.Now().Add(30 * time.Second)
 	var fails []consumer.Failure
 	for {

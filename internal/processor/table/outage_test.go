@@ -2,11 +2,9 @@ package table_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -25,9 +23,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/pipeline"
+	"github.com/runnel-dev/runnel/internal/pipeline/pipelinetest"
 	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
@@ -81,11 +79,8 @@ func TestDynamoDBThrottlingHoldsTheBatch(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "runnel")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	srv := kinesistest.Start(t)
-	client := srv.Client(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "pipelines.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`streams:
+	client := kinesistest.Start(t).Client(t)
+	r := pipelinetest.Start(t, client, fmt.Sprintf(`streams:
   - name: sensors
     shards: 2
 pipelines:
@@ -103,29 +98,8 @@ pipelines:
         endpoint: %q
         region: us-east-1
         createTable: {partitionKey: Name, sortKey: StatusTime}
-`, ps.URL)), 0o644))
-	builtins := pipeline.Builtins{"table": table.Builtin}
-	cfg, err := pipeline.Load(path, builtins)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(t.Context())
-	r, err := pipeline.New(ctx, cfg, pipeline.Options{
-		Kinesis:  client,
-		Builtins: builtins,
-		StateDir: filepath.Join(dir, "state"),
-		Logger:   slog.New(slog.DiscardHandler),
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-		},
-	})
-	require.NoError(t, err)
-	require.NoError(t, r.EnsureStreams(ctx))
-	ran := make(chan error, 1)
-	go func() { ran <- r.Run(ctx) }()
-	defer func() {
-		cancel()
-		require.NoError(t, <-ran)
-	}()
+`, ps.URL), pipeline.Builtins{"table": table.Builtin})
+	ctx := t.Context()
 
 	const n = 400
 	put := func(from, to int) {
@@ -162,19 +136,14 @@ pipelines:
 		require.False(t, time.Now().After(deadline), "the pipeline stopped writing: %d throttled calls", proxy.answered.Load())
 		<-time.After(50 * time.Millisecond)
 	}
-	var blocked []string
-	for _, s := range r.Status()[0].Worker.Shards {
-		if s.Blocked != "" {
-			blocked = append(blocked, s.Blocked)
-		}
-	}
+	blocked, _ := r.Blocked()
 	require.NotEmpty(t, blocked, "a shard shows what it waits for")
 	require.Contains(t, blocked[0], "dynamodb table UnicornSensorData")
 	proxy.throttling.Store(false)
 
 	waitItems(n)
 	require.Len(t, scanAll(t, db.Client(), "UnicornSensorData"), n)
-	failed, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	failed, err := os.ReadFile(filepath.Join(r.Dir, "failed.jsonl"))
 	require.NoError(t, err)
 	require.Empty(t, string(failed), "nothing goes to the on-failure file")
 }
