@@ -351,7 +351,7 @@ func TestCountPassword(t *testing.T) {
 	// A wrong password is Redis refusing the writer, not the data: the
 	// batch is held (here until its deadline) and given back untouched.
 	bad, _ := newCounter(t, srv.Addr, map[string]any{"key": "k", "redis": map[string]any{"password": "wrong"}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := bad.Invoke(ctx, batch("shardId-000000000000", 2, `{}`))
 	require.ErrorIs(t, err, sink.ErrUnavailable)
@@ -369,7 +369,7 @@ func TestCountTLS(t *testing.T) {
 
 	// System roots do not know the test CA.
 	untrusted, _ := newCounter(t, srv.Addr, map[string]any{"key": "k", "redis": map[string]any{"tls": true}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := untrusted.Invoke(ctx, batch("shardId-000000000000", 3, `{}`))
 	require.ErrorIs(t, err, sink.ErrUnavailable)
