@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// DynamoDBServer is a running DynamoDB-compatible server (dynalite).
+// DynamoDBServer is a running DynamoDB-compatible server (dynalite or moto).
 type DynamoDBServer struct {
 	// URL is the endpoint, "http://127.0.0.1:<port>".
 	URL string
@@ -76,31 +76,38 @@ func DynamoDB(t testing.TB) *DynamoDBServer {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testserver: starting dynalite: %v", err)
 	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	waitListening(t, cmd, "dynalite", addr)
+	return &DynamoDBServer{URL: "http://" + addr}
+}
+
+// waitListening waits up to 20s for the started cmd, called name in
+// errors, to accept connections on addr, and has Cleanup kill it.
+func waitListening(t testing.TB, cmd *exec.Cmd, name, addr string) {
+	t.Helper()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			break
+			return
 		}
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("testserver: dynalite exited before listening: %v", err)
+			t.Fatalf("testserver: %s exited before listening: %v", name, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testserver: dynalite not listening on %s after 20s", addr)
+			t.Fatalf("testserver: %s not listening on %s after 20s", name, addr)
 		}
 	}
-	return &DynamoDBServer{URL: "http://" + addr}
 }
 
 // loopbackPort returns a port that was free on 127.0.0.1 a moment ago.
