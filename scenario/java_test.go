@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"math/big"
@@ -22,26 +23,51 @@ import (
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
-// javaProject is the Maven project of the Java clients (the Kinesis
-// Client Library, the AWS SDK for Java v2 and the Kinesis Producer
-// Library, versions pinned in its pom.xml).
-var javaProject = filepath.Join("testdata", "java")
+// javaProject and kplProject are the Maven projects of the Java clients:
+// the Kinesis Client Library and the AWS SDK for Java v2, and apart from
+// them (it needs protobuf 3, the KCL protobuf 4) the Kinesis Producer
+// Library, at the versions their pom.xml pin.
+var (
+	javaProject = filepath.Join("testdata", "java")
+	kplProject  = filepath.Join("testdata", "kpl")
+)
 
-var javaBuild struct {
+type mavenBuild struct {
 	once      sync.Once
-	java      string
 	classpath string
 	skip, err error
 }
 
-// javaClients returns java and the classpath of the Java clients, built
-// once per test binary with Maven in offline mode (.ci/run fills the local
-// repository ~/.m2 first) into <user cache dir>/runnel/java. It skips the
-// test when java or mvn is missing or the local repository lacks the
-// dependencies, unless RUNNEL_INTEGRATION=required.
+var javaBuilds struct {
+	mu     sync.Mutex
+	java   string
+	builds map[string]*mavenBuild
+}
+
+// javaClients returns java and the classpath of javaProject.
 func javaClients(t *testing.T) (java, classpath string) {
 	t.Helper()
-	b := &javaBuild
+	return javaBuild(t, javaProject)
+}
+
+// javaBuild returns java and the classpath of the Maven project in dir,
+// built once per test binary with Maven in offline mode (.ci/run fills
+// the local repository ~/.m2 first) into <user cache dir>/runnel/<dir's
+// name>-<hash of its path>. It skips the test when java or mvn is missing
+// or the local repository lacks the dependencies, unless
+// RUNNEL_INTEGRATION=required.
+func javaBuild(t *testing.T, dir string) (java, classpath string) {
+	t.Helper()
+	javaBuilds.mu.Lock()
+	if javaBuilds.builds == nil {
+		javaBuilds.builds = map[string]*mavenBuild{}
+	}
+	b, ok := javaBuilds.builds[dir]
+	if !ok {
+		b = &mavenBuild{}
+		javaBuilds.builds[dir] = b
+	}
+	javaBuilds.mu.Unlock()
 	b.once.Do(func() {
 		java, err := exec.LookPath("java")
 		if err != nil {
@@ -58,21 +84,27 @@ func javaClients(t *testing.T) (java, classpath string) {
 			b.err = err
 			return
 		}
-		dir := filepath.Join(cache, "runnel", "java")
-		cpFile := filepath.Join(dir, "classpath.txt")
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			b.err = err
+			return
+		}
+		sum := sha256.Sum256([]byte(abs))
+		out := filepath.Join(cache, "runnel", fmt.Sprintf("%s-%x", filepath.Base(dir), sum[:6]))
+		cpFile := filepath.Join(out, "classpath.txt")
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, mvn, "-B", "-q", "-o", "-Dstyle.color=never",
-			"-Dbuild.dir="+dir, "-Dmdep.outputFile="+cpFile,
+			"-Dbuild.dir="+out, "-Dmdep.outputFile="+cpFile,
 			"package", "dependency:build-classpath")
-		cmd.Dir = javaProject
-		out, err := cmd.CombinedOutput()
+		cmd.Dir = dir
+		log, err := cmd.CombinedOutput()
 		switch {
-		case err != nil && strings.Contains(string(out), "offline mode"):
-			b.skip = fmt.Errorf("the local Maven repository lacks the Java clients (run mvn dependency:go-offline in %s): %s", javaProject, out)
+		case err != nil && strings.Contains(string(log), "offline mode"):
+			b.skip = fmt.Errorf("the local Maven repository lacks what %s needs (run mvn dependency:go-offline there): %s", dir, log)
 			return
 		case err != nil:
-			b.err = fmt.Errorf("mvn package: %w\n%s", err, out)
+			b.err = fmt.Errorf("mvn package in %s: %w\n%s", dir, err, log)
 			return
 		}
 		cp, err := os.ReadFile(cpFile)
@@ -80,8 +112,10 @@ func javaClients(t *testing.T) (java, classpath string) {
 			b.err = err
 			return
 		}
-		b.java = java
-		b.classpath = filepath.Join(dir, "classes") + string(os.PathListSeparator) + strings.TrimSpace(string(cp))
+		javaBuilds.mu.Lock()
+		javaBuilds.java = java
+		javaBuilds.mu.Unlock()
+		b.classpath = filepath.Join(out, "classes") + string(os.PathListSeparator) + strings.TrimSpace(string(cp))
 	})
 	if b.skip != nil {
 		msg := fmt.Sprintf("java and mvn with the Java clients are needed: %v", b.skip)
@@ -91,7 +125,9 @@ func javaClients(t *testing.T) (java, classpath string) {
 		t.Skip(msg + "; set RUNNEL_INTEGRATION=required to make this a failure")
 	}
 	require.NoError(t, b.err)
-	return b.java, b.classpath
+	javaBuilds.mu.Lock()
+	defer javaBuilds.mu.Unlock()
+	return javaBuilds.java, b.classpath
 }
 
 // javaProc is one of the Java client programs running in the background,
@@ -106,11 +142,18 @@ type javaProc struct {
 	err   error
 }
 
-// startJava runs dev.runnel.scenario.<main> with args. Cleanup kills it
-// if it still runs.
+// startJava runs dev.runnel.scenario.<main> from javaProject with args.
+// Cleanup kills it if it still runs.
 func startJava(t *testing.T, env []string, main string, args ...string) *javaProc {
 	t.Helper()
-	java, cp := javaClients(t)
+	return startJavaFrom(t, javaProject, env, main, args...)
+}
+
+// startJavaFrom runs dev.runnel.scenario.<main> from the Maven project in
+// dir with args.
+func startJavaFrom(t *testing.T, dir string, env []string, main string, args ...string) *javaProc {
+	t.Helper()
+	java, cp := javaBuild(t, dir)
 	p := &javaProc{name: main + " " + strings.Join(args, " ")}
 	p.cmd = exec.Command(java, append([]string{"-Xss512k", "-XX:+UseSerialGC",
 		"-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
@@ -314,6 +357,7 @@ func latencies(recs []consumed) (p50, p99, most time.Duration) {
 // and reads them back with `runnel tail`: every record, in order per key.
 func TestJavaSDKProducer(t *testing.T) {
 	javaClients(t)
+	t.Parallel()
 	srv := startServer(t)
 	a := newAWSCLI(t, srv.URL)
 	const name = "java-sdk-producer"
