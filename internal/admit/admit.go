@@ -183,17 +183,25 @@ func (a *Admission) localHost(r *http.Request) bool {
 	return false
 }
 
-// sameOrigin reports whether r is not a browser request from another
-// site: its Origin, when present, is this server's scheme and Host (or
-// AllowOrigin admits it); without Origin, Sec-Fetch-Site, when present,
-// says same-origin or none (typed by the user), or r is a top-level
-// navigation (following a link to the dashboard).
+// sameOrigin reports whether r is SameOrigin or from an origin
+// AllowOrigin admits.
 func (a *Admission) sameOrigin(r *http.Request) bool {
+	if SameOrigin(r) {
+		return true
+	}
+	o := r.Header.Get("Origin")
+	return o != "" && a.cfg.AllowOrigin != nil && a.cfg.AllowOrigin(r, o)
+}
+
+// SameOrigin reports whether r is not a browser request from another
+// site: its Origin, when present, is this server's scheme and Host;
+// without Origin, Sec-Fetch-Site, when present, says same-origin or none
+// (typed by the user), or r is a top-level navigation to a page outside
+// /api/ (following a link to the dashboard).
+func SameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		if u, err := url.Parse(o); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) && u.Scheme == scheme(r) && u.Path == "" {
-			return true
-		}
-		return a.cfg.AllowOrigin != nil && a.cfg.AllowOrigin(r, o)
+		u, err := url.Parse(o)
+		return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) && u.Scheme == scheme(r) && u.Path == ""
 	}
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin", "none":
