@@ -208,8 +208,18 @@ func (s *Server) Run(ctx context.Context) error {
 		"auth", s.keys != nil, "limits", s.cfg.Limits)
 
 	err := g.Wait()
-	if cerr := s.svc.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("closing stream engine: %w", cerr))
+	// Closing waits for appends in flight; a write storage cannot finish
+	// (a stall that never ends) must not hold the process: everything
+	// acknowledged is in the log already.
+	closed := make(chan error, 1)
+	go func() { closed <- s.svc.Close() }()
+	select {
+	case cerr := <-closed:
+		if cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing stream engine: %w", cerr))
+		}
+	case <-time.After(s.cfg.ShutdownTimeout):
+		err = errors.Join(err, fmt.Errorf("closing stream engine: a write still in storage after %s (%v); exiting without it", s.cfg.ShutdownTimeout, s.svc.Health()))
 	}
 	if err == nil {
 		s.logger.Info("stopped")
