@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,6 +98,9 @@ type putter struct {
 	logger *slog.Logger
 	// sleep waits between retries; nil means a timer that honours ctx.
 	sleep func(ctx context.Context, d time.Duration) error
+	// linger is how long a partial batch waits for more input; 0 means
+	// putLinger.
+	linger time.Duration
 }
 
 type putStats struct {
@@ -162,7 +166,8 @@ func (p *putter) putLines(ctx context.Context, r io.Reader) (putStats, error) {
 		batch   []types.PutRecordsRequestEntry
 		size    int
 		lineNo  int
-		lingerT = time.NewTimer(putLinger)
+		linger  = cmp.Or(p.linger, putLinger)
+		lingerT = time.NewTimer(linger)
 	)
 	defer lingerT.Stop()
 	flush := func() error {
@@ -211,7 +216,7 @@ func (p *putter) putLines(ctx context.Context, r io.Reader) (putStats, error) {
 			}
 			batch = append(batch, types.PutRecordsRequestEntry{Data: line, PartitionKey: aws.String(key)})
 			size += n
-			lingerT.Reset(putLinger)
+			lingerT.Reset(linger)
 		}
 	}
 }

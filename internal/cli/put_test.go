@@ -63,6 +63,9 @@ func newTestPutter(f *fakeKinesis, key string) *putter {
 		api: f, stream: "s", key: key,
 		logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		sleep:  func(ctx context.Context, d time.Duration) error { return ctx.Err() },
+		// Batches end by count, bytes or end of input only, however
+		// slowly the machine feeds the lines.
+		linger: time.Hour,
 	}
 }
 
