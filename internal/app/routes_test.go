@@ -18,6 +18,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 )
 
 // startServer runs a server on 127.0.0.1:0 until the test ends.
@@ -56,7 +58,10 @@ func kinesisClient(s *Server) *kinesis.Client {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(s.URL()),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
-		HTTPClient:   &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+		// Request bodies from memory, as every runnel client sends them,
+		// so the SDK never loses a connection under an arriving answer
+		// and retries a call the server already counted.
+		HTTPClient: kinesisclient.HTTPClient(),
 	})
 }
 
