@@ -22,7 +22,7 @@ var _ GeneratorSource = (*clickstream.Service)(nil)
 type Generator struct {
 	src atomic.Pointer[generatorSource]
 
-	running, sent, delivered, failures, sessions, rate *prometheus.Desc
+	running, sent, delivered, failures, sessions *prometheus.Desc
 }
 
 type generatorSource struct {
@@ -43,7 +43,6 @@ func NewGenerator(reg prometheus.Registerer) *Generator {
 		delivered: desc("events_delivered_total", "Events the stream acknowledged."),
 		failures:  desc("events_failed_total", "Events that could not be delivered."),
 		sessions:  desc("sessions", "Concurrent simulated sessions while running."),
-		rate:      desc("events_per_second", "Events per second over the last ten seconds while running."),
 	}
 	reg.MustRegister(g)
 	return g
@@ -61,7 +60,7 @@ func (g *Generator) SetSource(src GeneratorSource, stream string) {
 
 // Describe implements prometheus.Collector.
 func (g *Generator) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{g.running, g.sent, g.delivered, g.failures, g.sessions, g.rate} {
+	for _, d := range []*prometheus.Desc{g.running, g.sent, g.delivered, g.failures, g.sessions} {
 		ch <- d
 	}
 }
@@ -82,5 +81,4 @@ func (g *Generator) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(g.delivered, prometheus.CounterValue, float64(st.EventsDelivered), src.stream)
 	ch <- prometheus.MustNewConstMetric(g.failures, prometheus.CounterValue, float64(st.Failures), src.stream)
 	ch <- prometheus.MustNewConstMetric(g.sessions, prometheus.GaugeValue, float64(st.Sessions), src.stream)
-	ch <- prometheus.MustNewConstMetric(g.rate, prometheus.GaugeValue, st.EventsPerSecond, src.stream)
 }
