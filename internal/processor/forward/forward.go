@@ -10,10 +10,15 @@
 //
 // A batch succeeds only once every record it forwards is acknowledged by
 // the target stream: each batch is sent by its own producer, which is
-// closed (so drained) before Invoke returns. A record the target keeps
-// refusing fails the batch; the runtime retries it, so the target may see
-// a record twice (at least once), never a later record of a key before an
-// earlier one within a delivery.
+// closed (so drained) before Invoke returns. Errors sort as sink's do: a
+// record Kinesis would refuse whatever the retries (a partition key or
+// size over the limits) is poison and goes to the on-failure destination
+// at once with the reason; a target that throttles, fails or cannot be
+// reached holds the batch, retried until the invocation ends, then given
+// back to the runtime as unavailable (sink.ErrUnavailable), which invokes
+// it again without using up a retry. The wait shows in the shard's
+// status. A batch invoked again may put a record twice (at least once),
+// never a later record of a key before an earlier one within a delivery.
 package forward
 
 import (
@@ -38,7 +43,12 @@ import (
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
+
+// watchEvery is how often a delivery in progress is checked for retries
+// to report as a wait.
+const watchEvery = 250 * time.Millisecond
 
 // Builtin is the forward processor as pipelines.yaml names it.
 var Builtin = pipeline.Builtin{
@@ -240,17 +250,14 @@ func (f *Forwarder) Stats() Stats {
 // forwarded record.
 func (f *Forwarder) Invoke(ctx context.Context, ev *lambda.KinesisEvent) (*lambda.Response, error) {
 	recs := make([]producer.Record, 0, len(ev.Records))
+	src := make([]*lambda.KinesisEventRecord, 0, len(ev.Records))
 	for i := range ev.Records {
 		rec := &ev.Records[i]
 		out, keep, err := f.transform(rec)
 		if err != nil {
-			if f.opts.Reject == nil {
-				return nil, fmt.Errorf("forward: record %s: %w", rec.EventID, err)
-			}
-			if err := f.opts.Reject(ctx, rec, err); err != nil {
+			if err := f.reject(ctx, rec, err); err != nil {
 				return nil, err
 			}
-			f.stats.rejected.Add(1)
 			continue
 		}
 		if !keep {
@@ -258,17 +265,50 @@ func (f *Forwarder) Invoke(ctx context.Context, ev *lambda.KinesisEvent) (*lambd
 			continue
 		}
 		recs = append(recs, out)
+		src = append(src, rec)
 	}
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	return nil, f.put(ctx, recs)
+	poison, err := f.put(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	for i, reason := range poison {
+		if err := f.reject(ctx, src[i], reason); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
+// reject hands rec to the on-failure destination, or fails the batch
+// when there is none.
+func (f *Forwarder) reject(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error {
+	if f.opts.Reject == nil {
+		return fmt.Errorf("forward: record %s: %w", rec.EventID, reason)
+	}
+	if err := f.opts.Reject(ctx, rec, reason); err != nil {
+		return err
+	}
+	f.stats.rejected.Add(1)
+	return nil
+}
+
+// target names the target stream in waits and logs.
+func (f *Forwarder) target() string { return "stream " + f.cfg.Stream }
+
 // put delivers recs with a producer of their own, drained before it
-// returns.
-func (f *Forwarder) put(ctx context.Context, recs []producer.Record) error {
-	var failMsg atomic.Value
+// returns. It returns the records Kinesis would refuse whatever the
+// retries (by index in recs, with the reason), once every other record is
+// acknowledged; or an error wrapping sink.ErrUnavailable when ctx ended
+// before the target took them all.
+func (f *Forwarder) put(ctx context.Context, recs []producer.Record) (map[int]error, error) {
+	var (
+		failMsg atomic.Value
+		cur     int // the record being written
+		poison  = map[int]error{}
+	)
 	pcfg := producer.Config{
 		Stream:       f.cfg.Stream,
 		Endpoint:     f.cfg.Endpoint,
@@ -279,6 +319,12 @@ func (f *Forwarder) put(ctx context.Context, recs []producer.Record) error {
 		MaxRetryTime: 24 * time.Hour,
 		Logger:       f.opts.Logger,
 		OnFailure: func(r producer.Record, err error) {
+			if errors.Is(err, producer.ErrInvalidRecord) {
+				// Write reports an invalid record itself, before
+				// it returns: it is recs[cur].
+				poison[cur] = err
+				return
+			}
 			failMsg.CompareAndSwap(nil, fmt.Sprintf("key %q: %v", r.PartitionKey, err))
 		},
 	}
@@ -287,28 +333,79 @@ func (f *Forwarder) put(ctx context.Context, recs []producer.Record) error {
 	}
 	p, err := producer.New(f.api, pcfg)
 	if err != nil {
-		return fmt.Errorf("forward: %w", err)
+		return nil, fmt.Errorf("forward: %w", err)
 	}
+	stopWatch := f.watch(ctx, p)
 	var werr error
-	for _, r := range recs {
+	for i, r := range recs {
+		cur = i
 		if werr = p.Write(ctx, r); werr != nil {
 			break
 		}
 	}
 	st, cerr := p.Close(ctx)
+	since := stopWatch()
 	f.stats.forwarded.Add(st.Delivered)
 	f.stats.throttled.Add(st.Throttled)
 	f.stats.retried.Add(st.Retried)
+	var undelivered error
 	switch {
 	case werr != nil:
-		return fmt.Errorf("forward: to stream %s: %w", f.cfg.Stream, werr)
+		undelivered = werr
 	case cerr != nil:
-		return fmt.Errorf("forward: %w", cerr)
-	case st.Failed > 0:
+		undelivered = cerr
+	case st.Failed > int64(len(poison)):
 		msg, _ := failMsg.Load().(string)
-		return fmt.Errorf("forward: %d of %d records not delivered to stream %s: %s", st.Failed, len(recs), f.cfg.Stream, msg)
+		undelivered = fmt.Errorf("%d of %d records not delivered: %s", st.Failed-int64(len(poison)), len(recs), msg)
 	}
-	return nil
+	if undelivered != nil {
+		if since.IsZero() {
+			since = time.Now()
+		}
+		return nil, fmt.Errorf("forward: %w", sink.Unavailable(f.target(), since, undelivered))
+	}
+	return poison, nil
+}
+
+// watch reports the delivery by p as a wait on the target while the
+// producer retries, through the Reporter in ctx, and logs its start. The
+// func it returns ends the watch, reports the end of a wait, and returns
+// when the wait began (zero when there was none).
+func (f *Forwarder) watch(ctx context.Context, p *producer.Producer) func() time.Time {
+	rep := sink.ReporterFrom(ctx)
+	done, finished := make(chan struct{}), make(chan struct{})
+	var since time.Time
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(watchEvery)
+		defer tick.Stop()
+		var retried int64
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			st := p.Stats()
+			if st.Retried > retried && st.LastError != "" {
+				if since.IsZero() {
+					since = time.Now()
+					f.opts.Logger.Warn("target stream unavailable or throttling; holding the batch and retrying",
+						"target", f.target(), "err", st.LastError)
+				}
+				rep.Blocked(sink.Wait{Target: f.target(), Since: since, Err: errors.New(st.LastError)})
+			}
+			retried = st.Retried
+		}
+	}()
+	return func() time.Time {
+		close(done)
+		<-finished
+		if !since.IsZero() && ctx.Err() == nil {
+			rep.Unblocked()
+		}
+		return since
+	}
 }
 
 // transform applies decode, filter, map and partitionKey to one record.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 func client(t *testing.T, url string) *kinesis.Client {
@@ -154,13 +156,133 @@ func TestForwardFilterMapAndKey(t *testing.T) {
 	require.Equal(t, "a", aws.ToString(recs[0].PartitionKey))
 }
 
-func TestForwardFailsBatchWhenTargetMissing(t *testing.T) {
+// TestForwardHoldsBatchWhenTargetMissing: a target stream that does not
+// exist is a target not (yet) there, not bad data: the batch is given back
+// as unavailable, named after the stream, and nothing is rejected.
+func TestForwardHoldsBatchWhenTargetMissing(t *testing.T) {
 	srv := kinesistest.Start(t)
 	c := client(t, srv.URL)
-	f, err := New(Config{Stream: "nowhere"}, c, Options{})
+	rejected := 0
+	f, err := New(Config{Stream: "nowhere"}, c, Options{Reject: func(context.Context, *lambda.KinesisEventRecord, error) error {
+		rejected++
+		return nil
+	}})
 	require.NoError(t, err)
-	_, err = f.Invoke(context.Background(), batch("shardId-000000000000", 0, []string{"x"}, []string{"k"}))
-	require.ErrorContains(t, err, "nowhere")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = f.Invoke(ctx, batch("shardId-000000000000", 0, []string{"x"}, []string{"k"}))
+	require.ErrorIs(t, err, sink.ErrUnavailable)
+	require.ErrorContains(t, err, "stream nowhere")
+	require.Zero(t, rejected)
+}
+
+// waits records what a processor reports about waits on its target and
+// calls onBlocked, when set, at the first.
+type waits struct {
+	mu        sync.Mutex
+	blocked   []sink.Wait
+	unblocked int
+	onBlocked func()
+}
+
+func (w *waits) Blocked(wt sink.Wait) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.blocked = append(w.blocked, wt)
+	if w.onBlocked != nil {
+		w.onBlocked()
+		w.onBlocked = nil
+	}
+}
+
+func (w *waits) Unblocked() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unblocked++
+}
+
+// TestForwardHoldsBatchWhileTargetThrottles forwards three seconds of a
+// one-shard target's write limit in an invocation that ends as soon as
+// the wait on the throttling target is reported: the batch comes back
+// unavailable (not failed), and invoking it again delivers every record,
+// none rejected.
+func TestForwardHoldsBatchWhileTargetThrottles(t *testing.T) {
+	url := producertest.StartLimited(t)
+	c := client(t, url)
+	producertest.CreateStream(t, c, "target", 1)
+	rejected := 0
+	f, err := New(Config{Stream: "target"}, c, Options{
+		Reject: func(context.Context, *lambda.KinesisEventRecord, error) error { rejected++; return nil },
+		Producer: func(pc *producer.Config) {
+			pc.BaseBackoff = 20 * time.Millisecond
+			pc.MaxBackoff = 200 * time.Millisecond
+		},
+	})
+	require.NoError(t, err)
+
+	const keys, n = 10, 3000 // three seconds of the shard's write limit
+	var data, ks []string
+	for i := range n {
+		k := fmt.Sprintf("key-%02d", i%keys)
+		data = append(data, fmt.Sprintf(`{"key":%q,"n":%d}`, k, i))
+		ks = append(ks, k)
+	}
+	ev := batch("shardId-000000000000", 0, data, ks)
+
+	short, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w := &waits{onBlocked: cancel}
+	short = sink.WithReporter(short, w)
+	_, err = f.Invoke(short, ev)
+	require.ErrorIs(t, err, sink.ErrUnavailable, "a throttling target holds the batch")
+	require.ErrorContains(t, err, "stream target")
+	w.mu.Lock()
+	require.NotEmpty(t, w.blocked, "the wait was reported while it lasted")
+	require.Equal(t, "stream target", w.blocked[0].Target)
+	w.mu.Unlock()
+
+	long, cancel2 := context.WithTimeout(sink.WithReporter(context.Background(), w), 60*time.Second)
+	defer cancel2()
+	_, err = f.Invoke(long, ev)
+	require.NoError(t, err)
+	require.Zero(t, rejected, "no good record is diverted")
+
+	seen := map[int]int{}
+	for _, r := range producertest.ReadAll(t, c, "target") {
+		var m struct{ N int }
+		require.NoError(t, json.Unmarshal(r.Data, &m))
+		seen[m.N]++
+	}
+	require.Len(t, seen, n, "every record reached the target")
+}
+
+// TestForwardRejectsRecordsKinesisWouldRefuse: a partition key over
+// Kinesis's 256 characters is poison: that record goes to the on-failure
+// destination with the reason at once, the rest are forwarded.
+func TestForwardRejectsRecordsKinesisWouldRefuse(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := client(t, srv.URL)
+	producertest.CreateStream(t, c, "out", 1)
+	var reasons []string
+	cfg, err := ParseConfig(map[string]any{"stream": "out", "partitionKey": "{k}"})
+	require.NoError(t, err)
+	f, err := New(cfg, c, Options{Reject: func(_ context.Context, rec *lambda.KinesisEventRecord, reason error) error {
+		reasons = append(reasons, rec.EventID+": "+reason.Error())
+		return nil
+	}})
+	require.NoError(t, err)
+	long := strings.Repeat("x", 300)
+	_, err = f.Invoke(context.Background(), batch("shardId-000000000000", 0,
+		[]string{`{"k":"a"}`, `{"k":"` + long + `"}`, `{"k":"b"}`}, []string{"a", "l", "b"}))
+	require.NoError(t, err)
+	require.Len(t, reasons, 1)
+	require.Contains(t, reasons[0], "shardId-000000000000:1000001: ")
+	require.Contains(t, reasons[0], "partition key is 300 characters")
+	got := []string{}
+	for _, r := range producertest.ReadAll(t, c, "out") {
+		got = append(got, aws.ToString(r.PartitionKey))
+	}
+	require.Equal(t, []string{"a", "b"}, got)
 }
 
 func TestCheck(t *testing.T) {
