@@ -14,6 +14,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // newOutput builds the sink an Output names.
@@ -38,6 +39,22 @@ func newOutput(ctx context.Context, o Output) (Sink, error) {
 		return &TableSink{W: table.NewWriter(api, o.Table.Table), Create: o.Table.CreateTable}, nil
 	}
 	return nil, errors.New("output: name one of dir, stream, redisHash, table")
+}
+
+// target names the output in waits and logs: "redis 127.0.0.1:6379 hash
+// k", "stream s", "dynamodb table t", "directory d".
+func (o Output) target() string {
+	switch {
+	case o.Dir != "":
+		return "directory " + o.Dir
+	case o.Stream != "":
+		return "stream " + o.Stream
+	case o.RedisHash != nil:
+		return "redis " + o.RedisHash.Addr + " hash " + o.RedisHash.Key
+	case o.Table != nil:
+		return "dynamodb table " + o.Table.Table
+	}
+	return "output"
 }
 
 // DirSink writes the results of each window as a file of JSON lines,
@@ -171,10 +188,11 @@ func (s *TableSink) Write(ctx context.Context, results []Result) error {
 	for _, r := range results {
 		item, err := table.ItemFromFields(r.Fields())
 		if err != nil {
-			return err
+			return sink.Poison(err)
 		}
 		if err := s.W.Check(item); err != nil {
-			return fmt.Errorf("window result %s: %w", r.ID(), err)
+			// The table's key does not fit the results: no retry helps.
+			return sink.Poison(fmt.Errorf("window result %s: %w", r.ID(), err))
 		}
 		items = append(items, item)
 	}

@@ -52,6 +52,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/table"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // ErrLate marks an event whose windows had closed when it arrived.
@@ -131,6 +132,7 @@ type Processor struct {
 	late   int64
 	dir    string
 	out    Sink
+	retry  *sink.Retry // writes to out
 	reject func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error
 	log    *slog.Logger
 	now    func() time.Time
@@ -180,6 +182,7 @@ func New(c Config, env Env) (*Processor, error) {
 	w := &Processor{
 		cfg: c, p: p, size: int64(p.size), slide: int64(p.slide), late: int64(p.lateness),
 		dir: c.StateDir, out: env.Output, reject: env.Reject, log: env.Logger, now: env.Now,
+		retry:  &sink.Retry{Target: c.Output.target(), Logger: env.Logger},
 		shards: map[string]*shardState{}, active: map[string]time.Time{}, expected: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -579,7 +582,11 @@ func (w *Processor) emitLocked(ctx context.Context) error {
 	for i, k := range keys {
 		results[i] = w.result(k.start, merged[k])
 	}
-	if err := w.out.Write(ctx, results); err != nil {
+	// An output that is down holds the emission (and with it the batch
+	// that closed the windows) until it is back or ctx ends; the batch is
+	// then given back as unavailable and invoked again, its records
+	// skipped as already applied.
+	if err := w.retry.Do(ctx, func(ctx context.Context) error { return w.out.Write(ctx, results) }); err != nil {
 		return fmt.Errorf("writing %d window results: %w", len(results), err)
 	}
 	b, _ := json.Marshal(map[string]int64{"emittedThroughNanos": g})

@@ -19,6 +19,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/processor/window"
+	"github.com/runnel-dev/runnel/internal/sink"
 )
 
 // clock is an injected wall clock.
@@ -302,30 +303,87 @@ func TestRestartDoesNotCountTwice(t *testing.T) {
 // failingSink fails its first n writes.
 type failingSink struct {
 	window.Sink
+	mu   sync.Mutex
 	fail int
 }
 
 func (s *failingSink) Write(ctx context.Context, r []window.Result) error {
+	s.mu.Lock()
 	if s.fail > 0 {
 		s.fail--
+		s.mu.Unlock()
 		return errors.New("output down")
 	}
+	s.mu.Unlock()
 	return s.Sink.Write(ctx, r)
 }
 
-func TestOutputFailureFailsTheBatchAndEmitsLater(t *testing.T) {
+// waits records the waits reported on an output; onBlocked, when set, is
+// called at the first.
+type waits struct {
+	mu        sync.Mutex
+	blocked   []sink.Wait
+	unblocked int
+	onBlocked func()
+}
+
+func (w *waits) Blocked(wt sink.Wait) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.blocked = append(w.blocked, wt)
+	if w.onBlocked != nil {
+		w.onBlocked()
+		w.onBlocked = nil
+	}
+}
+
+func (w *waits) Unblocked() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.unblocked++
+}
+
+// TestOutputDownHoldsTheBatch: an output that fails holds the batch that
+// closed a window, retried within the invocation and reported as a wait;
+// nothing is rejected. When the invocation ends first, the batch comes
+// back unavailable (no retry used), and invoked again once the output is
+// back, its records are skipped as applied and the window is emitted.
+func TestOutputDownHoldsTheBatch(t *testing.T) {
 	f := newFixture(t, nil)
 	dir, err := window.NewDirSink(f.out)
 	require.NoError(t, err)
-	f.p, err = window.New(f.cfg, window.Env{Output: &failingSink{Sink: dir, fail: 1}, Reject: f.rej.reject, Now: f.clock.Now})
+	out := &failingSink{Sink: dir, fail: 2}
+	f.p, err = window.New(f.cfg, window.Env{Output: out, Reject: f.rej.reject, Now: f.clock.Now})
 	require.NoError(t, err)
 	a := &shardFeed{shard: "shardId-000000000000"}
 	f.invoke(a.batch(ev("DE", "2024-05-01T10:00:05Z", 1, "u1")))
-	second := a.batch(ev("DE", "2024-05-01T10:02:00Z", 1, "u1"))
-	_, err = f.p.Invoke(context.Background(), second)
-	require.ErrorContains(t, err, "output down")
-	f.invoke(second) // the runtime's retry: records skipped, emission done
+
+	w := &waits{}
+	_, err = f.p.Invoke(sink.WithReporter(context.Background(), w), a.batch(ev("DE", "2024-05-01T10:02:00Z", 1, "u1")))
+	require.NoError(t, err, "the output came back within the invocation")
 	require.Equal(t, 1.0, f.results()["2024-05-01T10:00:00Z"]["DE"]["count"])
+	w.mu.Lock()
+	require.Len(t, w.blocked, 2)
+	require.Equal(t, "directory "+f.out, w.blocked[0].Target)
+	require.ErrorContains(t, w.blocked[0].Err, "output down")
+	require.Equal(t, 1, w.unblocked)
+	w.mu.Unlock()
+
+	// Down for longer than the invocation lasts.
+	out.mu.Lock()
+	out.fail = 1 << 30
+	out.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	third := a.batch(ev("DE", "2024-05-01T10:04:00Z", 1, "u1"))
+	_, err = f.p.Invoke(sink.WithReporter(ctx, &waits{onBlocked: cancel}), third)
+	require.ErrorIs(t, err, sink.ErrUnavailable)
+	out.mu.Lock()
+	out.fail = 0
+	out.mu.Unlock()
+	f.invoke(third) // the runtime invokes it again: records skipped, emission done
+	require.Equal(t, 1.0, f.results()["2024-05-01T10:02:00Z"]["DE"]["count"])
+	require.Empty(t, f.rej.recs, "nothing is rejected while the output is down")
 }
 
 func TestArrivalTimeAndNestedGroups(t *testing.T) {
