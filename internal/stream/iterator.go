@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -55,7 +56,12 @@ func openToken(secret []byte, kind byte, s string) ([]byte, bool) {
 	if len(s) > base64.StdEncoding.EncodedLen(1+maxTokenPayload+tokenMACLen) {
 		return nil, false
 	}
-	buf, err := base64.StdEncoding.DecodeString(s)
+	// Only the one encoding sealToken writes: strict padding bits, and no
+	// line breaks (which the decoder would skip).
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, false
+	}
+	buf, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil || len(buf) < 1+tokenMACLen || buf[0] != kind {
 		return nil, false
 	}

@@ -543,6 +543,8 @@ func FuzzOpenToken(f *testing.F) {
 	f.Add(sealToken(secret, tokenPage, []byte(`{"k":"streams","a":"x","t":1}`)))
 	f.Add(sealToken(secret, tokenIterator, []byte("payload")))
 	f.Add("")
+	sealed := sealToken(secret, tokenPage, []byte(`{"k":"streams"}`))
+	f.Add(sealed[:4] + "\n" + sealed[4:])
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, kind := range []byte{tokenIterator, tokenPage} {
 			payload, ok := openToken(secret, kind, s)
