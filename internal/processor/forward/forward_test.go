@@ -20,6 +20,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
 	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/sink/sinktest"
 )
 
 func client(t *testing.T, url string) *kinesis.Client {
@@ -176,31 +177,6 @@ func TestForwardHoldsBatchWhenTargetMissing(t *testing.T) {
 	require.Zero(t, rejected)
 }
 
-// waits records what a processor reports about waits on its target and
-// calls onBlocked, when set, at the first.
-type waits struct {
-	mu        sync.Mutex
-	blocked   []sink.Wait
-	unblocked int
-	onBlocked func()
-}
-
-func (w *waits) Blocked(wt sink.Wait) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.blocked = append(w.blocked, wt)
-	if w.onBlocked != nil {
-		w.onBlocked()
-		w.onBlocked = nil
-	}
-}
-
-func (w *waits) Unblocked() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.unblocked++
-}
-
 // TestForwardHoldsBatchWhileTargetThrottles forwards three seconds of a
 // one-shard target's write limit in an invocation that ends as soon as
 // the wait on the throttling target is reported: the batch comes back
@@ -231,15 +207,14 @@ func TestForwardHoldsBatchWhileTargetThrottles(t *testing.T) {
 
 	short, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w := &waits{onBlocked: cancel}
+	w := &sinktest.Recorder{OnBlocked: cancel}
 	short = sink.WithReporter(short, w)
 	_, err = f.Invoke(short, ev)
 	require.ErrorIs(t, err, sink.ErrUnavailable, "a throttling target holds the batch")
 	require.ErrorContains(t, err, "stream target")
-	w.mu.Lock()
-	require.NotEmpty(t, w.blocked, "the wait was reported while it lasted")
-	require.Equal(t, "stream target", w.blocked[0].Target)
-	w.mu.Unlock()
+	blocked, _ := w.Waits()
+	require.NotEmpty(t, blocked, "the wait was reported while it lasted")
+	require.Equal(t, "stream target", blocked[0].Target)
 
 	long, cancel2 := context.WithTimeout(sink.WithReporter(context.Background(), w), 60*time.Second)
 	defer cancel2()

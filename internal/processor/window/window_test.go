@@ -20,6 +20,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/processor/window"
 	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/sink/sinktest"
 )
 
 // clock is an injected wall clock.
@@ -318,31 +319,6 @@ func (s *failingSink) Write(ctx context.Context, r []window.Result) error {
 	return s.Sink.Write(ctx, r)
 }
 
-// waits records the waits reported on an output; onBlocked, when set, is
-// called at the first.
-type waits struct {
-	mu        sync.Mutex
-	blocked   []sink.Wait
-	unblocked int
-	onBlocked func()
-}
-
-func (w *waits) Blocked(wt sink.Wait) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.blocked = append(w.blocked, wt)
-	if w.onBlocked != nil {
-		w.onBlocked()
-		w.onBlocked = nil
-	}
-}
-
-func (w *waits) Unblocked() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.unblocked++
-}
-
 // TestOutputDownHoldsTheBatch: an output that fails holds the batch that
 // closed a window, retried within the invocation and reported as a wait;
 // nothing is rejected. When the invocation ends first, the batch comes
@@ -358,16 +334,15 @@ func TestOutputDownHoldsTheBatch(t *testing.T) {
 	a := &shardFeed{shard: "shardId-000000000000"}
 	f.invoke(a.batch(ev("DE", "2024-05-01T10:00:05Z", 1, "u1")))
 
-	w := &waits{}
+	w := &sinktest.Recorder{}
 	_, err = f.p.Invoke(sink.WithReporter(context.Background(), w), a.batch(ev("DE", "2024-05-01T10:02:00Z", 1, "u1")))
 	require.NoError(t, err, "the output came back within the invocation")
 	require.Equal(t, 1.0, f.results()["2024-05-01T10:00:00Z"]["DE"]["count"])
-	w.mu.Lock()
-	require.Len(t, w.blocked, 2)
-	require.Equal(t, "directory "+f.out, w.blocked[0].Target)
-	require.ErrorContains(t, w.blocked[0].Err, "output down")
-	require.Equal(t, 1, w.unblocked)
-	w.mu.Unlock()
+	blocked, unblocked := w.Waits()
+	require.Len(t, blocked, 2)
+	require.Equal(t, "directory "+f.out, blocked[0].Target)
+	require.ErrorContains(t, blocked[0].Err, "output down")
+	require.Equal(t, 1, unblocked)
 
 	// Down for longer than the invocation lasts.
 	out.mu.Lock()
@@ -376,7 +351,7 @@ func TestOutputDownHoldsTheBatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	third := a.batch(ev("DE", "2024-05-01T10:04:00Z", 1, "u1"))
-	_, err = f.p.Invoke(sink.WithReporter(ctx, &waits{onBlocked: cancel}), third)
+	_, err = f.p.Invoke(sink.WithReporter(ctx, &sinktest.Recorder{OnBlocked: cancel}), third)
 	require.ErrorIs(t, err, sink.ErrUnavailable)
 	out.mu.Lock()
 	out.fail = 0
