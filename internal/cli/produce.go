@@ -53,6 +53,7 @@ type produceOpts struct {
 	inFlight     int
 	linger       time.Duration
 	maxAttempts  int
+	maxRetryTime time.Duration
 	flushTimeout time.Duration
 }
 
@@ -68,7 +69,8 @@ func (o *produceOpts) addFlags(cmd *cobra.Command) {
 	f.BoolVar(&o.ordered, "ordered", false, "keep each partition key's records in order, even across retries")
 	f.IntVar(&o.inFlight, "in-flight", 4, "PutRecords calls in flight at once")
 	f.DurationVar(&o.linger, "linger", 100*time.Millisecond, "how long a partial batch waits for more records")
-	f.IntVar(&o.maxAttempts, "max-attempts", 10, "sends of one record before giving up on it")
+	f.IntVar(&o.maxAttempts, "max-attempts", 10, "failed sends of one record before giving up on it (throttled sends do not count: they are retried until --max-retry-time)")
+	f.DurationVar(&o.maxRetryTime, "max-retry-time", time.Minute, "how long after its first send a record may still be retried (the KPL's RecordTtl)")
 	f.DurationVar(&o.flushTimeout, "flush-timeout", 30*time.Second, "how long to keep delivering buffered records at the end or after an interrupt")
 }
 
@@ -98,6 +100,9 @@ func (o *produceOpts) streamArg(args []string) error {
 	}
 	if o.maxAttempts < 1 {
 		return usagef("--max-attempts %d: must be at least 1", o.maxAttempts)
+	}
+	if o.maxRetryTime <= 0 {
+		return usagef("--max-retry-time %s: must be positive", o.maxRetryTime)
 	}
 	return nil
 }
@@ -153,6 +158,7 @@ func (r *produceRun) open(ctx context.Context) (producer.Writer, func() error, e
 		Linger:       r.opts.linger,
 		MaxInFlight:  r.opts.inFlight,
 		MaxAttempts:  r.opts.maxAttempts,
+		MaxRetryTime: r.opts.maxRetryTime,
 		OrderedByKey: r.opts.ordered,
 		Aggregate:    r.opts.aggregate,
 		OnFailure:    r.reportFailure,

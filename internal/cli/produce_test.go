@@ -337,11 +337,13 @@ func TestProduceWritesRecordsGivenUpOnToFailedFile(t *testing.T) {
 	c := kinesistest.NewClient(url)
 	producertest.CreateStream(t, c, "tight", 1)
 	failedPath := filepath.Join(t.TempDir(), "failed.jsonl")
-	// One attempt per record against a shard taking 1000 records/s: full
-	// batches of 500 (a linger of a second leaves no partial ones), four
-	// calls in flight, put 2000 records at once, past the first second's
-	// budget however slow the machine; those past it are given up on.
-	code, stdout, stderr := runProduce(t.Context(), nil, "random", "tight", "--count", "3000", "--max-attempts", "1", "--linger", "1s", "--in-flight", "4", "--failed-file", failedPath, "--json", "--endpoint", url)
+	// Against a shard taking 1000 records/s, full batches of 500 (a linger
+	// of a second leaves no partial ones), four calls in flight, put 2000
+	// records at once, past the first second's budget however slow the
+	// machine. A throttled record may be retried only for a millisecond
+	// after its first send (about what the call answering it takes, and
+	// the backoff comes on top): those past the budget are given up on.
+	code, stdout, stderr := runProduce(t.Context(), nil, "random", "tight", "--count", "3000", "--max-retry-time", "1ms", "--linger", "1s", "--in-flight", "4", "--failed-file", failedPath, "--json", "--endpoint", url)
 	require.Equal(t, 1, code, stderr)
 	require.Contains(t, stderr, "records could not be delivered")
 	s := summaryOf(t, stdout)

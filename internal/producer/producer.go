@@ -77,8 +77,12 @@ type Config struct {
 	BufferRecords int
 	BufferBytes   int
 
-	// MaxAttempts is how many times one record is sent before it is given
-	// up on. Default 10.
+	// MaxAttempts is how many times one record may fail for a reason other
+	// than throttling before it is given up on. Default 10. Throttling
+	// (ProvisionedThroughputExceededException) is the stream telling the
+	// producer to slow down, not a fault of the record: a throttled record
+	// is retried, with backoff, until MaxRetryTime, as the KPL retries
+	// until its RecordTtl.
 	MaxAttempts int
 	// MaxRetryTime is how long after its first attempt a record may still
 	// be retried. Default 1 minute.
@@ -182,7 +186,8 @@ type entry struct {
 	seq       uint64
 	size      int // data plus partition key
 	enqueued  time.Time
-	attempts  int
+	attempts  int // sends so far
+	failures  int // failed sends other than throttling
 	firstTry  time.Time
 	notBefore time.Time
 	route     string
@@ -659,7 +664,7 @@ func (p *Producer) send(items []*putItem) {
 	var fs []failure
 	p.mu.Lock()
 	p.stats.Calls++
-	var retry []*entry
+	var retry, throttled []*entry
 	switch {
 	case err != nil && p.ctx.Err() != nil:
 		for _, it := range items {
@@ -675,11 +680,15 @@ func (p *Producer) send(items []*putItem) {
 			}
 		}
 	case err != nil:
-		if isThrottle(err) {
-			p.stats.Throttled += int64(len(items))
-		}
 		p.stats.LastError = describe(err)
 		p.cfg.Logger.Debug("PutRecords failed; retrying its records", "stream", p.cfg.Stream, "records", len(items), "err", err)
+		if isThrottle(err) {
+			p.stats.Throttled += int64(len(items))
+			for _, it := range items {
+				throttled = append(throttled, it.entries...)
+			}
+			break
+		}
 		for _, it := range items {
 			retry = append(retry, it.entries...)
 		}
@@ -701,15 +710,22 @@ func (p *Producer) send(items []*putItem) {
 				continue
 			}
 			code := aws.ToString(r.ErrorCode)
+			p.stats.LastError = code + ": " + aws.ToString(r.ErrorMessage)
 			if code == codeThroughputExceeded {
 				p.stats.Throttled++
+				throttled = append(throttled, it.entries...)
+				continue
 			}
-			p.stats.LastError = code + ": " + aws.ToString(r.ErrorMessage)
 			retry = append(retry, it.entries...)
 		}
 	}
+	for _, e := range throttled {
+		if f, gaveUp := p.retryLocked(e, now, true); gaveUp {
+			fs = append(fs, f)
+		}
+	}
 	for _, e := range retry {
-		if f, gaveUp := p.retryLocked(e, now); gaveUp {
+		if f, gaveUp := p.retryLocked(e, now, false); gaveUp {
 			fs = append(fs, f)
 		}
 	}
@@ -734,12 +750,16 @@ func (p *Producer) send(items []*putItem) {
 }
 
 // retryLocked puts e back into pending after a backoff, or gives up on it.
-func (p *Producer) retryLocked(e *entry, now time.Time) (failure, bool) {
+// A throttled send does not count against MaxAttempts (see Config).
+func (p *Producer) retryLocked(e *entry, now time.Time, throttled bool) (failure, bool) {
 	if p.ctx.Err() != nil {
 		return p.failLocked(e, fmt.Errorf("stream %q at %s: not delivered (last error: %s): %w", p.cfg.Stream, p.cfg.Endpoint, p.stats.LastError, context.Cause(p.ctx))), true
 	}
+	if !throttled {
+		e.failures++
+	}
 	wait := p.backoff(e.attempts)
-	if e.attempts >= p.cfg.MaxAttempts || now.Add(wait).Sub(e.firstTry) > p.cfg.MaxRetryTime {
+	if e.failures >= p.cfg.MaxAttempts || now.Add(wait).Sub(e.firstTry) > p.cfg.MaxRetryTime {
 		return p.failLocked(e, fmt.Errorf("stream %q at %s: giving up after %d attempts over %s: %s",
 			p.cfg.Stream, p.cfg.Endpoint, e.attempts, now.Sub(e.firstTry).Round(time.Millisecond), p.stats.LastError)), true
 	}

@@ -99,12 +99,13 @@ func TestProducerDeliversEveryRecord(t *testing.T) {
 }
 
 // throttleFirstAttempts wraps a real client and answers
-// ProvisionedThroughputExceededException, without forwarding, for every
-// record whose sequence number (the part after "/") is divisible by 3, on
-// its first `attempts` sends.
+// ProvisionedThroughputExceededException (or code, when set), without
+// forwarding, for every record whose sequence number (the part after "/")
+// is divisible by 3, on its first `attempts` sends.
 type throttleFirstAttempts struct {
 	api      producer.PutRecordsAPI
 	attempts int
+	code     string
 	mu       sync.Mutex
 	tries    map[string]int
 	calls    int
@@ -128,6 +129,9 @@ func (f *throttleFirstAttempts) PutRecords(ctx context.Context, in *kinesis.PutR
 			results[i] = types.PutRecordsResultEntry{
 				ErrorCode:    aws.String("ProvisionedThroughputExceededException"),
 				ErrorMessage: aws.String("Rate exceeded for shard shardId-000000000000 (injected)."),
+			}
+			if f.code != "" {
+				results[i] = types.PutRecordsResultEntry{ErrorCode: aws.String(f.code), ErrorMessage: aws.String("Internal service failure (injected).")}
 			}
 			continue
 		}
@@ -175,13 +179,11 @@ func TestProducerRetriesInjectedPerRecordThrottlingOnFirstTwoAttempts(t *testing
 	checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), n, keys, true)
 }
 
-// failAlways answers InternalFailure for the records whose sequence number
-// is divisible by 7 and forwards the rest.
 func TestProducerGivesUpAfterMaxAttemptsAndReportsEachRecord(t *testing.T) {
 	srv := kinesistest.Start(t)
 	c := srv.Client(t)
 	producertest.CreateStream(t, c, "s", 1)
-	api := &throttleFirstAttempts{api: c, attempts: 1 << 30}
+	api := &throttleFirstAttempts{api: c, attempts: 1 << 30, code: "InternalFailure"}
 	var (
 		mu     sync.Mutex
 		failed = map[string]error{}
@@ -199,9 +201,41 @@ func TestProducerGivesUpAfterMaxAttemptsAndReportsEachRecord(t *testing.T) {
 	for d, err := range failed {
 		require.Contains(t, err.Error(), `stream "s" at `+srv.URL, d)
 		require.Contains(t, err.Error(), "giving up after 3 attempts")
-		require.Contains(t, err.Error(), "ProvisionedThroughputExceededException")
+		require.Contains(t, err.Error(), "InternalFailure")
 	}
 	require.Len(t, producertest.ReadAll(t, c, "s"), n-n/3)
+}
+
+// Throttling is the stream asking for less, not a fault of the record: it
+// does not use up MaxAttempts, and a record throttled for good is given up
+// on only when MaxRetryTime has passed.
+func TestProducerRetriesThrottlingPastMaxAttemptsUntilMaxRetryTime(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := srv.Client(t)
+	producertest.CreateStream(t, c, "s", 1)
+	t.Run("throttled a while", func(t *testing.T) {
+		api := &throttleFirstAttempts{api: c, attempts: 6}
+		p := newProducer(t, api, producer.Config{Stream: "s", MaxAttempts: 2, Linger: time.Millisecond, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+		writeKeys(t, p, 30, 3)
+		st := closeProducer(t, p)
+		require.Zero(t, st.Failed, st.LastError)
+		require.Equal(t, int64(30), st.Delivered)
+		require.Equal(t, int64(10*6), st.Throttled)
+	})
+	t.Run("throttled for good", func(t *testing.T) {
+		api := &throttleFirstAttempts{api: c, attempts: 1 << 30}
+		var errs []error
+		p := newProducer(t, api, producer.Config{
+			Stream: "s", MaxAttempts: 2, MaxRetryTime: 200 * time.Millisecond, Linger: time.Millisecond, BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+			OnFailure: func(_ producer.Record, err error) { errs = append(errs, err) },
+		})
+		writeKeys(t, p, 3, 1)
+		st := closeProducer(t, p)
+		require.Equal(t, int64(1), st.Failed)
+		require.Greater(t, st.Throttled, int64(2), "retried past MaxAttempts")
+		require.Len(t, errs, 1)
+		require.Contains(t, errs[0].Error(), "ProvisionedThroughputExceededException")
+	})
 }
 
 func TestProducerMissingStreamFailsRecordsNamingStreamAndEndpoint(t *testing.T) {
