@@ -12,29 +12,22 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/spf13/cobra"
+
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
-// PutRecords limits that hold on every Kinesis deployment.
 const (
-	maxBatchRecords = 500
-	maxBatchBytes   = 5 << 20 // data plus partition keys of one request
-	maxRecordBytes  = 1 << 20 // data plus partition key of one record
-	maxKeyLen       = 256
-)
-
-// Retrying of records a PutRecords response reports as failed.
-const (
-	putMaxAttempts = 10
-	putBackoffMin  = 100 * time.Millisecond
-	putBackoffMax  = 5 * time.Second
 	// putLinger is how long a partial batch waits for more input before it
 	// is sent, so slow input such as `tail -f` flows without delay.
 	putLinger = 100 * time.Millisecond
+	// putMaxAttempts bounds the sends of a record failing for a reason
+	// other than throttling.
+	putMaxAttempts = 10
 )
 
 func newPutCommand(e *env) *cobra.Command {
@@ -45,8 +38,9 @@ func newPutCommand(e *env) *cobra.Command {
 		Long: `Put DATA as one record and print its shard and sequence number. Without DATA,
 or with DATA "-", every line of standard input (without its line ending)
 becomes one record; lines are sent in PutRecords batches of at most 500
-records and 5 MiB, records the service rejects are retried with backoff, and
-a summary is printed to standard error. The exit code is 1 if any record
+records and 5 MiB, one call at a time, records the service rejects are
+retried with backoff (throttled records until they are a minute old, others
+up to 10 times), and a summary is printed to standard error. The exit code is 1 if any record
 could not be delivered.
 
 The partition key is --key, or a random key per record.`,
@@ -57,15 +51,15 @@ The partition key is --key, or a random key per record.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(key) > maxKeyLen {
-				return usagef("--key is %d characters; at most %d are allowed", len(key), maxKeyLen)
+			if n := utf8.RuneCountInString(key); n > producer.MaxPartitionKeyChars {
+				return usagef("--key is %d characters; at most %d are allowed", n, producer.MaxPartitionKeyChars)
 			}
 			ctx := cmd.Context()
 			client, err := e.client(ctx)
 			if err != nil {
 				return err
 			}
-			p := &putter{api: client, stream: args[0], key: key, logger: e.logger}
+			p := &putter{api: client, stream: args[0], endpoint: endpointName(client), key: key, logger: e.logger}
 			if len(args) == 2 && args[1] != "-" {
 				return p.putOne(ctx, e.stdout, []byte(args[1]))
 			}
@@ -92,15 +86,14 @@ type putRecordsAPI interface {
 
 // putter sends records to one stream.
 type putter struct {
-	api    putRecordsAPI
-	stream string
-	key    string // "" means a random key per record
-	logger *slog.Logger
-	// sleep waits between retries; nil means a timer that honours ctx.
-	sleep func(ctx context.Context, d time.Duration) error
-	// linger is how long a partial batch waits for more input; 0 means
-	// putLinger.
-	linger time.Duration
+	api      putRecordsAPI
+	stream   string
+	endpoint string // names the endpoint in errors
+	key      string // "" means a random key per record
+	logger   *slog.Logger
+	// tune, when set, adjusts the producer's configuration (tests shorten
+	// its linger and backoff).
+	tune func(*producer.Config)
 }
 
 type putStats struct {
@@ -128,9 +121,39 @@ func (p *putter) putOne(ctx context.Context, w io.Writer, data []byte) error {
 	return err
 }
 
-// putLines sends every line of r as one record. It returns what was sent
-// and failed so far even when it returns an error.
+// putLines sends every line of r as one record through a Producer, one
+// PutRecords call at a time so that lines are sent in their order. It
+// returns what was sent and failed so far even when it returns an error.
 func (p *putter) putLines(ctx context.Context, r io.Reader) (putStats, error) {
+	var st putStats
+	cfg := producer.Config{
+		Stream:      p.stream,
+		Endpoint:    p.endpoint,
+		Linger:      putLinger,
+		MaxInFlight: 1,
+		MaxAttempts: putMaxAttempts,
+		Logger:      p.logger,
+	}
+	if p.tune != nil {
+		p.tune(&cfg)
+	}
+	prod, err := producer.New(p.api, cfg)
+	if err != nil {
+		return st, err
+	}
+	finish := func(err error) (putStats, error) {
+		// Close gives up on what is left once ctx is done.
+		ps, cerr := prod.Close(ctx)
+		st.sent = int(ps.Delivered)
+		st.failed += int(ps.Failed)
+		if ps.LastError != "" {
+			st.lastErr = ps.LastError
+		}
+		if ps.Failed > 0 {
+			p.logger.Warn("giving up on records", "records", ps.Failed, "last_error", ps.LastError)
+		}
+		return st, cmp.Or(err, cerr)
+	}
 	// Cancelling on return releases the reader when sending fails.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -160,122 +183,31 @@ func (p *putter) putLines(ctx context.Context, r io.Reader) (putStats, error) {
 			}
 		}
 	}()
-
-	var (
-		st      putStats
-		batch   []types.PutRecordsRequestEntry
-		size    int
-		lineNo  int
-		linger  = cmp.Or(p.linger, putLinger)
-		lingerT = time.NewTimer(linger)
-	)
-	defer lingerT.Stop()
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := p.sendBatch(ctx, batch, &st)
-		batch, size = nil, 0
-		return err
-	}
-	for {
+	for lineNo := 1; ; lineNo++ {
+		var line []byte
 		select {
 		case <-ctx.Done():
-			st.failed += len(batch)
-			return st, context.Cause(ctx)
-		case <-lingerT.C:
-			if err := flush(); err != nil {
-				return st, err
-			}
-			continue
-		case line, ok := <-lines:
+			return finish(context.Cause(ctx))
+		case l, ok := <-lines:
 			if !ok {
-				if err := flush(); err != nil {
-					return st, err
-				}
 				select {
 				case err := <-readErr:
-					return st, err
+					return finish(err)
 				default:
-					return st, nil
+					return finish(nil)
 				}
 			}
-			lineNo++
-			key := p.partitionKey()
-			n := len(line) + len(key)
-			if n > maxRecordBytes {
-				st.failed++
-				st.lastErr = fmt.Sprintf("line %d: record is %d bytes, over the %d-byte limit", lineNo, n, maxRecordBytes)
-				p.logger.Warn("record too large", "line", lineNo, "bytes", n)
-				continue
-			}
-			if len(batch) == maxBatchRecords || size+n > maxBatchBytes {
-				if err := flush(); err != nil {
-					return st, err
-				}
-			}
-			batch = append(batch, types.PutRecordsRequestEntry{Data: line, PartitionKey: aws.String(key)})
-			size += n
-			lingerT.Reset(linger)
+			line = l
 		}
-	}
-}
-
-// sendBatch puts batch and retries the records the response reports as
-// failed, with exponential backoff, up to putMaxAttempts. An error means
-// the request itself failed after the SDK's own retries; its records count
-// as failed.
-func (p *putter) sendBatch(ctx context.Context, batch []types.PutRecordsRequestEntry, st *putStats) error {
-	pending := batch
-	backoff := putBackoffMin
-	for attempt := 1; ; attempt++ {
-		out, err := p.api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String(p.stream), Records: pending})
-		if err != nil {
-			st.failed += len(pending)
-			return err
+		rec := producer.Record{PartitionKey: p.partitionKey(), Data: line}
+		if err := producer.Check(rec); err != nil {
+			st.failed++
+			st.lastErr = fmt.Sprintf("line %d: %v", lineNo, err)
+			p.logger.Warn("record not sent", "line", lineNo, "err", err)
+			continue
 		}
-		if len(out.Records) != len(pending) {
-			st.failed += len(pending)
-			return fmt.Errorf("PutRecords answered %d results for %d records", len(out.Records), len(pending))
+		if err := prod.Write(ctx, rec); err != nil {
+			return finish(err)
 		}
-		var retry []types.PutRecordsRequestEntry
-		for i, r := range out.Records {
-			if r.ErrorCode == nil {
-				st.sent++
-				continue
-			}
-			retry = append(retry, pending[i])
-			st.lastErr = aws.ToString(r.ErrorCode) + ": " + aws.ToString(r.ErrorMessage)
-		}
-		if len(retry) == 0 {
-			return nil
-		}
-		if attempt == putMaxAttempts {
-			st.failed += len(retry)
-			p.logger.Warn("giving up on records", "records", len(retry), "attempts", attempt, "last_error", st.lastErr)
-			return nil
-		}
-		p.logger.Debug("retrying failed records", "records", len(retry), "attempt", attempt, "last_error", st.lastErr)
-		// Jitter keeps concurrent producers from retrying in step.
-		if err := p.wait(ctx, backoff/2+rand.N(backoff/2+1)); err != nil {
-			st.failed += len(retry)
-			return err
-		}
-		backoff = min(2*backoff, putBackoffMax)
-		pending = retry
-	}
-}
-
-func (p *putter) wait(ctx context.Context, d time.Duration) error {
-	if p.sleep != nil {
-		return p.sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
 // fakeKinesis records PutRecords calls and fails the records reject says.
@@ -22,8 +25,10 @@ type fakeKinesis struct {
 	mu      sync.Mutex
 	batches [][]types.PutRecordsRequestEntry
 	got     []string
-	// reject reports whether a record fails on this attempt.
+	// reject reports whether a record fails on this attempt, with code
+	// (default ProvisionedThroughputExceededException).
 	reject func(data string, attempt int) bool
+	code   string
 	tries  map[string]int
 }
 
@@ -46,7 +51,7 @@ func (f *fakeKinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInpu
 		if f.reject != nil && f.reject(d, f.tries[d]) {
 			failed++
 			out.Records = append(out.Records, types.PutRecordsResultEntry{
-				ErrorCode:    aws.String("ProvisionedThroughputExceededException"),
+				ErrorCode:    aws.String(cmp.Or(f.code, "ProvisionedThroughputExceededException")),
 				ErrorMessage: aws.String("Rate exceeded for shard shardId-000000000000."),
 			})
 			continue
@@ -62,10 +67,12 @@ func newTestPutter(f *fakeKinesis, key string) *putter {
 	return &putter{
 		api: f, stream: "s", key: key,
 		logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		sleep:  func(ctx context.Context, d time.Duration) error { return ctx.Err() },
-		// Batches end by count, bytes or end of input only, however
-		// slowly the machine feeds the lines.
-		linger: time.Hour,
+		tune: func(c *producer.Config) {
+			// Batches end by count, bytes or end of input only, however
+			// slowly the machine feeds the lines, and retries go at once.
+			c.Linger = time.Hour
+			c.BaseBackoff, c.MaxBackoff = time.Nanosecond, time.Nanosecond
+		},
 	}
 }
 
@@ -107,7 +114,7 @@ func TestPutLinesBatchesByBytes(t *testing.T) {
 		for _, r := range b {
 			size += len(r.Data) + len(aws.ToString(r.PartitionKey))
 		}
-		require.LessOrEqual(t, size, maxBatchBytes)
+		require.LessOrEqual(t, size, producer.DefaultMaxBatchBytes)
 	}
 	require.Len(t, f.batches, 3)
 }
@@ -138,7 +145,9 @@ func TestPutLinesRetriesOnlyFailedRecords(t *testing.T) {
 }
 
 func TestPutLinesGivesUp(t *testing.T) {
-	f := &fakeKinesis{reject: func(d string, _ int) bool { return d == "01" }}
+	// Throttling is retried until the record is too old, other failures
+	// up to putMaxAttempts times.
+	f := &fakeKinesis{code: "InternalFailure", reject: func(d string, _ int) bool { return d == "01" }}
 	in, _ := lines(3, 2)
 	st, err := newTestPutter(f, "k").putLines(t.Context(), strings.NewReader(in))
 	require.NoError(t, err)
@@ -149,7 +158,7 @@ func TestPutLinesGivesUp(t *testing.T) {
 
 func TestPutLinesRejectsOversizedRecord(t *testing.T) {
 	f := &fakeKinesis{}
-	in := "small\n" + strings.Repeat("x", maxRecordBytes) + "\nafter\n"
+	in := "small\n" + strings.Repeat("x", producer.DefaultMaxRecordBytes) + "\nafter\n"
 	st, err := newTestPutter(f, "k").putLines(t.Context(), strings.NewReader(in))
 	require.NoError(t, err)
 	require.Equal(t, 2, st.sent)

@@ -26,7 +26,7 @@ const (
 	DefaultMaxBatchRecords = 500
 	DefaultMaxBatchBytes   = 5 << 20 // data plus partition keys of one call
 	DefaultMaxRecordBytes  = 1 << 20 // data plus partition key of one record
-	maxPartitionKeyChars   = 256
+	MaxPartitionKeyChars   = 256     // Unicode characters
 )
 
 // Per-record and call error codes the producer treats specially.
@@ -297,15 +297,7 @@ func New(api PutRecordsAPI, cfg Config) (*Producer, error) {
 // ctx ends while it waits.
 func (p *Producer) Write(ctx context.Context, r Record) error {
 	size := len(r.Data) + len(r.PartitionKey)
-	var invalid error
-	switch n := utf8.RuneCountInString(r.PartitionKey); {
-	case n == 0:
-		invalid = fmt.Errorf("%w: partition key is empty", ErrInvalidRecord)
-	case n > maxPartitionKeyChars:
-		invalid = fmt.Errorf("%w: partition key is %d characters, over the limit of %d", ErrInvalidRecord, n, maxPartitionKeyChars)
-	case size > p.cfg.MaxRecordBytes:
-		invalid = fmt.Errorf("%w: record is %d bytes (data plus partition key), over the limit of %d", ErrInvalidRecord, size, p.cfg.MaxRecordBytes)
-	}
+	invalid := check(r, p.cfg.MaxRecordBytes)
 	for {
 		p.mu.Lock()
 		if p.closing {
@@ -343,6 +335,25 @@ func (p *Producer) Write(ctx context.Context, r Record) error {
 			return context.Cause(ctx)
 		}
 	}
+}
+
+// Check returns an error wrapping ErrInvalidRecord when Kinesis would
+// reject r whatever the retries: a partition key that is empty or longer
+// than MaxPartitionKeyChars, or more than DefaultMaxRecordBytes of data
+// plus partition key. Write makes the same check.
+func Check(r Record) error { return check(r, DefaultMaxRecordBytes) }
+
+func check(r Record, maxRecordBytes int) error {
+	size := len(r.Data) + len(r.PartitionKey)
+	switch n := utf8.RuneCountInString(r.PartitionKey); {
+	case n == 0:
+		return fmt.Errorf("%w: partition key is empty", ErrInvalidRecord)
+	case n > MaxPartitionKeyChars:
+		return fmt.Errorf("%w: partition key is %d characters, over the limit of %d", ErrInvalidRecord, n, MaxPartitionKeyChars)
+	case size > maxRecordBytes:
+		return fmt.Errorf("%w: record is %d bytes (data plus partition key), over the limit of %d", ErrInvalidRecord, size, maxRecordBytes)
+	}
+	return nil
 }
 
 // Stats returns the accounting so far.
