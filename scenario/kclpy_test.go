@@ -58,30 +58,35 @@ func TestKCLPython(t *testing.T) {
 	processorPy, err := filepath.Abs(filepath.Join("testdata", "kclpy", "processor.py"))
 	require.NoError(t, err)
 	dir := t.TempDir()
-	props := filepath.Join(dir, "kclpy.properties")
-	require.NoError(t, os.WriteFile(props, []byte(strings.Join([]string{
-		"executableName = " + python + " " + processorPy,
-		"streamName = " + name,
-		"applicationName = " + app,
-		"AwsCredentialsProvider = DefaultCredentialsProvider",
-		"processingLanguage = python/3",
-		"initialPositionInStream = TRIM_HORIZON",
-		"regionName = us-east-1",
-		"kinesisEndpoint = " + srv.URL,
-		"dynamoDBEndpoint = " + ddb.URL,
-		"metricsLevel = NONE",
-		"retrievalMode = POLLING",
-		"idleTimeBetweenReadsInMillis = 200",
-		"failoverTimeMillis = 3000",
-		"shardSyncIntervalMillis = 1000",
-		"parentShardPollIntervalMillis = 500",
-		// Without a grace period, SIGTERM ends the daemon before it
-		// releases its leases and the KCL's leader lock.
-		"shutdownGraceMillis = 20000",
-		"",
-	}, "\n")), 0o644))
+	// properties writes the daemon's configuration for a retrieval mode
+	// (POLLING or FANOUT).
+	properties := func(mode string) string {
+		props := filepath.Join(dir, "kclpy-"+mode+".properties")
+		require.NoError(t, os.WriteFile(props, []byte(strings.Join([]string{
+			"executableName = " + python + " " + processorPy,
+			"streamName = " + name,
+			"applicationName = " + app,
+			"AwsCredentialsProvider = DefaultCredentialsProvider",
+			"processingLanguage = python/3",
+			"initialPositionInStream = TRIM_HORIZON",
+			"regionName = us-east-1",
+			"kinesisEndpoint = " + srv.URL,
+			"dynamoDBEndpoint = " + ddb.URL,
+			"metricsLevel = NONE",
+			"retrievalMode = " + mode,
+			"idleTimeBetweenReadsInMillis = 200",
+			"failoverTimeMillis = 3000",
+			"shardSyncIntervalMillis = 1000",
+			"parentShardPollIntervalMillis = 500",
+			// Without a grace period, SIGTERM ends the daemon before it
+			// releases its leases and the KCL's leader lock.
+			"shutdownGraceMillis = 20000",
+			"",
+		}, "\n")), 0o644))
+		return props
+	}
 
-	daemon := func(worker string) (*javaProc, string) {
+	daemon := func(worker, props string) (*javaProc, string) {
 		out := filepath.Join(dir, worker+".out")
 		p := &javaProc{name: "MultiLangDaemon " + worker}
 		p.cmd = exec.Command(java, "-XX:+UseSerialGC", "-cp", filepath.Join(jars, "*"),
@@ -117,7 +122,7 @@ func TestKCLPython(t *testing.T) {
 	prod := startJava(t, env, "Produce", name, "8", "10", "0")
 	prod.wait(t, cmdTimeout)
 	acked := puts(t, prod)
-	d, out := daemon("py")
+	d, out := daemon("py", properties("POLLING"))
 	waitUntil(t, 2*time.Minute, "the daemon to process every record", processedAll(out, acked))
 	requireInOrder(t, lines(out), nil)
 	waitUntil(t, time.Minute, "the processor to checkpoint each shard's last record", func() bool {
@@ -150,5 +155,29 @@ func TestKCLPython(t *testing.T) {
 		}
 	}
 	require.Equal(t, last, got, "checkpoints in the lease table")
+
+	// A new daemon, reading through enhanced fan-out (SubscribeToShard
+	// over HTTP/2 without TLS), resumes from those checkpoints: it is
+	// given every record put since, in order, and none it was given
+	// before.
+	prod = startJava(t, env, "Produce", name, "8", "10", "0", "10")
+	prod.wait(t, cmdTimeout)
+	more := puts(t, prod)
+	d, out2 := daemon("py-fanout", properties("FANOUT"))
+	waitUntil(t, 2*time.Minute, "the fan-out daemon to process every new record", processedAll(out2, more))
+	before := map[put]bool{}
+	for _, p := range acked {
+		before[p] = true
+	}
+	requireInOrder(t, lines(out2), before)
+	for _, f := range lines(out2).lines("REC") {
+		require.False(t, before[parseREC(t, f).put], "%v processed again after the restart", f)
+	}
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGTERM))
+	d.wait(t, time.Minute)
 	require.NotContains(t, srv.Stderr(), "level=ERROR")
+	summary := a.run("describe-stream-summary", "--stream-name", name)["StreamDescriptionSummary"].(map[string]any)
+	consumers := a.run("list-stream-consumers", "--stream-arn", summary["StreamARN"].(string))["Consumers"].([]any)
+	require.Len(t, consumers, 1, "the second daemon registered a fan-out consumer")
+	require.Equal(t, app, consumers[0].(map[string]any)["ConsumerName"])
 }
