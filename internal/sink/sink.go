@@ -25,8 +25,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/aws/smithy-go"
 )
 
 // ErrUnavailable is wrapped by errors that say a target could not take a
@@ -47,6 +50,16 @@ func Poison(err error) error {
 		return nil
 	}
 	return &PoisonError{Err: err}
+}
+
+// PoisonCodes marks err as poison when it wraps an AWS API error whose
+// code is one of codes (the errors a request earns by what it holds).
+func PoisonCodes(err error, codes ...string) error {
+	var api smithy.APIError
+	if errors.As(err, &api) && slices.Contains(codes, api.ErrorCode()) {
+		return Poison(err)
+	}
+	return err
 }
 
 // IsPoison reports whether err, or an error it wraps, was marked by
@@ -256,4 +269,16 @@ func (r *Retry) up(attempt int) {
 	}
 	r.logger().Info("target available again", "target", r.Target, "down", time.Since(r.since).Round(time.Millisecond), "attempt", attempt)
 	r.since, r.warned = time.Time{}, time.Time{}
+}
+
+// Writer stores batches in one target (a Redis hash, a DynamoDB table, a
+// directory or bucket, a stream). Write returns nil once the whole batch
+// is stored; an error marked Poison when the target refuses the data
+// itself; or, when ctx ends while the target is still unavailable, an
+// error wrapping ErrUnavailable. While the target is unavailable Write
+// waits and tries again through the writer's Retry, so the wait shows
+// like any other. A batch written twice leaves what writing it once
+// leaves, except on a stream, which appends.
+type Writer[T any] interface {
+	Write(ctx context.Context, batch []T) error
 }

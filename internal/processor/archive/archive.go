@@ -46,6 +46,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
+	objectsink "github.com/runnel-dev/runnel/internal/sink/object"
 )
 
 // Builtin is the archive processor as pipelines.yaml names it.
@@ -179,15 +180,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("archive directory: %w", err)
 		}
-		a.store = dirStore{dir: cfg.Dir}
+		a.store = store{objectsink.Dir{Dir: cfg.Dir}, cfg.Gzip}
 	case opts.Store != nil:
-		a.store = &s3Store{api: opts.Store, bucket: cfg.S3.Bucket, prefix: cfg.S3.Prefix, gzip: cfg.Gzip}
+		a.store = store{&objectsink.S3{API: opts.Store, Bucket: cfg.S3.Bucket, Prefix: cfg.S3.Prefix}, cfg.Gzip}
 	default:
-		s, err := newS3Store(ctx, cfg.S3, cfg.Gzip)
+		s, err := objectsink.NewS3(ctx, *cfg.S3)
 		if err != nil {
 			return nil, err
 		}
-		a.store = s
+		a.store = store{s, cfg.Gzip}
 	}
 	if err := os.MkdirAll(cfg.SpoolDir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool directory: %w", err)
@@ -292,7 +293,7 @@ func (a *Archive) shard(id string) (*shardSpool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("archive: spool directory: %w", err)
 	}
-	if err := syncDir(a.cfg.SpoolDir); err != nil {
+	if err := objectsink.SyncDir(a.cfg.SpoolDir); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	s := &shardSpool{id: id, dir: dir, open: make(map[string]*segment)}
@@ -368,7 +369,7 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 		}
 	}
 	if created {
-		if err := syncDir(s.dir); err != nil {
+		if err := objectsink.SyncDir(s.dir); err != nil {
 			s.broken = true
 			return fmt.Errorf("archive: %w", err)
 		}
@@ -491,7 +492,7 @@ func (a *Archive) sealLocked(s *shardSpool, paths []string) error {
 		}
 		sealed = append(sealed, name)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := objectsink.SyncDir(s.dir); err != nil {
 		s.broken = true
 		return fmt.Errorf("archive: %w", err)
 	}
@@ -516,7 +517,7 @@ func (a *Archive) commitLocked(s *shardSpool, pos position) error {
 		// A new log holds this entry only; it replaces the old one
 		// atomically.
 		content := append(segmentHeader("", a.now()), frame...)
-		if err := writeFileSync(name, func(w io.Writer) error { _, err := w.Write(content); return err }); err != nil {
+		if err := objectsink.WriteFile(name, func(w io.Writer) error { _, err := w.Write(content); return err }); err != nil {
 			return fmt.Errorf("writing commit log: %w", err)
 		}
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0o644)
@@ -645,7 +646,7 @@ func (a *Archive) writeSegment(ctx context.Context, s *shardSpool, file string) 
 			return err
 		}
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err = a.store.Put(wctx, key, body)
+		err = a.store.put(wctx, key, body)
 		cancel()
 		if err != nil {
 			return err
@@ -841,7 +842,7 @@ func (a *Archive) reloadLocked(s *shardSpool) error {
 			s.nextID = id
 		}
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := objectsink.SyncDir(s.dir); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
 	s.broken = false

@@ -75,23 +75,6 @@ type Config struct {
 	Decode processor.DecodeConfig `yaml:"decode"`
 }
 
-// S3Config locates a bucket. Credentials come from the AWS SDK's default
-// chain.
-type S3Config struct {
-	// Bucket is required.
-	Bucket string `yaml:"bucket"`
-	// Prefix is put before every key, e.g. "raw/clicks/". Default "".
-	Prefix string `yaml:"prefix"`
-	// Endpoint is an S3-compatible endpoint URL. Default: AWS
-	// (AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL are honoured).
-	Endpoint string `yaml:"endpoint"`
-	// Region; default from the SDK's sources, else us-east-1.
-	Region string `yaml:"region"`
-	// ForcePathStyle addresses the bucket as <endpoint>/<bucket>/ rather
-	// than as a host name. Default false.
-	ForcePathStyle bool `yaml:"forcePathStyle"`
-}
-
 // Size is a number of bytes, written as a number or with a unit (B, KB,
 // KiB, MB, MiB, GB, GiB).
 type Size int64

@@ -2,15 +2,14 @@ package count
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/runnel-dev/runnel/internal/counts"
 	"github.com/runnel-dev/runnel/internal/sink"
+	redissink "github.com/runnel-dev/runnel/internal/sink/redis"
 )
 
 // applyScript counts one batch (or its part after the marker) atomically
@@ -167,26 +166,11 @@ func (c *Counter) applyRedis(ctx context.Context, marker string, items []item) (
 	keys, args := c.scriptArgs(marker, items)
 	res, err := applyScript.Run(ctx, c.client, keys, args...).Slice()
 	if err != nil {
-		return 0, "", classifyRedis(err)
+		// The script refuses a counter key of the wrong type with "count: ".
+		return 0, "", redissink.Classify(err, "count: ")
 	}
 	code, mark, err := scriptResult(res)
 	return code, mark, sink.Poison(err)
-}
-
-// classifyRedis marks as poison the errors Redis answers because of what
-// the batch holds (a counter key of the wrong type, refused by the
-// script or by WRONGTYPE); every other error (no connection, a timeout,
-// LOADING, BUSY, READONLY, OOM, ...) says Redis cannot take the batch
-// now.
-func classifyRedis(err error) error {
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		msg := rerr.Error()
-		if strings.HasPrefix(msg, "count: ") || strings.HasPrefix(msg, "WRONGTYPE") {
-			return sink.Poison(err)
-		}
-	}
-	return err
 }
 
 // applyLocal is applyRedis for the local store, with the same results.

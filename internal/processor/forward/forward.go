@@ -9,8 +9,9 @@
 // nil. JSON numbers are int when integral, float64 otherwise.
 //
 // A batch succeeds only once every record it forwards is acknowledged by
-// the target stream: each batch is sent by its own producer, which is
-// closed (so drained) before Invoke returns. Errors sort as sink's do: a
+// the target stream, written through the stream sink (package
+// internal/sink/stream: each batch is sent by its own producer, drained
+// before Invoke returns). Errors sort as sink's do: a
 // record Kinesis would refuse whatever the retries (a partition key or
 // size over the limits) is poison and goes to the on-failure destination
 // at once with the reason; a target that throttles, fails or cannot be
@@ -32,7 +33,6 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -43,12 +43,8 @@ import (
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/producer"
-	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/sink/stream"
 )
-
-// watchEvery is how often a delivery in progress is checked for retries
-// to report as a wait.
-const watchEvery = 250 * time.Millisecond
 
 // Builtin is the forward processor as pipelines.yaml names it.
 var Builtin = pipeline.Builtin{
@@ -215,7 +211,7 @@ type Stats struct {
 type Forwarder struct {
 	cfg    Config
 	progs  programs
-	api    producer.PutRecordsAPI
+	out    *stream.Writer
 	opts   Options
 	decode bool
 	stats  struct{ forwarded, filtered, rejected, throttled, retried atomic.Int64 }
@@ -233,7 +229,8 @@ func New(cfg Config, api producer.PutRecordsAPI, opts Options) (*Forwarder, erro
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Forwarder{
-		cfg: cfg, progs: progs, api: api, opts: opts,
+		cfg: cfg, progs: progs, opts: opts,
+		out:    &stream.Writer{API: api, Stream: cfg.Stream, Endpoint: cfg.Endpoint, Logger: opts.Logger, Producer: opts.Producer},
 		decode: cfg.Filter != "" || cfg.Map.set() || cfg.PartitionKey != "",
 	}, nil
 }
@@ -295,117 +292,19 @@ func (f *Forwarder) reject(ctx context.Context, rec *lambda.KinesisEventRecord, 
 	return nil
 }
 
-// target names the target stream in waits and logs.
-func (f *Forwarder) target() string { return "stream " + f.cfg.Stream }
-
-// put delivers recs with a producer of their own, drained before it
-// returns. It returns the records Kinesis would refuse whatever the
-// retries (by index in recs, with the reason), once every other record is
-// acknowledged; or an error wrapping sink.ErrUnavailable when ctx ended
-// before the target took them all.
+// put delivers recs through the stream sink: it returns the records
+// Kinesis would refuse whatever the retries (by index in recs, with the
+// reason), once every other record is acknowledged; or an error wrapping
+// sink.ErrUnavailable when ctx ended before the target took them all.
 func (f *Forwarder) put(ctx context.Context, recs []producer.Record) (map[int]error, error) {
-	var (
-		failMsg atomic.Value
-		cur     int // the record being written
-		poison  = map[int]error{}
-	)
-	pcfg := producer.Config{
-		Stream:       f.cfg.Stream,
-		Endpoint:     f.cfg.Endpoint,
-		OrderedByKey: true,
-		// Retry until the invocation's deadline rather than give up on a
-		// record and let a later one of its key through first.
-		MaxAttempts:  1 << 30,
-		MaxRetryTime: 24 * time.Hour,
-		Logger:       f.opts.Logger,
-		OnFailure: func(r producer.Record, err error) {
-			if errors.Is(err, producer.ErrInvalidRecord) {
-				// Write reports an invalid record itself, before
-				// it returns: it is recs[cur].
-				poison[cur] = err
-				return
-			}
-			failMsg.CompareAndSwap(nil, fmt.Sprintf("key %q: %v", r.PartitionKey, err))
-		},
-	}
-	if f.opts.Producer != nil {
-		f.opts.Producer(&pcfg)
-	}
-	p, err := producer.New(f.api, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("forward: %w", err)
-	}
-	stopWatch := f.watch(ctx, p)
-	var werr error
-	for i, r := range recs {
-		cur = i
-		if werr = p.Write(ctx, r); werr != nil {
-			break
-		}
-	}
-	st, cerr := p.Close(ctx)
-	since := stopWatch()
+	poison, st, err := f.out.Put(ctx, recs)
 	f.stats.forwarded.Add(st.Delivered)
 	f.stats.throttled.Add(st.Throttled)
 	f.stats.retried.Add(st.Retried)
-	var undelivered error
-	switch {
-	case werr != nil:
-		undelivered = werr
-	case cerr != nil:
-		undelivered = cerr
-	case st.Failed > int64(len(poison)):
-		msg, _ := failMsg.Load().(string)
-		undelivered = fmt.Errorf("%d of %d records not delivered: %s", st.Failed-int64(len(poison)), len(recs), msg)
-	}
-	if undelivered != nil {
-		if since.IsZero() {
-			since = time.Now()
-		}
-		return nil, fmt.Errorf("forward: %w", sink.Unavailable(f.target(), since, undelivered))
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
 	}
 	return poison, nil
-}
-
-// watch reports the delivery by p as a wait on the target while the
-// producer retries, through the Reporter in ctx, and logs its start. The
-// func it returns ends the watch, reports the end of a wait, and returns
-// when the wait began (zero when there was none).
-func (f *Forwarder) watch(ctx context.Context, p *producer.Producer) func() time.Time {
-	rep := sink.ReporterFrom(ctx)
-	done, finished := make(chan struct{}), make(chan struct{})
-	var since time.Time
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(watchEvery)
-		defer tick.Stop()
-		var retried int64
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			st := p.Stats()
-			if st.Retried > retried && st.LastError != "" {
-				if since.IsZero() {
-					since = time.Now()
-					f.opts.Logger.Warn("target stream unavailable or throttling; holding the batch and retrying",
-						"target", f.target(), "err", st.LastError)
-				}
-				rep.Blocked(sink.Wait{Target: f.target(), Since: since, Err: errors.New(st.LastError)})
-			}
-			retried = st.Retried
-		}
-	}()
-	return func() time.Time {
-		close(done)
-		<-finished
-		if !since.IsZero() && ctx.Err() == nil {
-			rep.Unblocked()
-		}
-		return since
-	}
 }
 
 // transform applies decode, filter, map and partitionKey to one record.

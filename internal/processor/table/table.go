@@ -3,8 +3,7 @@
 // BatchWriteItem in chunks of at most 25 items and 16 MB, retrying only
 // the UnprocessedItems. A throttling or unavailable DynamoDB holds the
 // batch (see package sink); a record that cannot become an item is
-// rejected at once. Its Writer is also the DynamoDB output of the window
-// processor.
+// rejected at once. The writing is package dynamo's.
 package table
 
 import (
@@ -18,14 +17,10 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
+	"github.com/runnel-dev/runnel/internal/sink/dynamo"
 )
 
 // Config is the table processor's options.
@@ -40,22 +35,9 @@ type Config struct {
 	// shared config), else us-east-1.
 	Region string `json:"region"`
 	// CreateTable, when set, creates the table when it does not exist.
-	CreateTable *CreateTable `json:"createTable"`
+	CreateTable *dynamo.CreateTable `json:"createTable"`
 	// Decode says how record data is decoded; default JSON.
 	Decode processor.DecodeConfig `json:"decode"`
-}
-
-// CreateTable declares the key of a table created when missing, with
-// on-demand (PAY_PER_REQUEST) capacity.
-type CreateTable struct {
-	// PartitionKey is the partition (hash) key attribute. Required.
-	PartitionKey string `json:"partitionKey"`
-	// PartitionKeyType is S (default), N or B.
-	PartitionKeyType string `json:"partitionKeyType"`
-	// SortKey is the optional sort (range) key attribute.
-	SortKey string `json:"sortKey"`
-	// SortKeyType is S (default), N or B.
-	SortKeyType string `json:"sortKeyType"`
 }
 
 // Validate reports every problem of the configuration, named by field.
@@ -70,56 +52,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("endpoint: want an http:// or https:// URL, got %q", c.Endpoint))
 	}
 	if ct := c.CreateTable; ct != nil {
-		errs = append(errs, ct.validate("createTable")...)
+		errs = append(errs, ct.Validate("createTable")...)
 	}
 	if err := c.Decode.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-func (ct *CreateTable) validate(prefix string) []error {
-	var errs []error
-	if ct.PartitionKey == "" {
-		errs = append(errs, fmt.Errorf("%s.partitionKey: is required", prefix))
-	}
-	if ct.SortKey != "" && ct.SortKey == ct.PartitionKey {
-		errs = append(errs, fmt.Errorf("%s.sortKey: must differ from the partition key", prefix))
-	}
-	for name, t := range map[string]string{"partitionKeyType": ct.PartitionKeyType, "sortKeyType": ct.SortKeyType} {
-		switch t {
-		case "", "S", "N", "B":
-		default:
-			errs = append(errs, fmt.Errorf("%s.%s: must be S, N or B, got %q", prefix, name, t))
-		}
-	}
-	if ct.SortKey == "" && ct.SortKeyType != "" {
-		errs = append(errs, fmt.Errorf("%s.sortKeyType: given without a sortKey", prefix))
-	}
-	return errs
-}
-
-func keyType(t string) types.ScalarAttributeType {
-	if t == "" {
-		return types.ScalarAttributeTypeS
-	}
-	return types.ScalarAttributeType(t)
-}
-
-func (ct *CreateTable) input(table string) *dynamodb.CreateTableInput {
-	in := &dynamodb.CreateTableInput{
-		TableName:   aws.String(table),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(ct.PartitionKey), AttributeType: keyType(ct.PartitionKeyType)},
-		},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(ct.PartitionKey), KeyType: types.KeyTypeHash}},
-	}
-	if ct.SortKey != "" {
-		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(ct.SortKey), AttributeType: keyType(ct.SortKeyType)})
-		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(ct.SortKey), KeyType: types.KeyTypeRange})
-	}
-	return in
 }
 
 // DecodeOptions decodes a builtin's options map into v (a pointer to a
@@ -173,20 +111,6 @@ func exactNames(m map[string]any, t reflect.Type, prefix string) error {
 	return nil
 }
 
-// NewClient returns a DynamoDB client for endpoint and region (each
-// optional: the AWS SDK's default resolution and credential chain apply).
-func NewClient(ctx context.Context, endpoint, region string) (*dynamodb.Client, error) {
-	cfg, err := kinesisclient.Config(ctx, endpoint, kinesisclient.Options{Region: region})
-	if err != nil {
-		return nil, err
-	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	}), nil
-}
-
 // Builtin is the table processor for pipelines.yaml.
 var Builtin = pipeline.Builtin{
 	Doc: "writes each event as an item of a DynamoDB table (BatchWriteItem in chunks of 25, UnprocessedItems retried)",
@@ -205,7 +129,7 @@ var Builtin = pipeline.Builtin{
 		if err := c.Validate(); err != nil {
 			return nil, err
 		}
-		api, err := NewClient(context.Background(), c.Endpoint, c.Region)
+		api, err := dynamo.NewClient(context.Background(), c.Endpoint, c.Region)
 		if err != nil {
 			return nil, err
 		}
@@ -217,7 +141,7 @@ var Builtin = pipeline.Builtin{
 // use.
 type Processor struct {
 	cfg    Config
-	w      *Writer
+	w      *dynamo.Writer
 	reject func(context.Context, *lambda.KinesisEventRecord, error) error
 	log    *slog.Logger
 
@@ -230,7 +154,7 @@ var _ lambda.Handler = (*Processor)(nil)
 // New returns the processor. It does no I/O: the table is described (and
 // created when configured) on the first batch. reject receives the records
 // that cannot become items.
-func New(api API, c Config, reject func(context.Context, *lambda.KinesisEventRecord, error) error, logger *slog.Logger) (*Processor, error) {
+func New(api dynamo.API, c Config, reject func(context.Context, *lambda.KinesisEventRecord, error) error, logger *slog.Logger) (*Processor, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -240,13 +164,13 @@ func New(api API, c Config, reject func(context.Context, *lambda.KinesisEventRec
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := NewWriter(api, c.Table)
+	w := dynamo.NewWriter(api, c.Table)
 	w.Retry.Logger = logger
 	return &Processor{cfg: c, w: w, reject: reject, log: logger}, nil
 }
 
 // Writer returns the processor's writer (tests tune its backoff).
-func (p *Processor) Writer() *Writer { return p.w }
+func (p *Processor) Writer() *dynamo.Writer { return p.w }
 
 func (p *Processor) prepare(ctx context.Context) error {
 	p.mu.Lock()
@@ -255,7 +179,7 @@ func (p *Processor) prepare(ctx context.Context) error {
 		return nil
 	}
 	// DynamoDB unreachable, or the table missing, holds the batch.
-	if err := p.w.Retry.Do(ctx, func(ctx context.Context) error { return classify(p.w.Prepare(ctx, p.cfg.CreateTable)) }); err != nil {
+	if err := p.w.Open(ctx, p.cfg.CreateTable); err != nil {
 		return err
 	}
 	p.prepared = true
@@ -272,7 +196,7 @@ func (p *Processor) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*la
 	if err := p.prepare(ctx); err != nil {
 		return nil, err
 	}
-	items := make([]Item, 0, len(event.Records))
+	items := make([]dynamo.Item, 0, len(event.Records))
 	for i := range event.Records {
 		rec := &event.Records[i]
 		item, err := p.item(rec)
@@ -293,17 +217,17 @@ func (p *Processor) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*la
 	return nil, nil
 }
 
-func (p *Processor) item(rec *lambda.KinesisEventRecord) (Item, error) {
+func (p *Processor) item(rec *lambda.KinesisEventRecord) (dynamo.Item, error) {
 	ev, err := p.cfg.Decode.Decode(rec)
 	if err != nil {
 		return nil, err
 	}
 	if ev.Fields == nil {
-		return nil, fmt.Errorf("%w: raw records have no fields to store", ErrInvalidItem)
+		return nil, fmt.Errorf("%w: raw records have no fields to store", dynamo.ErrInvalidItem)
 	}
-	item, err := ItemFromFields(ev.Fields)
+	item, err := dynamo.ItemFromFields(ev.Fields)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidItem, err)
+		return nil, fmt.Errorf("%w: %v", dynamo.ErrInvalidItem, err)
 	}
 	if err := p.w.Check(item); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/sink/dynamo"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -125,7 +126,7 @@ func scanAll(t *testing.T, db *dynamodb.Client, tbl string) []map[string]types.A
 func sensorConfig() table.Config {
 	return table.Config{
 		Table:       "UnicornSensorData",
-		CreateTable: &table.CreateTable{PartitionKey: "Name", SortKey: "StatusTime"},
+		CreateTable: &dynamo.CreateTable{PartitionKey: "Name", SortKey: "StatusTime"},
 	}
 }
 
@@ -171,7 +172,7 @@ func TestEveryEventBecomesOneItemInChunksOf25(t *testing.T) {
 	require.ErrorIs(t, rej.why[3], processor.ErrDecode)
 	require.Contains(t, reasons[4], "400 KB")
 	for _, e := range append(rej.why[:3:3], rej.why[4]) {
-		require.ErrorIs(t, e, table.ErrInvalidItem)
+		require.ErrorIs(t, e, dynamo.ErrInvalidItem)
 	}
 
 	// Attribute mapping: numbers as N, lists and maps nested.
@@ -331,6 +332,6 @@ func TestChunksAreBoundedByBytes(t *testing.T) {
 	require.Equal(t, []int{2, 2, 2, 1}, db.calls())
 	require.Len(t, scanAll(t, srv.Client(), "UnicornSensorData"), 7)
 
-	item := table.Item{"k": &types.AttributeValueMemberS{Value: strings.Repeat("x", 100)}, "n": &types.AttributeValueMemberN{Value: "12345"}}
-	require.Equal(t, 1+100+1+4, table.ItemSize(item))
+	item := dynamo.Item{"k": &types.AttributeValueMemberS{Value: strings.Repeat("x", 100)}, "n": &types.AttributeValueMemberN{Value: "12345"}}
+	require.Equal(t, 1+100+1+4, dynamo.ItemSize(item))
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/processor/table"
+	"github.com/runnel-dev/runnel/internal/sink/dynamo"
+	"github.com/runnel-dev/runnel/internal/sink/object"
 )
 
 // Config is the window processor's options.
@@ -59,6 +61,9 @@ type Output struct {
 	// Dir is a local directory: one file of JSON lines per window,
 	// named by the window's start and end.
 	Dir string `json:"dir"`
+	// S3 is an S3 bucket (any S3-compatible endpoint): one object of
+	// JSON lines per window, keyed as Dir's files under the prefix.
+	S3 *object.S3Config `json:"s3"`
 	// Stream is a Kinesis stream: one record per result, partition key
 	// the group values.
 	Stream string `json:"stream"`
@@ -88,10 +93,10 @@ type RedisHash struct {
 // windowEnd, the group fields and the aggregates, so the table's key is
 // usually a group field and windowStart.
 type TableOutput struct {
-	Table       string             `json:"table"`
-	Endpoint    string             `json:"endpoint"`
-	Region      string             `json:"region"`
-	CreateTable *table.CreateTable `json:"createTable"`
+	Table       string              `json:"table"`
+	Endpoint    string              `json:"endpoint"`
+	Region      string              `json:"region"`
+	CreateTable *dynamo.CreateTable `json:"createTable"`
 }
 
 // Aggregate names used in results; group fields may not take them.
@@ -154,19 +159,25 @@ func (c *Config) parse() (parsed, error) {
 	}
 	o := c.Output
 	n := 0
-	for _, set := range []bool{o.Dir != "", o.Stream != "", o.RedisHash != nil, o.Table != nil} {
+	for _, set := range []bool{o.Dir != "", o.S3 != nil, o.Stream != "", o.RedisHash != nil, o.Table != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		errs = append(errs, errors.New("output: name exactly one of dir, stream, redisHash, table"))
+		errs = append(errs, errors.New("output: name exactly one of dir, s3, stream, redisHash, table"))
 	}
 	if (o.Endpoint != "" || o.Region != "") && o.Stream == "" {
 		errs = append(errs, errors.New("output.endpoint, output.region: only a stream output takes them"))
 	}
 	if o.Endpoint != "" && !strings.HasPrefix(o.Endpoint, "http://") && !strings.HasPrefix(o.Endpoint, "https://") {
 		errs = append(errs, fmt.Errorf("output.endpoint: want an http:// or https:// URL, got %q", o.Endpoint))
+	}
+	if o.S3 != nil && o.S3.Bucket == "" {
+		errs = append(errs, errors.New("output.s3.bucket: is required"))
+	}
+	if o.S3 != nil && o.S3.Endpoint != "" && !strings.HasPrefix(o.S3.Endpoint, "http://") && !strings.HasPrefix(o.S3.Endpoint, "https://") {
+		errs = append(errs, fmt.Errorf("output.s3.endpoint: want an http:// or https:// URL, got %q", o.S3.Endpoint))
 	}
 	if r := o.RedisHash; r != nil {
 		if r.Addr == "" {

@@ -5,16 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
-	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/sink/dynamo"
+	"github.com/runnel-dev/runnel/internal/sink/object"
+	redissink "github.com/runnel-dev/runnel/internal/sink/redis"
+	"github.com/runnel-dev/runnel/internal/sink/stream"
 )
 
 // newOutput builds the sink an Output names.
@@ -22,31 +24,40 @@ func newOutput(ctx context.Context, o Output) (Sink, error) {
 	switch {
 	case o.Dir != "":
 		return NewDirSink(o.Dir)
+	case o.S3 != nil:
+		store, err := object.NewS3(ctx, *o.S3)
+		if err != nil {
+			return nil, err
+		}
+		return &ObjectSink{W: object.NewWriter(store)}, nil
 	case o.Stream != "":
 		client, err := kinesisclient.New(ctx, kinesisclient.Options{Endpoint: o.Endpoint, Region: o.Region})
 		if err != nil {
 			return nil, err
 		}
-		return &StreamSink{API: client, Stream: o.Stream}, nil
+		return &StreamSink{W: &stream.Writer{API: client, Stream: o.Stream, Endpoint: o.Endpoint}}, nil
 	case o.RedisHash != nil:
 		r := o.RedisHash
-		return &RedisHashSink{Client: redis.NewClient(&redis.Options{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB}), Key: r.Key}, nil
+		client := goredis.NewClient(&goredis.Options{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB})
+		return &RedisHashSink{W: redissink.NewHash(client, r.Key)}, nil
 	case o.Table != nil:
-		api, err := table.NewClient(ctx, o.Table.Endpoint, o.Table.Region)
+		api, err := dynamo.NewClient(ctx, o.Table.Endpoint, o.Table.Region)
 		if err != nil {
 			return nil, err
 		}
-		return &TableSink{W: table.NewWriter(api, o.Table.Table), Create: o.Table.CreateTable}, nil
+		return &TableSink{W: dynamo.NewWriter(api, o.Table.Table), Create: o.Table.CreateTable}, nil
 	}
-	return nil, errors.New("output: name one of dir, stream, redisHash, table")
+	return nil, errors.New("output: name one of dir, s3, stream, redisHash, table")
 }
 
 // target names the output in waits and logs: "redis 127.0.0.1:6379 hash
-// k", "stream s", "dynamodb table t", "directory d".
+// k", "stream s", "dynamodb table t", "directory d", "s3://b/p".
 func (o Output) target() string {
 	switch {
 	case o.Dir != "":
 		return "directory " + o.Dir
+	case o.S3 != nil:
+		return "s3://" + o.S3.Bucket + "/" + o.S3.Prefix
 	case o.Stream != "":
 		return "stream " + o.Stream
 	case o.RedisHash != nil:
@@ -57,20 +68,23 @@ func (o Output) target() string {
 	return "output"
 }
 
-// DirSink writes the results of each window as a file of JSON lines,
-// <dir>/<start>_<end>.jsonl with times as 20060102T150405Z, replacing the
-// file atomically (a window's results are written again, whole, after a
-// crash).
-type DirSink struct {
-	dir string
+// ObjectSink writes the results of each window as one object of JSON
+// lines, named by FileName, through the object sink (a directory or an S3
+// bucket). A window's object is written again, whole, when its results
+// are emitted again (after a crash, or updated by late events).
+type ObjectSink struct {
+	W *object.Writer
 }
+
+// DirSink is the ObjectSink of a local directory.
+type DirSink = ObjectSink
 
 // NewDirSink creates dir when missing.
 func NewDirSink(dir string) (*DirSink, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
-	return &DirSink{dir: dir}, nil
+	return &ObjectSink{W: object.NewWriter(object.Dir{Dir: dir})}, nil
 }
 
 // FileName is the name of a window's file.
@@ -79,8 +93,9 @@ func FileName(start, end time.Time) string {
 	return start.UTC().Format(layout) + "_" + end.UTC().Format(layout) + ".jsonl"
 }
 
-// Write writes results, which are sorted by window, one file per window.
-func (d *DirSink) Write(_ context.Context, results []Result) error {
+// Write writes results, which are sorted by window, one object per window.
+func (s *ObjectSink) Write(ctx context.Context, results []Result) error {
+	var objs []object.Object
 	var buf []byte
 	for i, r := range results {
 		buf = r.AppendJSON(buf)
@@ -88,33 +103,27 @@ func (d *DirSink) Write(_ context.Context, results []Result) error {
 		if i+1 < len(results) && results[i+1].WindowStart.Equal(r.WindowStart) {
 			continue
 		}
-		if err := writeFileAtomic(filepath.Join(d.dir, FileName(r.WindowStart, r.WindowEnd)), buf); err != nil {
-			return err
-		}
-		buf = buf[:0]
+		objs = append(objs, object.Object{Key: FileName(r.WindowStart, r.WindowEnd), Body: buf})
+		buf = nil
 	}
-	return nil
+	return s.W.Write(ctx, objs)
 }
 
 // Close does nothing.
-func (d *DirSink) Close(context.Context) error { return nil }
+func (s *ObjectSink) Close(context.Context) error { return nil }
 
 // StreamSink puts each result as a record of a Kinesis stream through the
-// producer library, partition key the group values (the window start
-// when there are none). The record is the result's JSON with an "id"
-// (window start and group) by which a consumer can drop the repeats a
-// crash may cause.
+// stream sink, partition key the group values (the window start when
+// there are none). The record is the result's JSON with an "id" (window
+// start and group) by which a consumer can drop the repeats a crash, or
+// an update by late events, may cause.
 type StreamSink struct {
-	API    producer.PutRecordsAPI
-	Stream string
+	W *stream.Writer
 }
 
 // Write returns once every result is acknowledged by the stream.
 func (s *StreamSink) Write(ctx context.Context, results []Result) error {
-	p, err := producer.New(s.API, producer.Config{Stream: s.Stream, Linger: -1})
-	if err != nil {
-		return err
-	}
+	recs := make([]producer.Record, 0, len(results))
 	for _, r := range results {
 		key := strings.Join(r.Group, "/")
 		if key == "" {
@@ -124,69 +133,56 @@ func (s *StreamSink) Write(ctx context.Context, results []Result) error {
 		id := appendJSONString(nil, r.ID())
 		data := append(append([]byte(`{"id":`), id...), ',')
 		data = append(data, b[1:]...)
-		if err := p.Write(ctx, producer.Record{PartitionKey: key, Data: data}); err != nil {
-			_, _ = p.Close(ctx)
-			return err
-		}
+		recs = append(recs, producer.Record{PartitionKey: key, Data: data})
 	}
-	st, err := p.Close(ctx)
-	if err != nil {
-		return err
-	}
-	if st.Failed > 0 {
-		return fmt.Errorf("stream %s: %d of %d results not delivered: %s", s.Stream, st.Failed, len(results), st.LastError)
-	}
-	return nil
+	return s.W.Write(ctx, recs)
 }
 
 // Close does nothing.
 func (s *StreamSink) Close(context.Context) error { return nil }
 
-// RedisHashSink sets one field per result in a Redis hash: the field is
-// the result's ID (window start and group values joined by "/"), the
-// value its JSON. HSET overwrites, so a repeat is harmless.
+// RedisHashSink sets one field per result in a Redis hash through the
+// Redis sink: the field is the result's ID (window start and group values
+// joined by "/"), the value its JSON. HSET overwrites, so a repeat is
+// harmless.
 type RedisHashSink struct {
-	Client *redis.Client
-	Key    string
+	W *redissink.Hash
 }
 
-// Write sets the results' fields in one pipelined round trip.
+// Write sets the results' fields in one round trip.
 func (s *RedisHashSink) Write(ctx context.Context, results []Result) error {
-	values := make([]any, 0, 2*len(results))
+	fields := make([]redissink.Field, 0, len(results))
 	for _, r := range results {
-		values = append(values, r.ID(), string(r.AppendJSON(nil)))
+		fields = append(fields, redissink.Field{Name: r.ID(), Value: string(r.AppendJSON(nil))})
 	}
-	if err := s.Client.HSet(ctx, s.Key, values...).Err(); err != nil {
-		return fmt.Errorf("redis HSET %s: %w", s.Key, err)
-	}
-	return nil
+	return s.W.Write(ctx, fields)
 }
 
 // Close closes the client.
-func (s *RedisHashSink) Close(context.Context) error { return s.Client.Close() }
+func (s *RedisHashSink) Close(context.Context) error { return s.W.Client.Close() }
 
 // TableSink writes each result as a DynamoDB item (Result.Fields, numbers
-// as N) through the table processor's writer. A put with the same key
-// overwrites, so the table's key should be a group field and windowStart.
+// as N) through the DynamoDB sink. A put with the same key overwrites, so
+// the table's key should be a group field and the window start.
 type TableSink struct {
-	W      *table.Writer
-	Create *table.CreateTable
+	W      *dynamo.Writer
+	Create *dynamo.CreateTable
 
 	prepared bool
 }
 
 // Write puts the results; a result lacking a key attribute fails the
-// write (the table's key does not fit the results).
+// write as poison (the table's key does not fit the results).
 func (s *TableSink) Write(ctx context.Context, results []Result) error {
 	if !s.prepared {
-		if err := s.W.Prepare(ctx, s.Create); err != nil {
+		if err := s.W.Open(ctx, s.Create); err != nil {
 			return err
 		}
 		s.prepared = true
 	}
-	items := make([]table.Item, 0, len(results))
+	items := make([]dynamo.Item, 0, len(results))
 	for _, r := range results {
-		item, err := table.ItemFromFields(r.Fields())
+		item, err := dynamo.ItemFromFields(r.Fields())
 		if err != nil {
 			return sink.Poison(err)
 		}
@@ -196,8 +192,7 @@ func (s *TableSink) Write(ctx context.Context, results []Result) error {
 		}
 		items = append(items, item)
 	}
-	_, err := s.W.Put(ctx, items)
-	return err
+	return s.W.Write(ctx, items)
 }
 
 // Close does nothing.

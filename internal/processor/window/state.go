@@ -4,12 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/axiomhq/hyperloglog"
+
+	"github.com/runnel-dev/runnel/internal/sink/object"
 )
 
 // agg is one group's aggregates in one window, on one shard (or merged).
@@ -206,36 +209,7 @@ func loadShard(path, id string, size, emitted int64, distinct bool) (*shardState
 }
 
 // writeFileAtomic writes data to path so that after a crash path holds
-// either its old content or data: a synced temporary file renamed over
-// it, and the directory synced.
+// either its old content or data.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return object.WriteFile(path, func(w io.Writer) error { _, err := w.Write(data); return err })
 }

@@ -1,4 +1,10 @@
-package table
+// Package dynamo is the DynamoDB sink: items written to one table with
+// BatchWriteItem, at most 25 items and 16 MB per call, only the
+// UnprocessedItems sent again. A throttling, failing or unreachable
+// DynamoDB is retried through the writer's sink.Retry for as long as the
+// caller's ctx lasts; an error caused by the items themselves is marked
+// sink.Poison. The table and window processors write through it.
+package dynamo
 
 import (
 	"context"
@@ -11,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
 
@@ -66,9 +72,25 @@ type Writer struct {
 	MaxBytes int
 }
 
-// NewWriter returns a writer for table. Prepare must be called before Put.
+var _ sink.Writer[Item] = (*Writer)(nil)
+
+// NewWriter returns a writer for table. Open (or Prepare) must be called
+// before Put and Write.
 func NewWriter(api API, table string) *Writer {
 	return &Writer{api: api, table: table, Retry: &sink.Retry{Target: "dynamodb table " + table}, MaxBytes: MaxBatchBytes}
+}
+
+// Open is Prepare retried through Retry while DynamoDB cannot be reached
+// or the table is missing: it returns nil, a poison error, or (ctx ended
+// first) an error wrapping sink.ErrUnavailable.
+func (w *Writer) Open(ctx context.Context, create *CreateTable) error {
+	return w.Retry.Do(ctx, func(ctx context.Context) error { return Classify(w.Prepare(ctx, create)) })
+}
+
+// Write is Put without the accounting: the sink.Writer of a table.
+func (w *Writer) Write(ctx context.Context, items []Item) error {
+	_, err := w.Put(ctx, items)
+	return err
 }
 
 // Prepare learns the table's key schema, first creating the table when it
@@ -78,7 +100,7 @@ func (w *Writer) Prepare(ctx context.Context, create *CreateTable) error {
 	out, err := w.api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(w.table)})
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) && create != nil {
-		in := create.input(w.table)
+		in := create.Input(w.table)
 		if _, err := w.api.CreateTable(ctx, in); err != nil {
 			var inUse *types.ResourceInUseException
 			if !errors.As(err, &inUse) {
@@ -242,7 +264,7 @@ func (w *Writer) write(ctx context.Context, reqs []types.WriteRequest, st *PutSt
 			RequestItems: map[string][]types.WriteRequest{w.table: reqs},
 		})
 		if err != nil {
-			return classify(fmt.Errorf("BatchWriteItem: %w", err))
+			return Classify(fmt.Errorf("BatchWriteItem: %w", err))
 		}
 		if left := out.UnprocessedItems[w.table]; len(left) > 0 {
 			st.Retried += len(left)
@@ -253,23 +275,12 @@ func (w *Writer) write(ctx context.Context, reqs []types.WriteRequest, st *PutSt
 	})
 }
 
-// poisonCodes are the DynamoDB errors a request earns by what it holds:
-// sending it again cannot succeed.
-var poisonCodes = map[string]bool{
-	"ValidationException":                      true,
-	"ItemCollectionSizeLimitExceededException": true,
-	"SerializationException":                   true,
-}
-
-// classify marks err as poison when DynamoDB refused the items
-// themselves; throttling, server errors, a missing table or no answer at
-// all are for retrying.
-func classify(err error) error {
-	var api smithy.APIError
-	if errors.As(err, &api) && poisonCodes[api.ErrorCode()] {
-		return sink.Poison(err)
-	}
-	return err
+// Classify marks err as poison when DynamoDB refused the items
+// themselves (the errors a request earns by what it holds: sending it
+// again cannot succeed); throttling, server errors, a missing table or no
+// answer at all are for retrying.
+func Classify(err error) error {
+	return sink.PoisonCodes(err, "ValidationException", "ItemCollectionSizeLimitExceededException", "SerializationException")
 }
 
 // ItemSize estimates an item's size the way DynamoDB counts it: names
@@ -367,4 +378,78 @@ func attributeValue(v any) (types.AttributeValue, error) {
 		return &types.AttributeValueMemberL{Value: l}, nil
 	}
 	return nil, fmt.Errorf("unsupported value of type %T", v)
+}
+
+// CreateTable declares the key of a table created when missing, with
+// on-demand (PAY_PER_REQUEST) capacity.
+type CreateTable struct {
+	// PartitionKey is the partition (hash) key attribute. Required.
+	PartitionKey string `json:"partitionKey"`
+	// PartitionKeyType is S (default), N or B.
+	PartitionKeyType string `json:"partitionKeyType"`
+	// SortKey is the optional sort (range) key attribute.
+	SortKey string `json:"sortKey"`
+	// SortKeyType is S (default), N or B.
+	SortKeyType string `json:"sortKeyType"`
+}
+
+// Validate reports the problems of the declaration, each named by
+// prefix and field.
+func (ct *CreateTable) Validate(prefix string) []error {
+	var errs []error
+	if ct.PartitionKey == "" {
+		errs = append(errs, fmt.Errorf("%s.partitionKey: is required", prefix))
+	}
+	if ct.SortKey != "" && ct.SortKey == ct.PartitionKey {
+		errs = append(errs, fmt.Errorf("%s.sortKey: must differ from the partition key", prefix))
+	}
+	for name, t := range map[string]string{"partitionKeyType": ct.PartitionKeyType, "sortKeyType": ct.SortKeyType} {
+		switch t {
+		case "", "S", "N", "B":
+		default:
+			errs = append(errs, fmt.Errorf("%s.%s: must be S, N or B, got %q", prefix, name, t))
+		}
+	}
+	if ct.SortKey == "" && ct.SortKeyType != "" {
+		errs = append(errs, fmt.Errorf("%s.sortKeyType: given without a sortKey", prefix))
+	}
+	return errs
+}
+
+func keyType(t string) types.ScalarAttributeType {
+	if t == "" {
+		return types.ScalarAttributeTypeS
+	}
+	return types.ScalarAttributeType(t)
+}
+
+// Input is the CreateTable request of table.
+func (ct *CreateTable) Input(table string) *dynamodb.CreateTableInput {
+	in := &dynamodb.CreateTableInput{
+		TableName:   aws.String(table),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(ct.PartitionKey), AttributeType: keyType(ct.PartitionKeyType)},
+		},
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(ct.PartitionKey), KeyType: types.KeyTypeHash}},
+	}
+	if ct.SortKey != "" {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(ct.SortKey), AttributeType: keyType(ct.SortKeyType)})
+		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(ct.SortKey), KeyType: types.KeyTypeRange})
+	}
+	return in
+}
+
+// NewClient returns a DynamoDB client for endpoint and region (each
+// optional: the AWS SDK's default resolution and credential chain apply).
+func NewClient(ctx context.Context, endpoint, region string) (*dynamodb.Client, error) {
+	cfg, err := kinesisclient.Config(ctx, endpoint, kinesisclient.Options{Region: region})
+	if err != nil {
+		return nil, err
+	}
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	}), nil
 }
