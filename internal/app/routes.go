@@ -75,6 +75,7 @@ func (s *Server) newObservability() error {
 		reg: reg, api: metrics.NewAPI(reg), pipelines: metrics.NewPipelines(reg),
 		processors: metrics.NewProcessors(reg), generator: metrics.NewGenerator(reg), dash: dash,
 	}
+	s.obs.pipelines.SetReports(dash)
 	return nil
 }
 

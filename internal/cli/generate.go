@@ -13,9 +13,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/runnel-dev/runnel/internal/clickstream"
+	"github.com/runnel-dev/runnel/internal/metrics"
 	"github.com/runnel-dev/runnel/internal/producer"
 )
 
@@ -157,14 +159,20 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 				w, target = p, fmt.Sprintf("stream %q at %s", stream, endpoint)
 			}
 
+			// The generator's own /metrics: its figures, and the Go
+			// runtime's and the process's, as the server serves them.
+			reg := metrics.NewRegistry()
+			gm := metrics.NewGenerator(reg)
 			svc, err := clickstream.New(clickstream.Config{
 				Catalogue: cat, Writer: w, Token: token, Rate: rate, Sessions: sessions,
 				Seed: seed, Target: target, Logger: e.logger,
+				Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 			})
 			if err != nil {
 				_, _ = w.Close(ctx)
 				return err
 			}
+			gm.SetSource(svc, stream)
 			var lc net.ListenConfig
 			ln, err := lc.Listen(ctx, "tcp", listen)
 			if err != nil && !cmd.Flags().Changed("listen") {

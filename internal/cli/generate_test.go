@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/clickstream"
@@ -195,6 +196,24 @@ func TestGenerateToStream(t *testing.T) {
 		st, code := getStatus(t, url, "env-token")
 		return code == http.StatusOK && st.EventsSent >= 1000
 	}, 20*time.Second, 10*time.Millisecond)
+
+	// Its /metrics, behind the token (as a Prometheus bearer token).
+	resp, err := http.Get(url + "/metrics")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/metrics", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer env-token")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, 1.0, metricValue(fams, "runnel_generator_running", "stream", "clicks"))
+	require.GreaterOrEqual(t, metricValue(fams, "runnel_generator_events_sent_total", "stream", "clicks"), 1000.0)
+	require.Contains(t, fams, "go_goroutines")
 
 	require.Equal(t, 0, interrupt(), stderr.String())
 	out := stderr.String()

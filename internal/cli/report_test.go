@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/dashboard"
@@ -146,6 +148,33 @@ pipelines:
 	require.Equal(t, seen.Process.ID, results.Results[0].Process.ID)
 	require.Len(t, results.Results[0].TopKeys, 5)
 	require.Equal(t, 10.0, results.Results[0].TopKeys[0].Value)
+
+	// And the server's /metrics serves its pipelines' figures, labelled
+	// with the process, beside the server's own.
+	resp, err = browser.Get(url + "/metrics")
+	require.NoError(t, err)
+	var parser expfmt.TextParser
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	label := func(m *dto.Metric, name string) string {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue()
+			}
+		}
+		return ""
+	}
+	var counted float64
+	for _, m := range fams["runnel_pipeline_records_total"].GetMetric() {
+		require.Equal(t, seen.Process.ID, label(m, "process"))
+		require.Equal(t, "clicks-count", label(m, "pipeline"))
+		counted += m.GetCounter().GetValue()
+	}
+	require.Equal(t, float64(n), counted)
+	ages := fams["runnel_pipeline_report_age_seconds"].GetMetric()
+	require.Len(t, ages, 1)
+	require.Equal(t, seen.Process.ID, label(ages[0], "process"))
 
 	// Reports that are not signed, or signed by a key that may not read
 	// the pipeline's source, are refused.

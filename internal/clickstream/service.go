@@ -40,6 +40,9 @@ type Config struct {
 	// Target describes where Writer delivers, for /info (for example
 	// `stream "clickstream" at http://127.0.0.1:4567`).
 	Target string
+	// Metrics, when set, is served at GET /metrics behind the token (a
+	// Prometheus scrape sends it as a bearer token).
+	Metrics http.Handler
 	// Now is the clock for event timestamps and pacing; default time.Now.
 	Now func() time.Time
 	// Logger receives operational messages; default discards them.
@@ -376,7 +379,8 @@ func (s *Service) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Handler returns the HTTP API: /info, /status, /start and /stop.
+// Handler returns the HTTP API: /info, /status, /start and /stop, and
+// /metrics when Config.Metrics is set.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleInfo)
@@ -396,6 +400,9 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /start", start)
 	mux.HandleFunc("GET /stop", stop)
 	mux.HandleFunc("POST /stop", stop)
+	if s.cfg.Metrics != nil {
+		mux.HandleFunc("GET /metrics", s.authorised(s.cfg.Metrics.ServeHTTP))
+	}
 	return mux
 }
 
@@ -463,6 +470,7 @@ Use (TOKEN was printed when the generator started):
   GET /start?token=TOKEN    start generating; starting twice is harmless
   GET /stop?token=TOKEN     stop generating; stopping twice is harmless
   GET /info                 this text
+  GET /metrics?token=TOKEN  Prometheus metrics (standalone generator)
 The token may also be sent as the header "Authorization: Bearer TOKEN".
 
 `, cat.Name)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/metrics"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
 
@@ -118,6 +119,17 @@ func (rm *remote) processes(now time.Time) []*remoteProcess {
 		}
 		return strings.Compare(a.rep.Process, b.rep.Process)
 	})
+	return out
+}
+
+// Reports returns the last report of every process that reports its
+// pipelines to the server, oldest process first (metrics.ReportSource).
+func (d *Dashboard) Reports() []metrics.Report {
+	procs := d.remote.processes(time.Now())
+	out := make([]metrics.Report, len(procs))
+	for i, p := range procs {
+		out[i] = metrics.Report{ProcessReport: p.rep, Received: p.last}
+	}
 	return out
 }
 
