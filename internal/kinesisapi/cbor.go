@@ -35,7 +35,7 @@ func codecFor(value string) (codec, error) {
 	mt, _, err := mime.ParseMediaType(value)
 	if err == nil {
 		switch mt {
-		case contentTypeJSON, "application/json", "application/x-amz-json-1.0":
+		case contentTypeJSON, "application/x-amz-json-1.0":
 			return jsonCodec{}, nil
 		case contentTypeCBOR:
 			return cborCodec{}, nil

@@ -73,7 +73,10 @@ func (r *registerConsumerRequest) validate() error {
 	rule.required = true
 	v.str("consumerName", r.ConsumerName, rule)
 	checkTagMap(&v, "tags", r.Tags, r.Tags != nil, false, 1, stream.MaxTagsPerStream)
-	return v.err()
+	if err := v.err(); err != nil {
+		return err
+	}
+	return checkTagChars(r.Tags)
 }
 
 func (h *Handler) registerConsumer(ctx context.Context, r *registerConsumerRequest) (any, error) {

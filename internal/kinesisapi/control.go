@@ -142,11 +142,11 @@ type monitoringRequest struct {
 func (r *monitoringRequest) validate() error {
 	var v violations
 	r.check(&v)
-	v.count("shardLevelMetrics", fmt.Sprint(r.ShardLevelMetrics), len(r.ShardLevelMetrics), r.ShardLevelMetrics != nil, true, 1, len(shardLevelMetrics))
+	v.count("shardLevelMetrics", javaList(r.ShardLevelMetrics), len(r.ShardLevelMetrics), r.ShardLevelMetrics != nil, true, 1, len(shardLevelMetrics))
 	allowed := append(slices.Clone(shardLevelMetrics), metricAll)
 	for _, m := range r.ShardLevelMetrics {
 		if !slices.Contains(allowed, m) {
-			v.add(fmt.Sprint(r.ShardLevelMetrics), "shardLevelMetrics",
+			v.add(javaList(r.ShardLevelMetrics), "shardLevelMetrics",
 				"Member must satisfy constraint: [Member must satisfy enum value set: ["+strings.Join(allowed, ", ")+"]]")
 			break
 		}
@@ -258,7 +258,10 @@ func (r *tagResourceRequest) validate() error {
 	var v violations
 	v.str("resourceARN", r.ResourceARN, resourceARNRule)
 	checkTagMap(&v, "tags", r.Tags, r.Tags != nil, true, 1, stream.MaxTagsPerStream)
-	return v.err()
+	if err := v.err(); err != nil {
+		return err
+	}
+	return checkTagChars(r.Tags)
 }
 
 func (h *Handler) tagResource(ctx context.Context, r *tagResourceRequest) (any, error) {
@@ -277,7 +280,7 @@ type untagResourceRequest struct {
 func (r *untagResourceRequest) validate() error {
 	var v violations
 	v.str("resourceARN", r.ResourceARN, resourceARNRule)
-	v.count("tagKeys", fmt.Sprint(r.TagKeys), len(r.TagKeys), r.TagKeys != nil, true, 1, stream.MaxTagsPerStream)
+	v.count("tagKeys", javaList(r.TagKeys), len(r.TagKeys), r.TagKeys != nil, true, 1, stream.MaxTagsPerStream)
 	for i, k := range r.TagKeys {
 		v.str(fmt.Sprintf("tagKeys.%d.member", i+1), &k, tagKeyRule)
 	}

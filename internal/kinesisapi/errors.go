@@ -3,7 +3,10 @@ package kinesisapi
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"mime"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/runnel-dev/runnel/internal/admit"
@@ -101,7 +104,14 @@ type violations struct {
 	msgs []string
 }
 
+// maxViolations is how many constraint failures Kinesis lists in one
+// ValidationException; it stops checking after that many.
+const maxViolations = 10
+
 func (v *violations) add(value any, field, constraint string) {
+	if len(v.msgs) >= maxViolations {
+		return
+	}
 	var shown string
 	switch x := value.(type) {
 	case nil:
@@ -112,6 +122,25 @@ func (v *violations) add(value any, field, constraint string) {
 		shown = fmt.Sprintf("'%v'", x)
 	}
 	v.msgs = append(v.msgs, fmt.Sprintf("Value %s at '%s' failed to satisfy constraint: %s", shown, field, constraint))
+}
+
+// javaList shows a list value as Kinesis's validation messages do:
+// "[a, b]".
+func javaList(items []string) string { return "[" + strings.Join(items, ", ") + "]" }
+
+// javaMap shows a map value as Kinesis's validation messages do:
+// "{k1=v1, k2=v2}", in key order.
+func javaMap(m map[string]string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(k + "=" + m[k])
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 func (v *violations) null(field string) {
@@ -155,8 +184,49 @@ func WriteRefusal(w http.ResponseWriter, r *http.Request, ref *admit.Refusal) {
 	c, _ := codecFor(r.Header.Get("Content-Type"))
 	w.Header().Set("Content-Type", c.contentType())
 	w.Header().Set(requestIDHeader, newRequestID())
-	writeBody(w, c, http.StatusForbidden, struct {
+	writeBody(w, c, http.StatusForbidden, errorBody(typeAccessDenied, ref.Msg))
+}
+
+// errorBody is the body of an error answer. Kinesis spells the message
+// member "Message" in a SerializationException and "message" in every
+// other error; the SDKs read either.
+func errorBody(typ, msg string) any {
+	if typ == typeSerialization {
+		return struct {
+			Type    string `json:"__type"`
+			Message string `json:"Message"`
+		}{typ, msg}
+	}
+	return struct {
 		Type    string `json:"__type"`
 		Message string `json:"message"`
-	}{typeAccessDenied, ref.Msg})
+	}{typ, msg}
+}
+
+// isPlainJSON reports whether a Content-Type is plain application/json,
+// which Kinesis does not dispatch: it answers 200 with a Coral envelope
+// naming UnknownOperationException, whatever the target.
+func isPlainJSON(value string) bool {
+	mt, _, err := mime.ParseMediaType(value)
+	return err == nil && mt == "application/json"
+}
+
+// writePlainJSON answers a request sent as application/json as Kinesis
+// does (status 200, the error inside an Output envelope, nothing run) and
+// logs a warning, since a client that reads only the status would take it
+// for success.
+func (h *Handler) writePlainJSON(w http.ResponseWriter, r *http.Request, id string) {
+	h.logger.Warn("request sent as application/json was not run; Kinesis clients send "+contentTypeJSON,
+		"target", r.Header.Get("X-Amz-Target"), "request_id", id)
+	w.Header().Set("Content-Type", "application/json")
+	writeBody(w, jsonCodec{}, http.StatusOK, struct {
+		Output  any    `json:"Output"`
+		Version string `json:"Version"`
+	}{
+		Output: struct {
+			Type    string  `json:"__type"`
+			Message *string `json:"message"`
+		}{Type: "com.amazon.coral.service#" + typeUnknownOperation},
+		Version: "1.0",
+	})
 }

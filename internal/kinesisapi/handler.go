@@ -4,9 +4,11 @@
 package kinesisapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"hash"
 	"log/slog"
@@ -53,6 +55,8 @@ const (
 	targetPrefix    = "Kinesis_20131202."
 	contentTypeJSON = "application/x-amz-json-1.1"
 	requestIDHeader = "x-amzn-RequestId"
+	// extendedIDHeader is AWS's second request id.
+	extendedIDHeader = "x-amz-id-2"
 	// maxBodyBytes bounds a request body. The largest valid request is a
 	// PutRecords of 10 MiB of data and keys, which base64 inflates by 4/3;
 	// the rest is JSON framing.
@@ -190,7 +194,11 @@ func actions() map[string]action {
 // 1.1 unless the request was CBOR).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
-	w.Header().Set(requestIDHeader, id)
+	setRequestIDs(w.Header(), id)
+	if r.Method == http.MethodPost && isPlainJSON(r.Header.Get("Content-Type")) {
+		h.writePlainJSON(w, r, id)
+		return
+	}
 	c, cerr := codecFor(r.Header.Get("Content-Type"))
 	w.Header().Set("Content-Type", c.contentType())
 
@@ -200,20 +208,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !known {
 			h.logger.Error("request failed", "action", name, "request_id", id, "err", err)
 		}
-		writeBody(w, c, e.Status, struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}{e.Type, e.Msg})
+		writeBody(w, c, e.Status, errorBody(e.Type, e.Msg))
 		return
 	}
 	if s, ok := out.(streamedResponse); ok {
 		s.writeResponse(r.Context(), w, c)
 		return
 	}
+	if _, isJSON := c.(jsonCodec); isJSON && out == nil {
+		// An operation with no output answers with an empty body, as
+		// Kinesis does in AWS JSON. (In CBOR it answers an empty map,
+		// which every CBOR client reads.)
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if out == nil {
 		out = struct{}{}
 	}
 	writeBody(w, c, http.StatusOK, out)
+}
+
+// setRequestIDs sets the two ids every Kinesis answer carries:
+// x-amzn-RequestId, and x-amz-id-2, the extended id AWS adds (72 random
+// bytes, base64).
+func setRequestIDs(h http.Header, id string) {
+	h.Set(requestIDHeader, id)
+	var ext [72]byte
+	_, _ = rand.Read(ext[:]) // crypto/rand.Read never fails
+	h.Set(extendedIDHeader, base64.StdEncoding.EncodeToString(ext[:]))
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecErr error) (string, any, error) {
@@ -252,6 +275,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 	if err != nil {
 		return name, nil, bodyError(err)
 	}
+	if _, isJSON := c.(jsonCodec); isJSON && len(bytes.TrimSpace(body)) == 0 {
+		// Every SDK sends at least an empty document ({}); Kinesis refuses
+		// an AWS JSON request with no body at all. (An empty CBOR body is
+		// read as an empty request: an SDK may send one for an operation
+		// whose input has no members.)
+		return name, nil, serializationError("The request body is empty; send the operation's input document, an empty one ({} in JSON) when it takes none.")
+	}
 	key, err := h.finishAuth(check, sum)
 	if err != nil {
 		return name, nil, err
@@ -275,10 +305,7 @@ func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	if err != nil {
 		// Every response type marshals; this is a programming error.
 		status = http.StatusInternalServerError
-		body, _ = c.encode(struct {
-			Type    string `json:"__type"`
-			Message string `json:"message"`
-		}{typeInternalFailure, internalFailureMessage})
+		body, _ = c.encode(errorBody(typeInternalFailure, internalFailureMessage))
 	}
 	// A known length (rather than chunked encoding) lets clients read the
 	// whole answer without waiting on the connection.

@@ -3,6 +3,7 @@ package kinesisapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -39,10 +40,30 @@ func send(t *testing.T, srv *kinesistest.Server, method, target, contentType str
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	out := rawResponse{status: resp.StatusCode, header: resp.Header}
-	require.NoError(t, json.Unmarshal(raw, &out.body), "body: %s", raw)
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out.body), "body: %s", raw)
+	}
 	require.Regexp(t, uuidPattern, resp.Header.Get("x-amzn-RequestId"))
-	require.Equal(t, "application/x-amz-json-1.1", resp.Header.Get("Content-Type"))
+	require.Regexp(t, `^[A-Za-z0-9+/]{96}$`, resp.Header.Get("x-amz-id-2"), "72 random bytes in base64")
+	if contentType == "application/json" {
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	} else {
+		require.Equal(t, "application/x-amz-json-1.1", resp.Header.Get("Content-Type"))
+	}
 	return out
+}
+
+// errorMessage is an error answer's message, checking it is spelled as
+// Kinesis spells it: "Message" in a SerializationException, "message" in
+// every other error.
+func errorMessage(t *testing.T, body map[string]any) any {
+	t.Helper()
+	if body["__type"] == "SerializationException" {
+		require.NotContains(t, body, "message")
+		return body["Message"]
+	}
+	require.NotContains(t, body, "Message")
+	return body["message"]
 }
 
 func call(t *testing.T, srv *kinesistest.Server, action, body string) rawResponse {
@@ -84,8 +105,8 @@ func TestRawProtocol(t *testing.T) {
 			"Value null at 'records.1.member.data'"},
 		{"wrong content type", "POST", "Kinesis_20131202.ListStreams", "text/plain", `{}`, 400, "SerializationException", "Content-Type"},
 		{"missing stream", "POST", "Kinesis_20131202.DescribeStream", ct, `{"StreamName":"none"}`, 400, "ResourceNotFoundException", ""},
-		{"plain json accepted", "POST", "Kinesis_20131202.ListStreams", "application/json", `{}`, 200, "", ""},
-		{"empty body is an empty request", "POST", "Kinesis_20131202.ListStreams", ct, ``, 200, "", ""},
+		{"empty body", "POST", "Kinesis_20131202.ListStreams", ct, ``, 400, "SerializationException", "empty"},
+		{"blank body", "POST", "Kinesis_20131202.DescribeLimits", ct, " \n", 400, "SerializationException", "empty"},
 		{"unknown fields ignored", "POST", "Kinesis_20131202.ListStreams", ct, `{"Bogus":{"x":[1]},"Limit":5}`, 200, "", ""},
 	}
 	for _, tc := range tests {
@@ -97,7 +118,7 @@ func TestRawProtocol(t *testing.T) {
 				return
 			}
 			require.Equal(t, tc.typ, resp.body["__type"])
-			require.Contains(t, resp.body["message"], tc.msg)
+			require.Contains(t, errorMessage(t, resp.body), tc.msg)
 		})
 	}
 }
@@ -107,7 +128,7 @@ func TestRawResponses(t *testing.T) {
 
 	resp := call(t, srv, "CreateStream", `{"StreamName":"raw","ShardCount":1,"Unknown":true}`)
 	require.Equal(t, http.StatusOK, resp.status)
-	require.Empty(t, resp.body, "CreateStream answers {}")
+	require.Nil(t, resp.body, "CreateStream has no output: an empty body")
 
 	resp = call(t, srv, "CreateStream", `{"StreamName":"raw","ShardCount":1}`)
 	require.Equal(t, "ResourceInUseException", resp.body["__type"])
@@ -147,4 +168,56 @@ func TestRawBodyLimit(t *testing.T) {
 	resp := call(t, srv, "PutRecord", huge)
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.status)
 	require.Equal(t, "RequestEntityTooLargeException", resp.body["__type"])
+}
+
+// TestRawPlainJSON: Kinesis does not dispatch a request sent as plain
+// application/json; it answers 200 with the error inside a Coral envelope
+// and runs nothing.
+func TestRawPlainJSON(t *testing.T) {
+	t.Parallel()
+	srv := kinesistest.Start(t)
+	resp := send(t, srv, http.MethodPost, "Kinesis_20131202.CreateStream", "application/json", []byte(`{"StreamName":"plain","ShardCount":1}`))
+	require.Equal(t, http.StatusOK, resp.status)
+	require.Equal(t, "1.0", resp.body["Version"])
+	output, _ := resp.body["Output"].(map[string]any)
+	require.Equal(t, "com.amazon.coral.service#UnknownOperationException", output["__type"])
+	require.Contains(t, output, "message")
+	resp = call(t, srv, "DescribeStreamSummary", `{"StreamName":"plain"}`)
+	require.Equal(t, "ResourceNotFoundException", resp.body["__type"], "nothing was run")
+}
+
+// TestRawValidationMessages: values in validation messages are shown as
+// Kinesis shows them (lists as [a, b], maps as {k=v}), and at most ten
+// failures are listed.
+func TestRawValidationMessages(t *testing.T) {
+	t.Parallel()
+	srv := kinesistest.Start(t)
+	resp := call(t, srv, "PutRecords", `{"StreamName":"s","Records":[]}`)
+	require.Equal(t, "ValidationException", resp.body["__type"])
+	require.Equal(t, "1 validation error detected: Value '[]' at 'records' failed to satisfy constraint: Member must have length greater than or equal to 1",
+		errorMessage(t, resp.body))
+
+	resp = call(t, srv, "AddTagsToStream", `{"StreamName":"s","Tags":{}}`)
+	require.Contains(t, errorMessage(t, resp.body), "Value '{}' at 'tags'")
+	many := make(map[string]string, 11)
+	for i := range 11 {
+		many[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	body, err := json.Marshal(map[string]any{"StreamName": "s", "Tags": many})
+	require.NoError(t, err)
+	resp = call(t, srv, "AddTagsToStream", string(body))
+	require.Contains(t, errorMessage(t, resp.body), "Value '{k00=v, k01=v, ")
+
+	resp = call(t, srv, "RemoveTagsFromStream", `{"StreamName":"s","TagKeys":[]}`)
+	require.Contains(t, errorMessage(t, resp.body), "Value '[]' at 'tagKeys'")
+
+	// Twelve records with neither data nor key: 24 failures, ten listed.
+	recs := strings.Repeat(`{},`, 11) + `{}`
+	resp = call(t, srv, "PutRecords", `{"StreamName":"s","Records":[`+recs+`]}`)
+	msg, _ := errorMessage(t, resp.body).(string)
+	require.True(t, strings.HasPrefix(msg, "10 validation errors detected: "), msg)
+	require.Equal(t, 10, strings.Count(msg, "failed to satisfy constraint"), msg)
+	for _, leak := range []string{"map[", "records]", "%!"} {
+		require.NotContains(t, msg, leak)
+	}
 }

@@ -60,6 +60,9 @@ func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	if o := r.SequenceNumberForOrdering; o != nil && !stream.ValidSequenceNumber(*o, h.now()) {
+		return nil, invalidArgument("ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s under account %s is invalid.", *o, name, h.opts.accountID)
+	}
 	results, err := h.svc.Put(ctx, name, []stream.PutInput{{
 		PartitionKey:    *r.PartitionKey,
 		ExplicitHashKey: deref(r.ExplicitHashKey, ""),
@@ -106,7 +109,7 @@ type putRecordsRequest struct {
 
 func (r *putRecordsRequest) validate() error {
 	var v violations
-	v.count("records", fmt.Sprintf("[%d records]", len(r.Records)), len(r.Records), r.Records != nil, true, 1, maxPutRecords)
+	v.count("records", javaList(slices.Repeat([]string{"PutRecordsRequestEntry"}, len(r.Records))), len(r.Records), r.Records != nil, true, 1, maxPutRecords)
 	for i, rec := range r.Records {
 		field := fmt.Sprintf("records.%d.member.", i+1)
 		if rec.Data == nil {
@@ -197,10 +200,15 @@ func (r *getShardIteratorRequest) validate() error {
 	if err := r.require(); err != nil {
 		return err
 	}
+	r.ShardID = normalizeShardID(r.ShardID)
 	switch typ := *r.ShardIteratorType; stream.IteratorType(typ) {
 	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
 		if r.StartingSequenceNumber == nil {
 			return invalidArgument("StartingSequenceNumber is required for a shard iterator of type %s.", typ)
+		}
+	case stream.TrimHorizon, stream.Latest:
+		if r.StartingSequenceNumber != nil {
+			return invalidArgument("Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified %s and also a StartingSequenceNumber.", typ)
 		}
 	case stream.AtTimestamp:
 		if r.Timestamp == nil {

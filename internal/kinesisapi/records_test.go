@@ -221,8 +221,10 @@ func TestGetRecords(t *testing.T) {
 	t.Run("AT_TIMESTAMP", func(t *testing.T) {
 		got := first(t, iterator(t, &kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(before)}))
 		require.Equal(t, seqs[0], aws.ToString(got[0].SequenceNumber))
-		got = first(t, iterator(t, &kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(time.Now().Add(time.Hour))}))
-		require.Empty(t, got)
+		_, err := e.c.GetShardIterator(e.ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("one"), ShardId: aws.String(shard),
+			ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(time.Now().Add(time.Hour))})
+		requireTyped[*types.InvalidArgumentException](t, err)
+		require.ErrorContains(t, err, "timestampInMillis")
 	})
 	t.Run("LATEST", func(t *testing.T) {
 		it := iterator(t, &kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeLatest})

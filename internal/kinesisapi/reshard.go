@@ -26,6 +26,7 @@ func (r *splitShardRequest) validate() error {
 	if err := r.require(); err != nil {
 		return err
 	}
+	r.ShardToSplit = normalizeShardID(r.ShardToSplit)
 	return checkHashKey(*r.NewStartingHashKey)
 }
 
@@ -34,7 +35,7 @@ func (h *Handler) splitShard(ctx context.Context, r *splitShardRequest) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, h.svc.SplitShard(ctx, name, *r.ShardToSplit, *r.NewStartingHashKey)
+	return nil, h.svc.SplitShard(ctx, name, *r.ShardToSplit, *r.NewStartingHashKey)
 }
 
 // MergeShards
@@ -54,6 +55,8 @@ func (r *mergeShardsRequest) validate() error {
 	if err := v.err(); err != nil {
 		return err
 	}
+	r.ShardToMerge = normalizeShardID(r.ShardToMerge)
+	r.AdjacentShardToMerge = normalizeShardID(r.AdjacentShardToMerge)
 	return r.require()
 }
 
@@ -62,7 +65,7 @@ func (h *Handler) mergeShards(ctx context.Context, r *mergeShardsRequest) (any, 
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, h.svc.MergeShards(ctx, name, *r.ShardToMerge, *r.AdjacentShardToMerge)
+	return nil, h.svc.MergeShards(ctx, name, *r.ShardToMerge, *r.AdjacentShardToMerge)
 }
 
 // UpdateShardCount

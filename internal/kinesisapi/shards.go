@@ -49,6 +49,10 @@ func (r *listShardsRequest) validate() error {
 	if err := v.err(); err != nil {
 		return err
 	}
+	r.ExclusiveStartShardID = normalizeShardID(r.ExclusiveStartShardID)
+	if f := r.ShardFilter; f != nil {
+		f.ShardID = normalizeShardID(f.ShardID)
+	}
 	if r.NextToken != nil {
 		if r.StreamName != nil || r.ExclusiveStartShardID != nil || r.StreamCreationTimestamp != nil {
 			return invalidArgument("NextToken and StreamName, ExclusiveStartShardId or StreamCreationTimestamp cannot be provided together.")

@@ -45,7 +45,10 @@ func (r *createStreamRequest) validate() error {
 	}
 	checkTagMap(&v, "tags", r.Tags, r.Tags != nil, false, 0, stream.MaxTagsPerStream)
 	v.intRange("maxRecordSizeInKiB", r.MaxRecordSizeInKiB, false, minRecordSizeKiB, maxRecordSizeKiB)
-	return v.err()
+	if err := v.err(); err != nil {
+		return err
+	}
+	return checkTagChars(r.Tags)
 }
 
 func (h *Handler) createStream(ctx context.Context, r *createStreamRequest) (any, error) {
@@ -103,6 +106,7 @@ func (r *describeStreamRequest) validate() error {
 	if err := v.err(); err != nil {
 		return err
 	}
+	r.ExclusiveStartShardID = normalizeShardID(r.ExclusiveStartShardID)
 	return r.require()
 }
 

@@ -178,6 +178,7 @@ func (r *subscribeRequest) validate() error {
 	if err := v.err(); err != nil {
 		return err
 	}
+	r.ShardID = normalizeShardID(r.ShardID)
 	switch typ := *r.StartingPosition.Type; stream.IteratorType(typ) {
 	case stream.AtSequenceNumber, stream.AfterSequenceNumber:
 		if r.StartingPosition.SequenceNumber == nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -19,7 +21,7 @@ const (
 // checkTagMap checks a Tags map: its size and each key (1–128 characters)
 // and value (0–256 characters).
 func checkTagMap(v *violations, field string, tags map[string]string, present, required bool, lo, hi int) {
-	v.count(field, fmt.Sprint(tags), len(tags), present, required, lo, hi)
+	v.count(field, javaMap(tags), len(tags), present, required, lo, hi)
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		if n := utf8.RuneCountInString(k); n < 1 || n > maxTagKeyLen {
 			v.add(k, field, fmt.Sprintf("Map keys must satisfy constraint: [Member must have length less than or equal to %d, Member must have length greater than or equal to 1]", maxTagKeyLen))
@@ -28,6 +30,26 @@ func checkTagMap(v *violations, field string, tags map[string]string, present, r
 			v.add(tags[k], field, fmt.Sprintf("Map value must satisfy constraint: [Member must have length less than or equal to %d]", maxTagValueLen))
 		}
 	}
+}
+
+// checkTagChars refuses a tag key or value with a character Kinesis does
+// not store: it takes Unicode letters and digits, the space and
+// _ . / = + - @ : only (not '%', though the API reference lists it, nor
+// tabs, line breaks, ';' or ',').
+func checkTagChars(tags map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		for _, s := range []string{k, tags[k]} {
+			if i := strings.IndexFunc(s, func(r rune) bool { return !validTagRune(r) }); i >= 0 {
+				r, _ := utf8.DecodeRuneInString(s[i:])
+				return invalidArgument("Some tags contain invalid characters (%q in tag %q). Valid characters: Unicode letters, digits, white space, _ . / = + - @ :.", r, k)
+			}
+		}
+	}
+	return nil
+}
+
+func validTagRune(r rune) bool {
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune(" _./=+-@:", r)
 }
 
 // AddTagsToStream
@@ -44,7 +66,10 @@ func (r *addTagsRequest) validate() error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	return r.require()
+	if err := r.require(); err != nil {
+		return err
+	}
+	return checkTagChars(r.Tags)
 }
 
 func (h *Handler) addTags(ctx context.Context, r *addTagsRequest) (any, error) {
@@ -65,7 +90,7 @@ type removeTagsRequest struct {
 func (r *removeTagsRequest) validate() error {
 	var v violations
 	r.check(&v)
-	v.count("tagKeys", fmt.Sprint(r.TagKeys), len(r.TagKeys), r.TagKeys != nil, true, 1, maxTagsPerCall)
+	v.count("tagKeys", javaList(r.TagKeys), len(r.TagKeys), r.TagKeys != nil, true, 1, maxTagsPerCall)
 	for i, k := range r.TagKeys {
 		v.str(fmt.Sprintf("tagKeys.%d.member", i+1), &k, tagKeyRule)
 	}

@@ -29,7 +29,7 @@ func TestInvalidUnicodeIsRefused(t *testing.T) {
 			res := call(t, e.srv, "PutRecord", tc.body)
 			require.Equal(t, http.StatusBadRequest, res.status)
 			require.Equal(t, "SerializationException", res.body["__type"])
-			require.Contains(t, res.body["message"], tc.msg)
+			require.Contains(t, errorMessage(t, res.body), tc.msg)
 		})
 	}
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -137,6 +138,29 @@ func checkHashKey(key string) error {
 	}
 	return nil
 }
+
+// normalizeShardID reads a shard id as Kinesis does: by its number alone
+// ("7") or with the prefix but not the zero padding ("shardId-7"), both
+// meaning shardId-000000000007. Any other id (nil, a name the stream cannot
+// have) is returned as it is, to be not found.
+func normalizeShardID(id *string) *string {
+	if id == nil {
+		return nil
+	}
+	digits := strings.TrimPrefix(*id, shardIDPrefix)
+	if digits == "" || len(digits) > 12 || strings.Trim(digits, "0123456789") != "" {
+		return id
+	}
+	n, err := strconv.ParseUint(digits, 10, 31)
+	if err != nil {
+		return id
+	}
+	norm := fmt.Sprintf("%s%012d", shardIDPrefix, n)
+	return &norm
+}
+
+// shardIDPrefix begins every shard id.
+const shardIDPrefix = "shardId-"
 
 func deref[T any](p *T, def T) T {
 	if p == nil {

@@ -43,11 +43,12 @@ func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, 
 	case Latest:
 		pos = sh.next()
 	case AtTimestamp:
-		if spec.Timestamp.After(now) {
-			pos = sh.next()
-		} else {
-			pos = seqFloor(uint64(max(spec.Timestamp.UnixMilli(), 0)), sh.index)
+		if spec.Timestamp.UnixMilli() > now.UnixMilli() {
+			return "", newError(ErrInvalidArgument,
+				"The timestampInMillis parameter cannot be greater than the current time. timestampInMillis: %d, currentTimestampInMillis: %d",
+				spec.Timestamp.UnixMilli(), now.UnixMilli())
 		}
+		pos = seqFloor(uint64(max(spec.Timestamp.UnixMilli(), 0)), sh.index)
 	case AtSequenceNumber, AfterSequenceNumber:
 		seq, err := parseU128(spec.SequenceNumber)
 		if err != nil || !validSeq(seq) {

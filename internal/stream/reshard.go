@@ -149,10 +149,12 @@ func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHash
 	if err != nil {
 		return err
 	}
+	// As on Kinesis, each child gets at least two hash keys: the new
+	// starting key lies above StartingHashKey+1 and below EndingHashKey.
 	at, perr := parseU128(newStartingHashKey)
-	if perr != nil || at.cmp(sh.start) <= 0 || at.cmp(sh.end) > 0 {
+	if perr != nil || at.cmp(sh.start.add1()) <= 0 || at.cmp(sh.end) >= 0 {
 		return newError(ErrInvalidArgument,
-			"NewStartingHashKey %s used in SplitShard() on shard %s in stream %s under account %s is not both greater than the shard's StartingHashKey %s and at most its EndingHashKey %s.",
+			"NewStartingHashKey %s used in SplitShard() on shard %s in stream %s under account %s is not both greater than one plus the shard's StartingHashKey %s and less than the shard's EndingHashKey %s.",
 			newStartingHashKey, shardID, name, s.cfg.AccountID, sh.start, sh.end)
 	}
 	return s.reshard(ctx, st, []*shardState{sh}, []childSpec{

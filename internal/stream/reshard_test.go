@@ -89,6 +89,9 @@ func TestSplitAndMergeLineage(t *testing.T) {
 	// Invalid changes get Kinesis's errors.
 	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000000", "1"), ErrInvalidArgument, "closed shard")
 	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000002", "0"), ErrInvalidArgument, "key at the shard start")
+	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000002", "1"), ErrInvalidArgument, "a one-key child at the start")
+	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000002", "85070591730234615865843651857942052863"), ErrInvalidArgument,
+		"a one-key child at the end")
 	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000099", "5"), ErrNotFound)
 	require.ErrorIs(t, s.MergeShards(ctx, "s", "shardId-000000000002", "shardId-000000000002"), ErrInvalidArgument)
 

@@ -1,5 +1,7 @@
 package stream
 
+import "time"
+
 // Sequence numbers are 128-bit integers shown in decimal:
 //
 //	bit 127        always 1, so every number has exactly 39 digits and
@@ -38,3 +40,11 @@ func seqCounter(s u128) uint64 { return s.lo & seqCounterMask }
 
 // validSeq reports whether s has the layout above.
 func validSeq(s u128) bool { return s.hi&seqTopBit != 0 }
+
+// ValidSequenceNumber reports whether s is a sequence number of this
+// layout that was issued by now: what PutRecord's SequenceNumberForOrdering
+// must be.
+func ValidSequenceNumber(s string, now time.Time) bool {
+	seq, err := parseU128(s)
+	return err == nil && validSeq(seq) && seqMillis(seq) <= uint64(max(now.UnixMilli(), 0))
+}

@@ -145,12 +145,17 @@ func TestIteratorTypes(t *testing.T) {
 	require.Len(t, readAll(t, s, "s", sh, IteratorSpec{Type: AtTimestamp, Timestamp: times[0].Add(-time.Hour)}), 5)
 	require.Empty(t, readAll(t, s, "s", sh, IteratorSpec{Type: Latest}))
 
-	// A timestamp in the future starts at the tip, and then sees new records.
-	future, err := s.ShardIterator("s", sh, IteratorSpec{Type: AtTimestamp, Timestamp: c.Now().Add(time.Hour)})
+	// A timestamp in the future is refused, as Kinesis refuses it; the
+	// present starts at the tip, and then sees new records.
+	_, err = s.ShardIterator("s", sh, IteratorSpec{Type: AtTimestamp, Timestamp: c.Now().Add(time.Millisecond)})
+	require.ErrorIs(t, err, ErrInvalidArgument)
+	require.ErrorContains(t, err, "timestampInMillis")
+	c.Advance(time.Second)
+	now, err := s.ShardIterator("s", sh, IteratorSpec{Type: AtTimestamp, Timestamp: c.Now()})
 	require.NoError(t, err)
 	_, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("new")}})
 	require.NoError(t, err)
-	res, err = s.Records(ctx, future, 100)
+	res, err = s.Records(ctx, now, 100)
 	require.NoError(t, err)
 	require.Len(t, res.Records, 1)
 	require.Equal(t, "new", string(res.Records[0].Data))
