@@ -107,6 +107,7 @@ type Archive struct {
 	logger *slog.Logger
 	now    func() time.Time
 	unlock func()
+	schema *schema // of parquet objects
 
 	mu     sync.Mutex
 	shards map[string]*shardSpool
@@ -166,6 +167,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 		logger: opts.Logger,
 		now:    opts.Now,
 		shards: make(map[string]*shardSpool),
+		schema: newSchema(cfg.Schema),
 		wake:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -180,15 +182,15 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("archive directory: %w", err)
 		}
-		a.store = store{objectsink.Dir{Dir: cfg.Dir}, cfg.Gzip}
+		a.store = store{objectsink.Dir{Dir: cfg.Dir}}
 	case opts.Store != nil:
-		a.store = store{&objectsink.S3{API: opts.Store, Bucket: cfg.S3.Bucket, Prefix: cfg.S3.Prefix}, cfg.Gzip}
+		a.store = store{&objectsink.S3{API: opts.Store, Bucket: cfg.S3.Bucket, Prefix: cfg.S3.Prefix}}
 	default:
 		s, err := objectsink.NewS3(ctx, *cfg.S3)
 		if err != nil {
 			return nil, err
 		}
-		a.store = store{s, cfg.Gzip}
+		a.store = store{s}
 	}
 	if err := os.MkdirAll(cfg.SpoolDir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool directory: %w", err)
@@ -409,6 +411,11 @@ func (a *Archive) partitionPath(rec *lambda.KinesisEventRecord) (string, error) 
 		var err error
 		if ev, err = a.cfg.Decode.Decode(rec); err != nil {
 			return "", err
+		}
+		if a.cfg.Format == FormatParquet {
+			if err := a.schema.check(ev.Fields); err != nil {
+				return "", err
+			}
 		}
 	}
 	t, err := ev.Time(a.cfg.TimeField, a.cfg.TimeLayout)
@@ -675,6 +682,10 @@ func (a *Archive) writeSegment(ctx context.Context, s *shardSpool, file string) 
 func (a *Archive) object(shard string, c *segmentContent) (string, []byte, error) {
 	first, last := c.records[0].pos, c.records[len(c.records)-1].pos
 	key := fmt.Sprintf("%s%s-%s-%s.%s", c.path, shard, first, last, a.cfg.Extension)
+	if a.cfg.Format == FormatParquet {
+		body, err := a.parquetBody(c.records)
+		return key, body, err
+	}
 	size := 0
 	for _, r := range c.records {
 		size += len(r.data) + 1
@@ -700,6 +711,21 @@ func (a *Archive) object(shard string, c *segmentContent) (string, []byte, error
 		return "", nil, err
 	}
 	return key + ".gz", zbuf.Bytes(), nil
+}
+
+// parquetBody converts records to a Parquet file.
+func (a *Archive) parquetBody(recs []spoolRecord) ([]byte, error) {
+	rows := make([]map[string]any, len(recs))
+	sizes := make([]int, len(recs))
+	for i, r := range recs {
+		fields, err := decodeRow(a.cfg.Decode, r.data)
+		if err != nil {
+			return nil, fmt.Errorf("record %s: %w", r.pos, err)
+		}
+		rows[i], sizes[i] = fields, len(r.data)
+	}
+	cols := a.schema.extend(rows)
+	return parquetObject(cols, rows, sizes, parquetCodec(a.cfg.Compression), int64(a.cfg.RowGroupSize))
 }
 
 // Flush seals every open segment and writes every sealed one now.

@@ -48,10 +48,10 @@ type object struct {
 	lines []string
 }
 
-// readObjects returns every object under dir (outside .spool), by key.
-func readObjects(t testing.TB, dir string) map[string]object {
+// objectFiles returns the path of every object under dir (outside .spool).
+func objectFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	out := map[string]object{}
+	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -59,18 +59,25 @@ func readObjects(t testing.TB, dir string) map[string]object {
 		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != dir {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
-			return nil
+		if !d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
+			files = append(files, p)
 		}
-		rel, _ := filepath.Rel(dir, p)
-		raw, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		out[filepath.ToSlash(rel)] = object{key: filepath.ToSlash(rel), lines: objectLines(t, rel, raw)}
 		return nil
 	})
 	require.NoError(t, err)
+	return files
+}
+
+// readObjects returns every object under dir (outside .spool), by key.
+func readObjects(t testing.TB, dir string) map[string]object {
+	t.Helper()
+	out := map[string]object{}
+	for _, p := range objectFiles(t, dir) {
+		rel, _ := filepath.Rel(dir, p)
+		raw, err := os.ReadFile(p)
+		require.NoError(t, err)
+		out[filepath.ToSlash(rel)] = object{key: filepath.ToSlash(rel), lines: objectLines(t, rel, raw)}
+	}
 	return out
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,12 @@ const (
 	MaxBufferSize = 128 << 20
 	// MaxBufferInterval bounds BufferInterval.
 	MaxBufferInterval = 24 * time.Hour
+)
+
+// Object formats.
+const (
+	FormatJSONL   = "jsonl"
+	FormatParquet = "parquet"
 )
 
 // Prefix styles.
@@ -53,10 +60,28 @@ type Config struct {
 	// BufferInterval is how long an object collects records at most before
 	// it is written, 1s–24h (0 is taken as the default). Default 60s.
 	BufferInterval Duration `yaml:"bufferInterval"`
-	// Gzip compresses objects (.jsonl.gz). Default false.
+	// Format is the objects' format: jsonl (the records' data as it
+	// was, one per line) or parquet (one row per record, one column per
+	// top-level field; see Schema). Default jsonl.
+	Format string `yaml:"format"`
+	// Compression is, for parquet, the codec of its pages: snappy, zstd,
+	// gzip or none (default snappy); for jsonl, gzip (.jsonl.gz) or none
+	// (default none).
+	Compression string `yaml:"compression"`
+	// Gzip is compression: gzip for jsonl objects. Default false.
 	Gzip bool `yaml:"gzip"`
+	// Schema declares the columns of parquet objects. Fields of a record
+	// that are not declared are not written; a record whose value does
+	// not convert to its column's type goes to the error prefix. Default:
+	// inferred from the records, widened as later records need (bigint to
+	// double, anything mixed to string), never dropping a field.
+	Schema []Column `yaml:"schema"`
+	// RowGroupSize ends a parquet row group after this many bytes of
+	// record data, 1 byte–128 MiB (0 is taken as the default). Default:
+	// bufferSize, one row group per object.
+	RowGroupSize Size `yaml:"rowGroupSize"`
 	// Extension is the object name's extension without the .gz. Default
-	// "jsonl".
+	// "jsonl", or "parquet" for parquet.
 	Extension string `yaml:"extension"`
 	// TimeField is the field holding the event time the time prefix comes
 	// from; TimeLayout its Go layout (default RFC 3339, "2006-01-02
@@ -213,6 +238,45 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Extension, "/.") {
 		bad("extension", "%q must be a name without dots or slashes, e.g. jsonl", c.Extension)
 	}
+	switch c.Format {
+	case "", FormatJSONL:
+		if c.Compression != "" && c.Compression != CompressionGzip && c.Compression != CompressionNone {
+			bad("compression", "jsonl objects are compressed with gzip or none, got %q", c.Compression)
+		}
+		if len(c.Schema) > 0 {
+			bad("schema", "only parquet objects have a schema (format: parquet)")
+		}
+	case FormatParquet:
+		switch c.Compression {
+		case "", CompressionSnappy, CompressionZstd, CompressionGzip, CompressionNone:
+		default:
+			bad("compression", "must be snappy, zstd, gzip or none, got %q", c.Compression)
+		}
+		if c.Gzip {
+			bad("gzip", "parquet compresses its pages: use compression: gzip")
+		}
+		if c.Decode.Format == processor.FormatRaw {
+			bad("decode.format", "raw records have no fields to make parquet columns of")
+		}
+	default:
+		bad("format", "must be jsonl or parquet, got %q", c.Format)
+	}
+	seen := make(map[string]bool)
+	for i, col := range c.Schema {
+		switch {
+		case col.Name == "":
+			bad(fmt.Sprintf("schema[%d].name", i), "is required")
+		case seen[col.Name]:
+			bad(fmt.Sprintf("schema[%d].name", i), "%q is declared twice", col.Name)
+		}
+		seen[col.Name] = true
+		if !slices.Contains(columnTypes, col.Type) {
+			bad(fmt.Sprintf("schema[%d].type", i), "must be one of %s, got %q", strings.Join(columnTypes, ", "), col.Type)
+		}
+	}
+	if c.RowGroupSize < 0 || c.RowGroupSize > MaxBufferSize {
+		bad("rowGroupSize", "%d bytes is outside 1 byte–128 MiB", c.RowGroupSize)
+	}
 	if c.Decode.Format == processor.FormatRaw && (c.TimeField != "" || c.PartitionBy != "") {
 		bad("decode.format", "raw records have no fields for timeField or partitionBy")
 	}
@@ -232,8 +296,20 @@ func (c *Config) setDefaults(pipeline string) {
 	if c.PrefixStyle == "" {
 		c.PrefixStyle = StyleHourly
 	}
+	if c.Format == "" {
+		c.Format = FormatJSONL
+	}
+	if c.Format == FormatJSONL && c.Compression == CompressionGzip {
+		c.Gzip = true
+	}
+	if c.Format == FormatParquet && c.Compression == "" {
+		c.Compression = CompressionSnappy
+	}
+	if c.RowGroupSize == 0 {
+		c.RowGroupSize = c.BufferSize
+	}
 	if c.Extension == "" {
-		c.Extension = "jsonl"
+		c.Extension = c.Format
 	}
 	if c.SpoolDir == "" {
 		if c.Dir != "" {

@@ -17,26 +17,44 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
 	"github.com/runnel-dev/runnel/internal/runneltest"
+	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
 func TestMain(m *testing.M) { runneltest.Main(m) }
 
-// archived returns how often each line occurs in the objects under dir.
-func archived(t *testing.T, dir string) (map[string]int, int) {
+// archived returns how often each record id occurs in the objects under
+// dir (JSON lines or Parquet).
+func archived(t *testing.T, dir string) (map[int]int, int) {
 	t.Helper()
-	counts := map[string]int{}
-	objs := readObjects(t, dir)
-	for _, o := range objs {
-		for _, l := range o.lines {
-			counts[l]++
+	counts := map[int]int{}
+	files := objectFiles(t, dir)
+	for _, p := range files {
+		if strings.HasSuffix(p, ".parquet") {
+			rows, err := parquet.ReadFile[struct {
+				ID *int64 `parquet:"id,optional"`
+			}](p)
+			require.NoError(t, err, p)
+			for _, r := range rows {
+				require.NotNil(t, r.ID, p)
+				counts[int(*r.ID)]++
+			}
+			continue
+		}
+		raw, err := os.ReadFile(p)
+		require.NoError(t, err)
+		for _, l := range objectLines(t, p, raw) {
+			var rec struct{ ID int }
+			require.NoError(t, json.Unmarshal([]byte(l), &rec), l)
+			counts[rec.ID]++
 		}
 	}
-	return counts, len(objs)
+	return counts, len(files)
 }
 
 // spooledSegments counts the segment files in the spool.
@@ -59,12 +77,24 @@ func spooledSegments(t *testing.T, spool string) int {
 // RUNNEL_ARCHIVE_CRASH_LOGS set to a directory, each run's debug log (and,
 // on failure, the archive) is kept there.
 func TestArchiveKillDuringRun(t *testing.T) {
+	t.Parallel()
+	testKillDuringRun(t, "jsonl")
+}
+
+// TestArchiveParquetKillDuringRun is TestArchiveKillDuringRun writing
+// Parquet, read at the end by DuckDB too.
+func TestArchiveParquetKillDuringRun(t *testing.T) {
+	t.Parallel()
+	testKillDuringRun(t, "parquet")
+}
+
+// awsEnv gives runnel run credentials for the local server.
+var awsEnv = []string{"AWS_ACCESS_KEY_ID=runnel", "AWS_SECRET_ACCESS_KEY=runnel", "AWS_EC2_METADATA_DISABLED=true"}
+
+func testKillDuringRun(t *testing.T, format string) {
 	if testing.Short() {
 		t.Skip("builds and runs the runnel binary")
 	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "runnel")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "runnel")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	dir := t.TempDir()
 	srv := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"))
 	url := srv.URL
@@ -87,7 +117,8 @@ pipelines:
         bufferInterval: 1s
         prefixStyle: hive
         partitionBy: country
-`, lake)
+        format: %s
+`, lake, format)
 	cfgPath := filepath.Join(dir, "pipelines.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yml), 0o644))
 	stateDir := filepath.Join(dir, "state")
@@ -118,7 +149,7 @@ pipelines:
 	const rounds = 5
 	killedWithSpool := 0
 	for round := range rounds {
-		run := runneltest.Start(t, nil, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
+		run := runneltest.Start(t, awsEnv, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
 		if round == 0 {
 			// runnel run creates the stream.
 			require.Eventually(t, func() bool {
@@ -163,7 +194,7 @@ pipelines:
 
 	// A last run without a kill archives the rest; SIGTERM writes out the
 	// spool.
-	run := runneltest.Start(t, nil, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
+	run := runneltest.Start(t, awsEnv, "--endpoint", url, "--log-level", "debug", "run", cfgPath, "--state-dir", stateDir)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		got, _ := archived(t, lake)
@@ -176,16 +207,9 @@ pipelines:
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			have := map[int]bool{}
-			for line := range got {
-				var rec struct{ ID int }
-				if json.Unmarshal([]byte(line), &rec) == nil {
-					have[rec.ID] = true
-				}
-			}
 			var missing []string
 			for i := range sent {
-				if !have[i] {
+				if got[i] == 0 {
 					missing = append(missing, strconv.Itoa(i))
 				}
 			}
@@ -204,19 +228,23 @@ pipelines:
 	require.Len(t, counts, sent)
 	// Each record in the stream is in exactly one object. A put the SDK
 	// resent after losing its answer stores its data twice: two records.
-	inStream := map[string]int{}
+	inStream := map[int]int{}
 	for _, r := range producertest.ReadAll(t, client, "clicks") {
-		inStream[string(r.Data)]++
-	}
-	ids := map[int]bool{}
-	for line, n := range counts {
-		require.Equal(t, inStream[line], n, "record %s is in %d objects and %d times in the stream", line, n, inStream[line])
 		var rec struct{ ID int }
-		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
-		ids[rec.ID] = true
+		require.NoError(t, json.Unmarshal(r.Data, &rec), string(r.Data))
+		inStream[rec.ID]++
 	}
 	for i := range sent {
-		require.True(t, ids[i], "record %d is missing", i)
+		require.Equal(t, inStream[i], counts[i], "record %d is in %d objects and %d times in the stream", i, counts[i], inStream[i])
+	}
+	if format == "parquet" {
+		inStreamTotal := 0
+		for _, n := range inStream {
+			inStreamTotal += n
+		}
+		rows := testserver.DuckDB(t, "SELECT count(*) AS n, count(DISTINCT id) AS ids, "+
+			"count(*) FILTER (WHERE country <> regexp_extract(filename, 'country=([^/]+)/', 1)) AS misplaced FROM "+parquetGlob(lake))
+		require.Equal(t, map[string]any{"n": float64(inStreamTotal), "ids": float64(sent), "misplaced": 0.0}, rows[0])
 	}
 	require.Zero(t, spooledSegments(t, spool), "the spool is empty after a graceful stop")
 	t.Logf("%d records in %d objects after %d kills", sent, objects, rounds)

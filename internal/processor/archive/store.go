@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"strings"
 
 	objectsink "github.com/runnel-dev/runnel/internal/sink/object"
 )
@@ -16,13 +17,19 @@ type PutObjectAPI = objectsink.PutObjectAPI
 // the archive's objects.
 type store struct {
 	objectsink.Store
-	gzip bool
+}
+
+// contentType is the media type of an object, by its name.
+func contentType(key string) string {
+	switch {
+	case strings.HasSuffix(key, ".gz"):
+		return "application/gzip"
+	case strings.HasSuffix(key, ".parquet"):
+		return "application/vnd.apache.parquet"
+	}
+	return "application/x-ndjson"
 }
 
 func (s store) put(ctx context.Context, key string, body []byte) error {
-	ct := "application/x-ndjson"
-	if s.gzip {
-		ct = "application/gzip"
-	}
-	return s.Put(ctx, objectsink.Object{Key: key, Body: body, ContentType: ct})
+	return s.Put(ctx, objectsink.Object{Key: key, Body: body, ContentType: contentType(key)})
 }

@@ -1,0 +1,140 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/testserver"
+)
+
+// parquetGlob is every Parquet object under dir, as DuckDB reads them.
+func parquetGlob(dir string) string {
+	return fmt.Sprintf("read_parquet('%s/**/*.parquet', union_by_name=true, filename=true)", filepath.ToSlash(dir))
+}
+
+// columnTypes returns DuckDB's type of each column of a query.
+func duckTypes(t *testing.T, from string) map[string]string {
+	t.Helper()
+	types := map[string]string{}
+	for _, r := range testserver.DuckDB(t, "DESCRIBE SELECT * FROM "+from) {
+		types[r["column_name"].(string)] = r["column_type"].(string)
+	}
+	return types
+}
+
+// TestArchiveParquetInferred writes Parquet with an inferred schema that
+// widens as records need, in each codec, and reads it back with DuckDB:
+// one row per record, none twice, the widened types, each row under its
+// partition, several row groups per object.
+func TestArchiveParquetInferred(t *testing.T) {
+	t.Parallel()
+	for _, codec := range []string{"snappy", "zstd", "gzip"} {
+		t.Run(codec, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			a := newArchive(t, map[string]any{
+				"dir": dir, "format": "parquet", "compression": codec, "prefixStyle": "hive",
+				"partitionBy": "country", "bufferSize": "8KiB", "rowGroupSize": "1KiB",
+			}, Options{})
+			countries := []string{"DE", "FR", "US"}
+			gen := func(i int) string {
+				price := fmt.Sprintf("%d", i) // bigint at first, then double
+				if i >= 150 {
+					price = fmt.Sprintf("%d.5", i)
+				}
+				mixed := fmt.Sprintf("%d", i) // bigint, then text
+				if i%50 == 49 {
+					mixed = `"n/a"`
+				}
+				return fmt.Sprintf(`{"n":%d,"country":%q,"price":%s,"ok":%t,"tags":["a",%d],"mixed":%s,"big":123456789012345678901234}`,
+					i, countries[i%3], price, i%2 == 0, i, mixed)
+			}
+			ctx := context.Background()
+			for from := 0; from < 400; from += 50 {
+				_, err := a.Invoke(ctx, events("shardId-000000000001", from, from+50, time.Now(), gen))
+				require.NoError(t, err)
+			}
+			require.NoError(t, a.Close(ctx))
+			require.Greater(t, a.Stats().Objects, int64(3))
+
+			from := parquetGlob(dir)
+			rows := testserver.DuckDB(t, "SELECT count(*) AS n, count(DISTINCT n) AS distinct_n, min(n) AS lo, max(n) AS hi, "+
+				"count(*) FILTER (WHERE country <> regexp_extract(filename, 'country=([^/]+)/', 1)) AS misplaced FROM "+from)
+			require.Equal(t, map[string]any{"n": 400.0, "distinct_n": 400.0, "lo": 0.0, "hi": 399.0, "misplaced": 0.0}, rows[0])
+
+			types := duckTypes(t, from)
+			require.Equal(t, "BIGINT", types["n"])
+			require.Equal(t, "VARCHAR", types["country"])
+			require.Equal(t, "DOUBLE", types["price"], "bigint widened to double")
+			require.Equal(t, "BOOLEAN", types["ok"])
+			require.Equal(t, "VARCHAR", types["tags"], "an array is kept as its JSON text")
+			require.Equal(t, "VARCHAR", types["mixed"], "numbers and text widen to text")
+			require.Equal(t, "VARCHAR", types["big"], "an integer past int64 is kept as text, not rounded")
+
+			rows = testserver.DuckDB(t, "SELECT price, tags, mixed, big FROM "+from+" WHERE n IN (10, 160, 199) ORDER BY n")
+			require.Equal(t, []map[string]any{
+				{"price": 10.0, "tags": `["a",10]`, "mixed": "10", "big": "123456789012345678901234"},
+				{"price": 160.5, "tags": `["a",160]`, "mixed": "160", "big": "123456789012345678901234"},
+				{"price": 199.5, "tags": `["a",199]`, "mixed": "n/a", "big": "123456789012345678901234"},
+			}, rows)
+
+			meta := testserver.DuckDB(t, fmt.Sprintf("SELECT count(DISTINCT row_group_id) AS groups, min(compression) AS codec "+
+				"FROM parquet_metadata('%s/**/*.parquet') GROUP BY file_name ORDER BY groups DESC LIMIT 1", filepath.ToSlash(dir)))
+			require.Greater(t, meta[0]["groups"], 1.0, "rowGroupSize bounds row groups")
+			require.Equal(t, map[string]string{"snappy": "SNAPPY", "zstd": "ZSTD", "gzip": "GZIP"}[codec], meta[0]["codec"])
+		})
+	}
+}
+
+// TestArchiveParquetDeclared writes the declared columns with their types;
+// a record whose value does not convert is not written but handed on with
+// the reason.
+func TestArchiveParquetDeclared(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var rejected []string
+	a := newArchive(t, map[string]any{
+		"dir": dir, "format": "parquet", "compression": "zstd",
+		"schema": []map[string]any{
+			{"name": "n", "type": "bigint"}, {"name": "ts", "type": "timestamp"},
+			{"name": "price", "type": "double"}, {"name": "user", "type": "string"}, {"name": "ok", "type": "boolean"},
+		},
+	}, Options{Reject: func(_ context.Context, rec *lambda.KinesisEventRecord, reason error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rejected = append(rejected, reason.Error())
+		return nil
+	}})
+	gen := func(i int) string {
+		switch i {
+		case 7:
+			return `{"n":"seven","ts":"2024-03-01T10:00:00Z"}`
+		case 8:
+			return `{"n":8,"ts":"yesterday"}`
+		}
+		return fmt.Sprintf(`{"n":%d,"ts":"2024-03-01T10:00:%02dZ","price":%d,"user":{"id":%d},"ok":true,"extra":1}`, i, i%60, i, i)
+	}
+	ctx := context.Background()
+	_, err := a.Invoke(ctx, events("shardId-000000000000", 0, 100, time.Now(), gen))
+	require.NoError(t, err)
+	require.NoError(t, a.Close(ctx))
+	require.Len(t, rejected, 2)
+	require.Contains(t, rejected[0], `field "n": "seven" is not a bigint`)
+	require.Contains(t, rejected[1], `field "ts": "yesterday" is not a timestamp`)
+
+	from := parquetGlob(dir)
+	types := duckTypes(t, from)
+	delete(types, "filename")
+	require.Equal(t, map[string]string{"n": "BIGINT", "ts": "TIMESTAMP WITH TIME ZONE", "price": "DOUBLE", "user": "VARCHAR", "ok": "BOOLEAN"}, types)
+	rows := testserver.DuckDB(t, "SELECT count(*) AS n, count(DISTINCT n) AS d, max(epoch(ts)) AS last, "+
+		"any_value(user) FILTER (WHERE n = 42) AS u FROM "+from)
+	require.Equal(t, map[string]any{"n": 98.0, "d": 98.0, "last": float64(time.Date(2024, 3, 1, 10, 0, 59, 0, time.UTC).Unix()), "u": `{"id":42}`}, rows[0])
+}
