@@ -1,8 +1,12 @@
 package window
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,13 +35,42 @@ type Config struct {
 	// GroupBy names the fields (dotted paths) results are grouped by.
 	// Default: none (one result per window).
 	GroupBy []string `json:"groupBy"`
-	// Field is a numeric field whose sum, min, max and avg are computed.
-	// Optional; events without a number there are rejected.
+	// Aggregates names the aggregates each result carries: attribute
+	// name → "op(field)", op one of count (no field: "count()"), sum,
+	// min, max, avg (of a numeric field) and distinct (the field's
+	// distinct values, counted approximately: HyperLogLog++, about 0.8%
+	// standard error). Any number, over any fields, e.g.
+	// {Distance: sum(Distance), MaxHealthPoints: max(HealthPoints)}.
+	// Results hold them in name order. Events lacking a field named here
+	// are rejected. Not together with Field or Distinct. Default: the
+	// short form (Field, Distinct).
+	Aggregates map[string]string `json:"aggregates"`
+	// Field is the short form of a numeric field's aggregates: results
+	// carry count, sum, min, max and avg under those names. Optional;
+	// events without a number there are rejected.
 	Field string `json:"field"`
-	// Distinct is a field whose distinct values are counted
-	// approximately (HyperLogLog++, about 0.8% standard error).
-	// Optional.
+	// Distinct is the short form of a distinct count: results carry
+	// "distinct", the field's distinct values counted approximately.
+	// Optional. Without Aggregates, Field and Distinct, results carry
+	// only "count".
 	Distinct string `json:"distinct"`
+	// WindowStartName and WindowEndName name the results' window start
+	// and end attributes (RFC 3339 times). Default "windowStart" and
+	// "windowEnd".
+	WindowStartName string `json:"windowStartName"`
+	WindowEndName   string `json:"windowEndName"`
+	// Late says what becomes of a late event (one whose windows have
+	// closed, see AllowedLateness): "reject" hands it to the pipeline's
+	// on-failure destination with the reason; "update" adds it to its
+	// windows and emits their results again, updated (an output keyed by
+	// window and group overwrites the earlier result; a stream output
+	// gets a second record with the same "id"). Default "reject".
+	Late string `json:"late"`
+	// KeepClosed is, with late: update, how long after a window has
+	// closed a late event still updates it: the window's partial
+	// aggregates are kept that long, and later events are rejected.
+	// Default 1h.
+	KeepClosed string `json:"keepClosed"`
 	// AllowedLateness is how far behind the largest event time seen on a
 	// shard an event may be and still count: a shard's watermark is its
 	// largest event time minus AllowedLateness. Default 0.
@@ -99,12 +132,122 @@ type TableOutput struct {
 	CreateTable *dynamo.CreateTable `json:"createTable"`
 }
 
-// Aggregate names used in results; group fields may not take them.
-var reserved = []string{"windowStart", "windowEnd", "count", "sum", "min", "max", "avg", "distinct"}
+// Late event choices (Config.Late).
+const (
+	LateReject = "reject"
+	LateUpdate = "update"
+)
+
+// shortForm are the aggregate names of the short form (Field and
+// Distinct); group fields may not take them.
+var shortForm = []string{"count", "sum", "min", "max", "avg", "distinct"}
+
+// aggOps are the aggregate operations.
+var aggOps = []string{"count", "sum", "min", "max", "avg", "distinct"}
+
+var aggRE = regexp.MustCompile(`^\s*([a-z]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*$`)
+
+// output is one aggregate of the results: its name, operation and the
+// accumulator it reads (-1 for count).
+type output struct {
+	name, op string
+	acc      int
+}
+
+// accum is what an aggregate accumulates: a numeric field's sum, min and
+// max, or a field's distinct values.
+type accum struct {
+	field    string
+	distinct bool
+}
+
+func (a accum) String() string {
+	if a.distinct {
+		return "distinct:" + a.field
+	}
+	return "number:" + a.field
+}
 
 // parsed is a validated Config in numbers.
 type parsed struct {
-	size, slide, lateness, idle time.Duration
+	size, slide, lateness, idle, keep time.Duration
+	update                            bool
+	outputs                           []output
+	accums                            []accum
+	startName, endName                string
+}
+
+// accumFor returns the index of the accumulator a, adding it when new.
+func (p *parsed) accumFor(a accum) int {
+	for i, x := range p.accums {
+		if x == a {
+			return i
+		}
+	}
+	p.accums = append(p.accums, a)
+	return len(p.accums) - 1
+}
+
+// parseAggregates fills p.outputs and p.accums from the aggregates or the
+// short form, returning the problems.
+func (c *Config) parseAggregates(p *parsed) []error {
+	var errs []error
+	if len(c.Aggregates) == 0 {
+		p.outputs = append(p.outputs, output{name: "count", op: "count", acc: -1})
+		if c.Field != "" {
+			i := p.accumFor(accum{field: c.Field})
+			for _, op := range []string{"sum", "min", "max", "avg"} {
+				p.outputs = append(p.outputs, output{name: op, op: op, acc: i})
+			}
+		}
+		if c.Distinct != "" {
+			p.outputs = append(p.outputs, output{name: "distinct", op: "distinct", acc: p.accumFor(accum{field: c.Distinct, distinct: true})})
+		}
+		return nil
+	}
+	if c.Field != "" || c.Distinct != "" {
+		errs = append(errs, errors.New("aggregates: not together with field or distinct (write them as aggregates, e.g. sum: sum(v))"))
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Aggregates)) {
+		spec := c.Aggregates[name]
+		m := aggRE.FindStringSubmatch(spec)
+		switch {
+		case strings.TrimSpace(name) == "":
+			errs = append(errs, errors.New("aggregates: an aggregate has an empty name"))
+			continue
+		case m == nil || !slices.Contains(aggOps, m[1]):
+			errs = append(errs, fmt.Errorf("aggregates.%s: %q is not op(field) with op one of %s", name, spec, strings.Join(aggOps, ", ")))
+			continue
+		case m[1] == "count" && m[2] != "":
+			errs = append(errs, fmt.Errorf("aggregates.%s: count takes no field (count counts events), got %q", name, spec))
+			continue
+		case m[1] != "count" && m[2] == "":
+			errs = append(errs, fmt.Errorf("aggregates.%s: %s needs a field, e.g. %s(amount)", name, m[1], m[1]))
+			continue
+		case name == p.startName || name == p.endName:
+			errs = append(errs, fmt.Errorf("aggregates.%s: is the name of the window start or end", name))
+			continue
+		}
+		o := output{name: name, op: m[1], acc: -1}
+		if o.op != "count" {
+			o.acc = p.accumFor(accum{field: m[2], distinct: o.op == "distinct"})
+		}
+		p.outputs = append(p.outputs, o)
+	}
+	return errs
+}
+
+// resultNames are the attribute names results use besides the group
+// fields.
+func (p *parsed) resultNames(short bool) []string {
+	names := []string{p.startName, p.endName}
+	if short {
+		return append(names, shortForm...)
+	}
+	for _, o := range p.outputs {
+		names = append(names, o.name)
+	}
+	return names
 }
 
 func (c *Config) parse() (parsed, error) {
@@ -132,6 +275,24 @@ func (c *Config) parse() (parsed, error) {
 	p.slide = dur("slide", c.Slide, p.size, true)
 	p.lateness = dur("allowedLateness", c.AllowedLateness, 0, false)
 	p.idle = dur("idleTimeout", c.IdleTimeout, 30*time.Second, false)
+	p.keep = dur("keepClosed", c.KeepClosed, time.Hour, false)
+	switch c.Late {
+	case "", LateReject:
+		if c.KeepClosed != "" {
+			errs = append(errs, errors.New("keepClosed: only with late: update"))
+		}
+		p.keep = 0
+	case LateUpdate:
+		p.update = true
+	default:
+		errs = append(errs, fmt.Errorf("late: want reject or update, got %q", c.Late))
+	}
+	p.startName, p.endName = cmp.Or(c.WindowStartName, "windowStart"), cmp.Or(c.WindowEndName, "windowEnd")
+	if p.startName == p.endName {
+		errs = append(errs, fmt.Errorf("windowEndName: %q is also the window start's name", p.endName))
+	}
+	errs = append(errs, c.parseAggregates(&p)...)
+	reserved := p.resultNames(len(c.Aggregates) == 0)
 	if c.IdleTimeout != "" && p.idle == 0 {
 		errs = append(errs, errors.New("idleTimeout: must be positive"))
 	}
@@ -152,7 +313,7 @@ func (c *Config) parse() (parsed, error) {
 			errs = append(errs, fmt.Errorf("groupBy[%d]: is empty", i))
 		case seen[g]:
 			errs = append(errs, fmt.Errorf("groupBy[%d]: %q is named twice", i, g))
-		case contains(reserved, g):
+		case slices.Contains(reserved, g):
 			errs = append(errs, fmt.Errorf("groupBy[%d]: %q is the name of a result field (%s)", i, g, strings.Join(reserved, ", ")))
 		}
 		seen[g] = true
@@ -211,15 +372,6 @@ func (c *Config) parse() (parsed, error) {
 func (c *Config) Validate() error {
 	_, err := c.parse()
 	return err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func unjoin(err error) []error {

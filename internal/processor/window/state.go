@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/axiomhq/hyperloglog"
@@ -15,51 +16,74 @@ import (
 	"github.com/runnel-dev/runnel/internal/sink/object"
 )
 
-// agg is one group's aggregates in one window, on one shard (or merged).
+// agg is one group's aggregates in one window, on one shard (or merged):
+// the event count and one acc per accumulator of the configuration.
 type agg struct {
-	group    []string
-	count    int64
-	sum      float64
-	min, max float64
-	distinct *hyperloglog.Sketch // nil unless Config.Distinct
+	group []string
+	count int64
+	accs  []acc
 }
 
-func newAgg(group []string, distinct bool) *agg {
-	a := &agg{group: group, min: math.Inf(1), max: math.Inf(-1)}
-	if distinct {
-		a.distinct = hyperloglog.New14()
+// acc accumulates one numeric field (sum, min, max) or one field's
+// distinct values (hll).
+type acc struct {
+	sum, min, max float64
+	hll           *hyperloglog.Sketch // distinct accumulators only
+}
+
+func newAgg(group []string, accums []accum) *agg {
+	a := &agg{group: group, accs: make([]acc, len(accums))}
+	for i, x := range accums {
+		a.accs[i] = acc{min: math.Inf(1), max: math.Inf(-1)}
+		if x.distinct {
+			a.accs[i].hll = hyperloglog.New14()
+		}
 	}
 	return a
 }
 
-func (a *agg) add(v float64, distinct []byte) {
+// add counts one event: nums[i] is its number for a numeric accumulator
+// i, distinct[i] its value for a distinct one.
+func (a *agg) add(nums []float64, distinct [][]byte) {
 	a.count++
-	a.sum += v
-	a.min = min(a.min, v)
-	a.max = max(a.max, v)
-	if a.distinct != nil {
-		a.distinct.Insert(distinct)
+	for i := range a.accs {
+		c := &a.accs[i]
+		if c.hll != nil {
+			c.hll.Insert(distinct[i])
+			continue
+		}
+		v := nums[i]
+		c.sum += v
+		c.min = min(c.min, v)
+		c.max = max(c.max, v)
 	}
 }
 
-// merge adds o into a (a's sketch is changed; o is not).
+// merge adds o into a (a's sketches are changed; o's are not).
 func (a *agg) merge(o *agg) error {
 	a.count += o.count
-	a.sum += o.sum
-	a.min = min(a.min, o.min)
-	a.max = max(a.max, o.max)
-	if a.distinct != nil && o.distinct != nil {
-		return a.distinct.Merge(o.distinct)
+	for i := range a.accs {
+		c, d := &a.accs[i], &o.accs[i]
+		c.sum += d.sum
+		c.min = min(c.min, d.min)
+		c.max = max(c.max, d.max)
+		if c.hll != nil && d.hll != nil {
+			if err := c.hll.Merge(d.hll); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
 func (a *agg) clone() *agg {
-	c := *a
-	if a.distinct != nil {
-		c.distinct = a.distinct.Clone()
+	c := &agg{group: a.group, count: a.count, accs: slices.Clone(a.accs)}
+	for i := range c.accs {
+		if c.accs[i].hll != nil {
+			c.accs[i].hll = c.accs[i].hll.Clone()
+		}
 	}
-	return &c
+	return c
 }
 
 // winKey identifies one group's window: its start (Unix nanoseconds) and
@@ -86,14 +110,18 @@ type shardState struct {
 	maxEvent int64 // largest event time, Unix ns
 	wm       int64 // watermark, Unix ns; never moves back
 	late     int64 // late events routed away
+	updates  int64 // late events that updated emitted windows
 	windows  map[winKey]*agg
+	// dirty are the starts of emitted windows that late events updated
+	// (late: update): they are emitted again.
+	dirty map[int64]bool
 	// broken means the in-memory state may differ from the file (a
 	// batch failed half way); it is reloaded before the next batch.
 	broken bool
 }
 
 func newShardState(id string) *shardState {
-	return &shardState{id: id, lastSub: -1, windows: map[winKey]*agg{}}
+	return &shardState{id: id, lastSub: -1, windows: map[winKey]*agg{}, dirty: map[int64]bool{}}
 }
 
 // after reports whether record (seq, sub) comes after the last applied.
@@ -119,7 +147,10 @@ func cmpSeq(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// The file layout of a shard's state.
+// The file layout of a shard's state. Version 1 (before named
+// aggregates) held one numeric and one distinct accumulator in
+// Sum/Min/Max and Distinct; version 2 has Accs, one per accumulator named
+// in Accums.
 type stateFile struct {
 	Version   int          `json:"version"`
 	Shard     string       `json:"shard"`
@@ -129,40 +160,69 @@ type stateFile struct {
 	MaxEvent  int64        `json:"maxEventTimeNanos"`
 	Watermark int64        `json:"watermarkNanos"`
 	Late      int64        `json:"late"`
+	Updates   int64        `json:"lateUpdates,omitempty"`
+	Accums    []string     `json:"accumulators,omitempty"`
+	Dirty     []int64      `json:"dirty,omitempty"`
 	Windows   []windowFile `json:"windows"`
 }
 
 type windowFile struct {
-	Start    int64    `json:"start"`
-	Group    []string `json:"group"`
-	Count    int64    `json:"count"`
-	Sum      float64  `json:"sum"`
-	Min      float64  `json:"min"`
-	Max      float64  `json:"max"`
-	Distinct []byte   `json:"distinct,omitempty"`
+	Start int64     `json:"start"`
+	Group []string  `json:"group"`
+	Count int64     `json:"count"`
+	Accs  []accFile `json:"accs,omitempty"`
+	// Version 1.
+	Sum      float64 `json:"sum,omitempty"`
+	Min      float64 `json:"min,omitempty"`
+	Max      float64 `json:"max,omitempty"`
+	Distinct []byte  `json:"distinct,omitempty"`
+}
+
+type accFile struct {
+	Sum      float64 `json:"sum,omitempty"`
+	Min      float64 `json:"min,omitempty"`
+	Max      float64 `json:"max,omitempty"`
+	Distinct []byte  `json:"distinct,omitempty"`
 }
 
 func shardFileName(dir, shard string) string {
 	return filepath.Join(dir, "shard-"+strings.NewReplacer("/", "_", string(filepath.Separator), "_").Replace(shard)+".json")
 }
 
+func accumNames(accums []accum) []string {
+	names := make([]string, len(accums))
+	for i, a := range accums {
+		names[i] = a.String()
+	}
+	return names
+}
+
 // encode renders the state, leaving out windows ending at or before
-// emitted (already emitted), with min and max of an empty aggregate as 0
-// (JSON has no infinities; count 0 never happens for a stored window).
-func (s *shardState) encode(size, emitted int64) ([]byte, error) {
-	f := stateFile{Version: 1, Shard: s.id, LastSeq: s.lastSeq, LastSub: s.lastSub, HasTime: s.hasTime,
-		MaxEvent: s.maxEvent, Watermark: s.wm, Late: s.late, Windows: make([]windowFile, 0, len(s.windows))}
+// forget (emitted, and no longer kept for late updates). Every stored
+// aggregate has count > 0, so min and max are finite.
+func (s *shardState) encode(size, forget int64, accums []accum) ([]byte, error) {
+	f := stateFile{Version: 2, Shard: s.id, LastSeq: s.lastSeq, LastSub: s.lastSub, HasTime: s.hasTime,
+		MaxEvent: s.maxEvent, Watermark: s.wm, Late: s.late, Updates: s.updates, Accums: accumNames(accums),
+		Windows: make([]windowFile, 0, len(s.windows))}
+	for start := range s.dirty {
+		f.Dirty = append(f.Dirty, start)
+	}
+	slices.Sort(f.Dirty)
 	for k, a := range s.windows {
-		if k.start+size <= emitted {
+		if k.start+size <= forget {
 			continue
 		}
-		w := windowFile{Start: k.start, Group: a.group, Count: a.count, Sum: a.sum, Min: a.min, Max: a.max}
-		if a.distinct != nil {
-			b, err := a.distinct.MarshalBinary()
-			if err != nil {
-				return nil, err
+		w := windowFile{Start: k.start, Group: a.group, Count: a.count, Accs: make([]accFile, len(a.accs))}
+		for i, c := range a.accs {
+			if c.hll == nil {
+				w.Accs[i] = accFile{Sum: c.sum, Min: c.min, Max: c.max}
+			} else {
+				b, err := c.hll.MarshalBinary()
+				if err != nil {
+					return nil, err
+				}
+				w.Accs[i].Distinct = b
 			}
-			w.Distinct = b
 		}
 		f.Windows = append(f.Windows, w)
 	}
@@ -170,7 +230,8 @@ func (s *shardState) encode(size, emitted int64) ([]byte, error) {
 }
 
 // loadShard reads a shard's state file; a missing file is a new shard.
-func loadShard(path, id string, size, emitted int64, distinct bool) (*shardState, error) {
+// Windows ending at or before forget are left out.
+func loadShard(path, id string, size, forget int64, accums []accum) (*shardState, error) {
 	s := newShardState(id)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -183,23 +244,46 @@ func loadShard(path, id string, size, emitted int64, distinct bool) (*shardState
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("window state %s: %w", path, err)
 	}
-	if f.Version != 1 {
+	switch {
+	case f.Version == 1:
+		if len(accums) > 2 || (len(accums) == 2 && (accums[0].distinct || !accums[1].distinct)) {
+			return nil, fmt.Errorf("window state %s was written for the short form (field, distinct), not these aggregates; remove the state directory to start over", path)
+		}
+	case f.Version == 2:
+		if want := accumNames(accums); !slices.Equal(f.Accums, want) {
+			return nil, fmt.Errorf("window state %s was written for other aggregates (%s, now %s); remove the state directory to start over",
+				path, strings.Join(f.Accums, ", "), strings.Join(want, ", "))
+		}
+	default:
 		return nil, fmt.Errorf("window state %s: unknown version %d", path, f.Version)
 	}
-	s.id, s.lastSeq, s.lastSub, s.hasTime, s.maxEvent, s.wm, s.late = f.Shard, f.LastSeq, f.LastSub, f.HasTime, f.MaxEvent, f.Watermark, f.Late
+	s.id, s.lastSeq, s.lastSub, s.hasTime, s.maxEvent, s.wm, s.late, s.updates = f.Shard, f.LastSeq, f.LastSub, f.HasTime, f.MaxEvent, f.Watermark, f.Late, f.Updates
+	for _, start := range f.Dirty {
+		s.dirty[start] = true
+	}
 	for _, w := range f.Windows {
-		if w.Start+size <= emitted {
+		if w.Start+size <= forget {
 			continue // emitted before the state was rewritten
 		}
-		a := &agg{group: w.Group, count: w.Count, sum: w.Sum, min: w.Min, max: w.Max}
+		a := &agg{group: w.Group, count: w.Count, accs: make([]acc, len(accums))}
 		if w.Group == nil {
 			a.group = []string{}
 		}
-		if distinct {
-			a.distinct = hyperloglog.New14()
-			if len(w.Distinct) > 0 {
-				if err := a.distinct.UnmarshalBinary(w.Distinct); err != nil {
-					return nil, fmt.Errorf("window state %s: distinct sketch: %w", path, err)
+		for i, x := range accums {
+			af := accFile{Sum: w.Sum, Min: w.Min, Max: w.Max, Distinct: w.Distinct}
+			if f.Version == 2 {
+				if i >= len(w.Accs) {
+					return nil, fmt.Errorf("window state %s: a window lacks accumulator %d", path, i)
+				}
+				af = w.Accs[i]
+			}
+			a.accs[i] = acc{sum: af.Sum, min: af.Min, max: af.Max}
+			if x.distinct {
+				a.accs[i].hll = hyperloglog.New14()
+				if len(af.Distinct) > 0 {
+					if err := a.accs[i].hll.UnmarshalBinary(af.Distinct); err != nil {
+						return nil, fmt.Errorf("window state %s: distinct sketch: %w", path, err)
+					}
 				}
 			}
 		}

@@ -1,6 +1,9 @@
 // Package window is the window built-in processor: event-time tumbling
-// and sliding windows, grouped by fields, with count, sum, min, max, avg
-// and an approximate distinct count, emitted when a window closes.
+// and sliding windows, grouped by any number of fields, each result
+// carrying the named aggregates the configuration asks for (count, and
+// sum, min, max, avg or an approximate distinct count over any fields),
+// emitted when a window closes to any sink: files, S3 objects, a
+// DynamoDB table, a Redis hash or a stream.
 //
 // # Watermarks and lateness
 //
@@ -12,9 +15,13 @@
 // delivered an event passes its end; then the shards' partial aggregates
 // are merged and emitted. An event is late when every window it belongs to
 // ends at or before its shard's watermark (or before the last emission):
-// it is counted and handed to the pipeline's on-failure destination with
-// the reason ErrLate, never dropped silently. A sliding-window event that
-// is late for some of its windows counts in the others.
+// by default it is counted and handed to the pipeline's on-failure
+// destination with the reason ErrLate, never dropped silently. With late:
+// update it is added to its windows instead, as long as they closed less
+// than KeepClosed ago (the shards keep their partial aggregates that
+// long), and the windows it changed are emitted again, whole; older ones
+// are rejected as before. A sliding-window event that is late for some of
+// its windows counts in the others.
 //
 // # State and restarts
 //
@@ -26,8 +33,11 @@
 // counted twice. Results are written under keys derived from the window
 // and the group (a file per window, a hash field, an item key), then the
 // end of the last emitted window is recorded; a crash between the two
-// emits the same results again, overwriting them. A stream output cannot
-// overwrite: there a crash can repeat results, each with the same "id".
+// emits the same results again, overwriting them. A window updated by a
+// late event is marked in its shard's file with the event, and the mark
+// cleared once the update is written, so an update is neither lost nor
+// counted twice. A stream output cannot overwrite: there a crash or an
+// update repeats a result, each with the same "id".
 //
 // The state is local to one runnel run (its state directory); run one
 // worker per window pipeline, with parallelization 1 (records of a shard
@@ -35,6 +45,7 @@
 package window
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,7 +217,7 @@ func New(c Config, env Env) (*Processor, error) {
 	}
 	now := w.now()
 	for _, f := range files {
-		s, err := loadShard(f, "", w.size, w.emittedOr(math.MinInt64), c.Distinct != "")
+		s, err := loadShard(f, "", w.size, w.forget(), p.accums)
 		if err != nil {
 			return nil, err
 		}
@@ -237,11 +248,13 @@ func (w *Processor) expectShardsLocked(ctx context.Context) error {
 	return nil
 }
 
-func (w *Processor) emittedOr(def int64) int64 {
+// forget is the window end at or before which windows are dropped from
+// the state: emitted, and (late: update) kept for KeepClosed.
+func (w *Processor) forget() int64 {
 	if w.hasEmitted {
-		return w.emitted
+		return w.emitted - int64(w.p.keep)
 	}
-	return def
+	return math.MinInt64
 }
 
 // Start runs the idle-shard clock: every quarter of IdleTimeout (at most
@@ -308,6 +321,9 @@ func (w *Processor) Close(ctx context.Context) error {
 type Stats struct {
 	// Late counts late events routed away, over all shards.
 	Late int64
+	// LateUpdates counts late events that updated closed windows
+	// (late: update).
+	LateUpdates int64
 	// Open counts open (shard, window, group) aggregates.
 	Open int
 	// Watermark is the smallest shard watermark (zero when none).
@@ -321,6 +337,7 @@ func (w *Processor) Stats() Stats {
 	var st Stats
 	for _, s := range w.shards {
 		st.Late += s.late
+		st.LateUpdates += s.updates
 		st.Open += len(s.windows)
 	}
 	if g, ok := w.globalWatermarkLocked(); ok {
@@ -372,7 +389,7 @@ func (w *Processor) shardLocked(id string) (*shardState, error) {
 	if ok && !s.broken {
 		return s, nil
 	}
-	s, err := loadShard(shardFileName(w.dir, id), id, w.size, w.emittedOr(math.MinInt64), w.cfg.Distinct != "")
+	s, err := loadShard(shardFileName(w.dir, id), id, w.size, w.forget(), w.p.accums)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +399,7 @@ func (w *Processor) shardLocked(id string) (*shardState, error) {
 }
 
 func (w *Processor) persistLocked(s *shardState) error {
-	b, err := s.encode(w.size, w.emittedOr(math.MinInt64))
+	b, err := s.encode(w.size, w.forget(), w.p.accums)
 	if err != nil {
 		return err
 	}
@@ -445,29 +462,36 @@ func (w *Processor) applyOne(s *shardState, rec *lambda.KinesisEventRecord, grou
 		}
 		groupVals[i] = ev.String(g)
 	}
-	var v float64
-	if w.cfg.Field != "" {
-		if v, err = ev.Number(w.cfg.Field); err != nil {
+	nums := make([]float64, len(w.p.accums))
+	distinct := make([][]byte, len(w.p.accums))
+	for i, x := range w.p.accums {
+		if x.distinct {
+			d, ok := ev.Lookup(x.field)
+			if !ok || d == nil {
+				return fmt.Errorf("%w: distinct field %q is missing", ErrMissingField, x.field)
+			}
+			distinct[i] = []byte(ev.String(x.field))
+			continue
+		}
+		if nums[i], err = ev.Number(x.field); err != nil {
 			return fmt.Errorf("%w: %v", ErrMissingField, err)
 		}
 	}
-	var distinct []byte
-	if w.cfg.Distinct != "" {
-		d, ok := ev.Lookup(w.cfg.Distinct)
-		if !ok || d == nil {
-			return fmt.Errorf("%w: distinct field %q is missing", ErrMissingField, w.cfg.Distinct)
-		}
-		distinct = []byte(ev.String(w.cfg.Distinct))
-	}
 	ts := t.UnixNano()
 	closed := w.closedBefore(s)
+	// With late: update, windows closed within KeepClosed still take
+	// events; those already emitted are emitted again.
+	horizon := closed
+	if w.p.update && closed > math.MinInt64+int64(w.p.keep) {
+		horizon = max(closed-int64(w.p.keep), w.forget())
+	}
 	// The windows holding ts start at the slide multiples in
 	// (ts-size, ts].
 	last := floorDiv(ts, w.slide) * w.slide
-	added := false
+	added, late := false, false
 	gk := ""
 	for start := last; start > ts-w.size; start -= w.slide {
-		if start+w.size <= closed {
+		if start+w.size <= horizon {
 			break // this and every earlier window are closed
 		}
 		if !added {
@@ -476,17 +500,26 @@ func (w *Processor) applyOne(s *shardState, rec *lambda.KinesisEventRecord, grou
 		k := winKey{start, gk}
 		a, ok := s.windows[k]
 		if !ok {
-			a = newAgg(slices.Clone(groupVals), w.cfg.Distinct != "")
+			a = newAgg(slices.Clone(groupVals), w.p.accums)
 			s.windows[k] = a
 		}
-		a.add(v, distinct)
+		a.add(nums, distinct)
 		added = true
+		if start+w.size <= closed {
+			late = true
+			if w.hasEmitted && start+w.size <= w.emitted {
+				s.dirty[start] = true
+			}
+		}
 	}
 	if !added {
 		s.late++
 		return fmt.Errorf("%w: event time %s is behind the watermark %s of shard %s; its window [%s, %s) has closed",
 			ErrLate, t.Format(time.RFC3339Nano), time.Unix(0, closed).UTC().Format(time.RFC3339Nano), s.id,
 			time.Unix(0, last).UTC().Format(time.RFC3339), time.Unix(0, last+w.size).UTC().Format(time.RFC3339))
+	}
+	if late {
+		s.updates++
 	}
 	if !s.hasTime || ts > s.maxEvent {
 		s.maxEvent = ts
@@ -537,17 +570,33 @@ func (w *Processor) globalWatermarkLocked() (int64, bool) {
 }
 
 // emitLocked emits every window ending at or before the global
-// watermark: the shards' partial aggregates merged, written to the
-// output, then the emission recorded.
+// watermark, and (late: update) every emitted window late events
+// updated: the shards' partial aggregates merged, written to the output,
+// then the emission recorded.
 func (w *Processor) emitLocked(ctx context.Context) error {
 	g, ok := w.globalWatermarkLocked()
-	if !ok || (w.hasEmitted && g <= w.emitted) {
+	advance := ok && (!w.hasEmitted || g > w.emitted)
+	dirty := map[int64]bool{}
+	for _, s := range w.shards {
+		for start := range s.dirty {
+			dirty[start] = true
+		}
+	}
+	if !advance && len(dirty) == 0 {
 		return nil
+	}
+	through := w.emitted
+	if advance {
+		through = g
+	}
+	due := func(start int64) bool {
+		end := start + w.size
+		return dirty[start] || (advance && end <= g && (!w.hasEmitted || end > w.emitted))
 	}
 	merged := map[winKey]*agg{}
 	for _, s := range w.shards {
 		for k, a := range s.windows {
-			if k.start+w.size > g {
+			if !due(k.start) {
 				continue
 			}
 			if m, ok := merged[k]; ok {
@@ -559,49 +608,56 @@ func (w *Processor) emitLocked(ctx context.Context) error {
 			}
 		}
 	}
-	if len(merged) == 0 {
-		// Nothing to emit: windows ending before g would be late now,
-		// and that needs no record across a restart.
-		w.emitted, w.hasEmitted = g, true
-		return nil
-	}
-	keys := make([]winKey, 0, len(merged))
-	for k := range merged {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b winKey) int {
-		if a.start != b.start {
-			if a.start < b.start {
-				return -1
-			}
-			return 1
+	if len(merged) > 0 {
+		keys := make([]winKey, 0, len(merged))
+		for k := range merged {
+			keys = append(keys, k)
 		}
-		return strings.Compare(a.group, b.group)
-	})
-	results := make([]Result, len(keys))
-	for i, k := range keys {
-		results[i] = w.result(k.start, merged[k])
+		slices.SortFunc(keys, func(a, b winKey) int {
+			if a.start != b.start {
+				return cmp.Compare(a.start, b.start)
+			}
+			return strings.Compare(a.group, b.group)
+		})
+		results := make([]Result, len(keys))
+		for i, k := range keys {
+			results[i] = w.result(k.start, merged[k])
+		}
+		// An output that is down holds the emission (and with it the
+		// batch that closed the windows) until it is back or ctx ends;
+		// the batch is then given back as unavailable and invoked
+		// again, its records skipped as already applied.
+		if err := w.retry.Do(ctx, func(ctx context.Context) error { return w.out.Write(ctx, results) }); err != nil {
+			return fmt.Errorf("writing %d window results: %w", len(results), err)
+		}
+		if advance {
+			b, _ := json.Marshal(map[string]int64{"emittedThroughNanos": g})
+			if err := writeFileAtomic(filepath.Join(w.dir, emittedFile), b); err != nil {
+				return fmt.Errorf("recording emitted windows: %w", err)
+			}
+		}
+		w.log.Debug("windows emitted", "results", len(results), "through", time.Unix(0, through).UTC(), "updated", len(dirty))
 	}
-	// An output that is down holds the emission (and with it the batch
-	// that closed the windows) until it is back or ctx ends; the batch is
-	// then given back as unavailable and invoked again, its records
-	// skipped as already applied.
-	if err := w.retry.Do(ctx, func(ctx context.Context) error { return w.out.Write(ctx, results) }); err != nil {
-		return fmt.Errorf("writing %d window results: %w", len(results), err)
-	}
-	b, _ := json.Marshal(map[string]int64{"emittedThroughNanos": g})
-	if err := writeFileAtomic(filepath.Join(w.dir, emittedFile), b); err != nil {
-		return fmt.Errorf("recording emitted windows: %w", err)
-	}
-	w.emitted, w.hasEmitted = g, true
+	// With nothing to emit, windows ending before g would be late now,
+	// and that needs no record across a restart.
+	w.emitted, w.hasEmitted = through, true
+	forget := w.forget()
 	for _, s := range w.shards {
 		for k := range s.windows {
-			if k.start+w.size <= g {
+			if k.start+w.size <= forget {
 				delete(s.windows, k)
 			}
 		}
+		if len(s.dirty) > 0 {
+			// The updates are out: a crash before this is saved emits
+			// the same results again.
+			clear(s.dirty)
+			if err := w.persistLocked(s); err != nil {
+				s.broken = true
+				return fmt.Errorf("saving window state of %s: %w", s.id, err)
+			}
+		}
 	}
-	w.log.Debug("windows emitted", "results", len(results), "through", time.Unix(0, g).UTC())
 	return nil
 }
 
@@ -609,30 +665,55 @@ func (w *Processor) emitLocked(ctx context.Context) error {
 type Result struct {
 	WindowStart time.Time
 	WindowEnd   time.Time
+	// StartName and EndName name WindowStart and WindowEnd in the
+	// fields; default "windowStart" and "windowEnd".
+	StartName, EndName string
 	// GroupBy are the group field names and Group their values.
 	GroupBy []string
 	Group   []string
-	Count   int64
-	// HasValue says Sum, Min, Max and Avg are set (Config.Field).
-	HasValue           bool
-	Sum, Min, Max, Avg float64
-	// HasDistinct says Distinct is set (Config.Distinct).
-	HasDistinct bool
-	Distinct    uint64
+	// Values are the aggregates, in the order they are written.
+	Values []Value
+}
+
+// Value is one named aggregate of a result.
+type Value struct {
+	Name  string
+	Value float64
+}
+
+// Number renders v as JSON and DynamoDB write numbers: integers without
+// an exponent (up to 2^53), others in the shortest form that reads back
+// the same.
+func (v Value) Number() string {
+	if v.Value == math.Trunc(v.Value) && math.Abs(v.Value) <= 1<<53 {
+		return strconv.FormatFloat(v.Value, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(v.Value, 'g', -1, 64)
 }
 
 func (w *Processor) result(start int64, a *agg) Result {
 	r := Result{
 		WindowStart: time.Unix(0, start).UTC(), WindowEnd: time.Unix(0, start+w.size).UTC(),
-		GroupBy: w.cfg.GroupBy, Group: a.group, Count: a.count,
+		StartName: w.p.startName, EndName: w.p.endName,
+		GroupBy: w.cfg.GroupBy, Group: a.group, Values: make([]Value, len(w.p.outputs)),
 	}
-	if w.cfg.Field != "" {
-		r.HasValue = true
-		r.Sum, r.Min, r.Max = a.sum, a.min, a.max
-		r.Avg = a.sum / float64(a.count)
-	}
-	if a.distinct != nil {
-		r.HasDistinct, r.Distinct = true, a.distinct.Estimate()
+	for i, o := range w.p.outputs {
+		var v float64
+		switch o.op {
+		case "count":
+			v = float64(a.count)
+		case "sum":
+			v = a.accs[o.acc].sum
+		case "min":
+			v = a.accs[o.acc].min
+		case "max":
+			v = a.accs[o.acc].max
+		case "avg":
+			v = a.accs[o.acc].sum / float64(a.count)
+		case "distinct":
+			v = float64(a.accs[o.acc].hll.Estimate())
+		}
+		r.Values[i] = Value{Name: o.name, Value: v}
 	}
 	return r
 }
@@ -644,36 +725,39 @@ func (r Result) ID() string {
 	return strings.Join(parts, "/")
 }
 
-// Fields returns the result as JSON-ready fields: windowStart and
-// windowEnd (RFC 3339), the group fields, count, and sum, min, max, avg
-// and distinct when computed. Numbers are json.Number.
+func (r Result) names() (start, end string) {
+	return cmp.Or(r.StartName, "windowStart"), cmp.Or(r.EndName, "windowEnd")
+}
+
+// Fields returns the result as JSON-ready fields: the window start and
+// end (RFC 3339), the group fields and the aggregates. Numbers are
+// json.Number.
 func (r Result) Fields() map[string]any {
+	start, end := r.names()
 	m := map[string]any{
-		"windowStart": r.WindowStart.Format(time.RFC3339),
-		"windowEnd":   r.WindowEnd.Format(time.RFC3339),
-		"count":       json.Number(strconv.FormatInt(r.Count, 10)),
+		start: r.WindowStart.Format(time.RFC3339),
+		end:   r.WindowEnd.Format(time.RFC3339),
 	}
 	for i, g := range r.GroupBy {
 		m[g] = r.Group[i]
 	}
-	if r.HasValue {
-		for k, v := range map[string]float64{"sum": r.Sum, "min": r.Min, "max": r.Max, "avg": r.Avg} {
-			m[k] = json.Number(strconv.FormatFloat(v, 'g', -1, 64))
-		}
-	}
-	if r.HasDistinct {
-		m["distinct"] = json.Number(strconv.FormatUint(r.Distinct, 10))
+	for _, v := range r.Values {
+		m[v.Name] = json.Number(v.Number())
 	}
 	return m
 }
 
 // AppendJSON appends the result as one JSON object, fields in the order
-// windowStart, windowEnd, group fields, count, sum, min, max, avg,
-// distinct.
+// window start, window end, group fields, aggregates.
 func (r Result) AppendJSON(b []byte) []byte {
-	b = append(b, `{"windowStart":`...)
+	start, end := r.names()
+	b = append(b, '{')
+	b = appendJSONString(b, start)
+	b = append(b, ':')
 	b = strconv.AppendQuote(b, r.WindowStart.Format(time.RFC3339))
-	b = append(b, `,"windowEnd":`...)
+	b = append(b, ',')
+	b = appendJSONString(b, end)
+	b = append(b, ':')
 	b = strconv.AppendQuote(b, r.WindowEnd.Format(time.RFC3339))
 	for i, g := range r.GroupBy {
 		b = append(b, ',')
@@ -681,20 +765,11 @@ func (r Result) AppendJSON(b []byte) []byte {
 		b = append(b, ':')
 		b = appendJSONString(b, r.Group[i])
 	}
-	b = append(b, `,"count":`...)
-	b = strconv.AppendInt(b, r.Count, 10)
-	if r.HasValue {
-		for _, kv := range []struct {
-			k string
-			v float64
-		}{{"sum", r.Sum}, {"min", r.Min}, {"max", r.Max}, {"avg", r.Avg}} {
-			b = append(b, `,"`+kv.k+`":`...)
-			b = strconv.AppendFloat(b, kv.v, 'g', -1, 64)
-		}
-	}
-	if r.HasDistinct {
-		b = append(b, `,"distinct":`...)
-		b = strconv.AppendUint(b, r.Distinct, 10)
+	for _, v := range r.Values {
+		b = append(b, ',')
+		b = appendJSONString(b, v.Name)
+		b = append(b, ':')
+		b = append(b, v.Number()...)
 	}
 	return append(b, '}')
 }

@@ -411,7 +411,8 @@ func TestCheckNamesEveryProblem(t *testing.T) {
 func TestResultFieldsAndID(t *testing.T) {
 	r := window.Result{
 		WindowStart: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), WindowEnd: time.Date(2024, 5, 1, 10, 1, 0, 0, time.UTC),
-		GroupBy: []string{"country"}, Group: []string{"DE"}, Count: 3, HasValue: true, Sum: 1.5, Min: 0.5, Max: 1, Avg: 0.5,
+		GroupBy: []string{"country"}, Group: []string{"DE"},
+		Values: []window.Value{{"count", 3}, {"sum", 1.5}, {"min", 0.5}, {"max", 1}, {"avg", 0.5}},
 	}
 	require.Equal(t, "2024-05-01T10:00:00Z/DE", r.ID())
 	f := r.Fields()
