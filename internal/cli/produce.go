@@ -50,6 +50,7 @@ type produceOpts struct {
 	failedFile   string
 	aggregate    bool
 	ordered      bool
+	order        string // shard, key or none; the command sets the default
 	inFlight     int
 	linger       time.Duration
 	maxAttempts  int
@@ -66,7 +67,11 @@ func (o *produceOpts) addFlags(cmd *cobra.Command) {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress line and no text summary")
 	f.StringVar(&o.failedFile, "failed-file", "", "write records that could not be delivered to this file as JSON lines (default: standard error)")
 	f.BoolVar(&o.aggregate, "aggregate", false, "pack records into KPL aggregated records (consumers must deaggregate)")
-	f.BoolVar(&o.ordered, "ordered", false, "keep each partition key's records in order, even across retries")
+	if o.order == "" {
+		o.order = "none"
+	}
+	f.StringVar(&o.order, "order", o.order, "keep records in input order: shard (each shard's, calls in flight across shards), key (each partition key's, one record per key per call) or none")
+	f.BoolVar(&o.ordered, "ordered", false, "the same as --order key")
 	f.IntVar(&o.inFlight, "in-flight", 4, "PutRecords calls in flight at once")
 	f.DurationVar(&o.linger, "linger", 100*time.Millisecond, "how long a partial batch waits for more records")
 	f.IntVar(&o.maxAttempts, "max-attempts", 10, "failed sends of one record before giving up on it (throttled sends do not count: they are retried until --max-retry-time)")
@@ -91,6 +96,14 @@ func (o *produceOpts) streamArg(args []string) error {
 	case "stdout":
 	default:
 		return usagef("--to %q: want stream or stdout", o.to)
+	}
+	if o.ordered {
+		o.order = "key"
+	}
+	switch o.order {
+	case "shard", "key", "none":
+	default:
+		return usagef("--order %q: want shard, key or none", o.order)
 	}
 	if o.rate < 0 {
 		return usagef("--rate %v: must not be negative", o.rate)
@@ -153,22 +166,31 @@ func (r *produceRun) open(ctx context.Context) (producer.Writer, func() error, e
 		return nil, nil, err
 	}
 	cfg := producer.Config{
-		Stream:       r.opts.stream,
-		Endpoint:     r.endpoint,
-		Linger:       r.opts.linger,
-		MaxInFlight:  r.opts.inFlight,
-		MaxAttempts:  r.opts.maxAttempts,
-		MaxRetryTime: r.opts.maxRetryTime,
-		OrderedByKey: r.opts.ordered,
-		Aggregate:    r.opts.aggregate,
-		OnFailure:    r.reportFailure,
-		Logger:       r.e.logger,
+		Stream:         r.opts.stream,
+		Endpoint:       r.endpoint,
+		Linger:         r.opts.linger,
+		MaxInFlight:    r.opts.inFlight,
+		MaxAttempts:    r.opts.maxAttempts,
+		MaxRetryTime:   r.opts.maxRetryTime,
+		OrderedByKey:   r.opts.order == "key",
+		OrderedByShard: r.opts.order == "shard",
+		Aggregate:      r.opts.aggregate,
+		OnFailure:      r.reportFailure,
+		Logger:         r.e.logger,
 	}
 	if r.opts.linger == 0 {
 		cfg.Linger = -1
 	}
-	if r.opts.aggregate {
-		if cfg.Shards, err = producer.LoadShards(ctx, client, r.opts.stream); err != nil {
+	if r.opts.aggregate || cfg.OrderedByShard {
+		cfg.Shards, err = producer.LoadShards(ctx, client, r.opts.stream)
+		if isAccessDenied(err) {
+			// A put-only key: without the shard map, records are grouped
+			// by partition key and the stream keeps one order.
+			r.e.logger.Warn("cannot list the stream's shards; without the shard map, --order shard sends one call at a time and --aggregate groups records by partition key",
+				"stream", r.opts.stream, "err", describeError(err))
+			err = nil
+		}
+		if err != nil {
 			_ = closeFn()
 			return nil, nil, err
 		}
@@ -190,6 +212,9 @@ func checkProduceStream(ctx context.Context, c *kinesis.Client, stream, endpoint
 		in.StreamName = aws.String(stream)
 	}
 	_, err := c.DescribeStreamSummary(ctx, in)
+	if isAccessDenied(err) {
+		return nil // a put-only key: PutRecords says whether the stream exists
+	}
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return fmt.Errorf("stream %q does not exist at %s (create it with: runnel stream create %s)", stream, endpoint, stream)
@@ -198,6 +223,13 @@ func checkProduceStream(ctx context.Context, c *kinesis.Client, stream, endpoint
 		return fmt.Errorf("checking stream %q at %s: %s", stream, endpoint, describeError(err))
 	}
 	return nil
+}
+
+// isAccessDenied reports whether err is the server refusing the key the
+// action (AccessDeniedException), as it does to a put-only key.
+func isAccessDenied(err error) bool {
+	var ad *types.AccessDeniedException
+	return errors.As(err, &ad)
 }
 
 // failedLine is how a record given up on is written out.

@@ -32,7 +32,13 @@ The partition key is the value of the --key field, or a random UUID.
 
 A malformed line (wrong column count, bad JSON, missing key) is reported
 with its file and line number; --on-error fail (the default) stops there,
---on-error skip goes on.`,
+--on-error skip goes on.
+
+Each shard's records are stored in file order (--order shard, the default):
+a shard never has two calls in flight, while calls to different shards run
+at once (--in-flight), so a consumer reads the file back in order shard by
+shard. The shard map comes from ListShards; a key without that right sends
+one call at a time.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usagef("%s takes PATH and an optional STREAM; got %d argument(s)", cmd.CommandPath(), len(args))
@@ -71,6 +77,7 @@ with its file and line number; --on-error fail (the default) stops there,
 			return r.run(cmd.Context(), src, func() int64 { return src.Skipped })
 		},
 	}
+	opts.order = "shard"
 	opts.addFlags(cmd)
 	f := cmd.Flags()
 	f.StringVar(&format, "format", "", "csv, tsv or jsonl (default: from the file extension)")

@@ -101,6 +101,18 @@ type Config struct {
 	// earlier one failed). Without aggregation that sends one record per
 	// key per round trip.
 	OrderedByKey bool
+	// OrderedByShard keeps the records of each shard in the order they
+	// were written, at full speed across shards: a shard never has two
+	// calls in flight, and a retried record is re-sent before any later
+	// record of its shard. One call may carry many records of a shard.
+	// Records are mapped to shards with Shards; without it the whole
+	// stream counts as one shard (one call in flight). It implies the
+	// order of each partition key while the shard map holds, and cannot
+	// be combined with OrderedByKey. PutRecords does not order the
+	// entries of one call when one fails and a later one of its shard
+	// succeeds; the pacing below makes that rare, and each occurrence is
+	// counted in Stats.Reordered and logged.
+	OrderedByShard bool
 	// Aggregate packs user records into KPL aggregated records (see
 	// Aggregate). Records are grouped by the shard their key maps to when
 	// Shards is set, else by partition key, so every user record is stored
@@ -174,6 +186,9 @@ func (c Config) Validate() error {
 	if c.MaxRecordBytes > DefaultMaxRecordBytes {
 		errs = append(errs, fmt.Errorf("max record bytes %d is over the Kinesis limit of %d", c.MaxRecordBytes, DefaultMaxRecordBytes))
 	}
+	if c.OrderedByKey && c.OrderedByShard {
+		errs = append(errs, errors.New("ordered by key and ordered by shard are exclusive (order by shard keeps each key's order too)"))
+	}
 	if c.MaxRecordBytes > 0 && c.MaxBatchBytes > 0 && c.MaxRecordBytes > c.MaxBatchBytes {
 		errs = append(errs, fmt.Errorf("max record bytes %d exceeds max batch bytes %d", c.MaxRecordBytes, c.MaxBatchBytes))
 	}
@@ -190,7 +205,8 @@ type entry struct {
 	failures  int // failed sends other than throttling
 	firstTry  time.Time
 	notBefore time.Time
-	route     string
+	route     string // aggregation group
+	shard     string // shard ID, "" when the shard map is unknown
 }
 
 // putItem is one PutRecords request entry: a user record, or an aggregate
@@ -314,7 +330,8 @@ func (p *Producer) Write(ctx context.Context, r Record) error {
 		}
 		if len(p.pending) < p.cfg.BufferRecords && p.pendingBytes+size <= p.cfg.BufferBytes || len(p.pending) == 0 {
 			p.seq++
-			p.pending = append(p.pending, &entry{rec: r, seq: p.seq, size: size, enqueued: time.Now(), route: p.route(r)})
+			shard, _ := p.shards.lookup(r)
+			p.pending = append(p.pending, &entry{rec: r, seq: p.seq, size: size, enqueued: time.Now(), route: p.route(r, shard), shard: shard})
 			p.pendingBytes += size
 			p.stats.Queued++
 			p.sinceScan++
@@ -496,8 +513,16 @@ func (p *Producer) freeSpaceLocked() {
 	p.space = make(chan struct{})
 }
 
-// orderKey is the key whose order OrderedByKey preserves.
-func orderKey(r Record) string { return r.PartitionKey }
+// ordered reports whether the producer keeps an order (by key or shard).
+func (p *Producer) ordered() bool { return p.cfg.OrderedByKey || p.cfg.OrderedByShard }
+
+// orderKey is the key whose order OrderedByKey or OrderedByShard preserves.
+func (p *Producer) orderKey(e *entry) string {
+	if p.cfg.OrderedByShard {
+		return e.shard
+	}
+	return e.rec.PartitionKey
+}
 
 // takeBatchLocked picks the records for the next call and removes them
 // from pending. It returns nil when no call should be made now, with the
@@ -519,7 +544,8 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		blocked    map[string]bool
 		inBatch    map[string]*putItem
 		openAgg    map[string]*putItem
-		ordered    = p.cfg.OrderedByKey
+		ordered    = p.ordered()
+		perKey     = p.cfg.OrderedByKey // at most one entry per key per call
 		aggregate  = p.cfg.Aggregate
 	)
 	if ordered {
@@ -530,7 +556,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		openAgg = make(map[string]*putItem)
 	}
 	for i, e := range p.pending {
-		key := orderKey(e.rec)
+		key := p.orderKey(e)
 		if ordered && (p.inflightKeys[key] > 0 || blocked[key]) {
 			continue
 		}
@@ -544,7 +570,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			continue
 		}
 		var carrier *putItem // the item a record of this key must join
-		if ordered {
+		if perKey {
 			carrier = inBatch[key]
 		}
 		placed := false
@@ -585,7 +611,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			if aggregate {
 				openAgg[e.route] = it
 			}
-			if ordered {
+			if perKey {
 				inBatch[key] = it
 			}
 		}
@@ -608,6 +634,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		}
 	}
 	rest := p.pending[:0]
+	inflight := make(map[string]bool) // keys counted in flight for this call
 	for i, e := range p.pending {
 		if taken[i] {
 			p.pendingBytes -= e.size
@@ -615,8 +642,9 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			if e.attempts == 1 {
 				e.firstTry = now
 			}
-			if ordered {
-				p.inflightKeys[orderKey(e.rec)]++
+			if ordered && !inflight[p.orderKey(e)] {
+				inflight[p.orderKey(e)] = true
+				p.inflightKeys[p.orderKey(e)]++
 			}
 			continue
 		}
@@ -641,12 +669,12 @@ func (p *Producer) aggSizeWith(it *putItem, r Record) int {
 
 // route groups records for aggregation: by shard when the shard map is
 // known, else by partition key.
-func (p *Producer) route(r Record) string {
+func (p *Producer) route(r Record, shard string) string {
 	if !p.cfg.Aggregate {
 		return ""
 	}
-	if id, ok := p.shards.lookup(r); ok {
-		return id
+	if shard != "" {
+		return shard
 	}
 	return "k:" + r.PartitionKey
 }
@@ -711,15 +739,22 @@ func (p *Producer) send(items []*putItem) {
 			}
 		}
 	default:
+		failedShard := make(map[string]bool)
+		reordered := 0
 		for i, r := range out.Records {
 			it := items[i]
+			shard := it.entries[0].shard
 			if r.ErrorCode == nil {
+				if p.cfg.OrderedByShard && failedShard[shard] {
+					reordered += len(it.entries)
+				}
 				p.stats.Delivered += int64(len(it.entries))
 				for _, e := range it.entries {
 					p.stats.Bytes += int64(len(e.rec.Data))
 				}
 				continue
 			}
+			failedShard[shard] = true
 			code := aws.ToString(r.ErrorCode)
 			p.stats.LastError = code + ": " + aws.ToString(r.ErrorMessage)
 			if code == codeThroughputExceeded {
@@ -728,6 +763,11 @@ func (p *Producer) send(items []*putItem) {
 				continue
 			}
 			retry = append(retry, it.entries...)
+		}
+		if reordered > 0 {
+			p.stats.Reordered += int64(reordered)
+			p.cfg.Logger.Warn("records stored ahead of an earlier record of their shard that failed and will be retried",
+				"stream", p.cfg.Stream, "records", reordered, "lastError", p.stats.LastError)
 		}
 	}
 	for _, e := range throttled {
@@ -746,10 +786,15 @@ func (p *Producer) send(items []*putItem) {
 	p.report(fs)
 	p.mu.Lock()
 	p.inflight--
-	if p.cfg.OrderedByKey {
+	if p.ordered() {
+		done := make(map[string]bool)
 		for _, it := range items {
 			for _, e := range it.entries {
-				k := orderKey(e.rec)
+				k := p.orderKey(e)
+				if done[k] {
+					continue
+				}
+				done[k] = true
 				if p.inflightKeys[k]--; p.inflightKeys[k] == 0 {
 					delete(p.inflightKeys, k)
 				}

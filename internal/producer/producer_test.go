@@ -82,6 +82,37 @@ func closeProducer(t testing.TB, p *producer.Producer) producer.Stats {
 	return st
 }
 
+// Ordered by shard, every shard holds its records in write order, though
+// a call carries many records of a shard and calls to the four shards run
+// at once.
+func TestProducerOrderedByShardKeepsWriteOrderPerShard(t *testing.T) {
+	t.Parallel()
+	srv := kinesistest.Start(t)
+	c := srv.Client(t)
+	producertest.CreateStream(t, c, "s", 4)
+	shards, err := producer.LoadShards(t.Context(), c, "s")
+	require.NoError(t, err)
+	const n, keys = 5000, 64
+	p := newProducer(t, c, producer.Config{Stream: "s", OrderedByShard: true, Shards: shards, Linger: 5 * time.Millisecond})
+	writeKeys(t, p, n, keys)
+	st := closeProducer(t, p)
+	require.Equal(t, int64(n), st.Delivered)
+	require.Less(t, st.Calls, int64(n/keys), "calls carry many records of a shard")
+	var all []string
+	for _, sh := range producertest.ReadShards(t, c, "s") {
+		last := -1
+		for _, d := range dataOf(sh.Records) {
+			_, i, _ := strings.Cut(d, "/")
+			idx, err := strconv.Atoi(i)
+			require.NoError(t, err)
+			require.Greater(t, idx, last, "shard %s out of write order", sh.ID)
+			last = idx
+			all = append(all, d)
+		}
+	}
+	checkDelivered(t, all, n, keys, true)
+}
+
 func TestProducerDeliversEveryRecord(t *testing.T) {
 	for _, ordered := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ordered=%v", ordered), func(t *testing.T) {

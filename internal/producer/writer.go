@@ -33,13 +33,16 @@ type Writer interface {
 
 // Stats accounts for every record handed to a Writer.
 type Stats struct {
-	Queued    int64         `json:"queued"`    // records accepted by Write
-	Delivered int64         `json:"delivered"` // acknowledged by the stream
-	Failed    int64         `json:"failed"`    // given up on, after retries
-	Retried   int64         `json:"retried"`   // record re-sends
-	Throttled int64         `json:"throttled"` // ProvisionedThroughputExceeded answers
-	Calls     int64         `json:"calls"`     // PutRecords calls made
-	Bytes     int64         `json:"bytes"`     // data bytes delivered
+	Queued    int64 `json:"queued"`    // records accepted by Write
+	Delivered int64 `json:"delivered"` // acknowledged by the stream
+	Failed    int64 `json:"failed"`    // given up on, after retries
+	Retried   int64 `json:"retried"`   // record re-sends
+	Throttled int64 `json:"throttled"` // ProvisionedThroughputExceeded answers
+	Calls     int64 `json:"calls"`     // PutRecords calls made
+	// Reordered counts records stored ahead of an earlier record of their
+	// shard that failed in the same call (OrderedByShard only).
+	Reordered int64         `json:"reordered,omitempty"`
+	Bytes     int64         `json:"bytes"` // data bytes delivered
 	Elapsed   time.Duration `json:"elapsedNanos"`
 	// LastError describes the most recent failure, "" when none.
 	LastError string `json:"lastError,omitempty"`
