@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/runnel-dev/runnel/internal/backoff"
 )
 
 // API is the part of the Kinesis client a run uses. *kinesis.Client
@@ -334,17 +336,13 @@ const (
 	maxBackoff  = time.Second
 )
 
-func backoff(ctx context.Context, attempt int) error {
-	d := min(time.Duration(1<<min(attempt, 10))*time.Millisecond, maxBackoff)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
+// wait sleeps before retry attempt (n ≥ 0): 2^n ms, jittered, capped at
+// maxBackoff.
+func wait(ctx context.Context, attempt int) error {
+	if !backoff.Sleep(ctx, backoff.Delay(attempt, 2*time.Millisecond, maxBackoff)) {
 		return context.Cause(ctx)
-	case <-t.C:
-		return nil
 	}
+	return nil
 }
 
 // putPhase runs o.Clients PutRecords loops and returns the acknowledged
@@ -437,7 +435,7 @@ func (w *worker) putAll(ctx context.Context, api API, stream *string, entries []
 			return fmt.Errorf("%d records still failing after %d attempts", len(pending), maxAttempts)
 		}
 		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
+			if err := wait(ctx, attempt); err != nil {
 				return err
 			}
 		}
@@ -537,7 +535,7 @@ func (w *worker) read(ctx context.Context, api API, stream, shard string) error 
 				return fmt.Errorf("GetShardIterator %s: %w", shard, err)
 			}
 			w.callErrors++
-			if err := backoff(ctx, attempt); err != nil {
+			if err := wait(ctx, attempt); err != nil {
 				return err
 			}
 			continue
@@ -558,7 +556,7 @@ func (w *worker) read(ctx context.Context, api API, stream, shard string) error 
 				return fmt.Errorf("GetRecords %s: %w", shard, err)
 			}
 			w.callErrors++
-			if err := backoff(ctx, failures); err != nil {
+			if err := wait(ctx, failures); err != nil {
 				return err
 			}
 			continue

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/producer"
 )
 
@@ -220,8 +221,8 @@ func (t *tailer) readShard(ctx context.Context, shardID string, typ types.ShardI
 			var throttled *types.ProvisionedThroughputExceededException
 			if errors.As(err, &throttled) {
 				log.Debug("throttled")
-				if err := sleepCtx(ctx, tailThrottleWait); err != nil {
-					return err
+				if !backoff.Sleep(ctx, tailThrottleWait) {
+					return ctx.Err()
 				}
 				continue
 			}
@@ -242,21 +243,10 @@ func (t *tailer) readShard(ctx context.Context, shardID string, typ types.ShardI
 			if !t.follow && aws.ToInt64(out.MillisBehindLatest) == 0 {
 				return nil
 			}
-			if err := sleepCtx(ctx, t.poll); err != nil {
-				return err
+			if !backoff.Sleep(ctx, t.poll) {
+				return ctx.Err()
 			}
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-tm.C:
-		return nil
 	}
 }
 

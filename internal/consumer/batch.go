@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
@@ -242,7 +243,7 @@ func (l *lane) handle(batch []*rec) error {
 			// handler process restarting): not a failure of the batch.
 			// Hold it, in order, and try again without counting a retry.
 			cur.waits++
-			if l.p.stopping() || !sink.Sleep(l.p.ctx, sink.Backoff(cur.waits, 50*time.Millisecond, 5*time.Second)) {
+			if l.p.stopping() || !backoff.Sleep(l.p.ctx, backoff.Delay(cur.waits, 50*time.Millisecond, 5*time.Second)) {
 				return errStopped
 			}
 			continue
@@ -281,7 +282,7 @@ func (l *lane) handle(batch []*rec) error {
 			stack = stack[:len(stack)-1]
 			continue
 		}
-		if !sink.Sleep(l.p.ctx, sink.Backoff(cur.retries, 50*time.Millisecond, 5*time.Second)) {
+		if !backoff.Sleep(l.p.ctx, backoff.Delay(cur.retries, 50*time.Millisecond, 5*time.Second)) {
 			return errStopped
 		}
 	}
@@ -430,7 +431,7 @@ func (l *lane) fail(recs []*rec, condition string, invokes int, msg string) erro
 			}
 			p.noteErr(fmt.Errorf("on-failure destination: %w", err))
 			p.log.Warn("on-failure destination failed; retrying", "err", err, "attempt", attempt)
-			if !sink.Sleep(p.ctx, sink.Backoff(attempt, 100*time.Millisecond, 10*time.Second)) {
+			if !backoff.Sleep(p.ctx, backoff.Delay(attempt, 100*time.Millisecond, 10*time.Second)) {
 				return errStopped
 			}
 		}
@@ -512,7 +513,7 @@ func (l *lane) closeWindow() error {
 		if errors.Is(err, sink.ErrUnavailable) {
 			waits++
 			attempt--
-			if l.p.stopping() || !sink.Sleep(l.p.ctx, sink.Backoff(waits, 50*time.Millisecond, 5*time.Second)) {
+			if l.p.stopping() || !backoff.Sleep(l.p.ctx, backoff.Delay(waits, 50*time.Millisecond, 5*time.Second)) {
 				return errStopped
 			}
 			continue
@@ -525,7 +526,7 @@ func (l *lane) closeWindow() error {
 			l.p.log.Warn("final invocation of window given up on", "window", l.win, "err", err)
 			break
 		}
-		if !sink.Sleep(l.p.ctx, sink.Backoff(attempt, 50*time.Millisecond, 5*time.Second)) {
+		if !backoff.Sleep(l.p.ctx, backoff.Delay(attempt, 50*time.Millisecond, 5*time.Second)) {
 			return errStopped
 		}
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/backoff"
 )
 
 // DynamoDBAPI is the part of the DynamoDB API the DynamoDB lease store
@@ -81,7 +81,7 @@ func NewDynamoDBStore(ctx context.Context, api DynamoDBAPI, table string) (*Dyna
 			}
 			return nil, fmt.Errorf("waiting for lease table %s: %w", table, err)
 		}
-		if !sink.Sleep(ctx, min(time.Duration(attempt)*50*time.Millisecond, time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt, 50*time.Millisecond, time.Second)) {
 			return nil, ctx.Err()
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/backoff"
 )
 
 // FanOutAPI is the part of the Kinesis API an enhanced fan-out reader calls
@@ -69,7 +69,7 @@ func (w *Worker) registerConsumer(ctx context.Context) error {
 		if !w.now().Before(deadline) {
 			return fmt.Errorf("stream consumer %s is %s, not ACTIVE, after %s", name, c.ConsumerStatus, consumerActiveTimeout)
 		}
-		if !sink.Sleep(ctx, sink.Backoff(attempt, 50*time.Millisecond, 2*time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt, 50*time.Millisecond, 2*time.Second)) {
 			return fmt.Errorf("waiting for stream consumer %s: %w", name, ctx.Err())
 		}
 	}
@@ -118,7 +118,7 @@ func (p *shardProc) readFanOut(ctx context.Context, start Checkpoint, out chan<-
 				// server stopping): subscribe again at once, unless it
 				// delivered nothing, which is worth a short pause.
 				failures = 0
-				if n == 0 && !sink.Sleep(ctx, p.w.cfg.PollInterval) {
+				if n == 0 && !backoff.Sleep(ctx, p.w.cfg.PollInterval) {
 					return
 				}
 				continue
@@ -130,7 +130,7 @@ func (p *shardProc) readFanOut(ctx context.Context, start Checkpoint, out chan<-
 		failures++
 		p.noteErr(err)
 		p.log.Warn("subscription to shard failed; subscribing again", "err", err, "attempt", failures)
-		if !sink.Sleep(ctx, sink.Backoff(failures, 100*time.Millisecond, 5*time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Delay(failures, 100*time.Millisecond, 5*time.Second)) {
 			return
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/sink"
@@ -267,7 +268,7 @@ func (p *shardProc) waitForPrevious() bool {
 	}()
 	deadline := p.h.takenAt.Add(p.w.cfg.LeaseDuration)
 	for p.w.now().Before(deadline) {
-		if !sink.Sleep(p.ctx, 20*time.Millisecond) || p.stopping() {
+		if !backoff.Sleep(p.ctx, 20*time.Millisecond) || p.stopping() {
 			return false
 		}
 		cur, err := p.w.cfg.Leases.GetLease(p.ctx, p.shard)
@@ -476,7 +477,7 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 		failures++
 		p.noteErr(err)
 		p.log.Warn(what, "err", err, "attempt", failures)
-		return sink.Sleep(ctx, sink.Backoff(failures, 100*time.Millisecond, 5*time.Second))
+		return backoff.Sleep(ctx, backoff.Delay(failures, 100*time.Millisecond, 5*time.Second))
 	}
 	for ctx.Err() == nil {
 		if iter == "" {
@@ -538,7 +539,7 @@ func (p *shardProc) read(ctx context.Context, start Checkpoint, out chan<- page)
 		// client that long-polls (waits for an append before answering
 		// empty, as kinesislocal does) has already waited.
 		if len(res.Records) == 0 {
-			if !sink.Sleep(ctx, p.w.cfg.PollInterval-p.w.now().Sub(sent)) {
+			if !backoff.Sleep(ctx, p.w.cfg.PollInterval-p.w.now().Sub(sent)) {
 				return
 			}
 		}

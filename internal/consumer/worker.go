@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/runnel-dev/runnel/internal/sink"
+	"github.com/runnel-dev/runnel/internal/backoff"
 )
 
 // Worker is one member of a consumer application: it takes its fair share
@@ -204,7 +204,7 @@ func (w *Worker) describe(ctx context.Context) error {
 		if errors.As(err, &nf) || ctx.Err() != nil {
 			break
 		}
-		if !sink.Sleep(ctx, sink.Backoff(attempt+1, 100*time.Millisecond, 2*time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt+1, 100*time.Millisecond, 2*time.Second)) {
 			break
 		}
 	}

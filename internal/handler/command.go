@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
@@ -364,7 +365,7 @@ func (c *Command) recordDeath(s *slot, ran time.Duration, cause error) {
 	}
 	s.failures++
 	s.death = cause
-	s.notBefore = now.Add(sink.Backoff(s.failures, c.cfg.MinBackoff, c.cfg.MaxBackoff))
+	s.notBefore = now.Add(backoff.Delay(s.failures, c.cfg.MinBackoff, c.cfg.MaxBackoff))
 }
 
 // Close stops every process: stdin is closed so a well-behaved process

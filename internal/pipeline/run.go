@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/handler"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
@@ -297,12 +298,8 @@ func (r *Runner) ensureStream(ctx context.Context, s Stream) error {
 		if time.Now().After(deadline) {
 			return errors.New("not ACTIVE after 2 minutes")
 		}
-		t := time.NewTimer(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, backoff.Delay(attempt+1, 100*time.Millisecond, 2*time.Second)) {
 			return context.Cause(ctx)
-		case <-t.C:
 		}
 	}
 }

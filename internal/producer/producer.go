@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
 )
 
@@ -87,9 +87,9 @@ type Config struct {
 	// MaxRetryTime is how long after its first attempt a record may still
 	// be retried. Default 1 minute.
 	MaxRetryTime time.Duration
-	// BaseBackoff and MaxBackoff shape the wait before a retry: a random
-	// duration in [0, min(MaxBackoff, BaseBackoff·2^(attempt-1))] ("full
-	// jitter"). Defaults: 100 ms and 5 s.
+	// BaseBackoff and MaxBackoff shape the wait before a retry (see
+	// backoff.Delay): a random duration in the upper half of
+	// min(MaxBackoff, BaseBackoff·2^(attempt-1)). Defaults: 100 ms and 5 s.
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
 
@@ -814,7 +814,7 @@ func (p *Producer) retryLocked(e *entry, now time.Time, throttled bool) (failure
 	if !throttled {
 		e.failures++
 	}
-	wait := p.backoff(e.attempts)
+	wait := backoff.Delay(e.attempts, p.cfg.BaseBackoff, p.cfg.MaxBackoff)
 	if e.failures >= p.cfg.MaxAttempts || now.Add(wait).Sub(e.firstTry) > p.cfg.MaxRetryTime {
 		return p.failLocked(e, fmt.Errorf("stream %q at %s: giving up after %d attempts over %s: %s",
 			p.cfg.Stream, p.cfg.Endpoint, e.attempts, now.Sub(e.firstTry).Round(time.Millisecond), p.stats.LastError)), true
@@ -831,17 +831,6 @@ func (p *Producer) retryLocked(e *entry, now time.Time, throttled bool) (failure
 	p.pending[i] = e
 	p.pendingBytes += e.size
 	return failure{}, false
-}
-
-// backoff returns the wait before the retry that follows attempt n (n ≥ 1):
-// full jitter over an exponentially growing cap.
-func (p *Producer) backoff(n int) time.Duration {
-	ceil := p.cfg.BaseBackoff
-	for i := 1; i < n && ceil < p.cfg.MaxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, p.cfg.MaxBackoff)
-	return rand.N(ceil + 1)
 }
 
 // retryable reports whether a failed call may succeed when repeated: no

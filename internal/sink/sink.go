@@ -24,12 +24,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/runnel-dev/runnel/internal/backoff"
 )
 
 // ErrUnavailable is wrapped by errors that say a target could not take a
@@ -132,36 +133,6 @@ type discard struct{}
 func (discard) Blocked(Wait) {}
 func (discard) Unblocked()   {}
 
-// Backoff is the jittered exponential delay before retry n (n ≥ 1): base
-// doubled n-1 times, capped at ceiling, then drawn from its upper half.
-// It is the one backoff runnel uses.
-func Backoff(n int, base, ceiling time.Duration) time.Duration {
-	d := base
-	for i := 1; i < n && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	if d <= 0 {
-		return 0
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// Sleep waits d or until ctx is done; it reports whether d passed.
-func Sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Default retry delays.
 const (
 	DefaultBase    = 50 * time.Millisecond
@@ -178,7 +149,8 @@ type Retry struct {
 	// Target names the target in logs, status and errors, such as
 	// "redis 127.0.0.1:6379".
 	Target string
-	// Base and Ceiling shape the backoff between attempts (see Backoff).
+	// Base and Ceiling shape the backoff between attempts (see
+	// backoff.Delay).
 	// Defaults DefaultBase and DefaultCeiling.
 	Base, Ceiling time.Duration
 	// Logger gets a WARN line when the target goes down (and every
@@ -231,7 +203,7 @@ func (r *Retry) Do(ctx context.Context, write func(ctx context.Context) error) e
 		last = err
 		blocked = true
 		rep.Blocked(Wait{Target: r.Target, Since: since, Err: err})
-		if !Sleep(ctx, Backoff(attempt, base, ceiling)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt, base, ceiling)) {
 			return Unavailable(r.Target, since, err)
 		}
 	}

@@ -72,12 +72,3 @@ func TestDoGivesTheBatchBackWhenCtxEnds(t *testing.T) {
 	err2 := r.Do(context.Background(), func(context.Context) error { return nil })
 	require.NoError(t, err2)
 }
-
-func TestBackoffIsCapped(t *testing.T) {
-	for n := 1; n < 100; n++ {
-		d := Backoff(n, 10*time.Millisecond, time.Second)
-		require.LessOrEqual(t, d, time.Second)
-		require.GreaterOrEqual(t, d, 5*time.Millisecond)
-	}
-	require.Zero(t, Backoff(3, 0, 0))
-}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
@@ -143,7 +144,7 @@ func (w *Writer) waitActive(ctx context.Context) (*dynamodb.DescribeTableOutput,
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("table %s is not ACTIVE after 2 minutes", w.table)
 		}
-		if !sink.Sleep(ctx, min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt+1, 100*time.Millisecond, 2*time.Second)) {
 			return nil, context.Cause(ctx)
 		}
 	}
