@@ -1,6 +1,8 @@
 package testserver
 
 import (
+	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // DynamoDBServer is a running DynamoDB-compatible server (dynalite or moto).
@@ -28,6 +31,26 @@ func (s *DynamoDBServer) Client() *dynamodb.Client {
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 	})
+}
+
+// Scan reads a whole table; a table that does not exist (yet) reads as
+// empty. Any other error fails the test.
+func (s *DynamoDBServer) Scan(t testing.TB, table string) []map[string]types.AttributeValue {
+	t.Helper()
+	var items []map[string]types.AttributeValue
+	p := dynamodb.NewScanPaginator(s.Client(), &dynamodb.ScanInput{TableName: aws.String(table)})
+	for p.HasMorePages() {
+		out, err := p.NextPage(context.Background())
+		var nf *types.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return nil
+		}
+		if err != nil {
+			t.Fatalf("testserver: scanning table %s: %v", table, err)
+		}
+		items = append(items, out.Items...)
+	}
+	return items
 }
 
 // dynaliteCLI finds dynalite's cli.js: $RUNNEL_DYNALITE (the cli.js, the

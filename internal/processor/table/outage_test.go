@@ -142,7 +142,7 @@ pipelines:
 	proxy.throttling.Store(false)
 
 	waitItems(n)
-	require.Len(t, scanAll(t, db.Client(), "UnicornSensorData"), n)
+	require.Len(t, db.Scan(t, "UnicornSensorData"), n)
 	failed, err := os.ReadFile(filepath.Join(r.Dir, "failed.jsonl"))
 	require.NoError(t, err)
 	require.Empty(t, string(failed), "nothing goes to the on-failure file")

@@ -111,18 +111,6 @@ func event(datas ...string) *lambda.KinesisEvent {
 	return ev
 }
 
-func scanAll(t *testing.T, db *dynamodb.Client, tbl string) []map[string]types.AttributeValue {
-	t.Helper()
-	var items []map[string]types.AttributeValue
-	p := dynamodb.NewScanPaginator(db, &dynamodb.ScanInput{TableName: aws.String(tbl)})
-	for p.HasMorePages() {
-		out, err := p.NextPage(context.Background())
-		require.NoError(t, err)
-		items = append(items, out.Items...)
-	}
-	return items
-}
-
 func sensorConfig() table.Config {
 	return table.Config{
 		Table:       "UnicornSensorData",
@@ -158,7 +146,7 @@ func TestEveryEventBecomesOneItemInChunksOf25(t *testing.T) {
 	require.Nil(t, resp)
 
 	require.Equal(t, []int{25, 25, 10}, db.calls(), "BatchWriteItem sizes")
-	items := scanAll(t, srv.Client(), "UnicornSensorData")
+	items := srv.Scan(t, "UnicornSensorData")
 	require.Len(t, items, n)
 
 	require.Len(t, rej.recs, 5)
@@ -212,7 +200,7 @@ func TestOnlyUnprocessedItemsAreRetried(t *testing.T) {
 	// call 1 sends 18 of chunk 1's 25, call 2 (the retry of the 7) sends
 	// none, call 3 sends the 7, and call 4 is chunk 2's 5 items.
 	require.Equal(t, []int{25, 7, 7, 5}, db.calls())
-	require.Len(t, scanAll(t, srv.Client(), "UnicornSensorData"), 30)
+	require.Len(t, srv.Scan(t, "UnicornSensorData"), 30)
 	require.Empty(t, rej.recs)
 }
 
@@ -252,7 +240,7 @@ func TestSameKeyTwiceInABatchKeepsTheLater(t *testing.T) {
 		`{"Name":"R","StatusTime":"t1","v":3}`,
 	))
 	require.NoError(t, err)
-	items := scanAll(t, srv.Client(), "UnicornSensorData")
+	items := srv.Scan(t, "UnicornSensorData")
 	require.Len(t, items, 2)
 	for _, it := range items {
 		if it["StatusTime"].(*types.AttributeValueMemberS).Value == "t1" {
@@ -276,7 +264,7 @@ func TestExistingTableKeysAreRead(t *testing.T) {
 	require.NoError(t, err)
 	_, err = p.Invoke(ctx, event(`{"id":1}`, `{"id":"2"}`, `{"id":3.5}`))
 	require.NoError(t, err)
-	require.Len(t, scanAll(t, srv.Client(), "Readings"), 2)
+	require.Len(t, srv.Scan(t, "Readings"), 2)
 	require.Len(t, rej.why, 1)
 	require.ErrorContains(t, rej.why[0], `key attribute "id" must be a number`)
 
@@ -330,7 +318,7 @@ func TestChunksAreBoundedByBytes(t *testing.T) {
 	_, err = p.Invoke(context.Background(), event(datas...))
 	require.NoError(t, err)
 	require.Equal(t, []int{2, 2, 2, 1}, db.calls())
-	require.Len(t, scanAll(t, srv.Client(), "UnicornSensorData"), 7)
+	require.Len(t, srv.Scan(t, "UnicornSensorData"), 7)
 
 	item := dynamo.Item{"k": &types.AttributeValueMemberS{Value: strings.Repeat("x", 100)}, "n": &types.AttributeValueMemberN{Value: "12345"}}
 	require.Equal(t, 1+100+1+4, dynamo.ItemSize(item))

@@ -102,14 +102,14 @@ func randomOrders(seed uint64, n int, from time.Time) []order {
 	return orders
 }
 
-// beforeLastMinute returns the orders before the minute of the last one:
-// those of the windows a run over all of them closes.
-func beforeLastMinute(orders []order) []order {
-	last := orders[len(orders)-1].At.Truncate(time.Minute)
-	var closed []order
-	for _, o := range orders {
-		if o.At.Before(last) {
-			closed = append(closed, o)
+// beforeLastMinute returns the events (in time order) before the minute
+// of the last one: those of the windows a run over all of them closes.
+func beforeLastMinute[E any](events []E, at func(E) time.Time) []E {
+	last := at(events[len(events)-1]).Truncate(time.Minute)
+	var closed []E
+	for _, e := range events {
+		if at(e).Before(last) {
+			closed = append(closed, e)
 		}
 	}
 	return closed
@@ -175,7 +175,7 @@ func TestNamedAggregatesOverSeveralFields(t *testing.T) {
 			f.invoke(feed.batch(batch...))
 		}
 	}
-	want := expectedOrders(beforeLastMinute(orders))
+	want := expectedOrders(beforeLastMinute(orders, func(o order) time.Time { return o.At }))
 	require.Greater(t, len(want), 20)
 	require.Zero(t, len(f.rej.recs), "rejected")
 	requireSameResults(t, want, readResults(t, f.out))
@@ -278,7 +278,7 @@ func TestOutputsToS3AndRedis(t *testing.T) {
 	s3srv.CreateBucket(t, "results")
 	rds := testserver.Redis(t)
 	orders := randomOrders(11, 200, time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC))
-	want := expectedOrders(beforeLastMinute(orders))
+	want := expectedOrders(beforeLastMinute(orders, func(o order) time.Time { return o.At }))
 
 	run := func(output map[string]any) {
 		opts := map[string]any{
