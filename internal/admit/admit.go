@@ -10,7 +10,9 @@
 // elsewhere can drive the API, read the dashboard's JSON or hold an event
 // stream open; opening the dashboard from a link (a top-level navigation)
 // stays possible. A cross-origin policy (CORS) plugs in as
-// Config.AllowOrigin, in the same step.
+// Config.AllowOrigin, in the same step: a request from an origin it admits
+// gets the CORS answer headers, and its preflight (OPTIONS) is answered
+// here, before any handler.
 //
 // Bodies: see Bodies.
 package admit
@@ -59,6 +61,9 @@ type Config struct {
 	// than the server's own (a CORS policy); nil admits only same-origin
 	// requests. It is given the Origin header's value.
 	AllowOrigin func(r *http.Request, origin string) bool
+	// ExposeHeaders are the response headers a page from an admitted
+	// origin may read (Access-Control-Expose-Headers).
+	ExposeHeaders []string
 	// Bodies bounds request bodies.
 	Bodies BodyLimits
 	// Registerer receives the admission metrics. Required.
@@ -138,8 +143,58 @@ func (a *Admission) Handler(next http.Handler, refuse func(http.ResponseWriter, 
 			refuse(w, r, e)
 			return
 		}
+		if a.cors(w, r) {
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// corsMaxAge is how long (seconds) a browser may cache a preflight
+// answer: two days, as Kinesis answers.
+const corsMaxAge = "172800"
+
+// cors adds the CORS answer headers to an admitted request from another
+// origin, and answers it when it is a preflight (reporting true).
+func (a *Admission) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || SameOrigin(r) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	method := r.Header.Get("Access-Control-Request-Method")
+	if r.Method != http.MethodOptions || method == "" {
+		if len(a.cfg.ExposeHeaders) > 0 {
+			h.Set("Access-Control-Expose-Headers", strings.Join(a.cfg.ExposeHeaders, ","))
+		}
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", method)
+	if hdrs := r.Header.Get("Access-Control-Request-Headers"); hdrs != "" {
+		h.Set("Access-Control-Allow-Headers", hdrs)
+	}
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+	return true
+}
+
+// LoopbackOrigin reports whether origin (an Origin header's value) is a
+// page served from this machine: http or https on localhost, a name under
+// .localhost, or a loopback address, on any port.
+func LoopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Path != "" || u.User != nil {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (a *Admission) refuse(r *http.Request, e *Refusal) *Refusal {

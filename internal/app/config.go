@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -76,6 +77,12 @@ type Config struct {
 	// that the Host header of a request may name when AuthFile is not set
 	// (see package admit: this defeats DNS rebinding). The default is none.
 	AllowedHosts []string `json:"allowedHosts" yaml:"allowedHosts"`
+	// AllowedOrigins are web origins (scheme://host[:port]) whose pages may
+	// call the Kinesis API from a browser (CORS), besides those always
+	// admitted: pages served from this machine (a loopback origin), and,
+	// with AuthFile, every origin, since each call must then be signed. The
+	// dashboard stays same-origin. The default is none.
+	AllowedOrigins []string `json:"allowedOrigins" yaml:"allowedOrigins"`
 	// BodyTimeout is the longest a request body may pause, and the time
 	// it has before BodyMinRate applies. The default is 10s.
 	BodyTimeout time.Duration `json:"bodyTimeout" yaml:"bodyTimeout"`
@@ -176,6 +183,11 @@ func (c Config) Validate() error {
 	for _, h := range c.AllowedHosts {
 		if net.ParseIP(strings.Trim(h, "[]")) == nil && !validHostname(h) {
 			errs = append(errs, fmt.Errorf("allowed host %q: want a host name or IP address, without a port", h))
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("allowed origin %q: want scheme://host[:port], such as https://app.example", o))
 		}
 	}
 	if c.TransitionDelay < 0 || c.TransitionDelay > time.Hour {

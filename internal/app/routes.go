@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,10 @@ func (s *Server) newObservability() error {
 			return 1
 		}))
 	adm, err := admit.New(admit.Config{
-		CheckHost:    s.keys == nil,
-		AllowedHosts: s.cfg.AllowedHosts,
+		CheckHost:     s.keys == nil,
+		AllowedHosts:  s.cfg.AllowedHosts,
+		AllowOrigin:   s.allowOrigin,
+		ExposeHeaders: kinesisapi.ExposedHeaders,
 		Bodies: admit.BodyLimits{
 			Timeout: s.cfg.BodyTimeout, MinRate: s.cfg.BodyMinRate, Memory: s.cfg.BodyMemory,
 		},
@@ -209,6 +212,18 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	}), s.refuse)
+}
+
+// allowOrigin is the CORS policy: a page from another origin may call the
+// Kinesis API (never the dashboard, which stays same-origin) when it is
+// served from this machine, when its origin is in AllowedOrigins, or, with
+// authentication on, from anywhere, since every call must then be signed
+// with a key the page does not have unless it was given one.
+func (s *Server) allowOrigin(r *http.Request, origin string) bool {
+	if !isAPI(r) {
+		return false
+	}
+	return s.keys != nil || admit.LoopbackOrigin(origin) || slices.Contains(s.cfg.AllowedOrigins, origin)
 }
 
 // dashboardBodyBytes bounds the body of a POST under /api/: a login, or

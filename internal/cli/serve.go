@@ -28,6 +28,7 @@ var serveEnv = map[string]string{
 	"redis":              "RUNNEL_REDIS_ADDR",
 	"memtable-mib":       "RUNNEL_MEMTABLE_MIB",
 	"allow-host":         "RUNNEL_ALLOW_HOST",
+	"allow-origin":       "RUNNEL_ALLOW_ORIGIN",
 	"body-timeout":       "RUNNEL_BODY_TIMEOUT",
 	"body-min-rate":      "RUNNEL_BODY_MIN_RATE",
 	"body-memory":        "RUNNEL_BODY_MEMORY",
@@ -65,7 +66,8 @@ access key and shows each key what it may read; /metrics takes
 --metrics-token as a bearer token, or a login with a key that may read
 every stream. Without --auth, requests must be addressed to this machine
 (a loopback name or address, or --allow-host) and no browser request from
-another site is answered, against DNS rebinding.
+another site is answered, against DNS rebinding; pages served from this
+machine, or from an --allow-origin, may call the Kinesis API (CORS).
 
 With --demo the server also runs, on built-in defaults, what a newcomer
 wants to see: the stream clickstream (4 shards), the clickstream generator
@@ -128,6 +130,9 @@ every stream [$RUNNEL_METRICS_TOKEN]`)
 	f.StringSliceVar(&cfg.AllowedHosts, "allow-host", cfg.AllowedHosts, `without --auth, a host name or address (no port) requests may name in their Host
 header besides the loopback ones; repeat or separate with commas. Others are
 refused, against DNS rebinding [$RUNNEL_ALLOW_HOST]`)
+	f.StringSliceVar(&cfg.AllowedOrigins, "allow-origin", cfg.AllowedOrigins, `a web origin (scheme://host[:port]) whose pages may call the Kinesis API from a
+browser (CORS); repeat or separate with commas. Pages served from this machine
+(loopback origins) may always, and with --auth every origin may [$RUNNEL_ALLOW_ORIGIN]`)
 	f.DurationVar(&cfg.BodyTimeout, "body-timeout", cfg.BodyTimeout, "longest a request body may pause, and the time it has before --body-min-rate applies [$RUNNEL_BODY_TIMEOUT]")
 	f.Int64Var(&cfg.BodyMinRate, "body-min-rate", cfg.BodyMinRate, "lowest average rate, in bytes a second, a request body may arrive at after --body-timeout [$RUNNEL_BODY_MIN_RATE]")
 	f.Int64Var(&cfg.BodyMemory, "body-memory", cfg.BodyMemory, `bytes all request bodies being read at once may hold beyond the first 64 KiB of

@@ -177,6 +177,11 @@ func bodyError(err error) error {
 	}
 }
 
+// ExposedHeaders are the answer headers a web page calling the API from
+// another origin may read, as Kinesis exposes them: the SDKs read the
+// request ids, the error type and the date (for clock skew).
+var ExposedHeaders = []string{requestIDHeader, "x-amzn-ErrorType", "x-amz-request-id", extendedIDHeader, "x-amzn-ErrorMessage", "Date"}
+
 // WriteRefusal answers a request refused before it reached the API (a
 // foreign Host or Origin, see package admit) as Kinesis answers one it may
 // not make: AccessDeniedException, in the request's wire format.
