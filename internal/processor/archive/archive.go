@@ -58,7 +58,7 @@ var Builtin = pipeline.Builtin{
 		if err != nil {
 			return nil, err
 		}
-		return New(context.Background(), cfg, Options{Logger: env.Logger, Reject: env.Reject})
+		return New(context.Background(), cfg, Options{Logger: env.Logger, Pipeline: env.Pipeline})
 	},
 }
 
@@ -74,9 +74,8 @@ const uploadWorkers = 4
 type Options struct {
 	// Logger; default discard.
 	Logger *slog.Logger
-	// Reject receives the records that do not decode or lack their event
-	// time. Default: they fail the batch.
-	Reject func(ctx context.Context, rec *lambda.KinesisEventRecord, reason error) error
+	// Pipeline names the table of a Parquet archive; default "archive".
+	Pipeline string
 	// Now is the clock for buffer intervals; default time.Now.
 	Now func() time.Time
 	// Store replaces the S3 client (tests). Optional.
@@ -95,6 +94,9 @@ type Stats struct {
 	WriteErrors int64
 	// Pending is the number of sealed segments waiting to be written.
 	Pending int64
+	// ErrorRecords counts records sent to the error prefix (each batch
+	// with any is logged).
+	ErrorRecords int64
 }
 
 // Archive is the archive handler of one pipeline. It is safe for
@@ -109,6 +111,17 @@ type Archive struct {
 	unlock func()
 	schema *schema // of parquet objects
 
+	// decode is whether records are decoded: to convert them, or for
+	// their time or partition keys. Otherwise they are archived as they
+	// are, whatever they hold.
+	decode    bool
+	prefix    prefix         // of objects
+	errPrefix prefix         // of error records
+	keys      []partitionKey // partition keys of prefix
+
+	tableMu      sync.Mutex
+	tableWritten string // the columns of the table definition last written
+
 	mu     sync.Mutex
 	shards map[string]*shardSpool
 
@@ -118,7 +131,7 @@ type Archive struct {
 	closing atomic.Bool
 
 	stats struct {
-		objects, records, bytes, spooled, skipped, writeErrors atomic.Int64
+		objects, records, bytes, spooled, skipped, writeErrors, errorRecords atomic.Int64
 	}
 	recentMu sync.Mutex
 	recent   []written // newest last, at most recentObjects
@@ -174,6 +187,17 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
+	if a.opts.Pipeline == "" {
+		a.opts.Pipeline = "archive"
+	}
+	if err := a.compilePrefixes(); err != nil {
+		return nil, err
+	}
+	if cfg.Format == FormatParquet {
+		if err := a.loadSchema(); err != nil {
+			return nil, err
+		}
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -211,12 +235,46 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 	return a, nil
 }
 
+// compilePrefixes builds the object and error prefixes and the partition
+// keys from the configuration (PrefixStyle and PartitionBy are a prefix
+// too).
+func (a *Archive) compilePrefixes() error {
+	c := a.cfg
+	text := c.Prefix
+	if text == "" {
+		if c.PrefixStyle == StyleHive {
+			text = "dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
+		} else {
+			text = "!{timestamp:yyyy/MM/dd/HH}/"
+		}
+		if c.PartitionBy != "" {
+			text += c.PartitionBy + "=!{partitionKeyFromQuery:" + c.PartitionBy + "}/"
+			a.keys = []partitionKey{{name: c.PartitionBy, field: c.PartitionBy}}
+		}
+	}
+	var err error
+	if a.prefix, err = parsePrefix(text, false); err != nil {
+		return fmt.Errorf("prefix: %w", err)
+	}
+	if a.errPrefix, err = parsePrefix(c.ErrorPrefix, true); err != nil {
+		return fmt.Errorf("errorPrefix: %w", err)
+	}
+	if len(c.PartitionKeys) > 0 {
+		if a.keys, err = compileKeys(c.PartitionKeys); err != nil {
+			return err
+		}
+	}
+	a.decode = c.Decode.Format != processor.FormatRaw &&
+		(c.Format == FormatParquet || c.TimeField != "" || len(a.keys) > 0)
+	return nil
+}
+
 // Stats returns what has been written so far.
 func (a *Archive) Stats() Stats {
 	return Stats{
 		Objects: a.stats.objects.Load(), Records: a.stats.records.Load(), Bytes: a.stats.bytes.Load(),
 		Spooled: a.stats.spooled.Load(), Skipped: a.stats.skipped.Load(),
-		WriteErrors: a.stats.writeErrors.Load(), Pending: a.pending(),
+		WriteErrors: a.stats.writeErrors.Load(), Pending: a.pending(), ErrorRecords: a.stats.errorRecords.Load(),
 	}
 }
 
@@ -248,6 +306,9 @@ func (a *Archive) Report() pipeline.Report {
 			{Label: "written", Value: float64(st.Bytes), Unit: "bytes"},
 			{Label: "waiting to be written", Value: float64(st.Pending)},
 		},
+	}
+	if st.ErrorRecords > 0 {
+		rep.Figures = append(rep.Figures, pipeline.Figure{Label: "records under the error prefix", Value: float64(st.ErrorRecords)})
 	}
 	if st.WriteErrors > 0 {
 		rep.Figures = append(rep.Figures, pipeline.Figure{Label: "failed writes", Value: float64(st.WriteErrors)})
@@ -325,6 +386,8 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 		return fmt.Errorf("archive: %d objects of shard %s are waiting to be written; not taking more until they are", len(s.sealed), shardID)
 	}
 	touched := make(map[*segment]bool)
+	errored := 0
+	var firstErr error
 	created := false
 	added := 0
 	last := s.hwm
@@ -337,16 +400,12 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 			a.stats.skipped.Add(1)
 			continue
 		}
-		path, err := a.partitionPath(rec)
-		if err != nil {
-			if a.opts.Reject == nil {
-				return fmt.Errorf("archive: record %s: %w", rec.EventID, err)
+		path, data, failure := a.route(rec)
+		if failure != nil {
+			errored++
+			if firstErr == nil {
+				firstErr = failure
 			}
-			if err := a.opts.Reject(ctx, rec, err); err != nil {
-				return err
-			}
-			last = pos
-			continue
 		}
 		seg := s.open[path]
 		if seg == nil {
@@ -359,7 +418,7 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 			s.open[path] = seg
 			created = true
 		}
-		seg.add(spoolRecord{pos: pos, data: rec.Kinesis.Data})
+		seg.add(spoolRecord{pos: pos, data: data})
 		touched[seg] = true
 		added++
 		last = pos
@@ -383,6 +442,10 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 		}
 	}
 	a.stats.spooled.Add(int64(added))
+	if errored > 0 {
+		a.stats.errorRecords.Add(int64(errored))
+		a.logger.Warn("archive: records go to the error prefix", "shard", shardID, "records", errored, "first", firstErr)
+	}
 	a.logger.Debug("archive: batch spooled", "shard", shardID, "first", recs[0].Kinesis.SequenceNumber,
 		"last", recs[len(recs)-1].Kinesis.SequenceNumber, "records", len(recs), "spooled", added, "committed", last.String())
 	s.hwm = last
@@ -401,42 +464,50 @@ func (a *Archive) spoolShard(ctx context.Context, shardID string, recs []*lambda
 	return nil
 }
 
-// partitionPath returns the record's time prefix and partition segment.
-func (a *Archive) partitionPath(rec *lambda.KinesisEventRecord) (string, error) {
-	var ev *processor.Event
-	if a.cfg.Decode.Format == processor.FormatRaw {
-		ev = &processor.Event{Record: rec}
-		ev.Arrival = arrival(rec.Kinesis.ApproximateArrivalTimestamp)
-	} else {
-		var err error
-		if ev, err = a.cfg.Decode.Decode(rec); err != nil {
-			return "", err
-		}
+// route returns the spool path and data of a record: its object prefix
+// and its data, or, when it cannot be partitioned or converted, the error
+// prefix (marked errorMark) and its error line, with the reason.
+func (a *Archive) route(rec *lambda.KinesisEventRecord) (string, []byte, error) {
+	if !a.decode {
+		t := arrival(rec.Kinesis.ApproximateArrivalTimestamp)
+		return a.prefix.eval(t, nil, ""), rec.Kinesis.Data, nil
+	}
+	fail := func(code string, err error) (string, []byte, error) {
+		t := arrival(rec.Kinesis.ApproximateArrivalTimestamp)
+		return errorMark + a.errPrefix.eval(t, nil, code), errorLine(rec, code, err), err
+	}
+	ev, err := a.cfg.Decode.Decode(rec)
+	if err != nil {
 		if a.cfg.Format == FormatParquet {
-			if err := a.schema.check(ev.Fields); err != nil {
-				return "", err
-			}
+			return fail(ErrorConversion, err)
 		}
+		return fail(ErrorPartitioning, err)
 	}
 	t, err := ev.Time(a.cfg.TimeField, a.cfg.TimeLayout)
 	if err != nil {
-		return "", err
+		return fail(ErrorPartitioning, err)
 	}
-	t = t.UTC()
-	var b strings.Builder
-	b.Grow(48)
-	if a.cfg.PrefixStyle == StyleHive {
-		b.WriteString(t.Format("dt=2006-01-02/hour=15/"))
-	} else {
-		b.WriteString(t.Format("2006/01/02/15/"))
+	var keys map[string]string
+	if len(a.keys) > 0 {
+		keys = make(map[string]string, len(a.keys))
+		var env map[string]any
+		for _, k := range a.keys {
+			if k.prog != nil && env == nil {
+				env = processor.ExprEnv(ev.Fields)
+			}
+			v, err := k.value(ev, env)
+			if err != nil {
+				return fail(ErrorPartitioning, err)
+			}
+			keys[k.name] = v
+		}
 	}
-	if a.cfg.PartitionBy != "" {
-		b.WriteString(a.cfg.PartitionBy)
-		b.WriteByte('=')
-		b.WriteString(escapePartition(ev.String(a.cfg.PartitionBy)))
-		b.WriteByte('/')
+	if a.cfg.Format == FormatParquet {
+		if err := a.schema.check(ev.Fields); err != nil {
+			return fail(ErrorConversion, err)
+		}
 	}
-	return b.String(), nil
+	return a.prefix.eval(t, keys, ""), rec.Kinesis.Data, nil
 }
 
 func arrival(ts float64) time.Time {
@@ -658,6 +729,11 @@ func (a *Archive) writeSegment(ctx context.Context, s *shardSpool, file string) 
 		if err != nil {
 			return err
 		}
+		if a.cfg.Format == FormatParquet && !strings.HasPrefix(c.path, errorMark) {
+			if err := a.writeTable(ctx); err != nil {
+				return err
+			}
+		}
 		a.stats.objects.Add(1)
 		a.stats.records.Add(int64(len(c.records)))
 		a.stats.bytes.Add(int64(len(body)))
@@ -682,7 +758,11 @@ func (a *Archive) writeSegment(ctx context.Context, s *shardSpool, file string) 
 func (a *Archive) object(shard string, c *segmentContent) (string, []byte, error) {
 	first, last := c.records[0].pos, c.records[len(c.records)-1].pos
 	key := fmt.Sprintf("%s%s-%s-%s.%s", c.path, shard, first, last, a.cfg.Extension)
-	if a.cfg.Format == FormatParquet {
+	isErr := strings.HasPrefix(c.path, errorMark)
+	if isErr {
+		key = fmt.Sprintf("%s%s-%s-%s.jsonl", c.path[len(errorMark):], shard, first, last)
+	}
+	if a.cfg.Format == FormatParquet && !isErr {
 		body, err := a.parquetBody(c.records)
 		return key, body, err
 	}

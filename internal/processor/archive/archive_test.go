@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -48,7 +50,8 @@ type object struct {
 	lines []string
 }
 
-// objectFiles returns the path of every object under dir (outside .spool).
+// objectFiles returns the path of every object under dir (outside .spool,
+// and not the table definition's _ files).
 func objectFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	var files []string
@@ -59,7 +62,7 @@ func objectFiles(t testing.TB, dir string) []string {
 		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && p != dir {
 			return filepath.SkipDir
 		}
-		if !d.IsDir() && !strings.HasPrefix(d.Name(), ".") {
+		if !d.IsDir() && !strings.HasPrefix(d.Name(), ".") && !strings.HasPrefix(d.Name(), "_") {
 			files = append(files, p)
 		}
 		return nil
@@ -78,6 +81,36 @@ func readObjects(t testing.TB, dir string) map[string]object {
 		require.NoError(t, err)
 		out[filepath.ToSlash(rel)] = object{key: filepath.ToSlash(rel), lines: objectLines(t, rel, raw)}
 	}
+	return out
+}
+
+// failedRecord is an error record with the object it is in and its data.
+type failedRecord struct {
+	errorRecord
+	key, data string
+}
+
+// errorRecords returns the error records in the objects under dir whose
+// keys start with prefix, in sequence order.
+func errorRecords(t testing.TB, dir, prefix string) []failedRecord {
+	t.Helper()
+	var out []failedRecord
+	for key, o := range readObjects(t, dir) {
+		if !strings.HasPrefix(key, prefix) {
+			continue
+		}
+		for _, l := range o.lines {
+			var r failedRecord
+			require.NoError(t, json.Unmarshal([]byte(l), &r.errorRecord), l)
+			data, err := base64.StdEncoding.DecodeString(r.RawData)
+			require.NoError(t, err)
+			r.key, r.data = key, string(data)
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return position{seq: out[i].SequenceNumber}.less(position{seq: out[j].SequenceNumber})
+	})
 	return out
 }
 
@@ -110,16 +143,9 @@ func newArchive(t *testing.T, options map[string]any, opts Options) *Archive {
 
 func TestArchiveDirHivePartitioned(t *testing.T) {
 	dir := t.TempDir()
-	var rejected []string
-	var mu sync.Mutex
 	a := newArchive(t, map[string]any{
 		"dir": dir, "prefixStyle": "hive", "partitionBy": "country", "timeField": "ts", "bufferSize": 600,
-	}, Options{Reject: func(_ context.Context, rec *lambda.KinesisEventRecord, reason error) error {
-		mu.Lock()
-		defer mu.Unlock()
-		rejected = append(rejected, string(rec.Kinesis.Data)+": "+reason.Error())
-		return nil
-	}})
+	}, Options{})
 	countries := []string{"DE", "FR", "US"}
 	gen := func(i int) string {
 		switch i {
@@ -140,11 +166,22 @@ func TestArchiveDirHivePartitioned(t *testing.T) {
 		require.Nil(t, resp)
 	}
 	require.NoError(t, a.Close(ctx))
-	require.Len(t, rejected, 2, "the record that is not JSON and the one without ts go to the on-failure destination")
+	failed := errorRecords(t, dir, "errors/")
+	require.Len(t, failed, 2, "the record that is not JSON and the one without ts go to the error prefix")
+	require.Equal(t, "not json", failed[0].data)
+	require.Equal(t, ErrorPartitioning, failed[0].ErrorCode)
+	require.Contains(t, failed[0].ErrorMessage, "not a JSON object")
+	require.Equal(t, `{"n":14,"country":"DE"}`, failed[1].data)
+	require.Contains(t, failed[1].ErrorMessage, `time field "ts" is missing`)
+	require.Regexp(t, `^errors/partitioning-failed/\d{4}/\d\d/\d\d/shardId-000000000001-\d{56}-\d{56}\.jsonl$`, failed[0].key)
+	require.EqualValues(t, 2, a.Stats().ErrorRecords)
 
 	objs := readObjects(t, dir)
 	seen := map[string]int{}
 	for key, o := range objs {
+		if strings.HasPrefix(key, "errors/") {
+			continue
+		}
 		m := strings.Split(key, "/")
 		require.Len(t, m, 4, key)
 		require.Regexp(t, `^dt=2024-03-01$`, m[0])
@@ -173,7 +210,7 @@ func TestArchiveDirHivePartitioned(t *testing.T) {
 		require.Equal(t, 1, n, line)
 	}
 	st := a.Stats()
-	require.EqualValues(t, 98, st.Records)
+	require.EqualValues(t, 100, st.Records, "98 records and 2 error records")
 	require.Greater(t, st.Objects, int64(8), "a 600-byte buffer cuts several objects per partition")
 
 	// The dashboard's report: files, records and bytes, and the latest
@@ -185,7 +222,8 @@ func TestArchiveDirHivePartitioned(t *testing.T) {
 		figs[f.Label] = f.Value
 	}
 	require.EqualValues(t, st.Objects, figs["files"])
-	require.EqualValues(t, 98, figs["records"])
+	require.EqualValues(t, 100, figs["records"])
+	require.EqualValues(t, 2, figs["records under the error prefix"])
 	require.EqualValues(t, st.Bytes, figs["written"])
 	require.Len(t, rep.Recent, recentObjects)
 	for i, o := range rep.Recent {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -89,11 +90,31 @@ type Config struct {
 	TimeField  string `yaml:"timeField"`
 	TimeLayout string `yaml:"timeLayout"`
 	// PrefixStyle is hourly (YYYY/MM/DD/HH/) or hive
-	// (dt=YYYY-MM-DD/hour=HH/). Default hourly.
+	// (dt=YYYY-MM-DD/hour=HH/). Default hourly. Not with Prefix.
 	PrefixStyle string `yaml:"prefixStyle"`
 	// PartitionBy names an event field whose value becomes a path segment
-	// <field>=<value>/ after the time prefix. Default: none.
+	// <field>=<value>/ after the time prefix. Default: none. Not with
+	// Prefix.
 	PartitionBy string `yaml:"partitionBy"`
+	// Prefix is where objects go, as Firehose's custom prefix:
+	// !{timestamp:yyyy/MM/dd} is the record's time (timeField, else its
+	// arrival) in Java's pattern letters (yyyy yy MM dd HH mm ss), and
+	// !{partitionKeyFromQuery:NAME} the value of partition key NAME, e.g.
+	// "events/country=!{partitionKeyFromQuery:country}/dt=!{timestamp:yyyy-MM-dd}/".
+	// Default: as PrefixStyle and PartitionBy say.
+	Prefix string `yaml:"prefix"`
+	// PartitionKeys computes partition keys per record: name → an
+	// expression over the record's fields (expr-lang, as forward's
+	// filter), e.g. country: "user.country ?? 'none'". A key that
+	// cannot be computed (an error, nil or "") sends the record to the
+	// error prefix. Each key is used in Prefix. Default: none.
+	PartitionKeys map[string]string `yaml:"partitionKeys"`
+	// ErrorPrefix is where records go that cannot be partitioned or
+	// converted, one JSON line each with the reason and the data (base64),
+	// under !{firehose:error-output-type} (partitioning-failed or
+	// format-conversion-failed) and !{timestamp:...} (arrival time).
+	// Default "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/".
+	ErrorPrefix string `yaml:"errorPrefix"`
 	// Decode says how records are decoded to find TimeField and
 	// PartitionBy, and to reject records that are not of the format.
 	// Objects always hold the records' data as it was. Default json.
@@ -277,6 +298,38 @@ func (c Config) Validate() error {
 	if c.RowGroupSize < 0 || c.RowGroupSize > MaxBufferSize {
 		bad("rowGroupSize", "%d bytes is outside 1 byte–128 MiB", c.RowGroupSize)
 	}
+	var dataPrefix prefix
+	if c.Prefix != "" {
+		var err error
+		if dataPrefix, err = parsePrefix(c.Prefix, false); err != nil {
+			bad("prefix", "%v", err)
+		}
+		if c.PrefixStyle != "" || c.PartitionBy != "" {
+			bad("prefix", "give prefix, or prefixStyle and partitionBy, not both")
+		}
+	}
+	used := dataPrefix.keys()
+	for _, k := range used {
+		if _, ok := c.PartitionKeys[k]; !ok {
+			bad("prefix", "!{partitionKeyFromQuery:%s}: no partition key %s in partitionKeys", k, k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.PartitionKeys)) {
+		if !slices.Contains(used, k) {
+			bad("partitionKeys."+k, "is not used in prefix (as !{partitionKeyFromQuery:%s})", k)
+		}
+	}
+	if _, err := compileKeys(c.PartitionKeys); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ErrorPrefix != "" {
+		if _, err := parsePrefix(c.ErrorPrefix, true); err != nil {
+			bad("errorPrefix", "%v", err)
+		}
+	}
+	if c.Decode.Format == processor.FormatRaw && len(c.PartitionKeys) > 0 {
+		bad("decode.format", "raw records have no fields for partitionKeys")
+	}
 	if c.Decode.Format == processor.FormatRaw && (c.TimeField != "" || c.PartitionBy != "") {
 		bad("decode.format", "raw records have no fields for timeField or partitionBy")
 	}
@@ -293,11 +346,14 @@ func (c *Config) setDefaults(pipeline string) {
 	if c.BufferInterval == 0 {
 		c.BufferInterval = Duration(DefaultBufferInterval)
 	}
-	if c.PrefixStyle == "" {
+	if c.PrefixStyle == "" && c.Prefix == "" {
 		c.PrefixStyle = StyleHourly
 	}
 	if c.Format == "" {
 		c.Format = FormatJSONL
+	}
+	if c.ErrorPrefix == "" {
+		c.ErrorPrefix = DefaultErrorPrefix
 	}
 	if c.Format == FormatJSONL && c.Compression == CompressionGzip {
 		c.Gzip = true

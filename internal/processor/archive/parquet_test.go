@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -19,8 +17,8 @@ func parquetGlob(dir string) string {
 	return fmt.Sprintf("read_parquet('%s/**/*.parquet', union_by_name=true, filename=true)", filepath.ToSlash(dir))
 }
 
-// columnTypes returns DuckDB's type of each column of a query.
-func duckTypes(t *testing.T, from string) map[string]string {
+// describeTypes returns DuckDB's type of each column of a query.
+func describeTypes(t *testing.T, from string) map[string]string {
 	t.Helper()
 	types := map[string]string{}
 	for _, r := range testserver.DuckDB(t, "DESCRIBE SELECT * FROM "+from) {
@@ -69,7 +67,7 @@ func TestArchiveParquetInferred(t *testing.T) {
 				"count(*) FILTER (WHERE country <> regexp_extract(filename, 'country=([^/]+)/', 1)) AS misplaced FROM "+from)
 			require.Equal(t, map[string]any{"n": 400.0, "distinct_n": 400.0, "lo": 0.0, "hi": 399.0, "misplaced": 0.0}, rows[0])
 
-			types := duckTypes(t, from)
+			types := describeTypes(t, from)
 			require.Equal(t, "BIGINT", types["n"])
 			require.Equal(t, "VARCHAR", types["country"])
 			require.Equal(t, "DOUBLE", types["price"], "bigint widened to double")
@@ -94,25 +92,18 @@ func TestArchiveParquetInferred(t *testing.T) {
 }
 
 // TestArchiveParquetDeclared writes the declared columns with their types;
-// a record whose value does not convert is not written but handed on with
-// the reason.
+// a record whose value does not convert goes to the error prefix with the
+// reason.
 func TestArchiveParquetDeclared(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	var mu sync.Mutex
-	var rejected []string
 	a := newArchive(t, map[string]any{
 		"dir": dir, "format": "parquet", "compression": "zstd",
 		"schema": []map[string]any{
 			{"name": "n", "type": "bigint"}, {"name": "ts", "type": "timestamp"},
 			{"name": "price", "type": "double"}, {"name": "user", "type": "string"}, {"name": "ok", "type": "boolean"},
 		},
-	}, Options{Reject: func(_ context.Context, rec *lambda.KinesisEventRecord, reason error) error {
-		mu.Lock()
-		defer mu.Unlock()
-		rejected = append(rejected, reason.Error())
-		return nil
-	}})
+	}, Options{})
 	gen := func(i int) string {
 		switch i {
 		case 7:
@@ -126,12 +117,16 @@ func TestArchiveParquetDeclared(t *testing.T) {
 	_, err := a.Invoke(ctx, events("shardId-000000000000", 0, 100, time.Now(), gen))
 	require.NoError(t, err)
 	require.NoError(t, a.Close(ctx))
-	require.Len(t, rejected, 2)
-	require.Contains(t, rejected[0], `field "n": "seven" is not a bigint`)
-	require.Contains(t, rejected[1], `field "ts": "yesterday" is not a timestamp`)
+	failed := errorRecords(t, dir, "errors/")
+	require.Len(t, failed, 2)
+	require.Equal(t, ErrorConversion, failed[0].ErrorCode)
+	require.Contains(t, failed[0].ErrorMessage, `field "n": "seven" is not a bigint`)
+	require.Equal(t, `{"n":"seven","ts":"2024-03-01T10:00:00Z"}`, failed[0].data)
+	require.Contains(t, failed[1].ErrorMessage, `field "ts": "yesterday" is not a timestamp`)
+	require.Regexp(t, `^errors/format-conversion-failed/`, failed[1].key)
 
 	from := parquetGlob(dir)
-	types := duckTypes(t, from)
+	types := describeTypes(t, from)
 	delete(types, "filename")
 	require.Equal(t, map[string]string{"n": "BIGINT", "ts": "TIMESTAMP WITH TIME ZONE", "price": "DOUBLE", "user": "VARCHAR", "ok": "BOOLEAN"}, types)
 	rows := testserver.DuckDB(t, "SELECT count(*) AS n, count(DISTINCT n) AS d, max(epoch(ts)) AS last, "+

@@ -319,7 +319,7 @@ func (f *Forwarder) transform(rec *lambda.KinesisEventRecord) (producer.Record, 
 	}
 	var env map[string]any
 	if f.progs.filter != nil || f.progs.mapper != nil {
-		env = exprEnv(ev.Fields)
+		env = processor.ExprEnv(ev.Fields)
 	}
 	if f.progs.filter != nil {
 		v, err := expr.Run(f.progs.filter, env)
@@ -362,36 +362,4 @@ func (f *Forwarder) transform(rec *lambda.KinesisEventRecord) (producer.Record, 
 		out.PartitionKey = key
 	}
 	return out, true, nil
-}
-
-// exprEnv converts decoded fields for expressions: json.Number becomes an
-// int when integral, else a float64, so arithmetic and comparisons work.
-func exprEnv(fields map[string]any) map[string]any {
-	out := make(map[string]any, len(fields))
-	for k, v := range fields {
-		out[k] = exprValue(v)
-	}
-	return out
-}
-
-func exprValue(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return int(i)
-		}
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-		return x.String()
-	case map[string]any:
-		return exprEnv(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = exprValue(e)
-		}
-		return out
-	}
-	return v
 }
