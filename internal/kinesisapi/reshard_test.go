@@ -108,10 +108,12 @@ func TestReshardingThroughTheSDK(t *testing.T) {
 }
 
 // With a transition delay a stream reports CREATING, then ACTIVE, and the
-// SDK's waiter sees it through; a change while UPDATING is refused with
-// ResourceInUseException.
+// SDK's waiter sees it through; while CREATING it lists no shards and is
+// not found for reads and writes, as on Kinesis; a change while UPDATING
+// is refused with ResourceInUseException; a retention period equal to the
+// current one leaves the stream ACTIVE.
 func TestTransitionDelayThroughTheSDK(t *testing.T) {
-	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, TransitionDelay: 300 * time.Millisecond})
+	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, TransitionDelay: 2 * time.Second})
 	c := srv.Client(t)
 	ctx := t.Context()
 	_, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("t"), ShardCount: aws.Int32(1)})
@@ -119,14 +121,31 @@ func TestTransitionDelayThroughTheSDK(t *testing.T) {
 	sum, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("t")})
 	require.NoError(t, err)
 	require.Equal(t, types.StreamStatusCreating, sum.StreamDescriptionSummary.StreamStatus)
+	d, err := c.DescribeStream(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("t")})
+	require.NoError(t, err)
+	require.Equal(t, types.StreamStatusCreating, d.StreamDescription.StreamStatus)
+	require.NotNil(t, d.StreamDescription.Shards)
+	require.Empty(t, d.StreamDescription.Shards, "Shards: [] while CREATING")
 	_, err = c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("t"), PartitionKey: aws.String("k"), Data: []byte("x")})
-	requireTyped[*types.ResourceInUseException](t, err)
+	requireTyped[*types.ResourceNotFoundException](t, err)
+	_, err = c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("t"), ShardId: aws.String("shardId-000000000000"),
+		ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	requireTyped[*types.ResourceNotFoundException](t, err)
 
 	w := kinesis.NewStreamExistsWaiter(c, func(o *kinesis.StreamExistsWaiterOptions) {
 		o.MinDelay = 50 * time.Millisecond
 		o.MaxDelay = 100 * time.Millisecond
 	})
 	require.NoError(t, w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("t")}, 10*time.Second))
+	d, err = c.DescribeStream(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("t")})
+	require.NoError(t, err)
+	require.Len(t, d.StreamDescription.Shards, 1)
+
+	_, err = c.IncreaseStreamRetentionPeriod(ctx, &kinesis.IncreaseStreamRetentionPeriodInput{StreamName: aws.String("t"), RetentionPeriodHours: aws.Int32(24)})
+	require.NoError(t, err)
+	sum, err = c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("t")})
+	require.NoError(t, err)
+	require.Equal(t, types.StreamStatusActive, sum.StreamDescriptionSummary.StreamStatus, "a no-op retention change stays ACTIVE")
 
 	_, err = c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("t"), TargetShardCount: aws.Int32(2), ScalingType: types.ScalingTypeUniformScaling})
 	require.NoError(t, err)

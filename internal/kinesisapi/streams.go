@@ -120,6 +120,10 @@ func (h *Handler) describeStream(_ context.Context, r *describeStreamRequest) (a
 		return nil, err
 	}
 	shards := shardsAfter(d.Shards, deref(r.ExclusiveStartShardID, ""))
+	if d.Status == stream.StatusCreating {
+		// Kinesis lists no shards until the stream is ACTIVE.
+		shards = nil
+	}
 	limit := deref(r.Limit, defaultListLimit)
 	more := len(shards) > limit
 	if more {

@@ -683,6 +683,7 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 	if err := s.requireActive(name); err != nil {
 		return err
 	}
+	changed := false
 	err := s.updateMeta(name, func(m *streamMeta) error {
 		if increase && hours < m.RetentionHours {
 			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, name, m.RetentionHours)
@@ -690,10 +691,13 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 		if !increase && hours > m.RetentionHours {
 			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be longer than existing retention period (%d hours). Use IncreaseRetentionPeriod API.", hours, name, m.RetentionHours)
 		}
+		changed = hours != m.RetentionHours
 		m.RetentionHours = hours
 		return nil
 	})
-	if err == nil {
+	if err == nil && changed {
+		// As on Kinesis, a period equal to the current one changes
+		// nothing, and the stream stays ACTIVE.
 		s.markUpdating(name)
 	}
 	return err

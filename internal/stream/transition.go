@@ -75,11 +75,14 @@ func (s *Service) deletingLocked(name string) *Description {
 	return &desc
 }
 
-// notCreatingLocked refuses reads and writes of a stream still CREATING.
-// The caller holds s.mu.
+// notCreatingLocked refuses reads and writes of a stream still CREATING
+// as Kinesis does: the stream is not found until it is ACTIVE
+// (ResourceNotFoundException, which PutRecord and GetShardIterator
+// document; ResourceInUseException is not an error they may return). The
+// caller holds s.mu.
 func (s *Service) notCreatingLocked(st *streamState) error {
 	if status := s.statusLocked(st); status == StatusCreating {
-		return newError(ErrInUse, "Stream %s under account %s not ACTIVE, instead in state %s", st.name, s.cfg.AccountID, status)
+		return newError(ErrNotFound, "Stream %s under account %s not found.", st.name, s.cfg.AccountID)
 	}
 	return nil
 }

@@ -20,9 +20,13 @@ func TestTransitionDelay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StatusCreating, d.Status)
 	require.Equal(t, StatusCreating, s.List()[0].Status)
+	// As on Kinesis, the stream is not found for reads and writes until
+	// it is ACTIVE.
 	_, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("x")}})
-	require.ErrorIs(t, err, ErrInUse, "no writes while CREATING")
-	require.ErrorContains(t, err, "not ACTIVE, instead in state CREATING")
+	require.ErrorIs(t, err, ErrNotFound, "no writes while CREATING")
+	require.ErrorContains(t, err, "Stream s under account 000000000000 not found.")
+	_, err = s.ShardIterator("s", "shardId-000000000000", IteratorSpec{Type: TrimHorizon})
+	require.ErrorIs(t, err, ErrNotFound, "no reads while CREATING")
 
 	c.Advance(2 * time.Second)
 	d, _ = s.Describe("s")
@@ -53,6 +57,12 @@ func TestTransitionDelay(t *testing.T) {
 	d, _ = s.Describe("s")
 	require.Equal(t, StatusUpdating, d.Status)
 	c.Advance(2 * time.Second)
+	// A retention period equal to the current one changes nothing: the
+	// stream stays ACTIVE.
+	require.NoError(t, s.SetRetention(ctx, "s", 48, true))
+	require.NoError(t, s.SetRetention(ctx, "s", 48, false))
+	d, _ = s.Describe("s")
+	require.Equal(t, StatusActive, d.Status)
 
 	// A deleted stream is gone for reads and writes at once, reports
 	// DELETING for the delay, and its name cannot be reused meanwhile.
