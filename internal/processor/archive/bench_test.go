@@ -16,7 +16,8 @@ import (
 // clickstream pipeline drives it: 4 shards invoked concurrently with
 // batches of 500 JSON events (~150 bytes), Hive prefixes by event time,
 // partitioned by country, spooled with an fsync per batch and cut into
-// 5 MiB objects; the final flush is timed too.
+// 5 MiB objects; the final flush is timed too. The dir-parquet cases write
+// the same events as Parquet (schema inferred) instead of JSON lines.
 func BenchmarkArchive(b *testing.B) {
 	b.Run("dir", func(b *testing.B) {
 		benchArchive(b, map[string]any{"dir": b.TempDir()})
@@ -24,6 +25,11 @@ func BenchmarkArchive(b *testing.B) {
 	b.Run("dir-gzip", func(b *testing.B) {
 		benchArchive(b, map[string]any{"dir": b.TempDir(), "gzip": true})
 	})
+	for _, codec := range []string{"snappy", "zstd"} {
+		b.Run("dir-parquet-"+codec, func(b *testing.B) {
+			benchArchive(b, map[string]any{"dir": b.TempDir(), "format": "parquet", "compression": codec})
+		})
+	}
 	b.Run("s3", func(b *testing.B) {
 		srv := testserver.S3(b)
 		srv.Env(b)
@@ -96,4 +102,5 @@ func benchArchive(b *testing.B, options map[string]any) {
 	}
 	b.ReportMetric(float64(st.Records)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(st.Objects), "objects")
+	b.ReportMetric(float64(st.Bytes)/float64(st.Records), "bytes/event")
 }
