@@ -25,11 +25,20 @@ func TestMain(m *testing.M) { runneltest.Main(m) }
 // TestKillDuringWindowPipeline runs runnel serve and runnel run with a
 // window pipeline as real processes, kills runnel run with SIGKILL while
 // it applies batches, restarts it, and checks that the emitted windows
-// hold exactly the counts and sums computed from the input.
+// hold exactly the counts and sums computed from the input. It runs with
+// the short form of the options, and with named aggregates and late
+// events updating their emitted windows (one event in a hundred 90 s
+// late): each late event counts once in its window, however the kills
+// fall between the update and its writing.
 func TestKillDuringWindowPipeline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the runnel binary")
 	}
+	t.Run("short form", func(t *testing.T) { killDuringWindowPipeline(t, false) })
+	t.Run("named aggregates, late updates", func(t *testing.T) { killDuringWindowPipeline(t, true) })
+}
+
+func killDuringWindowPipeline(t *testing.T, lateUpdates bool) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "windowtest")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "windowtest")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
@@ -79,7 +88,18 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 			PartitionKey: aws.String(c),
 			Data:         fmt.Appendf(nil, `{"country":%q,"ts":%q,"v":%d}`, c, at.Format(time.RFC3339Nano), i%7),
 		})
-		if len(entries) == 500 {
+		if lateUpdates && i%100 == 99 {
+			// After its key's later events: late once its minute closed.
+			lateAt := at.Add(-90 * time.Second)
+			k := key{lateAt.Truncate(time.Minute).Format(time.RFC3339), c}
+			wantCount[k]++
+			wantSum[k] += 5
+			entries = append(entries, types.PutRecordsRequestEntry{
+				PartitionKey: aws.String(c),
+				Data:         fmt.Appendf(nil, `{"country":%q,"ts":%q,"v":5}`, c, lateAt.Format(time.RFC3339Nano)),
+			})
+		}
+		if len(entries) >= 500 {
 			flush()
 		}
 	}
@@ -96,6 +116,10 @@ func TestKillDuringWindowPipeline(t *testing.T) {
 
 	outDir := filepath.Join(dir, "minutes")
 	stateDir := filepath.Join(dir, "state")
+	aggregates := "field: v"
+	if lateUpdates {
+		aggregates = "aggregates: {count: count(), sum: sum(v)}\n        late: update"
+	}
 	yml := fmt.Sprintf(`pipelines:
   - name: minutes
     source: events
@@ -108,10 +132,10 @@ func TestKillDuringWindowPipeline(t *testing.T) {
         size: 1m
         timeField: ts
         groupBy: [country]
-        field: v
+        %s
         idleTimeout: 1h
         output: {dir: %q}
-`, filepath.Join(dir, "failed.jsonl"), outDir)
+`, filepath.Join(dir, "failed.jsonl"), aggregates, outDir)
 	pfile := filepath.Join(dir, "pipelines.yaml")
 	require.NoError(t, os.WriteFile(pfile, []byte(yml), 0o644))
 	env := []string{"AWS_ENDPOINT_URL=" + url}
