@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/runnel-dev/runnel/internal/backoff"
-	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/kpl"
 )
 
 const (
@@ -279,17 +279,17 @@ func (rw *recordWriter) write(shardID string, recs []types.Record) error {
 	bw := bufio.NewWriter(rw.w)
 	for _, r := range recs {
 		var (
-			users []producer.Record
+			users []kpl.Record
 			agg   bool
 		)
 		if rw.deaggregate {
 			var err error
-			if users, agg, err = producer.Deaggregate(r.Data); err != nil {
+			if users, agg, err = kpl.Deaggregate(r.Data); err != nil {
 				agg = false
 			}
 		}
 		if !agg {
-			users = []producer.Record{{PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data}}
+			users = []kpl.Record{{PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data}}
 		}
 		for i, u := range users {
 			if !rw.json {

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/kinesistest"
-	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/kpl"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
 )
 
@@ -106,7 +106,7 @@ func TestRecordWriterJSON(t *testing.T) {
 // aggregate, each with its own partition key and subSequenceNumber, and
 // the aggregate itself with --kpl-raw.
 func TestRecordWriterDeaggregatesKPL(t *testing.T) {
-	agg, err := producer.Aggregate([]producer.Record{
+	agg, err := kpl.Aggregate([]kpl.Record{
 		{PartitionKey: "a", Data: []byte("one")},
 		{PartitionKey: "b", Data: []byte("two")},
 	})

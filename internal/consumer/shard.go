@@ -15,8 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/runnel-dev/runnel/internal/backoff"
+	"github.com/runnel-dev/runnel/internal/kpl"
 	"github.com/runnel-dev/runnel/internal/lambda"
-	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
 
@@ -584,13 +584,13 @@ func (p *shardProc) convert(in []types.Record, start Checkpoint) []*rec {
 		kr := &in[i]
 		seq := aws.ToString(kr.SequenceNumber)
 		arrival := aws.ToTime(kr.ApproximateArrivalTimestamp)
-		users, agg, err := producer.Deaggregate(kr.Data)
+		users, agg, err := kpl.Deaggregate(kr.Data)
 		if err != nil {
 			p.log.Warn("malformed KPL aggregate; handled as one record", "sequenceNumber", seq, "err", err)
 			agg = false
 		}
 		if !agg {
-			users = []producer.Record{{PartitionKey: aws.ToString(kr.PartitionKey), Data: kr.Data}}
+			users = []kpl.Record{{PartitionKey: aws.ToString(kr.PartitionKey), Data: kr.Data}}
 		}
 		for j, u := range users {
 			r := &rec{seq: seq, arrival: arrival, agg: agg}
@@ -608,7 +608,7 @@ func (p *shardProc) convert(in []types.Record, start Checkpoint) []*rec {
 	return out
 }
 
-func (p *shardProc) eventRecord(r *rec, u producer.Record) lambda.KinesisEventRecord {
+func (p *shardProc) eventRecord(r *rec, u kpl.Record) lambda.KinesisEventRecord {
 	ev := lambda.KinesisEventRecord{
 		Kinesis: lambda.KinesisRecord{
 			KinesisSchemaVersion:        "1.0",

@@ -19,6 +19,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/kpl"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/stream"
@@ -128,13 +129,13 @@ func TestAggregatedRecordsKeepSubSequenceNumbersAcrossRestart(t *testing.T) {
 	ctx := context.Background()
 	var want []string
 	for a := 0; a < 2; a++ {
-		var users []producer.Record
+		var users []kpl.Record
 		for i := 0; i < 10; i++ {
 			d := fmt.Sprintf("agg%d-%d", a, i)
 			users = append(users, producer.Record{PartitionKey: "k" + strconv.Itoa(i%3), Data: []byte(d)})
 			want = append(want, d)
 		}
-		agg, err := producer.Aggregate(users)
+		agg, err := kpl.Aggregate(users)
 		require.NoError(t, err)
 		_, err = e.c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String(agg.PartitionKey), Data: agg.Data})
 		require.NoError(t, err)

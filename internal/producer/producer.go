@@ -19,6 +19,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/kpl"
 )
 
 // PutRecords limits that hold on every Kinesis deployment.
@@ -213,7 +214,7 @@ type entry struct {
 // of several.
 type putItem struct {
 	entries []*entry
-	agg     aggregator
+	agg     kpl.Aggregator
 	size    int // data plus partition key as sent
 }
 
@@ -223,7 +224,7 @@ func (it *putItem) request() types.PutRecordsRequestEntry {
 	if len(it.entries) == 1 {
 		r = it.entries[0].rec
 	} else {
-		r = it.agg.outer()
+		r = it.agg.Record()
 	}
 	e := types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: aws.String(r.PartitionKey)}
 	if r.ExplicitHashKey != "" {
@@ -584,9 +585,9 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 				newSize := p.aggSizeWith(open, e.rec)
 				if newSize <= p.cfg.MaxRecordBytes && batchBytes-open.size+newSize <= p.cfg.MaxBatchBytes {
 					if len(open.entries) == 1 {
-						open.agg.add(open.entries[0].rec)
+						open.agg.Add(open.entries[0].rec)
 					}
-					open.agg.add(e.rec)
+					open.agg.Add(e.rec)
 					open.entries = append(open.entries, e)
 					batchBytes += newSize - open.size
 					open.size = newSize
@@ -660,11 +661,11 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 // its aggregate.
 func (p *Producer) aggSizeWith(it *putItem, r Record) int {
 	if len(it.entries) == 1 {
-		var a aggregator
-		a.add(it.entries[0].rec)
-		return a.sizeWith(r) + len(it.entries[0].rec.PartitionKey)
+		var a kpl.Aggregator
+		a.Add(it.entries[0].rec)
+		return a.SizeWith(r) + len(it.entries[0].rec.PartitionKey)
 	}
-	return it.agg.sizeWith(r) + len(it.entries[0].rec.PartitionKey)
+	return it.agg.SizeWith(r) + len(it.entries[0].rec.PartitionKey)
 }
 
 // route groups records for aggregation: by shard when the shard map is
@@ -945,7 +946,7 @@ func (m shardMap) lookup(r Record) (string, bool) {
 			return "", false
 		}
 	} else {
-		h = HashKey(r.PartitionKey)
+		h = kpl.HashKey(r.PartitionKey)
 	}
 	for _, s := range m {
 		if h.Cmp(s.StartingHashKey) >= 0 && h.Cmp(s.EndingHashKey) <= 0 {

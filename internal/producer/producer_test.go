@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/kinesistest"
+	"github.com/runnel-dev/runnel/internal/kpl"
 	"github.com/runnel-dev/runnel/internal/producer"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
 )
@@ -383,7 +384,7 @@ func TestProducerAggregatesThroughServer(t *testing.T) {
 			for _, sh := range producertest.ReadShards(t, c, "s") {
 				stored += len(sh.Records)
 				for _, r := range sh.Records {
-					users, ok, err := producer.Deaggregate(r.Data)
+					users, ok, err := kpl.Deaggregate(r.Data)
 					require.NoError(t, err)
 					if !ok {
 						users = []producer.Record{{PartitionKey: aws.ToString(r.PartitionKey), Data: r.Data}}
@@ -403,7 +404,7 @@ func TestProducerAggregatesThroughServer(t *testing.T) {
 
 func shardOf(t *testing.T, shards []types.Shard, key string) string {
 	t.Helper()
-	h := producer.HashKey(key)
+	h := kpl.HashKey(key)
 	for _, s := range shards {
 		lo, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.StartingHashKey), 10)
 		hi, _ := new(big.Int).SetString(aws.ToString(s.HashKeyRange.EndingHashKey), 10)

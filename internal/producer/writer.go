@@ -6,16 +6,13 @@ package producer
 import (
 	"context"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/kpl"
 )
 
-// Record is one event to deliver.
-type Record struct {
-	// PartitionKey is required (1–256 Unicode characters).
-	PartitionKey string
-	// ExplicitHashKey optionally overrides the partition key's hash.
-	ExplicitHashKey string
-	Data            []byte
-}
+// Record is one event to deliver. It is the KPL's user record, so that
+// records aggregate (Config.Aggregate) without a copy.
+type Record = kpl.Record
 
 // Writer is where a producer command sends its events: a stream (Producer)
 // or the console (Console).

@@ -1,4 +1,4 @@
-package producer
+package kpl
 
 import (
 	"bytes"
@@ -47,9 +47,9 @@ func TestAggregateRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			agg, err := Aggregate(tc.recs)
 			require.NoError(t, err)
-			var a aggregator
+			var a Aggregator
 			for _, r := range tc.recs {
-				a.add(r)
+				a.Add(r)
 			}
 			require.Len(t, agg.Data, aggOverhead+a.size, "size accounting")
 			got, ok, err := Deaggregate(agg.Data)

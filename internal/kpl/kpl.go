@@ -1,4 +1,7 @@
-package producer
+// Package kpl is the aggregated-record format of the Kinesis Producer
+// Library: the producer packs user records into one Kinesis record with
+// it, and the consumer runtime, runnel tail and the KCL unpack them.
+package kpl
 
 import (
 	"bytes"
@@ -10,8 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The aggregated-record format of the Kinesis Producer Library (KPL), which
-// the KCL, the Lambda deaggregation modules and runnel's runtime unpack:
+// The format, which the KCL, the Lambda deaggregation modules and runnel's
+// runtime unpack:
 //
 //	magic (4 bytes: F3 89 9A C2) | protobuf AggregatedRecord | MD5 of the protobuf bytes (16)
 //
@@ -53,11 +56,21 @@ const (
 
 // ErrBadAggregate is returned by Deaggregate for data that starts with the
 // aggregation magic and carries a valid checksum but does not decode.
-var ErrBadAggregate = errors.New("producer: malformed aggregated record")
+var ErrBadAggregate = errors.New("kpl: malformed aggregated record")
 
-// aggregator builds one aggregated record. The zero value is empty and
-// ready for use.
-type aggregator struct {
+// Record is one user record, or the Kinesis record that carries an
+// aggregate.
+type Record struct {
+	// PartitionKey is required (1–256 Unicode characters).
+	PartitionKey string
+	// ExplicitHashKey optionally overrides the partition key's hash.
+	ExplicitHashKey string
+	Data            []byte
+}
+
+// Aggregator builds one aggregated record. The zero value is empty and
+// ready for use. It is not safe for concurrent use.
+type Aggregator struct {
 	records  []Record
 	pkIndex  map[string]uint64
 	pkTable  []string
@@ -67,9 +80,9 @@ type aggregator struct {
 	size int
 }
 
-// sizeWith returns the size of the encoded aggregated record (magic,
+// SizeWith returns the size of the encoded aggregated record (magic,
 // message and checksum) if r were added.
-func (a *aggregator) sizeWith(r Record) int {
+func (a *Aggregator) SizeWith(r Record) int {
 	n := a.size
 	pki, ok := a.pkIndex[r.PartitionKey]
 	if !ok {
@@ -98,9 +111,9 @@ func recordSize(pki, ehki uint64, r Record) int {
 	return n + protowire.SizeTag(fieldRecordData) + protowire.SizeBytes(len(r.Data))
 }
 
-// add appends r to the aggregate.
-func (a *aggregator) add(r Record) {
-	a.size = a.sizeWith(r) - aggOverhead
+// Add appends r to the aggregate.
+func (a *Aggregator) Add(r Record) {
+	a.size = a.SizeWith(r) - aggOverhead
 	if _, ok := a.pkIndex[r.PartitionKey]; !ok {
 		if a.pkIndex == nil {
 			a.pkIndex = make(map[string]uint64)
@@ -120,8 +133,8 @@ func (a *aggregator) add(r Record) {
 	a.records = append(a.records, r)
 }
 
-// encode returns the aggregated record: magic, protobuf message, MD5.
-func (a *aggregator) encode() []byte {
+// encode returns the aggregated data: magic, protobuf message, MD5.
+func (a *Aggregator) encode() []byte {
 	b := make([]byte, 0, aggOverhead+a.size)
 	b = append(b, aggMagic...)
 	for _, k := range a.pkTable {
@@ -162,17 +175,18 @@ func (a *aggregator) encode() []byte {
 // Aggregate does not check the 1 MiB record limit.
 func Aggregate(records []Record) (Record, error) {
 	if len(records) == 0 {
-		return Record{}, errors.New("producer: nothing to aggregate")
+		return Record{}, errors.New("kpl: nothing to aggregate")
 	}
-	var a aggregator
+	var a Aggregator
 	for _, r := range records {
-		a.add(r)
+		a.Add(r)
 	}
-	return a.outer(), nil
+	return a.Record(), nil
 }
 
-// outer returns the record that carries the aggregate.
-func (a *aggregator) outer() Record {
+// Record returns the Kinesis record that carries the aggregate, routed
+// as Aggregate says. The aggregate must not be empty.
+func (a *Aggregator) Record() Record {
 	first := a.records[0]
 	ehk := first.ExplicitHashKey
 	if ehk == "" {
