@@ -436,7 +436,7 @@ func kclScenario(t *testing.T, mode string, tls bool) {
 	w2 := startJava(t, env, "Consume", name, app, "w2", mode)
 	prod := startJava(t, env, "Produce", name, "32", "-1", "20")
 	started := time.Now()
-	waitUntil(t, 2*time.Minute, "both workers to process records", func() bool {
+	waitUntil(t, 4*time.Minute, "both workers to process records", func() bool {
 		return len(w1.lines("REC")) > 0 && len(w2.lines("REC")) > 0
 	})
 	t.Logf("both workers processing %s after the producer started", time.Since(started).Round(time.Millisecond))

@@ -123,7 +123,7 @@ func TestKCLPython(t *testing.T) {
 	prod.wait(t, cmdTimeout)
 	acked := puts(t, prod)
 	d, out := daemon("py", properties("POLLING"))
-	waitUntil(t, 2*time.Minute, "the daemon to process every record", processedAll(out, acked))
+	waitUntil(t, 4*time.Minute, "the daemon to process every record", processedAll(out, acked))
 	requireInOrder(t, lines(out), nil)
 	waitUntil(t, time.Minute, "the processor to checkpoint each shard's last record", func() bool {
 		rec, ckpt := map[string]string{}, map[string]string{}
@@ -164,7 +164,7 @@ func TestKCLPython(t *testing.T) {
 	prod.wait(t, cmdTimeout)
 	more := puts(t, prod)
 	d, out2 := daemon("py-fanout", properties("FANOUT"))
-	waitUntil(t, 2*time.Minute, "the fan-out daemon to process every new record", processedAll(out2, more))
+	waitUntil(t, 4*time.Minute, "the fan-out daemon to process every new record", processedAll(out2, more))
 	before := map[put]bool{}
 	for _, p := range acked {
 		before[p] = true

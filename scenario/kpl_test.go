@@ -87,7 +87,7 @@ func TestKPL(t *testing.T) {
 	}
 
 	w := startJava(t, env, "Consume", name, "kpl-scenario-app", "w1", "polling")
-	waitUntil(t, 2*time.Minute, "the KCL to process every user record", func() bool {
+	waitUntil(t, 4*time.Minute, "the KCL to process every user record", func() bool {
 		return len(w.lines("REC")) >= keys*perKey
 	})
 	var kcl []put
@@ -127,7 +127,7 @@ func TestKPL(t *testing.T) {
 `), 0o644))
 	run := runneltest.Start(t, env, "--endpoint", srv.URL, "run", pipelines)
 	var logged []put
-	waitUntil(t, time.Minute, "runnel run to print every user record", func() bool {
+	waitUntil(t, 2*time.Minute, "runnel run to print every user record", func() bool {
 		logged = logged[:0]
 		for l := range strings.Lines(run.Stdout()) {
 			var rec struct {

@@ -64,7 +64,11 @@ The partition key is --key, or a random key per record.`,
 				return p.putOne(ctx, e.stdout, []byte(args[1]))
 			}
 			st, err := p.putLines(ctx, e.stdin)
-			fmt.Fprintf(e.stderr, "runnel: sent %d records, %d failed\n", st.sent, st.failed)
+			fmt.Fprintf(e.stderr, "runnel: sent %d records, %d failed", st.sent, st.failed)
+			if st.throttled > 0 {
+				fmt.Fprintf(e.stderr, " (the stream throttled %d sends; they were retried)", st.throttled)
+			}
+			fmt.Fprintln(e.stderr)
 			if err != nil {
 				return err
 			}
@@ -98,6 +102,7 @@ type putter struct {
 
 type putStats struct {
 	sent, failed int
+	throttled    int64 // sends the stream throttled, retried
 	lastErr      string
 }
 
@@ -146,6 +151,7 @@ func (p *putter) putLines(ctx context.Context, r io.Reader) (putStats, error) {
 		ps, cerr := prod.Close(ctx)
 		st.sent = int(ps.Delivered)
 		st.failed += int(ps.Failed)
+		st.throttled = ps.Throttled
 		if ps.LastError != "" {
 			st.lastErr = ps.LastError
 		}

@@ -137,7 +137,7 @@ func TestPutLinesRetriesOnlyFailedRecords(t *testing.T) {
 	in, want := lines(10, 2)
 	st, err := newTestPutter(f, "k").putLines(t.Context(), strings.NewReader(in))
 	require.NoError(t, err)
-	require.Equal(t, putStats{sent: 10, lastErr: "ProvisionedThroughputExceededException: Rate exceeded for shard shardId-000000000000."}, st)
+	require.Equal(t, putStats{sent: 10, throttled: 4 * 2, lastErr: "ProvisionedThroughputExceededException: Rate exceeded for shard shardId-000000000000."}, st)
 	require.ElementsMatch(t, want, f.got)
 	require.Len(t, f.batches, 3)
 	require.Len(t, f.batches[1], 4, "only the 4 failed records are sent again")
