@@ -19,9 +19,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/window"
+	"github.com/runnel-dev/runnel/internal/producer/producertest"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -270,9 +272,11 @@ func TestCheckAggregates(t *testing.T) {
 	require.ErrorContains(t, check(map[string]any{"output": map[string]any{"s3": map[string]any{"prefix": "p/"}}}), "output.s3.bucket: is required")
 }
 
-// TestOutputsToS3AndRedis: the same results through the S3 output (a
-// real S3-compatible server) and the Redis hash output (a real Redis).
-func TestOutputsToS3AndRedis(t *testing.T) {
+// TestOutputsToS3RedisAndStream: the same results through the S3 output
+// (a real S3-compatible server), the Redis hash output (a real Redis) and
+// the stream output (runnel's Kinesis API, read back with the SDK). The
+// DynamoDB output is TestUnicornSensorsExample's.
+func TestOutputsToS3RedisAndStream(t *testing.T) {
 	s3srv := testserver.S3(t)
 	s3srv.Env(t)
 	s3srv.CreateBucket(t, "results")
@@ -335,6 +339,23 @@ func TestOutputsToS3AndRedis(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(v), &m))
 		k := fmt.Sprint(m["minute"], "/", m["shop"], "/", m["geo.country"])
 		require.Equal(t, fmt.Sprint(m["minute"], "/", m["shop"], "/", m["geo.country"]), id)
+		got[k] = m
+	}
+	requireSameResults(t, want, got)
+
+	kin := kinesistest.Start(t)
+	kc := kin.Client(t)
+	producertest.CreateStream(t, kc, "minutes", 2)
+	run(map[string]any{"stream": "minutes", "endpoint": kin.URL, "region": "us-east-1"})
+	got = map[string]map[string]any{}
+	for _, rec := range producertest.ReadAll(t, kc, "minutes") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(rec.Data, &m))
+		k := fmt.Sprint(m["minute"], "/", m["shop"], "/", m["geo.country"])
+		require.Equal(t, k, m["id"], "the record's id is the window and group")
+		require.Equal(t, fmt.Sprint(m["shop"], "/", m["geo.country"]), aws.ToString(rec.PartitionKey))
+		delete(m, "id")
+		require.NotContains(t, got, k, "result repeated")
 		got[k] = m
 	}
 	requireSameResults(t, want, got)
