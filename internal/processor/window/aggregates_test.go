@@ -360,3 +360,48 @@ func TestOutputsToS3RedisAndStream(t *testing.T) {
 	}
 	requireSameResults(t, want, got)
 }
+
+// FuzzAggregateSpec: any aggregate spec is either refused by Check with
+// a message naming it, or accepted and then computes a finite value for
+// an event holding the field it names.
+func FuzzAggregateSpec(f *testing.F) {
+	for _, s := range []string{"count()", "count", "sum(v)", " max( v ) ", "distinct(a.b)", "avg()", "median(v)", "sum((v))", "", "count(v)"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		opts := map[string]any{"size": "1m", "timeField": "ts", "output": map[string]any{"dir": t.TempDir()},
+			"aggregates": map[string]any{"a": spec}}
+		if err := window.Builtin.Check(opts); err != nil {
+			require.Contains(t, err.Error(), "aggregates.a")
+			return
+		}
+		opts["stateDir"] = t.TempDir()
+		h, err := window.Builtin.New(pipeline.BuiltinEnv{Options: opts, Pipeline: "p",
+			Reject: func(context.Context, *lambda.KinesisEventRecord, error) error { return nil }})
+		require.NoError(t, err)
+		defer h.(interface{ Close(context.Context) error }).Close(context.Background())
+		// The field the spec names, whatever it is, holds 3 (nested
+		// paths too); a second event closes the window.
+		field := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(spec), ")"))
+		if _, after, ok := strings.Cut(field, "("); ok {
+			field = strings.TrimSpace(after)
+		}
+		ev := map[string]any{"ts": "2024-05-01T10:00:01Z"}
+		if field != "" && !strings.HasPrefix(field, "count") {
+			cur := ev
+			parts := strings.Split(field, ".")
+			for _, p := range parts[:len(parts)-1] {
+				next := map[string]any{}
+				cur[p] = next
+				cur = next
+			}
+			cur[parts[len(parts)-1]] = 3
+		}
+		first, _ := json.Marshal(ev)
+		ev["ts"] = "2024-05-01T10:05:00Z"
+		second, _ := json.Marshal(ev)
+		feed := &shardFeed{shard: "shardId-000000000000"}
+		_, err = h.Invoke(context.Background(), feed.batch(string(first), string(second)))
+		require.NoError(t, err)
+	})
+}
