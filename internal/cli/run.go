@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/archive"
 	"github.com/runnel-dev/runnel/internal/processor/count"
@@ -221,5 +226,41 @@ file, line and field it concerns. Exits 1 when any file is invalid.`,
 			return errors.Join(errs...)
 		},
 	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "docs",
+		Short: "Print the options of every built-in processor as Markdown",
+		Long: `Print, for each built-in processor, what it does and a table of its options
+(type, default, description), from the same declarations that decode and
+check them. The README's section on built-in processors is this output.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := io.WriteString(e.stdout, builtinDocs(pipelineBuiltins()))
+			return err
+		},
+	})
 	return cmd
+}
+
+// builtinDocs renders the built-in processors and their options as
+// Markdown, in name order.
+func builtinDocs(builtins pipeline.Builtins) string {
+	var b strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(builtins)) {
+		bi := builtins[name]
+		fmt.Fprintf(&b, "#### %s\n\n%s.\n\n", name, upperFirst(bi.Doc))
+		if bi.Options == nil {
+			b.WriteString("No options.\n\n")
+			continue
+		}
+		b.WriteString(options.Markdown(bi.Options.Fields()))
+		b.WriteString("\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

@@ -46,6 +46,16 @@ pipelines:
     source: s
     batchSize: 0
     handler: {type: builtin, name: nope}
+  - name: q
+    source: s
+    handler:
+      type: builtin
+      name: count
+      options:
+        key: "{page}"
+        redis: {adr: "127.0.0.1:6379"}
+        expire: soon
+        decode: {format: csv}
 `), 0o644))
 
 	code, stdout, stderr := runCLI(t, "config", "check", good)
@@ -55,8 +65,12 @@ pipelines:
 	code, stdout, stderr = runCLI(t, "config", "check", good, bad)
 	require.Equal(t, 1, code)
 	require.Contains(t, stdout, good+": ok")
-	require.Contains(t, stderr, bad+":4: pipelines[0].batchSize: must be between 1 and 10000, got 0")
-	require.Contains(t, stderr, bad+`:5: pipelines[0].handler.name: unknown built-in processor "nope"; built-in processors: `)
+	require.Contains(t, stderr, bad+":4:16: pipelines[0].batchSize: must be between 1 and 10000, got 0")
+	require.Contains(t, stderr, bad+`:5:36: pipelines[0].handler.name: unknown built-in processor "nope"; built-in processors: `)
+	// A built-in processor's options are placed at their line and column.
+	require.Contains(t, stderr, bad+":13:17: pipelines[1].handler.options.redis.adr: unknown option; did you mean addr?")
+	require.Contains(t, stderr, bad+`:14:17: pipelines[1].handler.options.expire: must be a duration such as 24h or 90m, got "soon"`)
+	require.Contains(t, stderr, bad+":15:9: pipelines[1].handler.options.decode.columns: the csv format needs the column names")
 	names := pipelineBuiltins()
 	require.Contains(t, names, "noop")
 	for name := range names {

@@ -2,14 +2,18 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/runnel-dev/runnel/internal/handler"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/options"
 )
 
 // Builtins are the built-in processors a handler of type builtin may name,
@@ -20,8 +24,9 @@ type Builtins map[string]Builtin
 type Builtin struct {
 	// Doc says in one line what the processor does.
 	Doc string
-	// Check validates the handler's options; nil accepts none.
-	Check func(options map[string]any) error
+	// Options declares the processor's options (an *options.Spec); nil
+	// takes none.
+	Options OptionsSpec
 	// New builds the processor for one pipeline.
 	New func(env BuiltinEnv) (lambda.Handler, error)
 }
@@ -62,24 +67,43 @@ func (b Builtins) names() string {
 	return strings.Join(names, ", ")
 }
 
-func noOptions(options map[string]any) error {
-	if len(options) > 0 {
-		return fmt.Errorf("takes no options")
-	}
-	return nil
+// OptionsSpec is what the runner needs of an *options.Spec: its fields,
+// for the docs, and a check of the options node of a pipelines file.
+type OptionsSpec interface {
+	Fields() []options.Field
+	Check(n *yaml.Node) error
 }
+
+// Check checks options given as a map (a configuration built in Go),
+// reporting each problem with its option's path.
+func (b Builtin) Check(opts map[string]any) error {
+	if b.Options == nil {
+		if len(opts) > 0 {
+			return errNoOptions
+		}
+		return nil
+	}
+	if opts == nil {
+		return b.Options.Check(nil)
+	}
+	var n yaml.Node
+	if err := n.Encode(opts); err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
+	return b.Options.Check(&n)
+}
+
+var errNoOptions = errors.New("takes no options")
 
 // Noop is the built-in processor that accepts every batch and does nothing.
 var Noop = Builtin{
-	Doc:   "accepts every batch and does nothing (moves the checkpoint; a throughput baseline)",
-	Check: noOptions,
-	New:   func(BuiltinEnv) (lambda.Handler, error) { return handler.Noop, nil },
+	Doc: "accepts every batch and does nothing (moves the checkpoint; a throughput baseline)",
+	New: func(BuiltinEnv) (lambda.Handler, error) { return handler.Noop, nil },
 }
 
 // Log is the built-in processor that prints every record as a JSON line on
 // standard output.
 var Log = Builtin{
-	Doc:   "prints every record as a JSON line on standard output",
-	Check: noOptions,
-	New:   func(env BuiltinEnv) (lambda.Handler, error) { return handler.Log(env.Stdout), nil },
+	Doc: "prints every record as a JSON line on standard output",
+	New: func(env BuiltinEnv) (lambda.Handler, error) { return handler.Log(env.Stdout), nil },
 }

@@ -239,29 +239,7 @@ func (c *Config) given(p path, zero bool) bool {
 	if c.root == nil {
 		return !zero
 	}
-	n := c.root
-	for _, e := range p {
-		var next *yaml.Node
-		switch e := e.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == e {
-						next = n.Content[i+1]
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
-				next = n.Content[e]
-			}
-		}
-		if next == nil {
-			return false
-		}
-		n = next
-	}
-	return true
+	return yamlpos.Node(c.root, p) != nil
 }
 
 // Defaults fills the fields left out with their defaults. A field set to
@@ -327,11 +305,11 @@ func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
-		return nil, &Error{File: file, Line: root.Line, Msg: "want a mapping with streams: and pipelines:"}
+		return nil, &Error{File: file, Line: root.Line, Column: root.Column, Msg: "want a mapping with streams: and pipelines:"}
 	}
 	var errs []error
 	for _, u := range unknownFields(root, typeOfConfig, nil) {
-		errs = append(errs, &Error{File: file, Line: u.line, Field: u.path.String(), Msg: u.msg})
+		errs = append(errs, &Error{File: file, Line: u.line, Column: u.col, Field: u.path.String(), Msg: u.msg})
 	}
 	c := &Config{file: file, root: root}
 	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(c); err != nil {

@@ -137,31 +137,31 @@ pipelines:
 	_, err := Parse("pipelines.yaml", []byte(src), testBuiltins)
 	got := problems(t, err)
 	want := []string{
-		"pipelines.yaml:3: streams[0].shards: must be between 1 and 10000, got 0",
-		"pipelines.yaml:4: streams[0].retention: must be whole hours from 24h to 8760h, got 1h30m0s",
-		`pipelines.yaml:5: streams[1].name: stream "clicks" is declared twice`,
-		`pipelines.yaml:7: pipelines[0].name: "bad name": a pipeline name is 1–128 letters, digits, '.', '_' or '-'`,
-		`pipelines.yaml:16: pipelines[0].startingPosition: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got "EARLIEST"`,
-		"pipelines.yaml:9: pipelines[0].batchSize: must be between 1 and 10000, got 0",
-		`pipelines.yaml:10: pipelines[0].batchingWindow: want a duration such as 500ms, 30s or 24h, or a number of seconds; got "soon"`,
-		"pipelines.yaml:11: pipelines[0].maxRetries: must be between 0 and 10000, or -1 for until the records expire, got -2",
-		"pipelines.yaml:12: pipelines[0].maxRecordAge: must be between 1m0s and 168h0m0s, or -1 for no limit, got 10s",
-		"pipelines.yaml:13: pipelines[0].parallelization: must be between 1 and 10, got 11",
-		"pipelines.yaml:14: pipelines[0].tumblingWindow: must be between 0s and 15m0s, got 1h0m0s",
-		"pipelines.yaml:15: pipelines[0].timeout: must be between 1s and 900s, got 0s",
-		`pipelines.yaml:17: pipelines[0].onFailure.stream: must not be the source stream "clicks": failures would be consumed again`,
-		"pipelines.yaml:20: pipelines[0].handler.url: is not used by handler type command",
-		"pipelines.yaml:18: pipelines[0].handler.command: is required: the program and its arguments, e.g. [python3, handler.py]",
-		"pipelines.yaml:21: pipelines[0].handler.processes: must be between 1 and 100, got 0",
-		"pipelines.yaml:22: pipelines[1].name: is required",
-		"pipelines.yaml:22: pipelines[1].startingTimestamp: is required with startingPosition AT_TIMESTAMP",
-		"pipelines.yaml:24: pipelines[1].onFailure: set stream: NAME or file: PATH",
-		`pipelines.yaml:25: pipelines[1].handler.type: must be command, http or builtin, got "lambda"`,
-		`pipelines.yaml:28: pipelines[2].handler.name: unknown built-in processor "counter"; built-in processors: log, noop`,
-		`pipelines.yaml:32: pipelines[3].startingTimestamp: want an RFC 3339 time such as 2024-05-01T12:00:00Z, got "yesterday"`,
-		`pipelines.yaml:33: pipelines[3].handler.url: want an http:// or https:// URL, got "ftp://x"`,
-		"pipelines.yaml:36: pipelines[4].handler.options: log: takes no options",
-		`pipelines.yaml:39: pipelines[5].fanOut: "e efo": a stream consumer name is 1–128 letters, digits, '.', '_' or '-'`,
+		"pipelines.yaml:3:13: streams[0].shards: must be between 1 and 10000, got 0",
+		"pipelines.yaml:4:16: streams[0].retention: must be whole hours from 24h to 8760h, got 1h30m0s",
+		`pipelines.yaml:5:11: streams[1].name: stream "clicks" is declared twice`,
+		`pipelines.yaml:7:11: pipelines[0].name: "bad name": a pipeline name is 1–128 letters, digits, '.', '_' or '-'`,
+		`pipelines.yaml:16:23: pipelines[0].startingPosition: must be TRIM_HORIZON, LATEST or AT_TIMESTAMP, got "EARLIEST"`,
+		"pipelines.yaml:9:16: pipelines[0].batchSize: must be between 1 and 10000, got 0",
+		`pipelines.yaml:10:21: pipelines[0].batchingWindow: want a duration such as 500ms, 30s or 24h, or a number of seconds; got "soon"`,
+		"pipelines.yaml:11:17: pipelines[0].maxRetries: must be between 0 and 10000, or -1 for until the records expire, got -2",
+		"pipelines.yaml:12:19: pipelines[0].maxRecordAge: must be between 1m0s and 168h0m0s, or -1 for no limit, got 10s",
+		"pipelines.yaml:13:22: pipelines[0].parallelization: must be between 1 and 10, got 11",
+		"pipelines.yaml:14:21: pipelines[0].tumblingWindow: must be between 0s and 15m0s, got 1h0m0s",
+		"pipelines.yaml:15:14: pipelines[0].timeout: must be between 1s and 900s, got 0s",
+		`pipelines.yaml:17:25: pipelines[0].onFailure.stream: must not be the source stream "clicks": failures would be consumed again`,
+		"pipelines.yaml:20:12: pipelines[0].handler.url: is not used by handler type command",
+		"pipelines.yaml:18:5: pipelines[0].handler.command: is required: the program and its arguments, e.g. [python3, handler.py]",
+		"pipelines.yaml:21:18: pipelines[0].handler.processes: must be between 1 and 100, got 0",
+		"pipelines.yaml:22:5: pipelines[1].name: is required",
+		"pipelines.yaml:22:5: pipelines[1].startingTimestamp: is required with startingPosition AT_TIMESTAMP",
+		"pipelines.yaml:24:5: pipelines[1].onFailure: set stream: NAME or file: PATH",
+		`pipelines.yaml:25:21: pipelines[1].handler.type: must be command, http or builtin, got "lambda"`,
+		`pipelines.yaml:28:36: pipelines[2].handler.name: unknown built-in processor "counter"; built-in processors: log, noop`,
+		`pipelines.yaml:32:24: pipelines[3].startingTimestamp: want an RFC 3339 time such as 2024-05-01T12:00:00Z, got "yesterday"`,
+		`pipelines.yaml:33:32: pipelines[3].handler.url: want an http:// or https:// URL, got "ftp://x"`,
+		"pipelines.yaml:36:41: pipelines[4].handler.options: log: takes no options",
+		`pipelines.yaml:39:13: pipelines[5].fanOut: "e efo": a stream consumer name is 1–128 letters, digits, '.', '_' or '-'`,
 	}
 	require.ElementsMatch(t, want, got, "got:\n%s", strings.Join(got, "\n"))
 }
@@ -185,11 +185,11 @@ extra: 1
 	_, err := Parse("p.yaml", []byte(src), testBuiltins)
 	got := problems(t, err)
 	want := []string{
-		"p.yaml:3: streams[0].shardCount: unknown field; known fields are name, shards, retention",
-		"p.yaml:7: pipelines[0].batchsize: unknown field; did you mean batchSize?",
-		"p.yaml:12: pipelines[0].handler.flavour: unknown field; known fields are type, command, env, dir, processes, url, headers, name, options",
-		"p.yaml:13: pipelines[0].onFailure.queue: unknown field; known fields are stream, file",
-		"p.yaml:14: extra: unknown field; known fields are streams, pipelines",
+		"p.yaml:3:5: streams[0].shardCount: unknown field; known fields are name, shards, retention",
+		"p.yaml:7:5: pipelines[0].batchsize: unknown field; did you mean batchSize?",
+		"p.yaml:12:7: pipelines[0].handler.flavour: unknown field; known fields are type, command, env, dir, processes, url, headers, name, options",
+		"p.yaml:13:17: pipelines[0].onFailure.queue: unknown field; known fields are stream, file",
+		"p.yaml:14:1: extra: unknown field; known fields are streams, pipelines",
 		"p.yaml:8: pipelines[0].batchSize: cannot unmarshal !!str `many` into int",
 	}
 	require.ElementsMatch(t, want, got, "got:\n%s", strings.Join(got, "\n"))
@@ -205,10 +205,10 @@ func TestParseSyntaxAndEmpty(t *testing.T) {
 	require.EqualError(t, err, "p.yaml: file is empty; want streams: and pipelines:")
 
 	_, err = Parse("p.yaml", []byte("streams: []\n"), nil)
-	require.EqualError(t, err, "p.yaml:1: pipelines: at least one pipeline is required")
+	require.EqualError(t, err, "p.yaml:1:1: pipelines: at least one pipeline is required")
 
 	_, err = Parse("p.yaml", []byte("- a\n"), nil)
-	require.EqualError(t, err, "p.yaml:1: want a mapping with streams: and pipelines:")
+	require.EqualError(t, err, "p.yaml:1:1: want a mapping with streams: and pipelines:")
 }
 
 func TestLoadMissingFile(t *testing.T) {

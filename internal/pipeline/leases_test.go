@@ -133,7 +133,7 @@ func TestLeasesNeedATable(t *testing.T) {
     handler: {type: builtin, name: noop}
 `
 	_, err := Parse("pipelines.yaml", []byte(src), testBuiltins)
-	require.ErrorContains(t, err, "pipelines.yaml:4: pipelines[0].leases: set dynamodbTable")
+	require.ErrorContains(t, err, "pipelines.yaml:4:5: pipelines[0].leases: set dynamodbTable")
 }
 
 // TestReleaseLeasesOfAnExitedRun checks that the leases a killed run left

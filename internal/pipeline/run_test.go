@@ -40,6 +40,12 @@ func readJSONLines[T any](t *testing.T, path string) []T {
 		return nil
 	}
 	require.NoError(t, err)
+	// A line without its newline yet is still being written.
+	if i := strings.LastIndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i+1]
+	} else {
+		b = nil
+	}
 	var out []T
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.TrimSpace(line) == "" {

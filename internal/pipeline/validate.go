@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/yamlpos"
 )
 
@@ -23,9 +24,9 @@ var (
 )
 
 type located struct {
-	path path
-	line int
-	msg  string
+	path      path
+	line, col int
+	msg       string
 }
 
 // unknownFields reports every mapping key in n that the struct type t
@@ -59,12 +60,12 @@ func unknownFields(n *yaml.Node, t reflect.Type, p path) []located {
 			ft, ok := fields[k.Value]
 			if !ok {
 				msg := "unknown field"
-				if s := suggest(k.Value, names); s != "" {
+				if s := options.Suggest(k.Value, names); s != "" {
 					msg += fmt.Sprintf("; did you mean %s?", s)
 				} else {
 					msg += "; known fields are " + strings.Join(names, ", ")
 				}
-				out = append(out, located{p.With(k.Value), k.Line, msg})
+				out = append(out, located{p.With(k.Value), k.Line, k.Column, msg})
 				continue
 			}
 			out = append(out, unknownFields(n.Content[i+1], ft, p.With(k.Value))...)
@@ -80,30 +81,14 @@ func unknownFields(n *yaml.Node, t reflect.Type, p path) []located {
 	return out
 }
 
-// suggest returns the name in names closest to s, when one is close.
-func suggest(s string, names []string) string {
-	ls := strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s))
-	for _, n := range names {
-		if strings.ToLower(n) == ls {
-			return n
-		}
-	}
-	for _, n := range names {
-		ln := strings.ToLower(n)
-		if len(ls) >= 3 && (strings.HasPrefix(ln, ls) || strings.HasPrefix(ls, ln)) {
-			return n
-		}
-	}
-	return ""
-}
-
 // Validate reports every problem in c at once: the error joins one *Error
 // per problem, each naming the file, line and field. builtins are the
 // names a handler of type builtin may use.
 func (c *Config) Validate(builtins Builtins) error {
 	var errs []error
 	add := func(p path, format string, args ...any) {
-		errs = append(errs, &Error{File: c.file, Line: yamlpos.Line(c.root, p), Field: p.String(), Msg: fmt.Sprintf(format, args...)})
+		line, col := yamlpos.Pos(c.root, p)
+		errs = append(errs, &Error{File: c.file, Line: line, Column: col, Field: p.String(), Msg: fmt.Sprintf(format, args...)})
 	}
 	streams := map[string]bool{}
 	for i, s := range c.Streams {
@@ -209,7 +194,7 @@ func (c *Config) Validate(builtins Builtins) error {
 		if l := p.Leases; l != nil && l.DynamoDBTable == "" {
 			add(pp.With("leases"), "set dynamodbTable: NAME (the lease table)")
 		}
-		c.validateHandler(add, pp.With("handler"), p, builtins)
+		errs = append(errs, c.validateHandler(add, pp.With("handler"), p, builtins)...)
 	}
 	return errors.Join(errs...)
 }
@@ -224,7 +209,9 @@ func checkDuration(add func(path, string, ...any), p path, d Duration) bool {
 	return true
 }
 
-func (c *Config) validateHandler(add func(path, string, ...any), hp path, p *Pipeline, builtins Builtins) {
+// validateHandler reports the handler's problems through add, and
+// returns those of a built-in processor's options.
+func (c *Config) validateHandler(add func(path, string, ...any), hp path, p *Pipeline, builtins Builtins) []error {
 	h := &p.Handler
 	set := map[string]bool{
 		"command": len(h.Command) > 0, "env": h.Env != nil, "dir": h.Dir != "", "processes": h.Processes != 0,
@@ -243,7 +230,7 @@ func (c *Config) validateHandler(add func(path, string, ...any), hp path, p *Pip
 		} else {
 			add(hp.With("type"), "must be command, http or builtin, got %q", h.Type)
 		}
-		return
+		return nil
 	}
 	for _, f := range []string{"command", "env", "dir", "processes", "url", "headers", "name", "options"} {
 		if set[f] && !slices.Contains(fields, f) {
@@ -276,13 +263,39 @@ func (c *Config) validateHandler(add func(path, string, ...any), hp path, p *Pip
 		} else if b, ok := builtins[h.Name]; !ok {
 			add(hp.With("name"), "unknown built-in processor %q; built-in processors: %s", h.Name, builtins.names())
 		} else {
-			check := b.Check
-			if check == nil {
-				check = noOptions
-			}
-			if err := check(h.Options); err != nil {
-				add(hp.With("options"), "%s: %v", h.Name, err)
-			}
+			return c.checkOptions(hp.With("options"), h, b)
 		}
 	}
+	return nil
+}
+
+// checkOptions checks a built-in processor's options against its spec,
+// placing each problem at its option in the file.
+func (c *Config) checkOptions(op path, h *Handler, b Builtin) []error {
+	var err error
+	n := yamlpos.Node(c.root, op)
+	switch {
+	case b.Options == nil && len(h.Options) > 0:
+		err = errNoOptions
+	case b.Options == nil:
+	case n != nil:
+		err = b.Options.Check(n)
+	default: // a configuration built in Go
+		err = b.Check(h.Options)
+	}
+	var errs []error
+	for _, e := range options.Unjoin(err) {
+		line, col := yamlpos.Pos(c.root, op)
+		pe := &Error{File: c.file, Line: line, Column: col, Field: op.String(), Msg: h.Name + ": " + e.Error()}
+		var oe *options.Error
+		if errors.As(e, &oe) && oe.Path != "" {
+			pe.Field += "." + oe.Path
+			pe.Msg = oe.Msg
+			if oe.Line > 0 {
+				pe.Line, pe.Column = oe.Line, oe.Column
+			}
+		}
+		errs = append(errs, pe)
+	}
+	return errs
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/buger/jsonparser"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/options"
 )
 
 // Formats a record's data may be decoded from.
@@ -28,6 +29,15 @@ const (
 	FormatText = "text" // UTF-8 text, available as the field "text"
 	FormatRaw  = "raw"  // bytes as they are; no fields
 )
+
+// DecodeField is the decode option of every processor that reads
+// record fields, decoded into a DecodeConfig.
+var DecodeField = options.Field{Name: "decode", Doc: "How record data is decoded.", Fields: []options.Field{
+	{Name: "format", Default: FormatJSON, Enum: []string{FormatJSON, FormatCSV, FormatText, FormatRaw},
+		Doc: "The data's format: json is an object, csv a line of fields named by columns, text one field `text`, raw no fields."},
+	{Name: "columns", Doc: "The names of a CSV line's fields, in order; required with csv."},
+	{Name: "delimiter", DefaultDoc: "`,`", Doc: "What separates CSV fields: one character; `\\t` or `tab` reads TSV."},
+}}
 
 // DecodeConfig says how record data is decoded.
 type DecodeConfig struct {
@@ -51,17 +61,17 @@ func (c DecodeConfig) Validate() error {
 	switch c.Format {
 	case "", FormatJSON, FormatText, FormatRaw:
 		if len(c.Columns) > 0 {
-			errs = append(errs, errors.New("decode.columns: only the csv format takes columns"))
+			errs = append(errs, options.Errorf("decode.columns", "only the csv format takes columns"))
 		}
 	case FormatCSV:
 		if len(c.Columns) == 0 {
-			errs = append(errs, errors.New("decode.columns: the csv format needs the column names"))
+			errs = append(errs, options.Errorf("decode.columns", "the csv format needs the column names"))
 		}
 		if d := c.delimiter(); d == utf8.RuneError || d == '"' || d == '\n' || d == '\r' {
-			errs = append(errs, fmt.Errorf("decode.delimiter: %q cannot separate fields", c.Delimiter))
+			errs = append(errs, options.Errorf("decode.delimiter", "%q cannot separate fields", c.Delimiter))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("decode.format: must be json, csv, text or raw, got %q", c.Format))
+		errs = append(errs, options.Errorf("decode.format", "must be json, csv, text or raw, got %q", c.Format))
 	}
 	return errors.Join(errs...)
 }

@@ -11,14 +11,17 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/runnel-dev/runnel/internal/options"
 )
 
 // Error is one problem in a YAML file.
 type Error struct {
-	File  string
-	Line  int    // 1-based; 0 when unknown
-	Field string // dotted YAML path such as pipelines[0].batchSize; "" when none
-	Msg   string
+	File   string
+	Line   int    // 1-based; 0 when unknown
+	Column int    // 1-based; 0 when unknown
+	Field  string // dotted YAML path such as pipelines[0].batchSize; "" when none
+	Msg    string
 }
 
 func (e *Error) Error() string {
@@ -26,6 +29,9 @@ func (e *Error) Error() string {
 	b.WriteString(e.File)
 	if e.Line > 0 {
 		b.WriteString(":" + strconv.Itoa(e.Line))
+		if e.Column > 0 {
+			b.WriteString(":" + strconv.Itoa(e.Column))
+		}
 	}
 	if e.Field != "" {
 		b.WriteString(": " + e.Field)
@@ -115,36 +121,23 @@ func (p Path) With(e ...any) Path {
 // Line returns the line of the node at p under n, or of its nearest
 // ancestor present in the document; 0 when n is nil.
 func Line(n *yaml.Node, p Path) int {
-	if n == nil {
-		return 0
-	}
-	line := n.Line
-	for _, e := range p {
-		var next *yaml.Node
-		switch e := e.(type) {
-		case string:
-			if n.Kind == yaml.MappingNode {
-				for i := 0; i+1 < len(n.Content); i += 2 {
-					if n.Content[i].Value == e {
-						next = n.Content[i+1]
-						line = n.Content[i].Line
-						break
-					}
-				}
-			}
-		case int:
-			if n.Kind == yaml.SequenceNode && e < len(n.Content) {
-				next = n.Content[e]
-				line = next.Line
-			}
-		}
-		if next == nil {
-			return line
-		}
-		n = next
-		if n.Kind == yaml.ScalarNode {
-			line = n.Line
-		}
-	}
+	line, _ := Pos(n, p)
 	return line
+}
+
+// Pos returns the line and column of the node at p under n, or of its
+// nearest ancestor present in the document (see options.Locate); 0, 0
+// when n is nil.
+func Pos(n *yaml.Node, p Path) (line, col int) {
+	if n == nil {
+		return 0, 0
+	}
+	at := options.Locate(n, p.String())
+	return at.Line, at.Column
+}
+
+// Node returns the node at p under n; nil when n is nil or the document
+// has nothing at p.
+func Node(n *yaml.Node, p Path) *yaml.Node {
+	return options.Lookup(n, p.String())
 }

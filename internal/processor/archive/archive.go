@@ -51,8 +51,8 @@ import (
 
 // Builtin is the archive processor as pipelines.yaml names it.
 var Builtin = pipeline.Builtin{
-	Doc:   "buffers records and writes them as newline-delimited objects (gzip optional) to S3 or a directory, under time and partition prefixes, as Kinesis Data Firehose does",
-	Check: Check,
+	Doc:     "buffers records and writes them as newline-delimited objects (gzip optional) to S3 or a directory, under time and partition prefixes, as Kinesis Data Firehose does",
+	Options: Spec,
 	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
 		cfg, err := ParseConfig(env.Options, env.Pipeline)
 		if err != nil {

@@ -1,10 +1,8 @@
 package archive
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -16,7 +14,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/processor"
+	objectsink "github.com/runnel-dev/runnel/internal/sink/object"
 )
 
 // Defaults of Config.
@@ -166,47 +166,51 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// decodeOptions fills out from the options map of a pipelines file,
-// rejecting unknown option names.
-func decodeOptions(options map[string]any, out any) error {
-	raw, err := yaml.Marshal(options)
-	if err != nil {
-		return fmt.Errorf("options: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil && !errors.Is(err, io.EOF) {
-		return optionsError(err)
-	}
-	return nil
-}
-
-// optionsError drops the line numbers of yaml's errors: they count lines
-// of the re-encoded options, not of the pipelines file.
-func optionsError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		errs := make([]error, 0, len(te.Errors))
-		for _, e := range te.Errors {
-			errs = append(errs, errors.New(stripLine(e)))
-		}
-		return errors.Join(errs...)
-	}
-	return errors.New(stripLine(err.Error()))
-}
-
-var lineRE = regexp.MustCompile(`^(yaml: )?line [0-9]+: `)
-
-func stripLine(s string) string { return lineRE.ReplaceAllString(s, "") }
+// Spec declares the archive processor's options.
+var Spec = options.New(func(c *Config) error { return c.Validate() },
+	options.Field{Name: "dir", Doc: "A local directory objects are written to; exactly one of dir and s3 is required."},
+	options.Field{Name: "s3", Fields: objectsink.S3Fields, Doc: "A bucket objects are written to (credentials from the AWS SDK's default chain)."},
+	options.Field{Name: "spoolDir", DefaultDoc: "`<dir>/.spool/<pipeline>` with dir; `<user cache dir>/runnel/spool/<pipeline>` with s3",
+		Doc: "Holds the records acknowledged but not yet in an object, fsynced, one subdirectory per shard."},
+	options.Field{Name: "bufferSize", Type: "size", DefaultDoc: "5MiB",
+		Doc: "How many bytes of records an object collects before it is written: a number of bytes or a size such as 5MiB or 64KB, 1 byte–128 MiB."},
+	options.Field{Name: "bufferInterval", Type: "duration", DefaultDoc: "60s",
+		Doc: "How long an object collects records at most before it is written, 1s–24h, or a number of seconds."},
+	options.Field{Name: "format", DefaultDoc: FormatJSONL, Enum: []string{FormatJSONL, FormatParquet},
+		Doc: "The objects' format: jsonl holds the records' data as it was, one per line; parquet one row per record, one column per top-level field (see schema)."},
+	options.Field{Name: "compression", DefaultDoc: "snappy for parquet, none for jsonl",
+		Doc: "For parquet, the codec of its pages: snappy, zstd, gzip or none; for jsonl, gzip (.jsonl.gz) or none."},
+	options.Field{Name: "gzip", Doc: "Compress jsonl objects (.jsonl.gz); the same as compression: gzip."},
+	options.Field{Name: "schema", DefaultDoc: "inferred from the records, widened as later records need (bigint to double, anything mixed to string), never dropping a field",
+		Doc: "The columns of parquet objects. Fields not declared are not written; a record whose value does not convert to its column's type goes to the error prefix.",
+		Fields: []options.Field{
+			{Name: "name", Required: true, Doc: "The record's top-level field the column holds."},
+			{Name: "type", Required: true, Enum: columnTypes,
+				Doc: "A timestamp is read from RFC 3339 text, `2006-01-02 15:04:05` (UTC) or epoch seconds (milliseconds above 1e11) and stored in microseconds, UTC."},
+		}},
+	options.Field{Name: "rowGroupSize", Type: "size", DefaultDoc: "bufferSize (one row group per object)",
+		Doc: "Ends a parquet row group after this many bytes of record data, 1 byte–128 MiB."},
+	options.Field{Name: "extension", DefaultDoc: "the format: jsonl or parquet", Doc: "The object name's extension, without the .gz."},
+	options.Field{Name: "timeField", DefaultDoc: "the record's arrival time", Doc: "The field holding the event time the time prefix comes from."},
+	options.Field{Name: "timeLayout", DefaultDoc: "RFC 3339, `2006-01-02 15:04:05` or epoch seconds", Doc: "The Go layout timeField is parsed with."},
+	options.Field{Name: "prefixStyle", DefaultDoc: StyleHourly, Enum: []string{StyleHourly, StyleHive},
+		Doc: "The time prefix: hourly is `YYYY/MM/DD/HH/`, hive is `dt=YYYY-MM-DD/hour=HH/`. Not with prefix."},
+	options.Field{Name: "partitionBy", DefaultDoc: "none", Doc: "An event field whose value becomes a path segment `<field>=<value>/` after the time prefix. Not with prefix."},
+	options.Field{Name: "prefix", DefaultDoc: "as prefixStyle and partitionBy say",
+		Doc:     "Where objects go, as Firehose's custom prefix: `!{timestamp:yyyy/MM/dd}` is the record's time (timeField, else its arrival) in Java's pattern letters (yyyy yy MM dd HH mm ss), `!{partitionKeyFromQuery:NAME}` the value of partition key NAME.",
+		Example: "events/country=!{partitionKeyFromQuery:country}/dt=!{timestamp:yyyy-MM-dd}/"},
+	options.Field{Name: "partitionKeys", DefaultDoc: "none",
+		Doc: "Partition keys computed per record: name → an expression over the record's fields (expr-lang, as forward's filter), e.g. `country: \"user.country ?? 'none'\"`. A key that cannot be computed (an error, nil or \"\") sends the record to the error prefix. Each key is used in prefix."},
+	options.Field{Name: "errorPrefix", DefaultDoc: "`errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/`",
+		Doc: "Where records go that cannot be partitioned or converted, one JSON line each with the reason and the data (base64), under `!{firehose:error-output-type}` (partitioning-failed or format-conversion-failed) and `!{timestamp:...}` (arrival time)."},
+	processor.DecodeField,
+)
 
 // ParseConfig decodes and validates the options; pipeline names the
 // pipeline, for the default spool directory.
-func ParseConfig(options map[string]any, pipeline string) (Config, error) {
-	var c Config
-	if err := decodeOptions(options, &c); err != nil {
-		return c, err
-	}
-	if err := c.Validate(); err != nil {
+func ParseConfig(opts map[string]any, pipeline string) (Config, error) {
+	c, err := Spec.DecodeMap(opts)
+	if err != nil {
 		return c, err
 	}
 	c.setDefaults(pipeline)
@@ -214,8 +218,8 @@ func ParseConfig(options map[string]any, pipeline string) (Config, error) {
 }
 
 // Check validates the options of a pipelines file (runnel config check).
-func Check(options map[string]any) error {
-	_, err := ParseConfig(options, "check")
+func Check(opts map[string]any) error {
+	_, err := ParseConfig(opts, "check")
 	return err
 }
 
@@ -223,7 +227,7 @@ func Check(options map[string]any) error {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, options.Errorf(field, format, args...))
 	}
 	switch {
 	case c.Dir == "" && c.S3 == nil:

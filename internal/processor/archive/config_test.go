@@ -35,7 +35,7 @@ func TestCheck(t *testing.T) {
 		{"interval range", map[string]any{"dir": "x", "bufferInterval": "100ms"}, []string{"bufferInterval: 100ms is outside 1s–24h"}},
 		{"bad size", map[string]any{"dir": "x", "bufferSize": "lots"}, []string{`"lots" is not a size`}},
 		{"bad duration", map[string]any{"dir": "x", "bufferInterval": "soon"}, []string{`"soon" is not a duration`}},
-		{"unknown option", map[string]any{"dir": "x", "bucket": "y"}, []string{"field bucket not found"}},
+		{"unknown option", map[string]any{"dir": "x", "bucket": "y"}, []string{"bucket: unknown option; known options are dir, s3,"}},
 		{"raw has no fields", map[string]any{"dir": "x", "partitionBy": "c", "decode": map[string]any{"format": "raw"}}, []string{"decode.format: raw records have no fields"}},
 	}
 	for _, tc := range tests {

@@ -83,8 +83,8 @@ var Builtin = NewBuiltin(nil)
 // shared (one per directory and process); nil opens one per pipeline.
 func NewBuiltin(shared *counts.Shared) pipeline.Builtin {
 	return pipeline.Builtin{
-		Doc:   "counts events in Redis (or runnel's own store) by a key built from their fields and time, exactly once per record",
-		Check: Check,
+		Doc:     "counts events in Redis (or runnel's own store) by a key built from their fields and time, exactly once per record",
+		Options: checked{Spec},
 		New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
 			cfg, err := ParseOptions(env.Options)
 			if err != nil {

@@ -15,8 +15,8 @@ import (
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
-// options decodes YAML as pipelines.yaml's handler.options would be.
-func options(t *testing.T, y string) map[string]any {
+// optionsOf decodes YAML as pipelines.yaml's handler.options would be.
+func optionsOf(t *testing.T, y string) map[string]any {
 	t.Helper()
 	var m map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(y), &m))
@@ -27,7 +27,7 @@ func options(t *testing.T, y string) map[string]any {
 }
 
 func TestParseOptionsDefaults(t *testing.T) {
-	c, err := ParseOptions(options(t, `key: "{page}"`))
+	c, err := ParseOptions(optionsOf(t, `key: "{page}"`))
 	require.NoError(t, err)
 	require.Equal(t, Config{
 		Key: "{page}", Missing: MissingEmpty,
@@ -37,7 +37,7 @@ func TestParseOptionsDefaults(t *testing.T) {
 }
 
 func TestParseOptionsAll(t *testing.T) {
-	c, err := ParseOptions(options(t, `
+	c, err := ParseOptions(optionsOf(t, `
 key: "{ts:2006-01-02T15}:{country}"
 missing: reject
 timeField: when
@@ -81,8 +81,8 @@ func TestParseOptionsTLS(t *testing.T) {
 		{"client certificate", `{tls: {certFile: c.pem, keyFile: k.pem}}`, &TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := options(t, `key: k`)
-			o["redis"] = options(t, tc.yaml)
+			o := optionsOf(t, `key: k`)
+			o["redis"] = optionsOf(t, tc.yaml)
 			c, err := ParseOptions(o)
 			require.NoError(t, err)
 			require.Equal(t, tc.want, c.Redis.TLS)
@@ -134,7 +134,7 @@ func TestCheckNamesEveryProblem(t *testing.T) {
 			"hash: must be a string", "key: required", "missing: must be", "expire: must be a duration", "redis.addr: must be a string"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Check(options(t, tc.yaml))
+			err := Check(optionsOf(t, tc.yaml))
 			require.Error(t, err)
 			for _, w := range tc.want {
 				require.Contains(t, err.Error(), w)
@@ -146,13 +146,13 @@ func TestCheckNamesEveryProblem(t *testing.T) {
 
 func TestCheckTLSFiles(t *testing.T) {
 	files := testserver.NewTLSFiles(t)
-	require.NoError(t, Check(options(t, `{key: k, redis: {tls: {caFile: `+files.CAFile+`}}}`)))
-	require.NoError(t, Check(options(t, `{key: k, redis: {tls: {caFile: `+files.CAFile+`, certFile: `+files.CertFile+`, keyFile: `+files.KeyFile+`}}}`)))
+	require.NoError(t, Check(optionsOf(t, `{key: k, redis: {tls: {caFile: `+files.CAFile+`}}}`)))
+	require.NoError(t, Check(optionsOf(t, `{key: k, redis: {tls: {caFile: `+files.CAFile+`, certFile: `+files.CertFile+`, keyFile: `+files.KeyFile+`}}}`)))
 	notPEM := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(notPEM, []byte("not a certificate"), 0o600))
-	err := Check(options(t, `{key: k, redis: {tls: {caFile: `+notPEM+`}}}`))
+	err := Check(optionsOf(t, `{key: k, redis: {tls: {caFile: `+notPEM+`}}}`))
 	require.ErrorContains(t, err, "redis.tls.caFile: no PEM certificate")
-	err = Check(options(t, `{key: k, redis: {tls: {certFile: `+files.CAFile+`, keyFile: `+files.CAFile+`}}}`))
+	err = Check(optionsOf(t, `{key: k, redis: {tls: {certFile: `+files.CAFile+`, keyFile: `+files.CAFile+`}}}`))
 	require.ErrorContains(t, err, "redis.tls.certFile, redis.tls.keyFile:")
 }
 

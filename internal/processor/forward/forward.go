@@ -23,12 +23,10 @@
 package forward
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -40,6 +38,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/producer"
@@ -48,8 +47,8 @@ import (
 
 // Builtin is the forward processor as pipelines.yaml names it.
 var Builtin = pipeline.Builtin{
-	Doc:   "re-puts records into another stream (filtered and reshaped by expressions, optional), keeping per-partition-key order",
-	Check: Check,
+	Doc:     "re-puts records into another stream (filtered and reshaped by expressions, optional), keeping per-partition-key order",
+	Options: Spec,
 	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
 		cfg, err := ParseConfig(env.Options)
 		if err != nil {
@@ -103,32 +102,39 @@ func (m *Map) UnmarshalYAML(n *yaml.Node) error {
 	case yaml.SequenceNode:
 		return n.Decode(&m.Fields)
 	}
-	return errors.New("map: want an expression or a list of fields")
+	return errors.New("want an expression or a list of fields")
 }
 
 func (m Map) set() bool { return m.Expr != "" || len(m.Fields) > 0 }
 
 var keyRef = regexp.MustCompile(`\{([^{}]*)\}`)
 
+// Spec declares the forward processor's options.
+var Spec = options.New(func(c *Config) error {
+	_, err := c.compile()
+	return err
+},
+	options.Field{Name: "stream", Required: true, Doc: "The target stream's name or ARN."},
+	options.Field{Name: "endpoint", DefaultDoc: "AWS_ENDPOINT_URL_KINESIS or AWS_ENDPOINT_URL when set, else http://127.0.0.1:4567",
+		Doc: "The target's Kinesis API: a URL, or `aws` for AWS."},
+	options.Field{Name: "region", DefaultDoc: "the AWS SDK's sources, else us-east-1", Doc: "The target's region."},
+	options.Field{Name: "filter", DefaultDoc: "forward all",
+		Doc: "An expression; records for which it is false are not forwarded."},
+	options.Field{Name: "map", Type: "expression or list of strings", DefaultDoc: "the data unchanged",
+		Doc: "Reshapes the record: an expression whose value is put as JSON, or a list of fields kept as they are."},
+	options.Field{Name: "partitionKey", DefaultDoc: "the record's own key",
+		Doc: "A template of field references, e.g. `{user}` or `{country}-{city}`."},
+	processor.DecodeField,
+)
+
 // ParseConfig decodes and validates the options.
-func ParseConfig(options map[string]any) (Config, error) {
-	var c Config
-	raw, err := yaml.Marshal(options)
-	if err != nil {
-		return c, fmt.Errorf("options: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, errors.New(regexp.MustCompile(`(yaml: )?line [0-9]+: `).ReplaceAllString(err.Error(), ""))
-	}
-	_, err = c.compile()
-	return c, err
+func ParseConfig(opts map[string]any) (Config, error) {
+	return Spec.DecodeMap(opts)
 }
 
 // Check validates the options of a pipelines file (runnel config check).
-func Check(options map[string]any) error {
-	_, err := ParseConfig(options)
+func Check(opts map[string]any) error {
+	_, err := ParseConfig(opts)
 	return err
 }
 
@@ -143,43 +149,43 @@ func (c Config) compile() (programs, error) {
 	var p programs
 	var errs []error
 	if c.Stream == "" {
-		errs = append(errs, errors.New("stream: the target stream is required"))
+		errs = append(errs, options.Errorf("stream", "the target stream is required"))
 	}
 	if c.Endpoint != "" && c.Endpoint != kinesisclient.AWS && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
-		errs = append(errs, fmt.Errorf("endpoint: %q is not an http:// or https:// URL, or aws", c.Endpoint))
+		errs = append(errs, options.Errorf("endpoint", "%q is not an http:// or https:// URL, or aws", c.Endpoint))
 	}
 	opts := []expr.Option{expr.Env(map[string]any{}), expr.AllowUndefinedVariables()}
 	if c.Filter != "" {
 		prog, err := expr.Compile(c.Filter, append(opts, expr.AsBool())...)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("filter: %v", err))
+			errs = append(errs, options.Errorf("filter", "%v", err))
 		}
 		p.filter = prog
 	}
 	if c.Map.Expr != "" {
 		prog, err := expr.Compile(c.Map.Expr, opts...)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("map: %v", err))
+			errs = append(errs, options.Errorf("map", "%v", err))
 		}
 		p.mapper = prog
 	}
 	for i, f := range c.Map.Fields {
 		if strings.TrimSpace(f) == "" {
-			errs = append(errs, fmt.Errorf("map[%d]: empty field name", i))
+			errs = append(errs, options.Errorf(fmt.Sprintf("map[%d]", i), "empty field name"))
 		}
 	}
 	if c.PartitionKey != "" {
 		for _, m := range keyRef.FindAllStringSubmatch(c.PartitionKey, -1) {
 			if strings.TrimSpace(m[1]) == "" {
-				errs = append(errs, fmt.Errorf("partitionKey: %q refers to an empty field name", c.PartitionKey))
+				errs = append(errs, options.Errorf("partitionKey", "%q refers to an empty field name", c.PartitionKey))
 			}
 		}
 		if rest := keyRef.ReplaceAllString(c.PartitionKey, ""); strings.ContainsAny(rest, "{}") {
-			errs = append(errs, fmt.Errorf("partitionKey: unbalanced braces in %q", c.PartitionKey))
+			errs = append(errs, options.Errorf("partitionKey", "unbalanced braces in %q", c.PartitionKey))
 		}
 	}
 	if (c.Filter != "" || c.Map.set() || c.PartitionKey != "") && c.Decode.Format == processor.FormatRaw {
-		errs = append(errs, errors.New("decode.format: raw records have no fields for filter, map or partitionKey"))
+		errs = append(errs, options.Errorf("decode.format", "raw records have no fields for filter, map or partitionKey"))
 	}
 	if err := c.Decode.Validate(); err != nil {
 		errs = append(errs, err)

@@ -277,7 +277,7 @@ func TestCheck(t *testing.T) {
 			"endpoint": "127.0.0.1:4567", "filter": "(", "map": []any{""}, "partitionKey": "{}-{",
 			"decode": map[string]any{"format": "raw"},
 		}, []string{"stream:", "endpoint:", "filter:", "map[0]: empty field name", "partitionKey: \"{}-{\" refers to an empty field name", "partitionKey: unbalanced", "decode.format: raw records"}},
-		{"unknown option", map[string]any{"stream": "s", "filters": "x"}, []string{"field filters not found"}},
+		{"unknown option", map[string]any{"stream": "s", "filters": "x"}, []string{"filters: unknown option; did you mean filter?"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,17 +7,15 @@
 package table
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"strings"
 	"sync"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/sink/dynamo"
@@ -26,30 +24,41 @@ import (
 // Config is the table processor's options.
 type Config struct {
 	// Table is the table name. Required.
-	Table string `json:"table"`
+	Table string `yaml:"table"`
 	// Endpoint is the DynamoDB endpoint URL, e.g. http://127.0.0.1:8000
 	// for DynamoDB Local or dynalite. Default: the AWS SDK's own
 	// resolution (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, or AWS).
-	Endpoint string `json:"endpoint"`
+	Endpoint string `yaml:"endpoint"`
 	// Region is the AWS region. Default: the AWS SDK's (AWS_REGION, the
 	// shared config), else us-east-1.
-	Region string `json:"region"`
+	Region string `yaml:"region"`
 	// CreateTable, when set, creates the table when it does not exist.
-	CreateTable *dynamo.CreateTable `json:"createTable"`
+	CreateTable *dynamo.CreateTable `yaml:"createTable"`
 	// Decode says how record data is decoded; default JSON.
-	Decode processor.DecodeConfig `json:"decode"`
+	Decode processor.DecodeConfig `yaml:"decode"`
 }
+
+// Spec declares the table processor's options.
+var Spec = options.New((*Config).Validate,
+	options.Field{Name: "table", Required: true, Doc: "The DynamoDB table name."},
+	options.Field{Name: "endpoint", DefaultDoc: "the AWS SDK's resolution (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL, or AWS)",
+		Doc: "The DynamoDB endpoint URL, e.g. http://127.0.0.1:8000 for DynamoDB Local or dynalite."},
+	options.Field{Name: "region", DefaultDoc: "the AWS SDK's (AWS_REGION, the shared config), else us-east-1", Doc: "The AWS region."},
+	options.Field{Name: "createTable", Fields: dynamo.CreateTableFields,
+		Doc: "Create the table with this key, on-demand capacity, when it does not exist."},
+	processor.DecodeField,
+)
 
 // Validate reports every problem of the configuration, named by field.
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Table == "" {
-		errs = append(errs, errors.New("table: is required"))
+		errs = append(errs, options.Errorf("table", "is required"))
 	} else if len(c.Table) < 3 || len(c.Table) > 255 || strings.Trim(c.Table, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
-		errs = append(errs, fmt.Errorf("table: %q is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)", c.Table))
+		errs = append(errs, options.Errorf("table", "%q is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ . -)", c.Table))
 	}
 	if c.Endpoint != "" && !strings.HasPrefix(c.Endpoint, "http://") && !strings.HasPrefix(c.Endpoint, "https://") {
-		errs = append(errs, fmt.Errorf("endpoint: want an http:// or https:// URL, got %q", c.Endpoint))
+		errs = append(errs, options.Errorf("endpoint", "want an http:// or https:// URL, got %q", c.Endpoint))
 	}
 	if ct := c.CreateTable; ct != nil {
 		errs = append(errs, ct.Validate("createTable")...)
@@ -60,73 +69,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// DecodeOptions decodes a builtin's options map into v (a pointer to a
-// struct with json tags), reporting unknown options by name.
-func DecodeOptions(options map[string]any, v any) error {
-	b, err := json.Marshal(options)
-	if err != nil {
-		return fmt.Errorf("options: %v", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te):
-			return fmt.Errorf("%s: want %s, got a JSON %s", te.Field, te.Type, te.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fmt.Errorf("%s: unknown option", strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`))
-		}
-		return fmt.Errorf("options: %v", err)
-	}
-	// encoding/json matches names regardless of case; options do not.
-	return exactNames(options, reflect.TypeOf(v).Elem(), "")
-}
-
-// exactNames reports the first option of m, a value decoded into t,
-// whose name differs from its field's json name by case.
-func exactNames(m map[string]any, t reflect.Type, prefix string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	fields := map[string]reflect.StructField{}
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		fields[name] = f
-	}
-	for k, v := range m {
-		f, ok := fields[k]
-		if !ok {
-			return fmt.Errorf("%s%s: unknown option", prefix, k)
-		}
-		if sub, ok := v.(map[string]any); ok {
-			if err := exactNames(sub, f.Type, prefix+k+"."); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // Builtin is the table processor for pipelines.yaml.
 var Builtin = pipeline.Builtin{
-	Doc: "writes each event as an item of a DynamoDB table (BatchWriteItem in chunks of 25, UnprocessedItems retried)",
-	Check: func(options map[string]any) error {
-		var c Config
-		if err := DecodeOptions(options, &c); err != nil {
-			return err
-		}
-		return c.Validate()
-	},
+	Doc:     "writes each event as an item of a DynamoDB table (BatchWriteItem in chunks of 25, UnprocessedItems retried)",
+	Options: Spec,
 	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
-		var c Config
-		if err := DecodeOptions(env.Options, &c); err != nil {
-			return nil, err
-		}
-		if err := c.Validate(); err != nil {
+		c, err := Spec.DecodeMap(env.Options)
+		if err != nil {
 			return nil, err
 		}
 		api, err := dynamo.NewClient(context.Background(), c.Endpoint, c.Region)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/sink/dynamo"
@@ -20,21 +21,21 @@ import (
 type Config struct {
 	// Size is the window length, a whole number of seconds ("1m").
 	// Required.
-	Size string `json:"size"`
+	Size string `yaml:"size"`
 	// Slide is how far apart sliding windows start; it divides Size.
 	// Default Size (tumbling windows). Windows are aligned to the Unix
 	// epoch: a tumbling minute window starts at a whole minute.
-	Slide string `json:"slide"`
+	Slide string `yaml:"slide"`
 	// TimeField is the field holding the event time (see
 	// processor.Event.Time for the accepted forms). Default: the
 	// record's arrival time.
-	TimeField string `json:"timeField"`
+	TimeField string `yaml:"timeField"`
 	// TimeLayout is a Go time layout for TimeField; default: RFC 3339,
 	// "2006-01-02 15:04:05" or epoch seconds/milliseconds.
-	TimeLayout string `json:"timeLayout"`
+	TimeLayout string `yaml:"timeLayout"`
 	// GroupBy names the fields (dotted paths) results are grouped by.
 	// Default: none (one result per window).
-	GroupBy []string `json:"groupBy"`
+	GroupBy []string `yaml:"groupBy"`
 	// Aggregates names the aggregates each result carries: attribute
 	// name → "op(field)", op one of count (no field: "count()"), sum,
 	// min, max, avg (of a numeric field) and distinct (the field's
@@ -44,93 +45,139 @@ type Config struct {
 	// Results hold them in name order. Events lacking a field named here
 	// are rejected. Not together with Field or Distinct. Default: the
 	// short form (Field, Distinct).
-	Aggregates map[string]string `json:"aggregates"`
+	Aggregates map[string]string `yaml:"aggregates"`
 	// Field is the short form of a numeric field's aggregates: results
 	// carry count, sum, min, max and avg under those names. Optional;
 	// events without a number there are rejected.
-	Field string `json:"field"`
+	Field string `yaml:"field"`
 	// Distinct is the short form of a distinct count: results carry
 	// "distinct", the field's distinct values counted approximately.
 	// Optional. Without Aggregates, Field and Distinct, results carry
 	// only "count".
-	Distinct string `json:"distinct"`
+	Distinct string `yaml:"distinct"`
 	// WindowStartName and WindowEndName name the results' window start
 	// and end attributes (RFC 3339 times). Default "windowStart" and
 	// "windowEnd".
-	WindowStartName string `json:"windowStartName"`
-	WindowEndName   string `json:"windowEndName"`
+	WindowStartName string `yaml:"windowStartName"`
+	WindowEndName   string `yaml:"windowEndName"`
 	// Late says what becomes of a late event (one whose windows have
 	// closed, see AllowedLateness): "reject" hands it to the pipeline's
 	// on-failure destination with the reason; "update" adds it to its
 	// windows and emits their results again, updated (an output keyed by
 	// window and group overwrites the earlier result; a stream output
 	// gets a second record with the same "id"). Default "reject".
-	Late string `json:"late"`
+	Late string `yaml:"late"`
 	// KeepClosed is, with late: update, how long after a window has
 	// closed a late event still updates it: the window's partial
 	// aggregates are kept that long, and later events are rejected.
 	// Default 1h.
-	KeepClosed string `json:"keepClosed"`
+	KeepClosed string `yaml:"keepClosed"`
 	// AllowedLateness is how far behind the largest event time seen on a
 	// shard an event may be and still count: a shard's watermark is its
 	// largest event time minus AllowedLateness. Default 0.
-	AllowedLateness string `json:"allowedLateness"`
+	AllowedLateness string `yaml:"allowedLateness"`
 	// IdleTimeout is how long a shard may deliver nothing before its
 	// watermark starts moving with the wall clock (by the time elapsed
 	// since its last batch), so an idle shard does not hold windows open
 	// forever. Default 30s.
-	IdleTimeout string `json:"idleTimeout"`
+	IdleTimeout string `yaml:"idleTimeout"`
 	// StateDir holds the window state. Default
 	// <runner state dir>/<pipeline>.window.
-	StateDir string `json:"stateDir"`
+	StateDir string `yaml:"stateDir"`
 	// Output is where results go when a window closes. Required.
-	Output Output `json:"output"`
+	Output Output `yaml:"output"`
 	// Decode says how record data is decoded; default JSON.
-	Decode processor.DecodeConfig `json:"decode"`
+	Decode processor.DecodeConfig `yaml:"decode"`
 }
 
 // Output names exactly one destination of window results.
 type Output struct {
 	// Dir is a local directory: one file of JSON lines per window,
 	// named by the window's start and end.
-	Dir string `json:"dir"`
+	Dir string `yaml:"dir"`
 	// S3 is an S3 bucket (any S3-compatible endpoint): one object of
 	// JSON lines per window, keyed as Dir's files under the prefix.
-	S3 *object.S3Config `json:"s3"`
+	S3 *object.S3Config `yaml:"s3"`
 	// Stream is a Kinesis stream: one record per result, partition key
 	// the group values.
-	Stream string `json:"stream"`
+	Stream string `yaml:"stream"`
 	// Endpoint and Region locate Stream's Kinesis; default as every
 	// runnel command (AWS_ENDPOINT_URL, else runnel serve on
 	// 127.0.0.1:4567).
-	Endpoint string `json:"endpoint"`
-	Region   string `json:"region"`
+	Endpoint string `yaml:"endpoint"`
+	Region   string `yaml:"region"`
 	// RedisHash is a Redis hash: one field per result.
-	RedisHash *RedisHash `json:"redisHash"`
+	RedisHash *RedisHash `yaml:"redisHash"`
 	// Table is a DynamoDB table: one item per result.
-	Table *TableOutput `json:"table"`
+	Table *TableOutput `yaml:"table"`
 }
 
 // RedisHash is a Redis hash output.
 type RedisHash struct {
 	// Addr is host:port. Required.
-	Addr string `json:"addr"`
+	Addr string `yaml:"addr"`
 	// Key is the hash's key. Required.
-	Key      string `json:"key"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	DB       int    `json:"db"`
+	Key      string `yaml:"key"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
 }
 
 // TableOutput is a DynamoDB table output; items carry windowStart,
 // windowEnd, the group fields and the aggregates, so the table's key is
 // usually a group field and windowStart.
 type TableOutput struct {
-	Table       string              `json:"table"`
-	Endpoint    string              `json:"endpoint"`
-	Region      string              `json:"region"`
-	CreateTable *dynamo.CreateTable `json:"createTable"`
+	Table       string              `yaml:"table"`
+	Endpoint    string              `yaml:"endpoint"`
+	Region      string              `yaml:"region"`
+	CreateTable *dynamo.CreateTable `yaml:"createTable"`
 }
+
+// Spec declares the window processor's options.
+var Spec = options.New((*Config).Validate,
+	options.Field{Name: "size", Required: true, Type: "duration", Example: "1m", Doc: "The window length, a whole number of seconds."},
+	options.Field{Name: "slide", Type: "duration", DefaultDoc: "size (tumbling windows)",
+		Doc: "How far apart sliding windows start; it divides size. Windows are aligned to the Unix epoch: a tumbling minute window starts at a whole minute."},
+	options.Field{Name: "timeField", DefaultDoc: "the record's arrival time", Doc: "The field holding the event time."},
+	options.Field{Name: "timeLayout", DefaultDoc: "RFC 3339, `2006-01-02 15:04:05` or epoch seconds/milliseconds", Doc: "The Go layout timeField is parsed with."},
+	options.Field{Name: "groupBy", DefaultDoc: "none (one result per window)", Doc: "The fields (dotted paths) results are grouped by."},
+	options.Field{Name: "aggregates", DefaultDoc: "the short form (field, distinct)",
+		Doc: "The aggregates each result carries, as name: op(field): count() counts events; sum, min, max and avg take a numeric field; distinct counts a field's distinct values approximately (HyperLogLog++, about 0.8% standard error). Events lacking a field named here are rejected. Not with field or distinct."},
+	options.Field{Name: "field", Doc: "The short form of a numeric field's aggregates: results carry count, sum, min, max and avg; events without a number there are rejected."},
+	options.Field{Name: "distinct", Doc: "The short form of a distinct count: results carry distinct, the field's distinct values counted approximately."},
+	options.Field{Name: "windowStartName", DefaultDoc: "windowStart", Doc: "The name of the results' window start attribute (an RFC 3339 time)."},
+	options.Field{Name: "windowEndName", DefaultDoc: "windowEnd", Doc: "The name of the results' window end attribute (an RFC 3339 time)."},
+	options.Field{Name: "late", DefaultDoc: LateReject,
+		Doc: "What becomes of a late event (its windows have closed): `reject` hands it to the on-failure destination; `update` adds it to its windows and emits their results again, updated (a stream output gets a second record with the same id)."},
+	options.Field{Name: "keepClosed", Type: "duration", DefaultDoc: "1h",
+		Doc: "With late: update, how long after a window closed a late event still updates it; later events are rejected."},
+	options.Field{Name: "allowedLateness", Type: "duration", DefaultDoc: "0s",
+		Doc: "How far behind the largest event time seen on a shard an event may be and still count."},
+	options.Field{Name: "idleTimeout", Type: "duration", DefaultDoc: "30s",
+		Doc: "How long a shard may deliver nothing before its watermark moves with the wall clock, so an idle shard does not hold windows open."},
+	options.Field{Name: "stateDir", DefaultDoc: "`<state dir>/<pipeline>.window`", Doc: "Holds the window state."},
+	options.Field{Name: "output", Required: true, Doc: "Where results go when a window closes: exactly one of dir, s3, stream, redisHash and table.", Fields: []options.Field{
+		{Name: "dir", Doc: "A local directory: one file of JSON lines per window, named by the window's start and end."},
+		{Name: "s3", Fields: object.S3Fields, Doc: "An S3 bucket (any S3-compatible endpoint): one object of JSON lines per window, keyed as dir's files under the prefix."},
+		{Name: "stream", Doc: "A Kinesis stream: one record per result, partition key the group values."},
+		{Name: "endpoint", DefaultDoc: "AWS_ENDPOINT_URL, else runnel serve on 127.0.0.1:4567", Doc: "The Kinesis endpoint of stream."},
+		{Name: "region", DefaultDoc: "the AWS SDK's sources, else us-east-1", Doc: "The region of stream."},
+		{Name: "redisHash", Doc: "A Redis hash: one field per result.", Fields: []options.Field{
+			{Name: "addr", Required: true, Example: "127.0.0.1:6379", Doc: "host:port of the Redis server."},
+			{Name: "key", Required: true, Doc: "The hash's key."},
+			{Name: "username", Doc: "The user to AUTH as."},
+			{Name: "password", Doc: "The password to AUTH with."},
+			{Name: "db", Doc: "The database number."},
+		}},
+		{Name: "table", Doc: "A DynamoDB table: one item per result, with the window start and end, the group fields and the aggregates.", Fields: []options.Field{
+			{Name: "table", Required: true, Doc: "The DynamoDB table name."},
+			{Name: "endpoint", DefaultDoc: "the AWS SDK's resolution", Doc: "The DynamoDB endpoint URL."},
+			{Name: "region", DefaultDoc: "the AWS SDK's, else us-east-1", Doc: "The AWS region."},
+			{Name: "createTable", Fields: dynamo.CreateTableFields, Doc: "Create the table with this key when it does not exist."},
+		}},
+	}},
+	processor.DecodeField,
+)
 
 // Late event choices (Config.Late).
 const (
@@ -206,26 +253,26 @@ func (c *Config) parseAggregates(p *parsed) []error {
 		return nil
 	}
 	if c.Field != "" || c.Distinct != "" {
-		errs = append(errs, errors.New("aggregates: not together with field or distinct (write them as aggregates, e.g. sum: sum(v))"))
+		errs = append(errs, options.Errorf("aggregates", "not together with field or distinct (write them as aggregates, e.g. sum: sum(v))"))
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Aggregates)) {
 		spec := c.Aggregates[name]
 		m := aggRE.FindStringSubmatch(spec)
 		switch {
 		case strings.TrimSpace(name) == "":
-			errs = append(errs, errors.New("aggregates: an aggregate has an empty name"))
+			errs = append(errs, options.Errorf("aggregates", "an aggregate has an empty name"))
 			continue
 		case m == nil || !slices.Contains(aggOps, m[1]):
-			errs = append(errs, fmt.Errorf("aggregates.%s: %q is not op(field) with op one of %s", name, spec, strings.Join(aggOps, ", ")))
+			errs = append(errs, options.Errorf("aggregates."+name, "%q is not op(field) with op one of %s", spec, strings.Join(aggOps, ", ")))
 			continue
 		case m[1] == "count" && m[2] != "":
-			errs = append(errs, fmt.Errorf("aggregates.%s: count takes no field (count counts events), got %q", name, spec))
+			errs = append(errs, options.Errorf("aggregates."+name, "count takes no field (count counts events), got %q", spec))
 			continue
 		case m[1] != "count" && m[2] == "":
-			errs = append(errs, fmt.Errorf("aggregates.%s: %s needs a field, e.g. %s(amount)", name, m[1], m[1]))
+			errs = append(errs, options.Errorf("aggregates."+name, "%s needs a field, e.g. %s(amount)", m[1], m[1]))
 			continue
 		case name == p.startName || name == p.endName:
-			errs = append(errs, fmt.Errorf("aggregates.%s: is the name of the window start or end", name))
+			errs = append(errs, options.Errorf("aggregates."+name, "is the name of the window start or end"))
 			continue
 		}
 		o := output{name: name, op: m[1], acc: -1}
@@ -260,16 +307,16 @@ func (c *Config) parse() (parsed, error) {
 		d, err := time.ParseDuration(s)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("%s: %q is not a duration such as 30s or 1m", name, s))
+			errs = append(errs, options.Errorf(name, "%q is not a duration such as 30s or 1m", s))
 		case d < 0:
-			errs = append(errs, fmt.Errorf("%s: must not be negative", name))
+			errs = append(errs, options.Errorf(name, "must not be negative"))
 		case whole && (d <= 0 || d%time.Second != 0):
-			errs = append(errs, fmt.Errorf("%s: must be a positive whole number of seconds, got %s", name, s))
+			errs = append(errs, options.Errorf(name, "must be a positive whole number of seconds, got %s", s))
 		}
 		return d
 	}
 	if c.Size == "" {
-		errs = append(errs, errors.New("size: is required, e.g. 1m"))
+		errs = append(errs, options.Errorf("size", "is required, e.g. 1m"))
 	}
 	p.size = dur("size", c.Size, 0, true)
 	p.slide = dur("slide", c.Slide, p.size, true)
@@ -279,42 +326,42 @@ func (c *Config) parse() (parsed, error) {
 	switch c.Late {
 	case "", LateReject:
 		if c.KeepClosed != "" {
-			errs = append(errs, errors.New("keepClosed: only with late: update"))
+			errs = append(errs, options.Errorf("keepClosed", "only with late: update"))
 		}
 		p.keep = 0
 	case LateUpdate:
 		p.update = true
 	default:
-		errs = append(errs, fmt.Errorf("late: want reject or update, got %q", c.Late))
+		errs = append(errs, options.Errorf("late", "want reject or update, got %q", c.Late))
 	}
 	p.startName, p.endName = cmp.Or(c.WindowStartName, "windowStart"), cmp.Or(c.WindowEndName, "windowEnd")
 	if p.startName == p.endName {
-		errs = append(errs, fmt.Errorf("windowEndName: %q is also the window start's name", p.endName))
+		errs = append(errs, options.Errorf("windowEndName", "%q is also the window start's name", p.endName))
 	}
 	errs = append(errs, c.parseAggregates(&p)...)
 	reserved := p.resultNames(len(c.Aggregates) == 0)
 	if c.IdleTimeout != "" && p.idle == 0 {
-		errs = append(errs, errors.New("idleTimeout: must be positive"))
+		errs = append(errs, options.Errorf("idleTimeout", "must be positive"))
 	}
 	if p.size > 0 && p.slide > 0 {
 		if p.slide > p.size || p.size%p.slide != 0 {
-			errs = append(errs, fmt.Errorf("slide: %s must divide size %s", p.slide, p.size))
+			errs = append(errs, options.Errorf("slide", "%s must divide size %s", p.slide, p.size))
 		} else if p.size/p.slide > 1000 {
-			errs = append(errs, fmt.Errorf("slide: %s puts each event in more than 1000 windows of %s", p.slide, p.size))
+			errs = append(errs, options.Errorf("slide", "%s puts each event in more than 1000 windows of %s", p.slide, p.size))
 		}
 	}
 	if c.TimeLayout != "" && c.TimeField == "" {
-		errs = append(errs, errors.New("timeLayout: given without a timeField"))
+		errs = append(errs, options.Errorf("timeLayout", "given without a timeField"))
 	}
 	seen := map[string]bool{}
 	for i, g := range c.GroupBy {
 		switch {
 		case g == "":
-			errs = append(errs, fmt.Errorf("groupBy[%d]: is empty", i))
+			errs = append(errs, options.Errorf(fmt.Sprintf("groupBy[%d]", i), "is empty"))
 		case seen[g]:
-			errs = append(errs, fmt.Errorf("groupBy[%d]: %q is named twice", i, g))
+			errs = append(errs, options.Errorf(fmt.Sprintf("groupBy[%d]", i), "%q is named twice", g))
 		case slices.Contains(reserved, g):
-			errs = append(errs, fmt.Errorf("groupBy[%d]: %q is the name of a result field (%s)", i, g, strings.Join(reserved, ", ")))
+			errs = append(errs, options.Errorf(fmt.Sprintf("groupBy[%d]", i), "%q is the name of a result field (%s)", g, strings.Join(reserved, ", ")))
 		}
 		seen[g] = true
 	}
@@ -326,36 +373,41 @@ func (c *Config) parse() (parsed, error) {
 		}
 	}
 	if n != 1 {
-		errs = append(errs, errors.New("output: name exactly one of dir, s3, stream, redisHash, table"))
+		errs = append(errs, options.Errorf("output", "name exactly one of dir, s3, stream, redisHash, table"))
 	}
 	if (o.Endpoint != "" || o.Region != "") && o.Stream == "" {
-		errs = append(errs, errors.New("output.endpoint, output.region: only a stream output takes them"))
+		errs = append(errs, options.Errorf("output.endpoint", "with output.region: only a stream output takes them"))
 	}
 	if o.Endpoint != "" && !strings.HasPrefix(o.Endpoint, "http://") && !strings.HasPrefix(o.Endpoint, "https://") {
-		errs = append(errs, fmt.Errorf("output.endpoint: want an http:// or https:// URL, got %q", o.Endpoint))
+		errs = append(errs, options.Errorf("output.endpoint", "want an http:// or https:// URL, got %q", o.Endpoint))
 	}
 	if o.S3 != nil && o.S3.Bucket == "" {
-		errs = append(errs, errors.New("output.s3.bucket: is required"))
+		errs = append(errs, options.Errorf("output.s3.bucket", "is required"))
 	}
 	if o.S3 != nil && o.S3.Endpoint != "" && !strings.HasPrefix(o.S3.Endpoint, "http://") && !strings.HasPrefix(o.S3.Endpoint, "https://") {
-		errs = append(errs, fmt.Errorf("output.s3.endpoint: want an http:// or https:// URL, got %q", o.S3.Endpoint))
+		errs = append(errs, options.Errorf("output.s3.endpoint", "want an http:// or https:// URL, got %q", o.S3.Endpoint))
 	}
 	if r := o.RedisHash; r != nil {
 		if r.Addr == "" {
-			errs = append(errs, errors.New("output.redisHash.addr: is required, e.g. 127.0.0.1:6379"))
+			errs = append(errs, options.Errorf("output.redisHash.addr", "is required, e.g. 127.0.0.1:6379"))
 		}
 		if r.Key == "" {
-			errs = append(errs, errors.New("output.redisHash.key: is required"))
+			errs = append(errs, options.Errorf("output.redisHash.key", "is required"))
 		}
 		if r.DB < 0 {
-			errs = append(errs, errors.New("output.redisHash.db: must not be negative"))
+			errs = append(errs, options.Errorf("output.redisHash.db", "must not be negative"))
 		}
 	}
 	if t := o.Table; t != nil {
 		tc := table.Config{Table: t.Table, Endpoint: t.Endpoint, Region: t.Region, CreateTable: t.CreateTable}
 		if err := tc.Validate(); err != nil {
-			for _, e := range unjoin(err) {
-				errs = append(errs, fmt.Errorf("output.table.%v", e))
+			for _, e := range options.Unjoin(err) {
+				var oe *options.Error
+				if errors.As(e, &oe) {
+					errs = append(errs, options.Errorf("output.table."+oe.Path, "%s", oe.Msg))
+				} else {
+					errs = append(errs, options.Errorf("output.table", "%v", e))
+				}
 			}
 		}
 	}
@@ -363,7 +415,7 @@ func (c *Config) parse() (parsed, error) {
 		errs = append(errs, err)
 	}
 	if c.Decode.Format == processor.FormatRaw {
-		errs = append(errs, errors.New("decode.format: raw records have no fields to window"))
+		errs = append(errs, options.Errorf("decode.format", "raw records have no fields to window"))
 	}
 	return p, errors.Join(errs...)
 }
@@ -372,11 +424,4 @@ func (c *Config) parse() (parsed, error) {
 func (c *Config) Validate() error {
 	_, err := c.parse()
 	return err
-}
-
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

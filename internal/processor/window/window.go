@@ -62,7 +62,6 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
-	"github.com/runnel-dev/runnel/internal/processor/table"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
 
@@ -74,17 +73,11 @@ var ErrMissingField = errors.New("missing field")
 
 // Builtin is the window processor for pipelines.yaml.
 var Builtin = pipeline.Builtin{
-	Doc: "event-time tumbling or sliding windows grouped by fields (count, sum, min, max, avg, approximate distinct), emitted when they close",
-	Check: func(options map[string]any) error {
-		var c Config
-		if err := table.DecodeOptions(options, &c); err != nil {
-			return err
-		}
-		return c.Validate()
-	},
+	Doc:     "event-time tumbling or sliding windows grouped by fields (count, sum, min, max, avg, approximate distinct), emitted when they close",
+	Options: Spec,
 	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
-		var c Config
-		if err := table.DecodeOptions(env.Options, &c); err != nil {
+		c, err := Spec.DecodeMap(env.Options)
+		if err != nil {
 			return nil, err
 		}
 		if c.StateDir == "" {

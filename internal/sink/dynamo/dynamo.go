@@ -20,6 +20,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
 
@@ -381,17 +382,25 @@ func attributeValue(v any) (types.AttributeValue, error) {
 	return nil, fmt.Errorf("unsupported value of type %T", v)
 }
 
+// CreateTableFields declares CreateTable as an option of a processor.
+var CreateTableFields = []options.Field{
+	{Name: "partitionKey", Required: true, Doc: "The partition (hash) key attribute."},
+	{Name: "partitionKeyType", DefaultDoc: "S", Doc: "The partition key's type: S, N or B."},
+	{Name: "sortKey", DefaultDoc: "none", Doc: "The sort (range) key attribute."},
+	{Name: "sortKeyType", DefaultDoc: "S", Doc: "The sort key's type: S, N or B."},
+}
+
 // CreateTable declares the key of a table created when missing, with
 // on-demand (PAY_PER_REQUEST) capacity.
 type CreateTable struct {
 	// PartitionKey is the partition (hash) key attribute. Required.
-	PartitionKey string `json:"partitionKey"`
+	PartitionKey string `json:"partitionKey" yaml:"partitionKey"`
 	// PartitionKeyType is S (default), N or B.
-	PartitionKeyType string `json:"partitionKeyType"`
+	PartitionKeyType string `json:"partitionKeyType" yaml:"partitionKeyType"`
 	// SortKey is the optional sort (range) key attribute.
-	SortKey string `json:"sortKey"`
+	SortKey string `json:"sortKey" yaml:"sortKey"`
 	// SortKeyType is S (default), N or B.
-	SortKeyType string `json:"sortKeyType"`
+	SortKeyType string `json:"sortKeyType" yaml:"sortKeyType"`
 }
 
 // Validate reports the problems of the declaration, each named by
@@ -399,20 +408,20 @@ type CreateTable struct {
 func (ct *CreateTable) Validate(prefix string) []error {
 	var errs []error
 	if ct.PartitionKey == "" {
-		errs = append(errs, fmt.Errorf("%s.partitionKey: is required", prefix))
+		errs = append(errs, options.Errorf(prefix+".partitionKey", "is required"))
 	}
 	if ct.SortKey != "" && ct.SortKey == ct.PartitionKey {
-		errs = append(errs, fmt.Errorf("%s.sortKey: must differ from the partition key", prefix))
+		errs = append(errs, options.Errorf(prefix+".sortKey", "must differ from the partition key"))
 	}
 	for name, t := range map[string]string{"partitionKeyType": ct.PartitionKeyType, "sortKeyType": ct.SortKeyType} {
 		switch t {
 		case "", "S", "N", "B":
 		default:
-			errs = append(errs, fmt.Errorf("%s.%s: must be S, N or B, got %q", prefix, name, t))
+			errs = append(errs, options.Errorf(prefix+"."+name, "must be S, N or B, got %q", t))
 		}
 	}
 	if ct.SortKey == "" && ct.SortKeyType != "" {
-		errs = append(errs, fmt.Errorf("%s.sortKeyType: given without a sortKey", prefix))
+		errs = append(errs, options.Errorf(prefix+".sortKeyType", "given without a sortKey"))
 	}
 	return errs
 }

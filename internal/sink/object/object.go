@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/sink"
 )
 
@@ -79,6 +80,15 @@ type S3Config struct {
 	// ForcePathStyle addresses the bucket as <endpoint>/<bucket>/ rather
 	// than as a host name. Default false.
 	ForcePathStyle bool `yaml:"forcePathStyle" json:"forcePathStyle"`
+}
+
+// S3Fields declares S3Config as an option of a processor.
+var S3Fields = []options.Field{
+	{Name: "bucket", Required: true, Doc: "The bucket."},
+	{Name: "prefix", Doc: "Put before every key, e.g. `raw/clicks/`."},
+	{Name: "endpoint", DefaultDoc: "AWS (AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL are honoured)", Doc: "An S3-compatible endpoint URL."},
+	{Name: "region", DefaultDoc: "the AWS SDK's sources, else us-east-1", Doc: "The bucket's region."},
+	{Name: "forcePathStyle", Doc: "Address the bucket as `<endpoint>/<bucket>/` rather than as a host name."},
 }
 
 // PutObjectAPI is the part of the S3 client the S3 store calls.
