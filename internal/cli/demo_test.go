@@ -158,6 +158,7 @@ func TestServeDemo(t *testing.T) {
 	require.Equal(t, float64(delivered), metricValue(fams, "runnel_archive_records_total", "pipeline", "clickstream-archive"))
 	require.Equal(t, float64(objects), metricValue(fams, "runnel_archive_objects_total", "pipeline", "clickstream-archive"))
 	require.Positive(t, metricValue(fams, "runnel_archive_bytes_total", "pipeline", "clickstream-archive"))
+	require.Zero(t, metricValue(fams, "runnel_archive_error_records_total", "pipeline", "clickstream-archive"))
 	require.Zero(t, metricValue(fams, "runnel_generator_running", "stream", "clickstream"))
 
 	// The dashboard's results show the archive's files and bytes.

@@ -37,6 +37,7 @@ type Processors struct {
 
 	archiveObjects, archiveRecords, archiveBytes, archiveSpooled *prometheus.Desc
 	archiveSkipped, archiveWriteErrors, archivePending           *prometheus.Desc
+	archiveErrorRecords                                          *prometheus.Desc
 	countRecords, countRejected, countBatches, countSkipped      *prometheus.Desc
 }
 
@@ -48,17 +49,18 @@ func NewProcessors(reg prometheus.Registerer) *Processors {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, sub, name), help, []string{"pipeline"}, nil)
 	}
 	p := &Processors{
-		archiveObjects:     desc("archive", "objects_total", "Objects (files) the archive processor wrote."),
-		archiveRecords:     desc("archive", "records_total", "Records in the objects the archive processor wrote."),
-		archiveBytes:       desc("archive", "bytes_total", "Bytes of the objects the archive processor wrote (after gzip)."),
-		archiveSpooled:     desc("archive", "spooled_records_total", "Records the archive processor appended to its spool."),
-		archiveSkipped:     desc("archive", "redelivered_records_total", "Records delivered again that the archive processor had already spooled."),
-		archiveWriteErrors: desc("archive", "write_errors_total", "Rounds of writing objects that failed (logged and retried)."),
-		archivePending:     desc("archive", "pending_segments", "Sealed spool segments waiting to be written as objects."),
-		countRecords:       desc("count", "records_total", "Records the count processor counted."),
-		countRejected:      desc("count", "rejected_records_total", "Records the count processor could not count and handed to the on-failure destination."),
-		countBatches:       desc("count", "batches_total", "Batches (or their parts after the shard's marker) the count processor applied."),
-		countSkipped:       desc("count", "skipped_batches_total", "Batches the count processor skipped whole because they were already counted."),
+		archiveObjects:      desc("archive", "objects_total", "Objects (files) the archive processor wrote."),
+		archiveRecords:      desc("archive", "records_total", "Records in the objects the archive processor wrote."),
+		archiveBytes:        desc("archive", "bytes_total", "Bytes of the objects the archive processor wrote (after gzip)."),
+		archiveSpooled:      desc("archive", "spooled_records_total", "Records the archive processor appended to its spool."),
+		archiveSkipped:      desc("archive", "redelivered_records_total", "Records delivered again that the archive processor had already spooled."),
+		archiveWriteErrors:  desc("archive", "write_errors_total", "Rounds of writing objects that failed (logged and retried)."),
+		archivePending:      desc("archive", "pending_segments", "Sealed spool segments waiting to be written as objects."),
+		archiveErrorRecords: desc("archive", "error_records_total", "Records the archive processor could not partition or convert, written under its error prefix with the reason."),
+		countRecords:        desc("count", "records_total", "Records the count processor counted."),
+		countRejected:       desc("count", "rejected_records_total", "Records the count processor could not count and handed to the on-failure destination."),
+		countBatches:        desc("count", "batches_total", "Batches (or their parts after the shard's marker) the count processor applied."),
+		countSkipped:        desc("count", "skipped_batches_total", "Batches the count processor skipped whole because they were already counted."),
 	}
 	reg.MustRegister(p)
 	return p
@@ -77,7 +79,7 @@ func (p *Processors) SetSource(src ProcessorSource) {
 func (p *Processors) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		p.archiveObjects, p.archiveRecords, p.archiveBytes, p.archiveSpooled, p.archiveSkipped, p.archiveWriteErrors, p.archivePending,
-		p.countRecords, p.countRejected, p.countBatches, p.countSkipped,
+		p.archiveErrorRecords, p.countRecords, p.countRejected, p.countBatches, p.countSkipped,
 	} {
 		ch <- d
 	}
@@ -102,6 +104,7 @@ func (p *Processors) Collect(ch chan<- prometheus.Metric) {
 			counter(p.archiveSpooled, st.Spooled)
 			counter(p.archiveSkipped, st.Skipped)
 			counter(p.archiveWriteErrors, st.WriteErrors)
+			counter(p.archiveErrorRecords, st.ErrorRecords)
 			ch <- prometheus.MustNewConstMetric(p.archivePending, prometheus.GaugeValue, float64(st.Pending), pr.Pipeline)
 		case countStats:
 			st := h.Stats()
