@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/big"
 	"strings"
 	"sync"
@@ -272,6 +273,7 @@ type Producer struct {
 	space        chan struct{} // closed when buffer space frees up
 	inflight     int
 	inflightKeys map[string]int
+	paces        map[string]*pace // by shard ID (see pace.go)
 	seq          uint64
 	closing      bool
 	closed       bool
@@ -301,6 +303,7 @@ func New(api PutRecordsAPI, cfg Config) (*Producer, error) {
 		done:         make(chan struct{}),
 		space:        make(chan struct{}),
 		inflightKeys: make(map[string]int),
+		paces:        make(map[string]*pace),
 	}
 	go p.run()
 	return p, nil
@@ -545,6 +548,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		blocked    map[string]bool
 		inBatch    map[string]*putItem
 		openAgg    map[string]*putItem
+		budgets    map[string]*budget // of paced shards, as this call spends it
 		ordered    = p.ordered()
 		perKey     = p.cfg.OrderedByKey // at most one entry per key per call
 		aggregate  = p.cfg.Aggregate
@@ -564,6 +568,34 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		if e.notBefore.After(now) {
 			if nextRetry.IsZero() || e.notBefore.Before(nextRetry) {
 				nextRetry = e.notBefore
+			}
+			if ordered {
+				blocked[key] = true
+			}
+			continue
+		}
+		b := budgets[e.shard]
+		if pc := p.paceLocked(e.shard); pc.limited() && b == nil {
+			nb := pc.budget(now)
+			// A shard held back by its rate waits for a tenth of a
+			// second of sends rather than sending a few records a call.
+			// Aggregated records are paced by their bytes: one Kinesis
+			// record carries many of them.
+			if aggregate {
+				nb.records = math.Inf(1)
+			} else if half := float64(pc.records.Burst()) / 2; nb.records < half {
+				nb.records -= half - 1
+			}
+			b = &nb
+			if budgets == nil {
+				budgets = make(map[string]*budget)
+			}
+			budgets[e.shard] = b
+		}
+		if b != nil && (b.records < 1 || b.bytes < float64(e.size)) {
+			p.paces[e.shard].bound = true
+			if at := now.Add(p.paces[e.shard].wait(*b, e.size)); nextRetry.IsZero() || at.Before(nextRetry) {
+				nextRetry = at
 			}
 			if ordered {
 				blocked[key] = true
@@ -618,6 +650,10 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		}
 		taken[i] = true
 		nTaken++
+		if b != nil {
+			b.records--
+			b.bytes -= float64(e.size)
+		}
 		if oldest.IsZero() || e.enqueued.Before(oldest) {
 			oldest = e.enqueued
 		}
@@ -642,6 +678,9 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			e.attempts++
 			if e.attempts == 1 {
 				e.firstTry = now
+			}
+			if pc := p.paces[e.shard]; pc != nil && pc.limited() {
+				pc.spend(now, e.size, !p.cfg.Aggregate)
 			}
 			if ordered && !inflight[p.orderKey(e)] {
 				inflight[p.orderKey(e)] = true
@@ -726,6 +765,7 @@ func (p *Producer) send(items []*putItem) {
 			p.stats.Throttled += int64(len(items))
 			for _, it := range items {
 				throttled = append(throttled, it.entries...)
+				p.paceLocked(it.entries[0].shard).throttled(now)
 			}
 			break
 		}
@@ -741,6 +781,7 @@ func (p *Producer) send(items []*putItem) {
 		}
 	default:
 		failedShard := make(map[string]bool)
+		throttledShard := make(map[string]bool)
 		reordered := 0
 		for i, r := range out.Records {
 			it := items[i]
@@ -759,11 +800,20 @@ func (p *Producer) send(items []*putItem) {
 			code := aws.ToString(r.ErrorCode)
 			p.stats.LastError = code + ": " + aws.ToString(r.ErrorMessage)
 			if code == codeThroughputExceeded {
+				throttledShard[shard] = true
 				p.stats.Throttled++
 				throttled = append(throttled, it.entries...)
 				continue
 			}
 			retry = append(retry, it.entries...)
+		}
+		for _, it := range items {
+			shard := it.entries[0].shard
+			if throttledShard[shard] {
+				p.paceLocked(shard).throttled(now)
+			} else if pc := p.paces[shard]; pc != nil {
+				pc.succeeded(now)
+			}
 		}
 		if reordered > 0 {
 			p.stats.Reordered += int64(reordered)
@@ -804,6 +854,16 @@ func (p *Producer) send(items []*putItem) {
 	}
 	p.mu.Unlock()
 	p.notify()
+}
+
+// paceLocked returns the shard's pace, making it on first use.
+func (p *Producer) paceLocked(shard string) *pace {
+	pc := p.paces[shard]
+	if pc == nil {
+		pc = newPace(time.Now(), p.cfg.MaxRecordBytes)
+		p.paces[shard] = pc
+	}
+	return pc
 }
 
 // retryLocked puts e back into pending after a backoff, or gives up on it.
