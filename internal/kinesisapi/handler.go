@@ -44,6 +44,7 @@ type Engine interface {
 	IteratorStream(iterator string) (string, error)
 	tokenSealer
 	controlEngine
+	accountEngine
 	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
 	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error
 	UpdateShardCount(ctx context.Context, name string, target int) (int, error)
@@ -186,6 +187,9 @@ func actions() map[string]action {
 		"DescribeStreamConsumer":        op((*Handler).describeConsumer),
 		"ListStreamConsumers":           op((*Handler).listConsumers),
 		"SubscribeToShard":              op((*Handler).subscribeToShard),
+		"DescribeAccountSettings":       op((*Handler).describeAccountSettings),
+		"UpdateAccountSettings":         op((*Handler).updateAccountSettings),
+		"UpdateStreamWarmThroughput":    op((*Handler).updateWarmThroughput),
 	}
 }
 

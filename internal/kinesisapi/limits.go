@@ -89,21 +89,23 @@ var controlRates = map[string]struct {
 	perSecond int
 	scope     rateScope
 }{
-	"AddTagsToStream":        {5, perAccount},
-	"ListTagsForStream":      {5, perAccount},
-	"RemoveTagsFromStream":   {5, perAccount},
-	"CreateStream":           {5, perAccount},
-	"DeleteStream":           {5, perAccount},
-	"ListStreams":            {5, perAccount},
-	"DescribeStream":         {10, perAccount},
-	"DescribeStreamSummary":  {20, perAccount},
-	"DescribeLimits":         {1, perAccount},
-	"MergeShards":            {5, perAccount},
-	"SplitShard":             {5, perAccount},
-	"RegisterStreamConsumer": {5, perAccount},
-	"ListStreamConsumers":    {5, perStream},
-	"ListShards":             {1000, perStream},
-	"GetShardIterator":       {5, perShard},
+	"AddTagsToStream":            {5, perAccount},
+	"ListTagsForStream":          {5, perAccount},
+	"RemoveTagsFromStream":       {5, perAccount},
+	"CreateStream":               {5, perAccount},
+	"DeleteStream":               {5, perAccount},
+	"ListStreams":                {5, perAccount},
+	"DescribeStream":             {10, perAccount},
+	"DescribeStreamSummary":      {20, perAccount},
+	"DescribeLimits":             {1, perAccount},
+	"UpdateAccountSettings":      {5, perAccount},
+	"UpdateStreamWarmThroughput": {5, perAccount},
+	"MergeShards":                {5, perAccount},
+	"SplitShard":                 {5, perAccount},
+	"RegisterStreamConsumer":     {5, perAccount},
+	"ListStreamConsumers":        {5, perStream},
+	"ListShards":                 {1000, perStream},
+	"GetShardIterator":           {5, perShard},
 }
 
 // rateLimits holds one token bucket (a second of burst) per limited action

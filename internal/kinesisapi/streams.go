@@ -192,6 +192,7 @@ func (h *Handler) describeStreamSummary(_ context.Context, r *describeStreamSumm
 		OpenShardCount:          d.OpenShardCount,
 		ConsumerCount:           d.ConsumerCount,
 		MaxRecordSizeInKiB:      d.MaxRecordSizeKiB,
+		WarmThroughput:          warmThroughput(d),
 	}}, nil
 }
 

@@ -47,18 +47,19 @@ type streamDescription struct {
 }
 
 type streamDescriptionSummary struct {
-	StreamName              string            `json:"StreamName"`
-	StreamARN               string            `json:"StreamARN"`
-	StreamStatus            string            `json:"StreamStatus"`
-	StreamModeDetails       streamModeDetails `json:"StreamModeDetails"`
-	RetentionPeriodHours    int               `json:"RetentionPeriodHours"`
-	StreamCreationTimestamp epochSeconds      `json:"StreamCreationTimestamp"`
-	EnhancedMonitoring      []enhancedMetrics `json:"EnhancedMonitoring"`
-	EncryptionType          string            `json:"EncryptionType"`
-	KeyID                   string            `json:"KeyId,omitempty"`
-	OpenShardCount          int               `json:"OpenShardCount"`
-	ConsumerCount           int               `json:"ConsumerCount"`
-	MaxRecordSizeInKiB      int               `json:"MaxRecordSizeInKiB,omitempty"`
+	StreamName              string             `json:"StreamName"`
+	StreamARN               string             `json:"StreamARN"`
+	StreamStatus            string             `json:"StreamStatus"`
+	StreamModeDetails       streamModeDetails  `json:"StreamModeDetails"`
+	RetentionPeriodHours    int                `json:"RetentionPeriodHours"`
+	StreamCreationTimestamp epochSeconds       `json:"StreamCreationTimestamp"`
+	EnhancedMonitoring      []enhancedMetrics  `json:"EnhancedMonitoring"`
+	EncryptionType          string             `json:"EncryptionType"`
+	KeyID                   string             `json:"KeyId,omitempty"`
+	OpenShardCount          int                `json:"OpenShardCount"`
+	ConsumerCount           int                `json:"ConsumerCount"`
+	MaxRecordSizeInKiB      int                `json:"MaxRecordSizeInKiB,omitempty"`
+	WarmThroughput          *warmThroughputOut `json:"WarmThroughput,omitempty"`
 }
 
 type streamSummary struct {

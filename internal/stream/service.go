@@ -130,6 +130,9 @@ type streamMeta struct {
 	ShardLevelMetrics []string `json:"shardLevelMetrics,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []ConsumerMeta `json:"consumers,omitempty"`
+	// WarmThroughputMiBps is an on-demand stream's warm throughput (see
+	// SetWarmThroughput); 0 when none was set.
+	WarmThroughputMiBps int `json:"warmThroughputMiBps,omitempty"`
 }
 
 // ConsumerMeta is a registered enhanced fan-out consumer as persisted.
@@ -626,6 +629,7 @@ func (s *Service) describe(st *streamState) *Description {
 		OpenShardCount: len(st.open), EncryptionType: EncryptionNone,
 		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
 		KeyID: st.meta.KeyID, ShardLevelMetrics: slices.Clone(st.meta.ShardLevelMetrics),
+		WarmThroughputMiBps: st.meta.WarmThroughputMiBps,
 	}
 	if st.meta.EncryptionType != "" {
 		d.EncryptionType = st.meta.EncryptionType

@@ -125,6 +125,9 @@ type Description struct {
 	MaxRecordSizeKiB int
 	// ShardLevelMetrics are the enabled enhanced-monitoring metrics.
 	ShardLevelMetrics []string
+	// WarmThroughputMiBps is an on-demand stream's warm throughput; 0 when
+	// none was set.
+	WarmThroughputMiBps int
 }
 
 // Summary is one entry of ListStreams.
