@@ -177,8 +177,10 @@ func TestForwardHoldsBatchWhenTargetMissing(t *testing.T) {
 	require.Zero(t, rejected)
 }
 
-// TestForwardHoldsBatchWhileTargetThrottles forwards three seconds of a
-// one-shard target's write limit in an invocation that ends as soon as
+// TestForwardHoldsBatchWhileTargetThrottles forwards 2.4 MiB, over two
+// seconds of a one-shard target's write limit, in 4 KiB records (so the
+// first call of 500 carries twice the shard's one-second burst and is
+// throttled however fast or slow the machine), in an invocation that ends as soon as
 // the wait on the throttling target is reported: the batch comes back
 // unavailable (not failed), and invoking it again delivers every record,
 // none rejected.
@@ -196,11 +198,12 @@ func TestForwardHoldsBatchWhileTargetThrottles(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	const keys, n = 10, 3000 // three seconds of the shard's write limit
+	const keys, n = 10, 600
+	pad := strings.Repeat("x", 4<<10)
 	var data, ks []string
 	for i := range n {
 		k := fmt.Sprintf("key-%02d", i%keys)
-		data = append(data, fmt.Sprintf(`{"key":%q,"n":%d}`, k, i))
+		data = append(data, fmt.Sprintf(`{"key":%q,"n":%d,"pad":%q}`, k, i, pad))
 		ks = append(ks, k)
 	}
 	ev := batch("shardId-000000000000", 0, data, ks)
