@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -109,6 +112,29 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	return s, nil
 }
 
+// reloadKeysOnHangup reloads the credentials file on each SIGHUP until ctx
+// ends. A file that does not load keeps the keys in use, and the log says
+// why.
+func (s *Server) reloadKeysOnHangup(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			k, err := auth.Load(s.cfg.AuthFile)
+			if err != nil {
+				s.logger.Warn("SIGHUP: keeping the keys in use; the credentials file did not load", "file", s.cfg.AuthFile, "err", err)
+				continue
+			}
+			s.keys.Replace(k)
+			s.logger.Info("SIGHUP: credentials file reloaded", "file", s.cfg.AuthFile, "keys", k.Len())
+		}
+	}
+}
+
 // Addr is the address the server listens on, with the real port when the
 // configuration asked for port 0.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
@@ -174,6 +200,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.obs.dash.Run(gctx) })
+	if s.keys != nil {
+		g.Go(func() error { s.reloadKeysOnHangup(gctx); return nil })
+	}
 	s.ready.Store(true)
 	g.Go(func() error {
 		var err error

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -70,16 +71,16 @@ func (k *Key) ReadsAll() bool {
 	return k.All || slices.Contains(k.ReadStreams, AnyStream)
 }
 
-// Keys is a loaded credentials file. It is read-only after Load and safe
-// for concurrent use.
+// Keys is a loaded credentials file. It is safe for concurrent use;
+// Replace swaps in another file's keys at once, for every holder of ks.
 type Keys struct {
-	byID map[string]*Key
+	byID atomic.Pointer[map[string]*Key]
 }
 
 // NewKeys checks keys and indexes them by id.
 func NewKeys(keys []Key) (*Keys, error) {
 	var errs []error
-	ks := &Keys{byID: make(map[string]*Key, len(keys))}
+	byID := make(map[string]*Key, len(keys))
 	for i := range keys {
 		k := &keys[i]
 		where := fmt.Sprintf("key %d", i+1)
@@ -89,7 +90,7 @@ func NewKeys(keys []Key) (*Keys, error) {
 		switch {
 		case k.ID == "":
 			errs = append(errs, fmt.Errorf("%s: id must not be empty", where))
-		case ks.byID[k.ID] != nil:
+		case byID[k.ID] != nil:
 			errs = append(errs, fmt.Errorf("%s: id is listed twice", where))
 		}
 		if k.Secret == "" {
@@ -106,21 +107,27 @@ func NewKeys(keys []Key) (*Keys, error) {
 				errs = append(errs, fmt.Errorf("%s: a stream name must not be empty", where))
 			}
 		}
-		if k.ID != "" && ks.byID[k.ID] == nil {
-			ks.byID[k.ID] = k
+		if k.ID != "" && byID[k.ID] == nil {
+			byID[k.ID] = k
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	ks := &Keys{}
+	ks.byID.Store(&byID)
 	return ks, nil
 }
 
 // Lookup returns the key with the given id, or nil.
-func (ks *Keys) Lookup(id string) *Key { return ks.byID[id] }
+func (ks *Keys) Lookup(id string) *Key { return (*ks.byID.Load())[id] }
 
 // Len is the number of keys.
-func (ks *Keys) Len() int { return len(ks.byID) }
+func (ks *Keys) Len() int { return len(*ks.byID.Load()) }
+
+// Replace makes ks hold from's keys: a request checked after it returns
+// is checked against them.
+func (ks *Keys) Replace(from *Keys) { ks.byID.Store(from.byID.Load()) }
 
 // file is the credentials file format.
 type file struct {
