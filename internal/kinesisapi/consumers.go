@@ -84,7 +84,11 @@ func (h *Handler) registerConsumer(ctx context.Context, r *registerConsumerReque
 	if err != nil {
 		return nil, err
 	}
-	c, err := h.svc.RegisterConsumer(ctx, name, *r.ConsumerName, h.ConsumerLimit())
+	advantage, err := h.advantage(name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := h.svc.RegisterConsumer(ctx, name, *r.ConsumerName, h.ConsumerLimit(advantage))
 	if err != nil {
 		return nil, err
 	}

@@ -147,3 +147,20 @@ func TestNoOutputIsEmptyBody(t *testing.T) {
 		ShardToMerge: aws.String("shardId-000000000002"), AdjacentShardToMerge: aws.String("shardId-000000000003")})
 	require.NoError(t, err)
 }
+
+// TestStreamIDAccepted: StreamId, which Kinesis reserves for future use on
+// the actions that name a stream, is accepted and does not change which
+// stream is named.
+func TestStreamIDAccepted(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.createStream(t, "ids", 1)
+	put, err := e.c.PutRecord(e.ctx, &kinesis.PutRecordInput{StreamName: aws.String("ids"), StreamId: aws.String("reserved"),
+		PartitionKey: aws.String("k"), Data: []byte("x")})
+	require.NoError(t, err)
+	_, err = e.c.GetShardIterator(e.ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("ids"), StreamId: aws.String("reserved"),
+		ShardId: put.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	require.NoError(t, err)
+	_, err = e.c.DescribeStreamSummary(e.ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("ids"), StreamId: aws.String("reserved")})
+	require.NoError(t, err)
+}

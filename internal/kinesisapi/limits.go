@@ -63,14 +63,33 @@ func WithAWSLimits() Option { return func(o *handlerOptions) { o.awsLimits = tru
 // lets one provisioned or on-demand standard stream have.
 const MaxConsumersPerStream = 20
 
+// MaxConsumersAdvantage is how many an on-demand stream may have in
+// On-demand Advantage mode, while the account's minimum throughput
+// billing commitment is in force.
+const MaxConsumersAdvantage = 50
+
 // ConsumerLimit is the most consumers RegisterStreamConsumer may register
-// on one stream: MaxConsumersPerStream under AWS limits, otherwise 0 for
-// no limit.
-func (h *Handler) ConsumerLimit() int {
-	if h.opts.awsLimits {
-		return MaxConsumersPerStream
+// on one stream: under AWS limits MaxConsumersPerStream, or
+// MaxConsumersAdvantage when advantage (an on-demand stream under the
+// commitment); otherwise 0 for no limit.
+func (h *Handler) ConsumerLimit(advantage bool) int {
+	switch {
+	case !h.opts.awsLimits:
+		return 0
+	case advantage:
+		return MaxConsumersAdvantage
 	}
-	return 0
+	return MaxConsumersPerStream
+}
+
+// advantage reports whether a stream is in On-demand Advantage mode.
+func (h *Handler) advantage(name string) (bool, error) {
+	d, err := h.svc.Describe(name)
+	if err != nil || d.Mode != stream.ModeOnDemand {
+		return false, err
+	}
+	c, err := h.svc.AccountCommitment()
+	return c.Active(), err
 }
 
 // rateScope says what one rate limit is counted per.

@@ -100,8 +100,9 @@ func TestNoLimitsByDefault(t *testing.T) {
 		require.NoError(t, err)
 	}
 	h := newHandler(nil, nil, time.Now)
-	require.Zero(t, h.ConsumerLimit())
-	require.Equal(t, MaxConsumersPerStream, newHandler(nil, nil, time.Now, WithAWSLimits()).ConsumerLimit())
+	require.Zero(t, h.ConsumerLimit(false))
+	require.Equal(t, MaxConsumersPerStream, newHandler(nil, nil, time.Now, WithAWSLimits()).ConsumerLimit(false))
+	require.Equal(t, MaxConsumersAdvantage, newHandler(nil, nil, time.Now, WithAWSLimits()).ConsumerLimit(true))
 }
 
 // TestReadThrottleMapsToThroughputExceeded checks the engine's read limit

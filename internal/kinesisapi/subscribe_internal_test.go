@@ -276,3 +276,34 @@ func TestConsumerLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerLimitAdvantage: an on-demand stream in an account with the
+// minimum throughput billing commitment (On-demand Advantage mode) takes
+// MaxConsumersAdvantage consumers under AWS limits; a provisioned one
+// still MaxConsumersPerStream.
+func TestConsumerLimitAdvantage(t *testing.T) {
+	c, clk := startLimited(t, WithAWSLimits())
+	ctx := t.Context()
+	_, err := c.UpdateAccountSettings(ctx, &kinesis.UpdateAccountSettingsInput{
+		MinimumThroughputBillingCommitment: &types.MinimumThroughputBillingCommitmentInput{Status: types.MinimumThroughputBillingCommitmentInputStatusEnabled}})
+	require.NoError(t, err)
+	clk.add(time.Second)
+	_, err = c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("od"), StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
+	require.NoError(t, err)
+	clk.add(time.Second)
+	_, err = c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("prov"), ShardCount: aws.Int32(1)})
+	require.NoError(t, err)
+	register := func(stream string, i int) error {
+		clk.add(time.Second) // stay inside the registration rate limit
+		_, err := c.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{
+			StreamARN: aws.String("arn:aws:kinesis:us-east-1:000000000000:stream/" + stream), ConsumerName: aws.String(fmt.Sprint("c", i))})
+		return err
+	}
+	for stream, limit := range map[string]int{"od": MaxConsumersAdvantage, "prov": MaxConsumersPerStream} {
+		for i := range limit {
+			require.NoError(t, register(stream, i), "%s consumer %d", stream, i)
+		}
+		var exceeded *types.LimitExceededException
+		require.ErrorAs(t, register(stream, limit), &exceeded, stream)
+	}
+}

@@ -41,8 +41,9 @@ type Commitment struct {
 	EarliestAllowedAt time.Time `json:"earliestAllowedEndAt,omitzero"`
 }
 
-// active reports whether the commitment is in force.
-func (c Commitment) active() bool {
+// Active reports whether the commitment is in force: on-demand streams
+// are then in On-demand Advantage mode.
+func (c Commitment) Active() bool {
 	return c.Status == CommitmentEnabled || c.Status == CommitmentEnding
 }
 
@@ -118,7 +119,7 @@ func (s *Service) SetWarmThroughput(ctx context.Context, name string, mibps int)
 	if err != nil {
 		return err
 	}
-	if !c.active() {
+	if !c.Active() {
 		return newError(ErrInvalidArgument, "Warm throughput can be configured only in accounts with the MinimumThroughputBillingCommitment enabled; enable it with UpdateAccountSettings.")
 	}
 	if err := s.requireActive(name); err != nil {
