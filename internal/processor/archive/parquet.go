@@ -112,7 +112,14 @@ func sortedColumns(cols map[string]string) []Column {
 // check reports why a decoded record cannot be a row, or nil.
 func (s *schema) check(fields map[string]any) error {
 	if !s.declared {
-		return nil
+		// An object of such records alone would have no column, and a
+		// Parquet file without columns holds no rows.
+		for _, v := range fields {
+			if typeOf(v) != "" {
+				return nil
+			}
+		}
+		return errors.New("no field with a value to make a column of (an empty object, or only nulls)")
 	}
 	for name, typ := range s.cols {
 		if _, err := convert(fields, name, typ); err != nil {
@@ -153,6 +160,9 @@ func typeOf(v any) string {
 		}
 		if !strings.ContainsAny(x.String(), ".eE") {
 			return TypeString // an integer past int64 would lose digits as a double
+		}
+		if f, err := strconv.ParseFloat(x.String(), 64); err != nil || math.IsInf(f, 0) {
+			return TypeString // past float64's range (1e400)
 		}
 		return TypeDouble
 	}

@@ -1,14 +1,17 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
 
@@ -132,4 +135,64 @@ func TestArchiveParquetDeclared(t *testing.T) {
 	rows := testserver.DuckDB(t, "SELECT count(*) AS n, count(DISTINCT n) AS d, max(epoch(ts)) AS last, "+
 		"any_value(user) FILTER (WHERE n = 42) AS u FROM "+from)
 	require.Equal(t, map[string]any{"n": 98.0, "d": 98.0, "last": float64(time.Date(2024, 3, 1, 10, 0, 59, 0, time.UTC).Unix()), "u": `{"id":42}`}, rows[0])
+}
+
+// FuzzParquetRow: a record that decodes as a JSON object always makes a
+// row of the inferred schema, which reads back as one row: a record taken
+// into the spool can never stop its object from being written.
+func FuzzParquetRow(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{"a":1.5,"b":"x","c":[1,{"d":null}],"e":true}`, `{"big":1e400}`, `{"n":123456789012345678901234}`, `{"":-0}`} {
+		f.Add(s, `{"a":"text"}`)
+	}
+	f.Fuzz(func(t *testing.T, first, second string) {
+		var rows []map[string]any
+		var sizes []int
+		for _, data := range []string{first, second} {
+			fields, err := decodeRow(processor.DecodeConfig{}, []byte(data))
+			if err != nil || newSchema(nil).check(fields) != nil {
+				continue // the error prefix's
+			}
+			rows, sizes = append(rows, fields), append(sizes, len(data))
+		}
+		if len(rows) == 0 {
+			return
+		}
+		cols := newSchema(nil).extend(rows)
+		body, err := parquetObject(cols, rows, sizes, parquetCodec(CompressionSnappy), 1)
+		if err != nil {
+			t.Fatalf("rows %v, columns %v: %v", rows, cols, err)
+		}
+		f, err := parquet.OpenFile(bytes.NewReader(body), int64(len(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.NumRows() != int64(len(rows)) {
+			t.Fatalf("%d rows read back, want %d", f.NumRows(), len(rows))
+		}
+	})
+}
+
+// TestArchiveParquetNoFields: with an inferred schema, a record with no
+// field holding a value would make a file without columns (and rows) on
+// its own; it goes to the error prefix instead.
+func TestArchiveParquetNoFields(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := newArchive(t, map[string]any{"dir": dir, "format": "parquet", "prefix": "data/"}, Options{})
+	data := []string{`{}`, `{"a":null}`, `{"a":1}`}
+	_, err := a.Invoke(context.Background(), events("shardId-000000000000", 0, 3, time.Now(), func(i int) string { return data[i] }))
+	require.NoError(t, err)
+	require.NoError(t, a.Close(context.Background()))
+	failed := errorRecords(t, dir, "errors/")
+	require.Len(t, failed, 2)
+	require.Equal(t, []string{`{}`, `{"a":null}`}, []string{failed[0].data, failed[1].data})
+	require.Contains(t, failed[0].ErrorMessage, "no field with a value")
+	files := objectFiles(t, filepath.Join(dir, "data"))
+	require.Len(t, files, 1)
+	rows, err := parquet.ReadFile[struct {
+		A *int64 `parquet:"a,optional"`
+	}](files[0])
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	require.EqualValues(t, 1, *rows[0].A)
 }
