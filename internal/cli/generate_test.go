@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/clickstream"
@@ -207,7 +208,7 @@ func TestGenerateToStream(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer env-token")
 	resp, err = http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)

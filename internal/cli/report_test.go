@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/dashboard"
@@ -167,7 +168,7 @@ pipelines:
 	// with the process, beside the server's own.
 	resp, err = browser.Get(url + "/metrics")
 	require.NoError(t, err)
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := parser.TextToMetricFamilies(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)
