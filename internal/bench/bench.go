@@ -1,5 +1,6 @@
-// Package bench drives any Kinesis endpoint with PutRecords and GetRecords
-// and reports throughput and latency.
+// Package bench is the engine of `runnel bench` (its command is in
+// internal/cli): it drives any Kinesis endpoint with PutRecords and
+// GetRecords and reports throughput and latency.
 //
 // A run creates a fresh stream, waits for it to become ACTIVE, writes
 // records from concurrent clients (retrying only the records a PutRecords
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/runnel-dev/runnel/internal/backoff"
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
 // API is the part of the Kinesis client a run uses. *kinesis.Client
@@ -44,8 +46,8 @@ var _ API = (*kinesis.Client)(nil)
 
 // Limits of the Kinesis API that bound the options.
 const (
-	maxRecordsPerCall = 500
-	maxRecordSize     = 1 << 20
+	maxRecordsPerCall = producer.DefaultMaxBatchRecords
+	maxRecordSize     = producer.DefaultMaxRecordBytes
 	getRecordsLimit   = 10000
 )
 

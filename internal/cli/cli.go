@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/runnel-dev/runnel/internal/app"
-	"github.com/runnel-dev/runnel/internal/bench"
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
 )
 
@@ -116,7 +115,7 @@ endpoint, its own or AWS's.`,
 		newStreamCommand(e),
 		newPutCommand(e),
 		newTailCommand(e),
-		bench.NewCommand(),
+		newBenchCommand(e),
 		newProduceCommand(e),
 		newGenerateCommand(e),
 		newRunCommand(e), newConfigCommand(e), newArchiveCommand(e),

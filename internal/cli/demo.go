@@ -21,7 +21,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/app"
 	"github.com/runnel-dev/runnel/internal/clickstream"
 	"github.com/runnel-dev/runnel/internal/consumer"
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/count"
@@ -160,7 +160,7 @@ func demoRedisKeyPrefix(stateDir string) (string, error) {
 // countsHandler answers GET /api/counts?pipeline=&top= for the demo: from
 // the local store, or read from Redis (rc, under redisPrefix) when store is
 // nil.
-func countsHandler(store *counts.Store, rc *redis.Client, redisAddr, redisPrefix string) http.Handler {
+func countsHandler(store *counterstore.Store, rc *redis.Client, redisAddr, redisPrefix string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		ans := CountsAnswer{Pipeline: q.Get("pipeline")}
@@ -199,7 +199,7 @@ func countsHandler(store *counts.Store, rc *redis.Client, redisAddr, redisPrefix
 			ans.Store, ans.Dir, ans.Summary.Summary = demoStoreLocal, store.Dir(), sum
 		}
 		if ans.Top == nil {
-			ans.Top = []counts.Count{}
+			ans.Top = []counterstore.Count{}
 		}
 		writeCountsJSON(w, http.StatusOK, ans)
 	})
@@ -238,7 +238,7 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 	if err != nil {
 		return err
 	}
-	shared := &counts.Shared{}
+	shared := &counterstore.Shared{}
 	builtins := pipelineBuiltins()
 	builtins["count"] = count.NewBuiltin(shared)
 	pcfg, err := pipeline.Parse("demo pipelines", doc, builtins)
@@ -248,7 +248,7 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 
 	// The server holds the local store open for the pipelines and for
 	// `runnel counts`, which asks it.
-	var store *counts.Store
+	var store *counterstore.Store
 	if redisAddr == "" {
 		var release func() error
 		store, release, err = shared.Open(filepath.Join(stateDir, "counts"), e.logger.With("component", "counts"))

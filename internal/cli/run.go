@@ -17,7 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor/archive"
@@ -39,7 +39,7 @@ func pipelineBuiltins() pipeline.Builtins {
 	return pipeline.Builtins{
 		"noop":    pipeline.Noop,
 		"archive": archive.Builtin,
-		"count":   count.NewBuiltin(&counts.Shared{}),
+		"count":   count.NewBuiltin(&counterstore.Shared{}),
 		"forward": forward.Builtin,
 		"log":     pipeline.Log,
 		"window":  window.Builtin,

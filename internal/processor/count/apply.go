@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/sink"
 	redissink "github.com/runnel-dev/runnel/internal/sink/redis"
 )
@@ -186,11 +186,11 @@ func (c *Counter) applyLocal(shard string, items []item) (int64, string, error) 
 		return 0, "", err
 	}
 	switch res {
-	case counts.Applied:
+	case counterstore.Applied:
 		return resultApplied, "", nil
-	case counts.Skipped:
+	case counterstore.Skipped:
 		return resultSkipped, mark, nil
-	case counts.Partial:
+	case counterstore.Partial:
 		return resultPartial, mark, nil
 	}
 	return 0, "", fmt.Errorf("unexpected result %d of the local store", res)

@@ -66,7 +66,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
@@ -81,7 +81,7 @@ var Builtin = NewBuiltin(nil)
 // NewBuiltin is the count processor for pipelines.yaml whose pipelines
 // with store: local use the store of <state dir>/counts opened through
 // shared (one per directory and process); nil opens one per pipeline.
-func NewBuiltin(shared *counts.Shared) pipeline.Builtin {
+func NewBuiltin(shared *counterstore.Shared) pipeline.Builtin {
 	return pipeline.Builtin{
 		Doc:     "counts events in Redis (or runnel's own store) by a key built from their fields and time, exactly once per record",
 		Options: checked{Spec},
@@ -101,7 +101,7 @@ func NewBuiltin(shared *counts.Shared) pipeline.Builtin {
 			if shared != nil {
 				cfg.Counts, release, err = shared.Open(dir, env.Logger)
 			} else {
-				cfg.Counts, err = counts.Open(dir, env.Logger)
+				cfg.Counts, err = counterstore.Open(dir, env.Logger)
 				if err == nil {
 					release = cfg.Counts.Close
 				}
@@ -125,9 +125,9 @@ func NewBuiltin(shared *counts.Shared) pipeline.Builtin {
 type Counter struct {
 	cfg      Config
 	tmpl     *template
-	client   *redis.Client // nil with the local store
-	local    *counts.Store // nil with Redis
-	release  func() error  // releases local, when set
+	client   *redis.Client       // nil with the local store
+	local    *counterstore.Store // nil with Redis
+	release  func() error        // releases local, when set
 	pipeline string
 	reject   func(context.Context, *lambda.KinesisEventRecord, error) error
 	logger   *slog.Logger

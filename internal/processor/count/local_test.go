@@ -7,14 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
 
 // newLocalCounter builds a count pipeline with store: local through the
 // built-in, as a runner does, over stateDir.
-func newLocalCounter(t *testing.T, shared *counts.Shared, stateDir string, options map[string]any) *Counter {
+func newLocalCounter(t *testing.T, shared *counterstore.Shared, stateDir string, options map[string]any) *Counter {
 	t.Helper()
 	rej := &rejected{}
 	h, err := NewBuiltin(shared).New(pipeline.BuiltinEnv{Pipeline: "clicks", Options: options, Reject: rej.reject, StateDir: stateDir})
@@ -24,7 +24,7 @@ func newLocalCounter(t *testing.T, shared *counts.Shared, stateDir string, optio
 	return lc
 }
 
-func localCounts(t *testing.T, s *counts.Store) map[string]int64 {
+func localCounts(t *testing.T, s *counterstore.Store) map[string]int64 {
 	t.Helper()
 	all, err := s.All("clicks")
 	require.NoError(t, err)
@@ -36,7 +36,7 @@ func localCounts(t *testing.T, s *counts.Store) map[string]int64 {
 }
 
 func TestCountLocalExactlyOnce(t *testing.T) {
-	var shared counts.Shared
+	var shared counterstore.Shared
 	dir := t.TempDir()
 	c := newLocalCounter(t, &shared, dir, map[string]any{"key": "{k}", "store": "local"})
 	data := func(from, to int) []string {

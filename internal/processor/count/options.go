@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/processor"
 )
@@ -25,7 +25,7 @@ const (
 // Values of Config.Store.
 const (
 	StoreRedis = "redis" // counters in Redis (the default)
-	StoreLocal = "local" // counters in runnel's own store (package counts)
+	StoreLocal = "local" // counters in runnel's own store (package counterstore)
 )
 
 // Config is the count processor's options, as pipelines.yaml gives them
@@ -52,7 +52,7 @@ type Config struct {
 	Redis RedisConfig `yaml:"redis"`
 	// Counts is the open local store, with StoreLocal; set by the caller
 	// (the built-in opens <state dir>/counts), not by options.
-	Counts *counts.Store
+	Counts *counterstore.Store
 	// Hash, when set, makes each key a field of this hash (HINCRBY)
 	// instead of a key of its own (INCRBY). The key prefix applies to it.
 	Hash string `yaml:"hash"`

@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
 
@@ -32,7 +32,7 @@ const (
 // Summary is a counter's largest counts, the number and sum of all, and
 // whether the Redis reading stopped at RedisMaxKeys.
 type Summary struct {
-	counts.Summary
+	counterstore.Summary
 	Partial bool `json:"partial,omitempty"`
 }
 
@@ -54,11 +54,11 @@ func (c *Counter) Top(ctx context.Context, n int) (Summary, error) {
 // the hash prefix+hash. It returns the n largest and the number and sum of
 // all, reading at most RedisMaxKeys counters.
 func RedisTop(ctx context.Context, rc *redis.Client, prefix, hash string, n int) (Summary, error) {
-	var all []counts.Count
+	var all []counterstore.Count
 	partial := false
 	add := func(key, v string) {
 		if x, err := strconv.ParseInt(v, 10, 64); err == nil {
-			all = append(all, counts.Count{Key: key, Value: x})
+			all = append(all, counterstore.Count{Key: key, Value: x})
 		}
 	}
 	var cursor uint64
@@ -99,11 +99,11 @@ func RedisTop(ctx context.Context, rc *redis.Client, prefix, hash string, n int)
 			break
 		}
 	}
-	sum := Summary{Summary: counts.Summary{Keys: len(all)}, Partial: partial}
+	sum := Summary{Summary: counterstore.Summary{Keys: len(all)}, Partial: partial}
 	for _, c := range all {
 		sum.Total += c.Value
 	}
-	slices.SortFunc(all, counts.ByValue)
+	slices.SortFunc(all, counterstore.ByValue)
 	sum.Top = all[:min(max(n, 0), len(all))]
 	return sum, nil
 }

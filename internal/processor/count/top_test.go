@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runnel-dev/runnel/internal/counts"
+	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/testserver"
 )
@@ -24,7 +24,7 @@ func TestCountTopRedis(t *testing.T) {
 	invoke(t, c, batch("shardId-000000000000", 1, `{"k":"a"}`, `{"k":"b"}`, `{"k":"a"}`, `{"k":"c"}`, `{"k":"a"}`, `{"k":"b"}`))
 	sum, err := c.Top(ctx, 2)
 	require.NoError(t, err)
-	require.Equal(t, Summary{Summary: counts.Summary{Top: []counts.Count{{Key: "a", Value: 3}, {Key: "b", Value: 2}}, Keys: 3, Total: 6}}, sum)
+	require.Equal(t, Summary{Summary: counterstore.Summary{Top: []counterstore.Count{{Key: "a", Value: 3}, {Key: "b", Value: 2}}, Keys: 3, Total: 6}}, sum)
 
 	rep := c.Report()
 	require.Equal(t, []pipeline.KeyValue{{Key: "a", Value: 3}, {Key: "b", Value: 2}, {Key: "c", Value: 1}}, rep.TopKeys)
@@ -35,7 +35,7 @@ func TestCountTopRedis(t *testing.T) {
 	invoke(t, h, batch("shardId-000000000000", 1, `{"k":"x"}`, `{"k":"y"}`, `{"k":"y"}`))
 	sum, err = h.Top(ctx, 10)
 	require.NoError(t, err)
-	require.Equal(t, []counts.Count{{Key: "y", Value: 2}, {Key: "x", Value: 1}}, sum.Top)
+	require.Equal(t, []counterstore.Count{{Key: "y", Value: 2}, {Key: "x", Value: 1}}, sum.Top)
 	require.Equal(t, int64(3), sum.Total)
 }
 

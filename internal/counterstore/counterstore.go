@@ -1,4 +1,4 @@
-// Package counts is runnel's own counter store: named integer counters per
+// Package counterstore is runnel's own counter store: named integer counters per
 // pipeline, kept in a pebble database of their own, for the count
 // processor's local store (store: local) when there is no Redis.
 //
@@ -12,7 +12,7 @@
 // Positions are sequence numbers ("seq"), or within a KPL aggregate
 // "seq/sub"; sequence numbers are decimal strings without leading zeros
 // and compare as integers.
-package counts
+package counterstore
 
 import (
 	"cmp"
@@ -43,7 +43,7 @@ const (
 )
 
 // ErrClosed is returned by a Store's methods after Close.
-var ErrClosed = errors.New("counts: store is closed")
+var ErrClosed = errors.New("counterstore: store is closed")
 
 // Store is an open counter store. Its methods are safe for concurrent use;
 // Apply calls are serialized.
@@ -116,7 +116,7 @@ func (s *Store) Apply(pipeline, shard, first, last string, sums map[string]int64
 		var n int64
 		if v != nil {
 			if n, err = strconv.ParseInt(string(v), 10, 64); err != nil {
-				return 0, "", fmt.Errorf("counts: counter %q holds %q: %w", key, v, err)
+				return 0, "", fmt.Errorf("counterstore: counter %q holds %q: %w", key, v, err)
 			}
 		}
 		buf = strconv.AppendInt(buf[:0], n+incr, 10)
@@ -124,7 +124,7 @@ func (s *Store) Apply(pipeline, shard, first, last string, sums map[string]int64
 	}
 	b.SetMeta(markerName(pipeline, shard), []byte(last))
 	if err := s.eng.Commit(b); err != nil {
-		return 0, "", fmt.Errorf("counts: %w", err)
+		return 0, "", fmt.Errorf("counterstore: %w", err)
 	}
 	return Applied, string(mark), nil
 }
@@ -167,7 +167,7 @@ func (s *Store) scan(pipeline string, fn func(Count) error) error {
 	return s.eng.ScanMeta(prefix, func(name string, v []byte) error {
 		n, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
-			return fmt.Errorf("counts: counter %q holds %q: %w", name[len(prefix):], v, err)
+			return fmt.Errorf("counterstore: counter %q holds %q: %w", name[len(prefix):], v, err)
 		}
 		return fn(Count{Key: name[len(prefix):], Value: n})
 	})

@@ -1,4 +1,4 @@
-package counts
+package counterstore
 
 import (
 	"path/filepath"

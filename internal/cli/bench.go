@@ -1,6 +1,7 @@
-package bench
+package cli
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -11,12 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/spf13/cobra"
 
-	"github.com/runnel-dev/runnel/internal/kinesisclient"
+	"github.com/runnel-dev/runnel/internal/bench"
+	"github.com/runnel-dev/runnel/internal/producer"
 )
 
-// NewCommand returns the `runnel bench` command.
-func NewCommand() *cobra.Command {
-	var o Options
+func newBenchCommand(e *env) *cobra.Command {
+	var o bench.Options
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure PutRecords and GetRecords throughput of a Kinesis endpoint",
@@ -28,33 +29,25 @@ stream (unless --keep).
 It targets the endpoint the global --endpoint and --region flags select, real
 AWS Kinesis included (--endpoint aws), where it is billed like any other
 traffic.`,
-		Args: cobra.NoArgs,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("duration") && !cmd.Flags().Changed("total") {
 				o.Total = 0
 			}
-			o.setDefaults()
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			// The endpoint and region are the root command's global client
-			// flags; run on its own, the command uses the SDK's defaults.
-			endpoint, _ := cmd.Flags().GetString("endpoint")
-			region, _ := cmd.Flags().GetString("region")
 			ctx := cmd.Context()
-			base, err := kinesisclient.New(ctx, kinesisclient.Options{Endpoint: endpoint, Region: region})
+			base, err := e.client(ctx)
 			if err != nil {
 				return err
 			}
 			client := kinesis.New(base.Options(), func(ko *kinesis.Options) {
-				ko.HTTPClient = httpClient(o.Clients + o.Readers)
+				ko.HTTPClient = benchHTTPClient(o.Clients + cmp.Or(o.Readers, o.Shards))
 				// Retry throttled or failed calls without the client-side
 				// retry quota, which a saturating benchmark would exhaust.
 				ko.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 					so.RateLimiter = ratelimit.None
 				})
 			})
-			_, err = Run(ctx, client, o, cmd.OutOrStdout())
+			_, err = bench.Run(ctx, client, o, e.stdout)
 			return err
 		},
 	}
@@ -62,7 +55,7 @@ traffic.`,
 	f.StringVar(&o.Stream, "stream", "", "name of the stream to create; it must not exist (default: a unique runnel-bench-* name)")
 	f.IntVar(&o.Shards, "shards", 4, "shard count of the stream")
 	f.IntVar(&o.Clients, "clients", 4, "concurrent PutRecords callers")
-	f.IntVar(&o.RecordsPerCall, "records-per-call", maxRecordsPerCall, "records per PutRecords call (1..500)")
+	f.IntVar(&o.RecordsPerCall, "records-per-call", producer.DefaultMaxBatchRecords, "records per PutRecords call (1..500)")
 	f.IntVar(&o.RecordSize, "record-size", 100, "bytes of random data per record")
 	f.Int64Var(&o.Total, "total", 100000, "records to put (exclusive with --duration)")
 	f.DurationVar(&o.Duration, "duration", 0, "put for this long instead of --total records")
@@ -73,10 +66,10 @@ traffic.`,
 	return cmd
 }
 
-// httpClient returns an SDK HTTP client that keeps enough idle connections
-// to the endpoint for conns concurrent callers; the default keeps two, and
-// the rest would reconnect on every call.
-func httpClient(conns int) aws.HTTPClient {
+// benchHTTPClient returns an SDK HTTP client that keeps enough idle
+// connections to the endpoint for conns concurrent callers; the default
+// keeps two, and the rest would reconnect on every call.
+func benchHTTPClient(conns int) aws.HTTPClient {
 	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
 		t.MaxIdleConns = max(100, conns*2)
 		t.MaxIdleConnsPerHost = conns * 2
