@@ -125,7 +125,7 @@ func (s *Service) SetWarmThroughput(ctx context.Context, name string, mibps int)
 	if err := s.requireActive(name); err != nil {
 		return err
 	}
-	err = s.updateMeta(name, func(m *streamMeta) error {
+	err = s.updateMeta(ctx, name, func(m *streamMeta) error {
 		if m.Mode != ModeOnDemand {
 			return newError(ErrInvalidArgument, "Stream %s under account %s is in %s mode; warm throughput can be configured only for ON_DEMAND streams.", name, s.cfg.AccountID, m.Mode)
 		}

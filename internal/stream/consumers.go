@@ -49,7 +49,7 @@ func (s *Service) consumerARN(stream, name string, created time.Time) string {
 // stream.
 func (s *Service) RegisterConsumer(ctx context.Context, streamName, name string, limit int) (Consumer, error) {
 	var reg ConsumerMeta
-	err := s.updateMeta(streamName, func(m *streamMeta) error {
+	err := s.updateMeta(ctx, streamName, func(m *streamMeta) error {
 		if slices.ContainsFunc(m.Consumers, func(c ConsumerMeta) bool { return c.Name == name }) {
 			return newError(ErrInUse, "Consumer %s under stream %s already exists for account %s.", name, streamName, s.cfg.AccountID)
 		}
@@ -79,7 +79,7 @@ func (s *Service) DeregisterConsumer(ctx context.Context, streamName, name, arn 
 		}
 		streamName, name = sn, c.Name
 	}
-	err := s.updateMeta(streamName, func(m *streamMeta) error {
+	err := s.updateMeta(ctx, streamName, func(m *streamMeta) error {
 		i := slices.IndexFunc(m.Consumers, func(c ConsumerMeta) bool {
 			return c.Name == name && (arn == "" || c.ARN == arn)
 		})

@@ -22,7 +22,7 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 		return err
 	}
 	changed := false
-	err := s.updateMeta(name, func(m *streamMeta) error {
+	err := s.updateMeta(ctx, name, func(m *streamMeta) error {
 		if increase && hours < m.RetentionHours {
 			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, name, m.RetentionHours)
 		}
@@ -48,7 +48,7 @@ func (s *Service) SetEncryption(ctx context.Context, name, encryptionType, keyID
 	if err := s.requireActive(name); err != nil {
 		return err
 	}
-	err := s.updateMeta(name, func(m *streamMeta) error {
+	err := s.updateMeta(ctx, name, func(m *streamMeta) error {
 		m.EncryptionType, m.KeyID = encryptionType, keyID
 		if encryptionType == EncryptionNone {
 			m.KeyID = ""
@@ -67,7 +67,7 @@ func (s *Service) SetMode(ctx context.Context, name, mode string) error {
 	if err := s.requireActive(name); err != nil {
 		return err
 	}
-	err := s.updateMeta(name, func(m *streamMeta) error {
+	err := s.updateMeta(ctx, name, func(m *streamMeta) error {
 		m.Mode = mode
 		return nil
 	})
@@ -80,7 +80,7 @@ func (s *Service) SetMode(ctx context.Context, name, mode string) error {
 // SetMaxRecordSize records UpdateMaxRecordSize (1024–10240 KiB, checked by
 // the caller); Put enforces it from then on.
 func (s *Service) SetMaxRecordSize(ctx context.Context, name string, kib int) error {
-	return s.updateMeta(name, func(m *streamMeta) error {
+	return s.updateMeta(ctx, name, func(m *streamMeta) error {
 		m.MaxRecordSizeKiB = kib
 		return nil
 	})
@@ -90,7 +90,7 @@ func (s *Service) SetMaxRecordSize(ctx context.Context, name string, kib int) er
 // and returns the metrics enabled before and after. "ALL" stands for every
 // metric in all.
 func (s *Service) SetShardLevelMetrics(ctx context.Context, name string, metrics, all []string, enable bool) (before, after []string, err error) {
-	err = s.updateMeta(name, func(m *streamMeta) error {
+	err = s.updateMeta(ctx, name, func(m *streamMeta) error {
 		before = slices.Clone(m.ShardLevelMetrics)
 		want := metrics
 		if slices.Contains(metrics, "ALL") {

@@ -18,6 +18,9 @@ import (
 // 128-bit hash-key space. ErrInUse when the name exists, ErrLimitExceeded
 // past ShardLimit.
 func (s *Service) CreateStream(ctx context.Context, name string, shardCount int, opts CreateOptions) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if shardCount < 1 || shardCount > maxShardIndex {
 		return newError(ErrInvalidArgument, "ShardCount %d is out of range.", shardCount)
 	}
@@ -118,10 +121,14 @@ func (s *Service) writeMeta(m *streamMeta, nextID uint64, extra ...func(*storage
 }
 
 // updateMeta applies fn to a copy of a stream's metadata, persists the copy
-// and then publishes it. fn may return an error to abort.
-func (s *Service) updateMeta(name string, fn func(m *streamMeta) error) error {
+// and then publishes it. fn may return an error to abort. Nothing is
+// changed when ctx is done before the write begins.
+func (s *Service) updateMeta(ctx context.Context, name string, fn func(m *streamMeta) error) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	s.mu.RLock()
 	st, err := s.lookup(name)
 	var m streamMeta

@@ -9,7 +9,7 @@ import (
 
 // AddTags adds or overwrites tags; ErrInvalidArgument past MaxTagsPerStream.
 func (s *Service) AddTags(ctx context.Context, name string, tags map[string]string) error {
-	return s.updateMeta(name, func(m *streamMeta) error {
+	return s.updateMeta(ctx, name, func(m *streamMeta) error {
 		merged := maps.Clone(m.Tags)
 		if merged == nil {
 			merged = map[string]string{}
@@ -25,7 +25,7 @@ func (s *Service) AddTags(ctx context.Context, name string, tags map[string]stri
 
 // RemoveTags removes the tags with the given keys; absent keys are ignored.
 func (s *Service) RemoveTags(ctx context.Context, name string, keys []string) error {
-	return s.updateMeta(name, func(m *streamMeta) error {
+	return s.updateMeta(ctx, name, func(m *streamMeta) error {
 		for _, k := range keys {
 			delete(m.Tags, k)
 		}
