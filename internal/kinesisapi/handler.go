@@ -24,30 +24,19 @@ import (
 )
 
 // Engine is what the API layer needs from the stream engine;
-// *stream.Service satisfies it.
+// *stream.Service satisfies it. Each group of actions declares the part it
+// calls next to its handlers.
 type Engine interface {
 	FanOutEngine
 	ARN(name string) string
 	NameFromARN(arn string) (string, error)
-	CreateStream(ctx context.Context, name string, shardCount int, opts stream.CreateOptions) error
-	DeleteStream(ctx context.Context, name string, enforceConsumerDeletion bool) error
-	Describe(name string) (*stream.Description, error)
-	List() []stream.Summary
-	SetRetention(ctx context.Context, name string, hours int, increase bool) error
-	AddTags(ctx context.Context, name string, tags map[string]string) error
-	RemoveTags(ctx context.Context, name string, keys []string) error
-	Tags(name string) (map[string]string, error)
-	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
-	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
-	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
-	SubscriberRecords(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
-	IteratorStream(iterator string) (string, error)
+	streamsEngine
+	tagsEngine
+	recordsEngine
 	tokenSealer
 	controlEngine
 	accountEngine
-	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
-	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error
-	UpdateShardCount(ctx context.Context, name string, target int) (int, error)
+	reshardEngine
 }
 
 var _ Engine = (*stream.Service)(nil)

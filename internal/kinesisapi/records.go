@@ -12,6 +12,15 @@ import (
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
+// recordsEngine is the part of the engine the record actions call.
+type recordsEngine interface {
+	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
+	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
+	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	SubscriberRecords(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	IteratorStream(iterator string) (string, error)
+}
+
 const (
 	maxPartitionKeyLen  = 256
 	maxPutRecords       = 500

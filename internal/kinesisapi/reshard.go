@@ -7,6 +7,13 @@ import (
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
+// reshardEngine is the part of the engine the resharding actions call.
+type reshardEngine interface {
+	SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error
+	MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error
+	UpdateShardCount(ctx context.Context, name string, target int) (int, error)
+}
+
 // SplitShard
 
 type splitShardRequest struct {

@@ -8,6 +8,15 @@ import (
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
+// streamsEngine is the part of the engine the stream actions call.
+type streamsEngine interface {
+	CreateStream(ctx context.Context, name string, shardCount int, opts stream.CreateOptions) error
+	DeleteStream(ctx context.Context, name string, enforceConsumerDeletion bool) error
+	Describe(name string) (*stream.Description, error)
+	List() []stream.Summary
+	SetRetention(ctx context.Context, name string, hours int, increase bool) error
+}
+
 const (
 	defaultOnDemandShards = 4
 	minRecordSizeKiB      = 1024

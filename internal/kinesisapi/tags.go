@@ -10,6 +10,13 @@ import (
 	"unicode/utf8"
 )
 
+// tagsEngine is the part of the engine the tag actions call.
+type tagsEngine interface {
+	AddTags(ctx context.Context, name string, tags map[string]string) error
+	RemoveTags(ctx context.Context, name string, keys []string) error
+	Tags(name string) (map[string]string, error)
+}
+
 const (
 	maxTagsPerCall   = 10
 	maxTagKeyLen     = 128
