@@ -16,8 +16,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/buger/jsonparser"
-
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/options"
 )
@@ -322,40 +320,110 @@ func decodePaths(data []byte, paths []string) (map[string]any, error) {
 }
 
 // decodeObject decodes the members of the object data that node asks for.
+// data is one valid JSON object (decodePaths checked it), so the scan
+// below only finds where each member's key and value start and end.
 func decodeObject(data []byte, node *pathNode) (map[string]any, error) {
 	fields := make(map[string]any, len(node.children))
-	err := jsonparser.ObjectEach(data, func(key, value []byte, vt jsonparser.ValueType, _ int) error {
-		child, ok := node.children[string(key)]
-		if !ok {
-			return nil
+	i := skipSpace(data, 1) // past '{'
+	for i < len(data) && data[i] != '}' {
+		keyEnd := skipString(data, i)
+		key := data[i+1 : keyEnd-1]
+		i = skipSpace(data, skipSpace(data, keyEnd)+1) // past ':'
+		valEnd := skipValue(data, i)
+		value := data[i:valEnd]
+		i = skipSpace(data, valEnd)
+		if i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
 		}
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var unescaped string
+			if err := json.Unmarshal(data[keyEnd-len(key)-2:keyEnd], &unescaped); err != nil {
+				return nil, err
+			}
+			key = []byte(unescaped)
+		}
+		child, ok := node.children[string(key)] // no allocation
+		if !ok {
+			continue
+		}
+		name := string(key)
 		var v any
 		var err error
 		switch {
 		case child.leaf:
-			v, err = decodeValue(value, vt)
-		case vt == jsonparser.Object:
+			v, err = decodeValue(value)
+		case value[0] == '{':
 			v, err = decodeObject(value, child)
 		default:
 			// Not an object: no path goes through it, and it replaces
 			// any earlier member of the same name.
-			delete(fields, string(key))
-			return nil
+			delete(fields, name)
+			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		fields[string(key)] = v
-		return nil
-	})
-	return fields, err
+		fields[name] = v
+	}
+	return fields, nil
+}
+
+// skipSpace returns the index of the first byte at or after i that is
+// not JSON white space.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the string starting at i.
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// skipValue returns the index just past the value starting at i.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		return skipString(data, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = skipString(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(data)
+	}
+	for i < len(data) && !strings.ContainsRune(",}] \t\n\r", rune(data[i])) {
+		i++
+	}
+	return i
 }
 
 // decodeValue decodes one JSON value as encoding/json does into an any,
 // with numbers as json.Number.
-func decodeValue(value []byte, vt jsonparser.ValueType) (any, error) {
-	switch vt {
-	case jsonparser.String:
+func decodeValue(value []byte) (any, error) {
+	switch value[0] {
+	case '"':
+		value = value[1 : len(value)-1]
 		if bytes.IndexByte(value, '\\') < 0 && utf8.Valid(value) {
 			return string(value), nil
 		}
@@ -364,12 +432,13 @@ func decodeValue(value []byte, vt jsonparser.ValueType) (any, error) {
 		var s string
 		err := json.Unmarshal(append(append([]byte{'"'}, value...), '"'), &s)
 		return s, err
-	case jsonparser.Number:
-		return json.Number(value), nil
-	case jsonparser.Boolean:
+	case 't', 'f':
 		return value[0] == 't', nil
-	case jsonparser.Null:
+	case 'n':
 		return nil, nil
+	case '{', '[':
+	default:
+		return json.Number(value), nil
 	}
 	// An object or array.
 	dec := json.NewDecoder(bytes.NewReader(value))
