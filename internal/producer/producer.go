@@ -115,6 +115,10 @@ type Config struct {
 	// succeeds; the pacing below makes that rare, and each occurrence is
 	// counted in Stats.Reordered and logged.
 	OrderedByShard bool
+	// Unpaced turns off the per-shard send rate (see pace.go): calls go
+	// as fast as MaxInFlight allows and a throttled shard is only
+	// retried, with backoff. For tests of how throttling is handled.
+	Unpaced bool
 	// Aggregate packs user records into KPL aggregated records (see
 	// Aggregate). Records are grouped by the shard their key maps to when
 	// Shards is set, else by partition key, so every user record is stored
@@ -575,7 +579,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			continue
 		}
 		b := budgets[e.shard]
-		if pc := p.paceLocked(e.shard); pc.limited() && b == nil {
+		if pc := p.paceLocked(e.shard); !p.cfg.Unpaced && pc.limited() && b == nil {
 			nb := pc.budget(now)
 			// A shard held back by its rate waits for a tenth of a
 			// second of sends rather than sending a few records a call.

@@ -54,6 +54,7 @@ func TestForwardKeepsKeyOrderWhenThrottled(t *testing.T) {
 	f, err := New(Config{Stream: "target"}, c, Options{Producer: func(pc *producer.Config) {
 		pc.BaseBackoff = 20 * time.Millisecond
 		pc.MaxBackoff = 200 * time.Millisecond
+		pc.Unpaced = true // so that the shard throttles
 	}})
 	require.NoError(t, err)
 
@@ -194,6 +195,7 @@ func TestForwardHoldsBatchWhileTargetThrottles(t *testing.T) {
 		Producer: func(pc *producer.Config) {
 			pc.BaseBackoff = 20 * time.Millisecond
 			pc.MaxBackoff = 200 * time.Millisecond
+			pc.Unpaced = true // so that the shard throttles
 		},
 	})
 	require.NoError(t, err)
