@@ -139,7 +139,35 @@ func parsePrefix(s string, errorPrefix bool) (prefix, error) {
 	if len(p) > 0 && p[0].kind == partLiteral && strings.HasPrefix(p[0].text, "/") {
 		return nil, fmt.Errorf("%q must not start with /", s)
 	}
+	// What is not literal text evaluates to digits, an error type or an
+	// escaped, non-empty key value, so a prefix evaluated with any values
+	// is safe when it is with these: no control character (a timestamp
+	// pattern passes its punctuation through), no leading /, and no
+	// segment that is . or .. (literal text around a timestamp).
+	sample := p.eval(time.Unix(0, 0), sampleKeys(p), ErrorConversion)
+	if strings.ContainsFunc(sample, func(r rune) bool { return r < ' ' || r == 0x7f }) || strings.HasPrefix(sample, "/") || !safeSegments(sample) {
+		return nil, fmt.Errorf("%q makes an unsafe path (%q): a control character, a leading /, or a . or .. segment", s, sample)
+	}
 	return p, nil
+}
+
+// sampleKeys gives every partition key of p a value, for checking p.
+func sampleKeys(p prefix) map[string]string {
+	keys := map[string]string{}
+	for _, k := range p.keys() {
+		keys[k] = "k"
+	}
+	return keys
+}
+
+// safeSegments reports whether no /-separated segment of path is . or ..
+func safeSegments(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // keys returns the partition key names the prefix uses, in order.
