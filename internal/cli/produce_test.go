@@ -336,19 +336,28 @@ func TestProduceWritesRecordsGivenUpOnToFailedFile(t *testing.T) {
 	url := producertest.StartLimited(t)
 	c := kinesistest.NewClient(url)
 	producertest.CreateStream(t, c, "tight", 1)
-	failedPath := filepath.Join(t.TempDir(), "failed.jsonl")
-	// Against a shard taking 1000 records/s, full batches of 500 (a linger
-	// of a second leaves no partial ones), four calls in flight, put 2000
-	// records at once, past the first second's budget however slow the
-	// machine. A throttled record may be retried only for a millisecond
-	// after its first send (about what the call answering it takes, and
-	// the backoff comes on top): those past the budget are given up on.
-	code, stdout, stderr := runProduce(t.Context(), nil, "random", "tight", "--count", "3000", "--max-retry-time", "1ms", "--linger", "1s", "--in-flight", "4", "--failed-file", failedPath, "--json", "--endpoint", url)
+	dir := t.TempDir()
+	failedPath := filepath.Join(dir, "failed.jsonl")
+	// 600 events of 4 KiB: the first call carries 500 of them, 2 MiB,
+	// twice the one-second burst of a shard taking 1 MiB/s, so part of it
+	// is throttled however fast or slow the machine (a linger of a second
+	// leaves no partial first batch). A throttled record may be retried
+	// only for a millisecond after its first send, less than the call
+	// answering it takes: those are given up on.
+	const n = 600
+	var events strings.Builder
+	pad := strings.Repeat("x", 4<<10)
+	for i := range n {
+		fmt.Fprintf(&events, `{"id":"e%d","pad":%q}`+"\n", i, pad)
+	}
+	file := filepath.Join(dir, "events.jsonl")
+	require.NoError(t, os.WriteFile(file, []byte(events.String()), 0o644))
+	code, stdout, stderr := runProduce(t.Context(), nil, "file", file, "--stream", "tight", "--key", "id", "--max-retry-time", "1ms", "--linger", "1s", "--failed-file", failedPath, "--json", "--endpoint", url)
 	require.Equal(t, 1, code, stderr)
 	require.Contains(t, stderr, "records could not be delivered")
 	s := summaryOf(t, stdout)
 	require.Positive(t, s.Failed)
-	require.Equal(t, int64(3000), s.Delivered+s.Failed)
+	require.Equal(t, int64(n), s.Delivered+s.Failed)
 	b, err := os.ReadFile(failedPath)
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
