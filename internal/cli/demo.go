@@ -16,11 +16,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/runnel-dev/runnel/internal/app"
 	"github.com/runnel-dev/runnel/internal/clickstream"
-	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/counterstore"
 	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/pipeline"
@@ -272,42 +270,10 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 	}
 	srv.SetCounts(countsHandler(store, rc, redisAddr, redisPrefix))
 
-	serveCtx, stopServer := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer stopServer(nil)
-	served := make(chan error, 1)
-	go func() { served <- srv.Run(serveCtx) }()
-
+	h := host(ctx, srv)
+	gctx := h.ctx
 	client := kinesislocal.New(srv.Engine())
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		select {
-		case err := <-served:
-			served <- err
-			if err == nil {
-				err = errors.New("server stopped")
-			}
-			return err
-		case <-gctx.Done():
-			return nil
-		}
-	})
-	runner, err := pipeline.New(gctx, pcfg, pipeline.Options{
-		Kinesis:  client,
-		Tune:     func(c *consumer.Config) { c.PollInterval = time.Millisecond },
-		Builtins: builtins,
-		StateDir: stateDir,
-		Region:   cfg.Region,
-		Logger:   e.logger.With("component", "pipelines"),
-		Stdout:   e.stdout,
-		Observer: srv.PipelineObserver(),
-	})
-	if err == nil {
-		srv.SetPipelines(runner)
-		if err = runner.EnsureStreams(gctx); err != nil {
-			_ = runner.Close(context.WithoutCancel(gctx))
-			err = fmt.Errorf("pipelines: %w", err)
-		}
-	}
+	runner, err := h.pipelines(e, pcfg, builtins, stateDir, cfg.Region)
 	var gen *clickstream.Service
 	var prod *producer.Producer
 	if err == nil {
@@ -324,17 +290,11 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 		}
 	}
 	if err != nil {
-		stopServer(errors.New("demo failed to start"))
-		_ = g.Wait()
-		return errors.Join(err, <-served)
+		return errors.Join(err, h.abort(errors.New("demo failed to start")))
 	}
 	srv.SetGenerator(gen, demoStream)
-	g.Go(func() error {
-		err := runner.Run(gctx)
-		runner.WriteStatus(e.stdout)
-		return err
-	})
-	g.Go(func() error {
+	h.g.Go(func() error { return h.run(e, runner) })
+	h.g.Go(func() error {
 		// Stop generating before the pipelines stop, and deliver what is
 		// buffered, so the last events are counted on the next start.
 		<-gctx.Done()
@@ -357,10 +317,5 @@ func (e *env) serveDemo(ctx context.Context, cfg app.Config, opts demoOptions) e
 	}
 	e.logger.Info("demo running: the clickstream generator feeds "+demoCounter+" and "+demoArchive, where...)
 
-	err = g.Wait()
-	stopServer(errors.New("shutting down"))
-	if serr := <-served; serr != nil {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return h.wait()
 }

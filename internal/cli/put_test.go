@@ -72,6 +72,9 @@ func newTestPutter(f *fakeKinesis, key string) *putter {
 			// slowly the machine feeds the lines, and retries go at once.
 			c.Linger = time.Hour
 			c.BaseBackoff, c.MaxBackoff = time.Nanosecond, time.Nanosecond
+			// The fake stream has no limits to pace for: calls are as
+			// large as Kinesis takes.
+			c.Unpaced = true
 		},
 	}
 }

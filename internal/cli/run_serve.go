@@ -2,16 +2,9 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"path/filepath"
-	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/runnel-dev/runnel/internal/app"
-	"github.com/runnel-dev/runnel/internal/consumer"
-	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
 
@@ -29,56 +22,13 @@ func (e *env) serveWithPipelines(ctx context.Context, cfg app.Config, file strin
 	if err != nil {
 		return err
 	}
-	serveCtx, stopServer := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer stopServer(nil)
-	served := make(chan error, 1)
-	go func() { served <- srv.Run(serveCtx) }()
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		// The server stopping on its own ends the pipelines too.
-		select {
-		case err := <-served:
-			served <- err
-			if err == nil {
-				err = errors.New("server stopped")
-			}
-			return err
-		case <-gctx.Done():
-			return nil
-		}
-	})
-	g.Go(func() error {
-		// In-process: no HTTP, and empty reads wait for the next append
-		// instead of polling, so an idle shard costs nothing and a new
-		// record reaches its handler within milliseconds.
-		client := kinesislocal.New(srv.Engine())
-		runner, err := pipeline.New(gctx, pcfg, pipeline.Options{
-			Kinesis:  client,
-			Tune:     func(c *consumer.Config) { c.PollInterval = time.Millisecond },
-			Builtins: builtins,
-			StateDir: filepath.Join(cfg.DataDir, "pipelines"),
-			Region:   cfg.Region,
-			Logger:   e.logger.With("component", "pipelines"),
-			Stdout:   e.stdout,
-			Observer: srv.PipelineObserver(),
-		})
+	h := host(ctx, srv)
+	h.g.Go(func() error {
+		runner, err := h.pipelines(e, pcfg, builtins, filepath.Join(cfg.DataDir, "pipelines"), cfg.Region)
 		if err != nil {
 			return err
 		}
-		srv.SetPipelines(runner)
-		if err := runner.EnsureStreams(gctx); err != nil {
-			_ = runner.Close(context.WithoutCancel(gctx))
-			return fmt.Errorf("pipelines: %w", err)
-		}
-		err = runner.Run(gctx)
-		runner.WriteStatus(e.stdout)
-		return err
+		return h.run(e, runner)
 	})
-	err = g.Wait()
-	stopServer(errors.New("shutting down"))
-	if serr := <-served; serr != nil {
-		err = errors.Join(err, serr)
-	}
-	return err
+	return h.wait()
 }
