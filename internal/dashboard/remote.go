@@ -133,6 +133,30 @@ func (d *Dashboard) Reports() []metrics.Report {
 	return out
 }
 
+// checkReportNames refuses a report whose figures could not stand beside
+// the others in /metrics: the process id of the server's own pipelines,
+// a pipeline named twice, or a shard twice in one pipeline.
+func checkReportNames(rep pipeline.ProcessReport) error {
+	if rep.Process == metrics.InServer {
+		return errors.New("process: " + metrics.InServer + " names the server's own pipelines; want another id")
+	}
+	names := make(map[string]bool, len(rep.Pipelines))
+	for _, p := range rep.Pipelines {
+		if names[p.Name] {
+			return errors.New("pipelines: " + p.Name + " is reported twice")
+		}
+		names[p.Name] = true
+		shards := make(map[string]bool, len(p.Worker.Shards))
+		for _, sh := range p.Worker.Shards {
+			if shards[sh.ShardID] {
+				return errors.New("pipelines: " + p.Name + ": shard " + sh.ShardID + " is reported twice")
+			}
+			shards[sh.ShardID] = true
+		}
+	}
+	return nil
+}
+
 // handleReport takes a ProcessReport: POST /api/pipelines/report, signed
 // with Signature Version 4 when authentication is on, by a key that may
 // read every stream the reported pipelines read.
@@ -164,6 +188,10 @@ func (d *Dashboard) handleReport(w http.ResponseWriter, r *http.Request) {
 	}
 	if !(rep.IntervalSeconds > 0) {
 		writeError(w, http.StatusBadRequest, "intervalSeconds: want more than 0")
+		return
+	}
+	if err := checkReportNames(rep); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if key != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,32 @@ func TestRemoteProcesses(t *testing.T) {
 	require.ErrorIs(t, rm.put(pipeline.ProcessReport{Process: "one-too-many", IntervalSeconds: 1}, "", t0), errTooManyProcesses)
 	require.NoError(t, rm.put(pipeline.ProcessReport{Process: "one-too-many", IntervalSeconds: 1}, "", t0.Add(forgetAfter+2*time.Second)),
 		"room again once the quiet ones are forgotten")
+}
+
+// Reports whose figures would clash in /metrics are refused: the
+// server's own process label, a pipeline or a shard named twice.
+func TestReportNamesMustBeUnique(t *testing.T) {
+	svc, err := stream.Open(context.Background(), stream.Config{Dir: t.TempDir(), NoSync: true, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = svc.Close() })
+	d, err := New(Config{Engine: svc})
+	require.NoError(t, err)
+	h := d.Handler()
+	for body, want := range map[string]string{
+		`{"process":"server","intervalSeconds":1}`:                                                                                          "names the server's own pipelines",
+		`{"process":"p","intervalSeconds":1,"pipelines":[{"name":"a","source":"s"},{"name":"a","source":"s"}]}`:                             "a is reported twice",
+		`{"process":"p","intervalSeconds":1,"pipelines":[{"name":"a","source":"s","worker":{"shards":[{"shardId":"x"},{"shardId":"x"}]}}]}`: "shard x is reported twice",
+		`{"process":"p","intervalSeconds":1,"pipelines":[{"name":"a","source":"s","worker":{"shards":[{"shardId":"x"},{"shardId":"y"}]}}]}`: "",
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, pipeline.ReportPath, strings.NewReader(body)))
+		if want == "" {
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			continue
+		}
+		require.Equal(t, http.StatusBadRequest, rec.Code, body)
+		require.Contains(t, rec.Body.String(), want)
+	}
 }
 
 // FuzzProcessReport posts any body as a process report: the server

@@ -30,9 +30,10 @@ type ReportSource interface {
 	Reports() []Report
 }
 
-// inServer is the process label of the pipelines running inside the
-// server; those of `runnel run` processes carry the process's id.
-const inServer = "server"
+// InServer is the process label of the pipelines running inside the
+// server; those of `runnel run` processes carry the process's id, which
+// may therefore not be InServer.
+const InServer = "server"
 
 // Pipelines holds the metrics of the pipelines running inside the server:
 // per-shard figures read from the workers' status at scrape time, and
@@ -144,7 +145,7 @@ func (p *Pipelines) Describe(ch chan<- *prometheus.Desc) {
 func (p *Pipelines) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	if src := p.src.Load(); src != nil {
-		p.collect(ch, inServer, (*src).Status(), now)
+		p.collect(ch, InServer, (*src).Status(), now)
 	}
 	if src := p.reports.Load(); src != nil {
 		for _, r := range (*src).Reports() {
