@@ -142,7 +142,7 @@ each; a body needing more is refused with 503, which the AWS SDKs retry [$RUNNEL
 or "auto": Redis when --redis is set or 127.0.0.1:6379 answers, else local`)
 	f.StringVar(&demoOpts.redis, "redis", "", "Redis address (host:port) --demo counts into; --redis \"\" counts in the local store [$RUNNEL_REDIS_ADDR]")
 	f.Float64Var(&demoOpts.rate, "demo-rate", demoOpts.rate, "events per second the --demo generator puts")
-	f.DurationVar(&cfg.TransitionDelay, "transition-delay", cfg.TransitionDelay, "how long a stream reports CREATING, UPDATING or DELETING after it is created, resharded, updated or deleted, as AWS takes time to; changes apply at once [$RUNNEL_TRANSITION_DELAY]")
+	f.DurationVar(&cfg.TransitionDelay, "transition-delay", cfg.TransitionDelay, "how long a stream reports CREATING, UPDATING or DELETING after it is created, resharded, updated or deleted, as AWS takes time to; settings apply at once, a new shard layout when the stream is ACTIVE again [$RUNNEL_TRANSITION_DELAY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	f.IntVar(&cfg.MemTableMiB, "memtable-mib", cfg.MemTableMiB, `pebble memtable size in MiB: each write-ahead log file preallocates 110% of it and
 writes pause while less than 4 memtables + 8 MiB are free on disk; larger means fewer

@@ -111,7 +111,9 @@ func TestReshardingThroughTheSDK(t *testing.T) {
 // SDK's waiter sees it through; while CREATING it lists no shards and is
 // not found for reads and writes, as on Kinesis; a change while UPDATING
 // is refused with ResourceInUseException; a retention period equal to the
-// current one leaves the stream ACTIVE.
+// current one leaves the stream ACTIVE; a resharding keeps the old shards
+// (listed, taking puts) until the stream is ACTIVE again, when the
+// children appear.
 func TestTransitionDelayThroughTheSDK(t *testing.T) {
 	srv := kinesistest.StartConfig(t, stream.Config{NoSync: true, TransitionDelay: 2 * time.Second})
 	c := srv.Client(t)
@@ -152,4 +154,19 @@ func TestTransitionDelayThroughTheSDK(t *testing.T) {
 	_, err = c.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("t"), ShardToSplit: aws.String("shardId-000000000001"), NewStartingHashKey: aws.String("1")})
 	msg := requireAPIError(t, err, "ResourceInUseException")
 	require.Contains(t, msg, "not ACTIVE, instead in state UPDATING")
+	ls, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("t")})
+	require.NoError(t, err)
+	require.Len(t, ls.Shards, 1, "the old layout while UPDATING")
+	put, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("t"), PartitionKey: aws.String("k"), Data: []byte("x")})
+	require.NoError(t, err)
+	require.Equal(t, "shardId-000000000000", aws.ToString(put.ShardId))
+
+	require.NoError(t, w.Wait(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("t")}, 10*time.Second))
+	ls, err = c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("t")})
+	require.NoError(t, err)
+	require.Len(t, ls.Shards, 3, "the parent and its two children once ACTIVE")
+	require.NotNil(t, ls.Shards[0].SequenceNumberRange.EndingSequenceNumber, "the parent is closed")
+	put, err = c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("t"), PartitionKey: aws.String("k"), Data: []byte("x")})
+	require.NoError(t, err)
+	require.NotEqual(t, "shardId-000000000000", aws.ToString(put.ShardId))
 }

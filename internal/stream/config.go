@@ -44,8 +44,9 @@ type Config struct {
 	ShardReadLimits bool
 	// TransitionDelay is how long a stream reports CREATING, UPDATING or
 	// DELETING after it is created, resharded, updated or deleted (and
-	// refuses further changes with ResourceInUseException). The changes
-	// themselves take effect at once. The default, 0, reports ACTIVE
+	// refuses further changes with ResourceInUseException). Settings take
+	// effect at once; a shard layout change when the stream is ACTIVE
+	// again, as on Kinesis (see layout.go). The default, 0, reports ACTIVE
 	// throughout, as runnel needs no time; a delay exercises clients'
 	// waiters as AWS would.
 	TransitionDelay time.Duration

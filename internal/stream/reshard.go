@@ -125,23 +125,17 @@ func (s *Service) checkShardLimit(extra int) error {
 // SplitShard closes a shard and opens two children: one from its starting
 // hash key to newStartingHashKey-1, one from newStartingHashKey to its
 // ending hash key.
-func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) (err error) {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if err := s.requireActive(name); err != nil {
-		return err
-	}
-	defer func() {
-		if err == nil {
-			s.markUpdating(name)
-		}
-	}()
+func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHashKey string) error {
+	_, err := s.changeLayout(ctx, name, layoutChange{Op: opSplit, Shard: shardID, HashKey: newStartingHashKey})
+	return err
+}
+
+// split validates a split and, when apply is set, makes it. The caller
+// holds metaMu.
+func (s *Service) split(ctx context.Context, st *streamState, shardID, newStartingHashKey string, apply bool) error {
+	name := st.name
 	s.mu.RLock()
-	st, err := s.lookup(name)
-	var sh *shardState
-	if err == nil {
-		sh, err = s.openShard(st, shardID, "splitting")
-	}
+	sh, err := s.openShard(st, shardID, "splitting")
 	if err == nil {
 		err = s.checkShardLimit(1)
 	}
@@ -157,6 +151,9 @@ func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHash
 			"NewStartingHashKey %s used in SplitShard() on shard %s in stream %s under account %s is not both greater than one plus the shard's StartingHashKey %s and less than the shard's EndingHashKey %s.",
 			newStartingHashKey, shardID, name, s.cfg.AccountID, sh.start, sh.end)
 	}
+	if !apply {
+		return nil
+	}
 	return s.reshard(ctx, st, []*shardState{sh}, []childSpec{
 		{start: sh.start, end: at.sub1(), parent: sh.id},
 		{start: at, end: sh.end, parent: sh.id},
@@ -166,23 +163,18 @@ func (s *Service) SplitShard(ctx context.Context, name, shardID, newStartingHash
 // MergeShards closes two adjacent shards and opens one child covering both
 // hash-key ranges, with shardID as its parent and adjacentShardID as its
 // adjacent parent.
-func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardID string) (err error) {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if err := s.requireActive(name); err != nil {
-		return err
-	}
-	defer func() {
-		if err == nil {
-			s.markUpdating(name)
-		}
-	}()
+func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardID string) error {
+	_, err := s.changeLayout(ctx, name, layoutChange{Op: opMerge, Shard: shardID, Adjacent: adjacentShardID})
+	return err
+}
+
+// merge validates a merge and, when apply is set, makes it. The caller
+// holds metaMu.
+func (s *Service) merge(ctx context.Context, st *streamState, shardID, adjacentShardID string, apply bool) error {
+	name := st.name
 	s.mu.RLock()
-	st, err := s.lookup(name)
-	var a, b *shardState
-	if err == nil {
-		a, err = s.openShard(st, shardID, "merging")
-	}
+	a, err := s.openShard(st, shardID, "merging")
+	var b *shardState
 	if err == nil {
 		b, err = s.openShard(st, adjacentShardID, "merging")
 	}
@@ -197,6 +189,9 @@ func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardI
 	if a == b || lo.end.add1() != hi.start {
 		return newError(ErrInvalidArgument, "Shards %s and %s in stream %s under account %s are not an adjacent pair of shards eligible for merging", shardID, adjacentShardID, name, s.cfg.AccountID)
 	}
+	if !apply {
+		return nil
+	}
 	return s.reshard(ctx, st, []*shardState{a, b}, []childSpec{
 		{start: lo.start, end: hi.end, parent: a.id, adjacent: b.id},
 	})
@@ -206,30 +201,25 @@ func (s *Service) MergeShards(ctx context.Context, name, shardID, adjacentShardI
 // ranges (UNIFORM_SCALING), through the same splits and merges a client
 // could make, so every child has its parents. It returns the open shard
 // count before the change.
-func (s *Service) UpdateShardCount(ctx context.Context, name string, target int) (_ int, err error) {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if err := s.requireActive(name); err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err == nil {
-			s.markUpdating(name)
-		}
-	}()
+func (s *Service) UpdateShardCount(ctx context.Context, name string, target int) (int, error) {
+	return s.changeLayout(ctx, name, layoutChange{Op: opCount, Target: target})
+}
+
+// updateShardCount validates a change of shard count and, when apply is
+// set, makes it. The caller holds metaMu.
+func (s *Service) updateShardCount(ctx context.Context, st *streamState, target int, apply bool) (int, error) {
+	name := st.name
 	s.mu.RLock()
-	st, err := s.lookup(name)
-	current := 0
-	if err == nil {
-		current = len(st.open)
-		if target > 2*current || 2*target < current {
-			err = newError(ErrLimitExceeded, "UpdateShardCount of stream %s under account %s from %d to %d shards: the target must be between half and double the current open shard count.", name, s.cfg.AccountID, current, target)
-		} else if target > current {
-			err = s.checkShardLimit(target - current)
-		}
+	current := len(st.open)
+	var err error
+	if target > 2*current || 2*target < current {
+		err = newError(ErrLimitExceeded, "UpdateShardCount of stream %s under account %s from %d to %d shards: the target must be between half and double the current open shard count.", name, s.cfg.AccountID, current, target)
+	} else if target > current {
+		err = s.checkShardLimit(target - current)
 	}
+	noop := target == current && uniform(st, target)
 	s.mu.RUnlock()
-	if err != nil || target == current && uniform(st, target) {
+	if err != nil || noop || !apply {
 		return current, err
 	}
 	starts := splitHashRange(target)

@@ -32,7 +32,9 @@ type Service struct {
 	putCh    chan *putReq
 	syncCh   chan *pendingGroup
 	stopRet  chan struct{} // closed by Close: ends background work and waits for appends
-	wg       sync.WaitGroup
+	// settleKick wakes settleLoop when a layout change is made pending.
+	settleKick chan struct{}
+	wg         sync.WaitGroup
 }
 
 // streamMeta is what is persisted for a stream.
@@ -57,6 +59,9 @@ type streamMeta struct {
 	// WarmThroughputMiBps is an on-demand stream's warm throughput (see
 	// SetWarmThroughput); 0 when none was set.
 	WarmThroughputMiBps int `json:"warmThroughputMiBps,omitempty"`
+	// PendingLayout is a shard layout change accepted and not yet made
+	// (see layout.go); the stream is UPDATING while it is set.
+	PendingLayout *layoutChange `json:"pendingLayout,omitempty"`
 }
 
 // ConsumerMeta is a registered enhanced fan-out consumer as persisted.
@@ -192,15 +197,18 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 		putCh:    make(chan *putReq, 1024),
 		syncCh:   make(chan *pendingGroup, 256),
 		stopRet:  make(chan struct{}),
+
+		settleKick: make(chan struct{}, 1),
 	}
 	if err := s.load(); err != nil {
 		eng.Close()
 		return nil, err
 	}
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.commitLoop()
 	go s.syncLoop()
 	go s.retentionLoop()
+	go s.settleLoop()
 	return s, nil
 }
 

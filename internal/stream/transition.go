@@ -7,8 +7,9 @@ import "time"
 // it (the SDK waiters, the CLI's `wait stream-exists`). runnel needs no such
 // time, but with Config.TransitionDelay it reports the same states for that
 // long, so code that waits on them is exercised as it would be on AWS.
-// Changes take effect at once; only the reported status and the refusal of
-// further changes (ResourceInUseException) are delayed.
+// Settings take effect at once; the reported status and the refusal of
+// further changes (ResourceInUseException) are delayed. Shard layout
+// changes wait for the end of UPDATING, as on Kinesis (see layout.go).
 
 // transition is a state a stream reports until a moment.
 type transition struct {
@@ -18,6 +19,9 @@ type transition struct {
 
 // statusLocked returns a stream's current status. The caller holds s.mu.
 func (s *Service) statusLocked(st *streamState) string {
+	if st.meta.PendingLayout != nil {
+		return StatusUpdating
+	}
 	if st.transition.status != "" && s.now().Before(st.transition.until) {
 		return st.transition.status
 	}

@@ -34,22 +34,55 @@ func TestTransitionDelay(t *testing.T) {
 	_, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("x")}})
 	require.NoError(t, err)
 
-	// Resharding takes effect at once, reports UPDATING, and refuses
-	// further changes meanwhile; reads and writes go on.
+	// As on Kinesis, a resharding is answered at once, reports UPDATING
+	// and refuses further changes meanwhile, while the old shards stay
+	// the layout: they take reads and writes, and the children appear
+	// only when the stream returns to ACTIVE.
 	prev, err := s.UpdateShardCount(ctx, "s", 4)
 	require.NoError(t, err)
 	require.Equal(t, 2, prev)
 	d, _ = s.Describe("s")
 	require.Equal(t, StatusUpdating, d.Status)
-	require.Equal(t, 4, d.OpenShardCount)
+	require.Equal(t, 2, d.OpenShardCount)
+	require.Len(t, d.Shards, 2)
 	_, err = s.UpdateShardCount(ctx, "s", 2)
 	require.ErrorIs(t, err, ErrInUse)
 	require.ErrorIs(t, s.SetRetention(ctx, "s", 48, true), ErrInUse)
-	_, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("x")}})
+	res, err := s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("x")}})
 	require.NoError(t, err)
+	require.Contains(t, []string{"shardId-000000000000", "shardId-000000000001"}, res[0].ShardID)
+	// Due but not yet made: still UPDATING, never ACTIVE with the old layout.
+	c.Advance(2 * time.Second)
+	d, _ = s.Describe("s")
+	require.Equal(t, StatusUpdating, d.Status)
+	require.Zero(t, s.settleLayouts(ctx))
+	d, _ = s.Describe("s")
+	require.Equal(t, StatusActive, d.Status)
+	require.Equal(t, 4, d.OpenShardCount)
+	res, err = s.Put(ctx, "s", []PutInput{{PartitionKey: "k", Data: []byte("x")}})
+	require.NoError(t, err)
+	require.NotContains(t, []string{"shardId-000000000000", "shardId-000000000001"}, res[0].ShardID)
+
+	// A split waits the same way.
+	require.NoError(t, s.SplitShard(ctx, "s", d.Shards[len(d.Shards)-1].ID, splitHashRange(8)[7].String()))
+	d, _ = s.Describe("s")
+	require.Equal(t, StatusUpdating, d.Status)
+	require.Equal(t, 4, d.OpenShardCount)
+	require.Equal(t, 2*time.Second, s.settleLayouts(ctx), "not due yet")
+	c.Advance(2 * time.Second)
+	require.Zero(t, s.settleLayouts(ctx))
+	d, _ = s.Describe("s")
+	require.Equal(t, StatusActive, d.Status)
+	require.Equal(t, 5, d.OpenShardCount)
+	// A refused change is refused when asked, not when due.
+	require.ErrorIs(t, s.MergeShards(ctx, "s", d.Shards[2].ID, d.Shards[len(d.Shards)-1].ID), ErrInvalidArgument)
+	require.NoError(t, s.MergeShards(ctx, "s", d.Shards[len(d.Shards)-2].ID, d.Shards[len(d.Shards)-1].ID))
 	// A refused change does not extend the UPDATING state.
 	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000099", "1"), ErrInUse)
 	c.Advance(2 * time.Second)
+	require.Zero(t, s.settleLayouts(ctx))
+	d, _ = s.Describe("s")
+	require.Equal(t, 4, d.OpenShardCount)
 	require.ErrorIs(t, s.SplitShard(ctx, "s", "shardId-000000000099", "1"), ErrNotFound)
 	d, _ = s.Describe("s")
 	require.Equal(t, StatusActive, d.Status, "a failed change does not report UPDATING")
@@ -78,4 +111,36 @@ func TestTransitionDelay(t *testing.T) {
 	require.ErrorIs(t, err, ErrNotFound)
 	require.Empty(t, s.List())
 	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+}
+
+// A layout change accepted under a transition delay is persisted: a
+// restart before it is due makes it when the engine opens, rather than
+// losing it.
+func TestPendingLayoutSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := newClock()
+	cfg := Config{Dir: dir, NoSync: true, Now: c.Now, TransitionDelay: time.Hour}
+	s, err := Open(t.Context(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+	c.Advance(time.Hour)
+	require.NoError(t, s.SplitShard(ctx, "s", "shardId-000000000000", splitHashRange(2)[1].String()))
+	d, err := s.Describe("s")
+	require.NoError(t, err)
+	require.Equal(t, StatusUpdating, d.Status)
+	require.Equal(t, 1, d.OpenShardCount)
+	require.NoError(t, s.Close())
+
+	s, err = Open(t.Context(), cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	require.Eventually(t, func() bool {
+		d, err := s.Describe("s")
+		return err == nil && d.Status == StatusActive
+	}, 10*time.Second, 5*time.Millisecond)
+	d, err = s.Describe("s")
+	require.NoError(t, err)
+	require.Equal(t, 2, d.OpenShardCount)
 }
