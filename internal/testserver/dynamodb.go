@@ -94,7 +94,7 @@ func DynamoDB(t testing.TB) *DynamoDBServer {
 	if err != nil {
 		t.Fatalf("testserver: finding a free port: %v", err)
 	}
-	cmd := exec.Command(node, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	cmd := exec.Command(node, "-e", dynaliteGuard, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testserver: starting dynalite: %v", err)
@@ -103,6 +103,27 @@ func DynamoDB(t testing.TB) *DynamoDBServer {
 	waitListening(t, cmd, "dynalite", addr)
 	return &DynamoDBServer{URL: "http://" + addr}
 }
+
+// dynaliteGuard runs dynalite's cli.js (the first argument after the
+// script) with the rest as its arguments, and keeps it alive when a client
+// aborts a request mid-body: dynalite rethrows that socket error from its
+// request handler, which would end the whole process, while a real
+// DynamoDB only drops the aborted request. Clients abort requests whose
+// context ends (a lease renewal bounded by the lease's validity, a worker
+// stopping), so without the guard one such abort fails every later request
+// of the test with "connection refused". Any other uncaught error still
+// ends dynalite with its stack.
+const dynaliteGuard = `
+process.on('uncaughtException', function (err) {
+  if (err && (err.code === 'ECONNRESET' || err.code === 'ECONNABORTED' || err.message === 'aborted')) {
+    console.error('dynalite: a client aborted a request (' + err.message + '); it is dropped')
+    return
+  }
+  console.error(err && err.stack || err)
+  process.exit(1)
+})
+require(process.argv[1])
+`
 
 // waitListening waits up to 20s for the started cmd, called name in
 // errors, to accept connections on addr, and has Cleanup kill it.
