@@ -193,11 +193,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 	if err := a.compilePrefixes(); err != nil {
 		return nil, err
 	}
-	if cfg.Format == FormatParquet {
-		if err := a.loadSchema(); err != nil {
-			return nil, err
-		}
-	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -215,6 +210,11 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 			return nil, err
 		}
 		a.store = store{s}
+	}
+	if cfg.Format == FormatParquet {
+		if err := a.loadSchema(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(cfg.SpoolDir, 0o755); err != nil {
 		return nil, fmt.Errorf("spool directory: %w", err)

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	objectsink "github.com/runnel-dev/runnel/internal/sink/object"
 )
 
 // A Parquet archive keeps a table definition next to its data, under the
@@ -204,22 +206,29 @@ func (a *Archive) writeTable(ctx context.Context) error {
 	return nil
 }
 
-// loadSchema reads the columns an earlier run inferred, from a directory
-// archive's schema file, so widening goes on from them.
-func (a *Archive) loadSchema() error {
-	if a.schema.declared || a.cfg.Dir == "" {
+// loadSchema reads the columns an earlier run inferred from the schema
+// file in the archive's store (a directory or a bucket), so widening goes
+// on from them. A store that cannot be read is an error: starting from no
+// columns would write a narrower table over the one that describes the
+// data already there.
+func (a *Archive) loadSchema(ctx context.Context) error {
+	if a.schema.declared {
 		return nil
 	}
-	raw, err := os.ReadFile(filepath.Join(a.cfg.Dir, SchemaFile))
-	if errors.Is(err, os.ErrNotExist) {
+	g, ok := a.store.Store.(objectsink.Getter)
+	if !ok {
+		return nil
+	}
+	raw, err := g.Get(ctx, SchemaFile)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("archive: reading the schema: %w", err)
+		return fmt.Errorf("archive: reading the inferred schema %s%s: %w", a.cfg.root(), SchemaFile, err)
 	}
 	var cols []Column
 	if err := json.Unmarshal(raw, &cols); err != nil {
-		return fmt.Errorf("archive: %s: %w", filepath.Join(a.cfg.Dir, SchemaFile), err)
+		return fmt.Errorf("archive: %s%s: %w", a.cfg.root(), SchemaFile, err)
 	}
 	for _, c := range cols {
 		if slices.Contains(columnTypes, c.Type) {
@@ -244,7 +253,8 @@ func TableOf(cfg Config, pipeline string) (Table, error) {
 		if cfg.Dir == "" {
 			return Table{}, fmt.Errorf("the schema is inferred and kept in %s%s: read the table there (%s)", cfg.root(), SchemaFile, TableFile)
 		}
-		if err := a.loadSchema(); err != nil {
+		a.store = store{objectsink.Dir{Dir: cfg.Dir}}
+		if err := a.loadSchema(context.Background()); err != nil {
 			return Table{}, err
 		}
 		if len(a.schema.cols) == 0 {

@@ -127,3 +127,41 @@ func TestArchiveS3Outage(t *testing.T) {
 		require.Equal(t, 1, n, l)
 	}
 }
+
+// TestArchiveS3SchemaSurvivesRestart: a Parquet archive to a bucket with
+// an inferred schema reads back the schema file an earlier run wrote, so
+// a column widened before stays wide after a restart: a later run whose
+// records alone would infer bigint keeps price a double.
+func TestArchiveS3SchemaSurvivesRestart(t *testing.T) {
+	srv := testserver.S3(t)
+	srv.Env(t)
+	srv.CreateBucket(t, "lake")
+	options := map[string]any{
+		"s3":       map[string]any{"bucket": "lake", "prefix": "tbl/", "endpoint": srv.URL, "forcePathStyle": true},
+		"spoolDir": filepath.Join(t.TempDir(), "spool"), "format": "parquet", "bufferSize": 64, "prefixStyle": "hive",
+	}
+	run := func(from, to int, gen func(i int) string) {
+		a := newArchive(t, options, Options{Pipeline: "lake"})
+		_, err := a.Invoke(context.Background(), events("shardId-000000000000", from, to, time.Now(), gen))
+		require.NoError(t, err)
+		require.NoError(t, a.Close(context.Background()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	get := func(key string) string {
+		out, err := srv.Client().GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("lake"), Key: aws.String("tbl/" + key)})
+		require.NoError(t, err)
+		defer out.Body.Close()
+		raw, err := io.ReadAll(out.Body)
+		require.NoError(t, err)
+		return string(raw)
+	}
+	run(0, 20, func(i int) string { return fmt.Sprintf(`{"n":%d,"price":%d}`, i, i) })
+	require.JSONEq(t, `[{"Name":"n","Type":"bigint"},{"Name":"price","Type":"bigint"}]`, get(SchemaFile))
+	run(20, 40, func(i int) string { return fmt.Sprintf(`{"n":%d,"price":%d.5}`, i, i) })
+	require.JSONEq(t, `[{"Name":"n","Type":"bigint"},{"Name":"price","Type":"double"}]`, get(SchemaFile))
+	// Integers only, and a new field: price stays double, ok is added.
+	run(40, 60, func(i int) string { return fmt.Sprintf(`{"n":%d,"price":%d,"ok":true}`, i, i) })
+	require.JSONEq(t, `[{"Name":"n","Type":"bigint"},{"Name":"ok","Type":"boolean"},{"Name":"price","Type":"double"}]`, get(SchemaFile))
+	require.Contains(t, get(TableFile), "`price` double")
+}

@@ -10,13 +10,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/options"
@@ -44,11 +47,25 @@ type Store interface {
 	Target() string
 }
 
+// Getter is a Store that reads objects back. Get returns an error
+// wrapping fs.ErrNotExist when there is no object of that key.
+type Getter interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+}
+
 // Dir stores objects as files under a directory, creating the
 // directories a key names.
 type Dir struct{ Dir string }
 
-var _ Store = Dir{}
+var (
+	_ Store  = Dir{}
+	_ Getter = Dir{}
+)
+
+// Get reads the file Dir/Key.
+func (d Dir) Get(_ context.Context, key string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(d.Dir, filepath.FromSlash(key)))
+}
 
 // Put writes o as the file Dir/Key.
 func (d Dir) Put(_ context.Context, o Object) error {
@@ -103,7 +120,15 @@ type S3 struct {
 	Prefix string
 }
 
-var _ Store = (*S3)(nil)
+var (
+	_ Store  = (*S3)(nil)
+	_ Getter = (*S3)(nil)
+)
+
+// GetObjectAPI is the part of the S3 client Get calls.
+type GetObjectAPI interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
 
 // NewS3 returns the S3 store c locates.
 func NewS3(ctx context.Context, c S3Config) (*S3, error) {
@@ -137,6 +162,28 @@ func (s *S3) Put(ctx context.Context, o Object) error {
 		return classify(fmt.Errorf("putting s3://%s/%s%s: %w", s.Bucket, s.Prefix, o.Key, err))
 	}
 	return nil
+}
+
+// Get reads the object Prefix+Key. An API that cannot get objects finds
+// none.
+func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
+	api, ok := s.API.(GetObjectAPI)
+	if !ok {
+		return nil, fmt.Errorf("getting s3://%s/%s%s: %w", s.Bucket, s.Prefix, key, fs.ErrNotExist)
+	}
+	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket), Key: aws.String(s.Prefix + key)})
+	if _, missing := errors.AsType[*types.NoSuchKey](err); missing {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return nil, fmt.Errorf("getting s3://%s/%s%s: %w", s.Bucket, s.Prefix, key, err)
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading s3://%s/%s%s: %w", s.Bucket, s.Prefix, key, err)
+	}
+	return body, nil
 }
 
 // Target is "s3://Bucket/Prefix".
