@@ -18,6 +18,14 @@ import (
 // does; a malformed document or a member of the wrong type is a
 // SerializationException naming the member.
 func decodeJSON(body []byte, dst any) error {
+	if f, ok := dst.(fastJSONDecoder); ok && f.decodeFastJSON(body) {
+		return nil
+	}
+	return decodeJSONReflect(body, dst)
+}
+
+// decodeJSONReflect is decodeJSON through encoding/json alone.
+func decodeJSONReflect(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}

@@ -118,8 +118,16 @@ type putRecordsRequest struct {
 
 func (r *putRecordsRequest) validate() error {
 	var v violations
-	v.count("records", javaList(slices.Repeat([]string{"PutRecordsRequestEntry"}, len(r.Records))), len(r.Records), r.Records != nil, true, 1, maxPutRecords)
+	var shown string // the list as a violation shows it, built only for one
+	if n := len(r.Records); n < 1 || n > maxPutRecords {
+		shown = javaList(slices.Repeat([]string{"PutRecordsRequestEntry"}, n))
+	}
+	v.count("records", shown, len(r.Records), r.Records != nil, true, 1, maxPutRecords)
 	for i, rec := range r.Records {
+		if rec.Data != nil && rec.ExplicitHashKey == nil && rec.PartitionKey != nil &&
+			len(*rec.PartitionKey) >= 1 && len(*rec.PartitionKey) <= maxPartitionKeyLen {
+			continue // the common entry breaks no rule: no field name needed
+		}
 		field := fmt.Sprintf("records.%d.member.", i+1)
 		if rec.Data == nil {
 			v.null(field + "data")
