@@ -3,6 +3,7 @@ package kinesisapi
 import (
 	"bytes"
 	"encoding/base64"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -458,33 +459,21 @@ var putRecordNames = []string{"StreamName", "StreamARN", "Data", "PartitionKey",
 func (r *putRecordRequest) decodeFastJSON(body []byte) bool {
 	s := plainScanner{b: body}
 	var seen [6]bool
+	strs := [6]**string{&r.StreamName, &r.StreamARN, nil, &r.PartitionKey, &r.ExplicitHashKey, &r.SequenceNumberForOrdering}
 	ok := s.object(putRecordNames, func(name []byte) (bool, bool) {
+		i := slices.Index(putRecordNames, string(name))
+		if i < 0 {
+			return false, true
+		}
 		var ok bool
-		var i int
-		switch string(name) {
-		case "StreamName":
-			r.StreamName, ok = s.optStr()
-		case "StreamARN":
-			i = 1
-			r.StreamARN, ok = s.optStr()
-		case "Data":
-			i = 2
+		if strs[i] != nil {
+			*strs[i], ok = s.optStr()
+		} else {
 			var d blob
 			var has bool
 			if d, has, ok = s.blob(newBlobArena(body)); has {
 				r.Data = &d
 			}
-		case "PartitionKey":
-			i = 3
-			r.PartitionKey, ok = s.optStr()
-		case "ExplicitHashKey":
-			i = 4
-			r.ExplicitHashKey, ok = s.optStr()
-		case "SequenceNumberForOrdering":
-			i = 5
-			r.SequenceNumberForOrdering, ok = s.optStr()
-		default:
-			return false, true
 		}
 		return true, ok && !once(&seen[i])
 	})
