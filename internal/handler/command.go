@@ -76,6 +76,18 @@ type CommandConfig struct {
 	// Logger receives the processes' stderr, line by line, and their
 	// starts and exits. Nil discards them.
 	Logger *slog.Logger
+	// ProtocolFDs moves the line protocol off the standard streams: the
+	// events go to file descriptor 3 and the responses come from file
+	// descriptor 4, while stdin is empty and stdout, like stderr, goes
+	// to the logger. A runner that hosts code it does not control (a
+	// function that prints) uses it, so nothing printed can be taken for
+	// a response.
+	ProtocolFDs bool
+	// AnyResult takes a response that is JSON but not an object (a
+	// string, a number, a list) as success without batch item failures,
+	// as Lambda does with a function's return value: only an object can
+	// carry batchItemFailures. Without it such a response is malformed.
+	AnyResult bool
 }
 
 func (c *CommandConfig) setDefaults() {
@@ -190,9 +202,17 @@ func NewCommand(cfg CommandConfig) (*Command, error) {
 // Invoke sends event to a process and returns its parsed response. An
 // error means the whole batch failed.
 func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.Response, error) {
+	_, resp, err := c.InvokeRaw(ctx, event)
+	return resp, err
+}
+
+// InvokeRaw is Invoke that also returns the response line as the process
+// wrote it (nil when there was none), including when it is a function
+// error.
+func (c *Command) InvokeRaw(ctx context.Context, event *lambda.KinesisEvent) ([]byte, *lambda.Response, error) {
 	line, err := json.Marshal(event)
 	if err != nil {
-		return nil, fmt.Errorf("encoding event: %w", err)
+		return nil, nil, fmt.Errorf("encoding event: %w", err)
 	}
 	line = append(line, '\n')
 	var s *slot
@@ -201,17 +221,17 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 	case s = <-c.slots:
 	case <-ctx.Done():
 		if ctx.Err() == context.DeadlineExceeded {
-			return nil, sink.Unavailable(c.target("handler processes"), waitStart,
+			return nil, nil, sink.Unavailable(c.target("handler processes"), waitStart,
 				fmt.Errorf("all %d busy for %v", c.cfg.Processes, time.Since(waitStart).Round(time.Millisecond)))
 		}
-		return nil, context.Cause(ctx)
+		return nil, nil, context.Cause(ctx)
 	case <-c.closed:
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	defer func() { c.slots <- s }()
 	select {
 	case <-c.closed:
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	default:
 	}
 	if s.p != nil && s.p.exited() {
@@ -219,7 +239,7 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 	}
 	if s.p == nil {
 		if err := c.start(ctx, s); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	// From here the invocation runs: it is bounded by the timeout from
@@ -233,11 +253,14 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 	})()
 	raw, err := c.exchange(xctx, s, line)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.failures, s.deadSince = 0, time.Time{} // it answered: healthy
 	if ferr := functionError(raw); ferr != nil {
-		return nil, fmt.Errorf("handler process %d: %w", s.id, ferr)
+		return raw, nil, fmt.Errorf("handler process %d: %w", s.id, ferr)
+	}
+	if c.cfg.AnyResult && json.Valid(raw) && !isObjectOrNull(raw) {
+		return raw, &lambda.Response{}, nil
 	}
 	resp, err := lambda.ParseResponse(raw)
 	if err == nil {
@@ -246,9 +269,15 @@ func (c *Command) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lamb
 	if err != nil {
 		err = fmt.Errorf("handler process %d: %w", s.id, err)
 		c.stop(s, "invalid response", err)
-		return nil, err
+		return raw, nil, err
 	}
-	return resp, nil
+	return raw, resp, nil
+}
+
+// isObjectOrNull reports whether the JSON value raw is an object or null.
+func isObjectOrNull(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && (raw[0] == '{' || bytes.Equal(raw, []byte("null")))
 }
 
 // exchange writes line to the slot's process, starting it if need be, and
@@ -406,7 +435,7 @@ type process struct {
 	done    chan struct{}   // closed when the process has been waited for
 	waitErr error           // set before done is closed
 	started time.Time
-	stderr  sync.WaitGroup
+	printed sync.WaitGroup // the forwarders of stderr (and stdout with ProtocolFDs)
 }
 
 type lineResult struct {
@@ -434,13 +463,25 @@ func startProcess(cfg CommandConfig, env []string, id int) (*process, error) {
 		closeAll(inR, inW, outR, outW)
 		return nil, fmt.Errorf("creating stderr pipe: %w", err)
 	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	// printR/printW carry the process's stdout to the logger when the
+	// protocol has descriptors of its own.
+	var printR, printW *os.File
+	if cfg.ProtocolFDs {
+		if printR, printW, err = os.Pipe(); err != nil {
+			closeAll(inR, inW, outR, outW, errR, errW)
+			return nil, fmt.Errorf("creating stdout pipe: %w", err)
+		}
+		cmd.Stdout, cmd.Stderr = printW, errW
+		cmd.ExtraFiles = []*os.File{inR, outW} // fds 3 and 4
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	}
 	if err := cmd.Start(); err != nil {
-		closeAll(inR, inW, outR, outW, errR, errW)
+		closeAll(inR, inW, outR, outW, errR, errW, printR, printW)
 		return nil, fmt.Errorf("starting %q: %w", cfg.Argv[0], err)
 	}
 	// The child holds its own copies now.
-	closeAll(inR, outW, errW)
+	closeAll(inR, outW, errW, printW)
 
 	p := &process{
 		cmd:     cmd,
@@ -451,17 +492,24 @@ func startProcess(cfg CommandConfig, env []string, id int) (*process, error) {
 	}
 	logger := cfg.Logger.With("process", id, "pid", cmd.Process.Pid)
 	go p.readStdout(outR, cfg.MaxResponseBytes)
-	p.stderr.Add(1)
+	p.printed.Add(1)
 	go func() {
-		defer p.stderr.Done()
-		forwardLines(errR, logger)
+		defer p.printed.Done()
+		forwardLines(errR, logger, "handler stderr")
 	}()
+	if printR != nil {
+		p.printed.Add(1)
+		go func() {
+			defer p.printed.Done()
+			forwardLines(printR, logger, "handler stdout")
+		}()
+	}
 	go func() {
 		p.waitErr = cmd.Wait()
 		// The process is gone; make sure nothing it started holds the
 		// pipes open, so the readers finish.
 		killGroup(cmd)
-		p.stderr.Wait()
+		p.printed.Wait()
 		_ = inW.Close()
 		close(p.done)
 	}()
@@ -511,15 +559,15 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	}
 }
 
-// forwardLines logs each line of r until EOF. Lines longer than
-// maxStderrLine are logged in pieces.
-func forwardLines(r *os.File, logger *slog.Logger) {
+// forwardLines logs each line of r, with msg, until EOF. Lines longer
+// than maxStderrLine are logged in pieces.
+func forwardLines(r *os.File, logger *slog.Logger, msg string) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxStderrLine)
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if text := bytes.TrimRight(chunk, "\r\n"); len(text) > 0 {
-			logger.Info("handler stderr", "line", string(text))
+			logger.Info(msg, "line", string(text))
 		}
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
@@ -580,6 +628,8 @@ func (p *process) describeExit() string {
 
 func closeAll(fs ...*os.File) {
 	for _, f := range fs {
-		_ = f.Close()
+		if f != nil {
+			_ = f.Close()
+		}
 	}
 }

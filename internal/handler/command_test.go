@@ -136,7 +136,10 @@ func (m *misbehaving) invoke(t *testing.T, a string) (*lambda.Response, error) {
 
 func TestCommandGoExample(t *testing.T) {
 	bin := build(t, "../../examples/handler-go")
-	testLambdaExample(t, []string{bin})
+	testLambdaExample(t, func(cfg CommandConfig) (*Command, error) {
+		cfg.Argv = []string{bin}
+		return NewCommand(cfg)
+	})
 }
 
 func TestCommandPythonExample(t *testing.T) {
@@ -149,16 +152,19 @@ func TestCommandPythonExample(t *testing.T) {
 	}
 	script, err := filepath.Abs("../../examples/handler-python/handler.py")
 	require.NoError(t, err)
-	testLambdaExample(t, []string{py, script})
+	testLambdaExample(t, func(cfg CommandConfig) (*Command, error) {
+		cfg.Argv = []string{py, script}
+		return NewCommand(cfg)
+	})
 }
 
 // testLambdaExample runs one of the example handlers, which report records
-// whose JSON has "fail": true and log the others to $HANDLED_LOG.
-func testLambdaExample(t *testing.T, argv []string) {
+// whose JSON has "fail": true and log the others to $HANDLED_LOG, with
+// the handler newHandler builds from cfg.
+func testLambdaExample(t *testing.T, newHandler func(cfg CommandConfig) (*Command, error)) {
 	handled := filepath.Join(t.TempDir(), "handled.jsonl")
 	logs := &syncBuffer{}
-	h, err := NewCommand(CommandConfig{
-		Argv:   argv,
+	h, err := newHandler(CommandConfig{
 		Env:    []string{"HANDLED_LOG=" + handled},
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})

@@ -115,19 +115,28 @@ type Leases struct {
 
 // Handler selects and configures a handler kind.
 type Handler struct {
-	// Type is command, http or builtin; required.
+	// Type is command, lambda, http or builtin; required, except that a
+	// handler with a runtime is of type lambda.
 	Type string `yaml:"type"`
 
 	// Command (type command) is the program and its arguments, as a list
 	// or as one string split at spaces; required.
 	Command Argv `yaml:"command"`
-	// Env (type command) is added to the environment.
+	// Runtime (type lambda) is nodejs or python (versioned names such as
+	// nodejs20.x or python3.12 are accepted); required.
+	Runtime string `yaml:"runtime"`
+	// Function (type lambda, key handler) is the function as Lambda
+	// names it, MODULE.FUNCTION: index.handler, handler.handler;
+	// required.
+	Function string `yaml:"handler"`
+	// Env (types command and lambda) is added to the environment.
 	Env map[string]string `yaml:"env"`
-	// Dir (type command) is the working directory; relative to the
-	// pipelines file. Default: the pipelines file's directory.
+	// Dir (types command and lambda) is the working directory, and a
+	// lambda function's directory; relative to the pipelines file.
+	// Default: the pipelines file's directory.
 	Dir string `yaml:"dir"`
-	// Processes (type command) is how many processes run side by side,
-	// 1–100. Default: the pipeline's parallelization.
+	// Processes (types command and lambda) is how many processes run
+	// side by side, 1–100. Default: the pipeline's parallelization.
 	Processes int `yaml:"processes"`
 
 	// URL (type http) receives each event as a POST; required.
@@ -144,6 +153,7 @@ type Handler struct {
 // Handler kinds.
 const (
 	TypeCommand = "command"
+	TypeLambda  = "lambda"
 	TypeHTTP    = "http"
 	TypeBuiltin = "builtin"
 )
@@ -273,7 +283,10 @@ func (c *Config) Defaults() {
 		if !p.Timeout.Set {
 			p.Timeout = Duration{D: consumer.DefaultInvocationTimeout, Set: true}
 		}
-		if p.Handler.Type == TypeCommand && !c.given(pp.With("handler", "processes"), p.Handler.Processes == 0) {
+		if p.Handler.Type == "" && p.Handler.Runtime != "" {
+			p.Handler.Type = TypeLambda
+		}
+		if (p.Handler.Type == TypeCommand || p.Handler.Type == TypeLambda) && !c.given(pp.With("handler", "processes"), p.Handler.Processes == 0) {
 			p.Handler.Processes = p.Parallelization
 		}
 	}

@@ -45,6 +45,9 @@ pipelines:
     tumblingWindow: 1m
     fanOut: print-efo
     handler: {type: builtin, name: log}
+  - name: unicorns
+    source: clicks
+    handler: {runtime: nodejs, handler: index.handler, dir: ./fn}
 `
 	c, err := Parse("/etc/runnel/pipelines.yaml", []byte(src), testBuiltins)
 	require.NoError(t, err)
@@ -72,6 +75,11 @@ pipelines:
 	require.Equal(t, time.Minute, c.Pipelines[2].TumblingWindow.D)
 	require.Equal(t, "print-efo", c.Pipelines[2].FanOut)
 	require.Empty(t, p.FanOut, "polling by default")
+	u := c.Pipelines[3].Handler
+	require.Equal(t, TypeLambda, u.Type, "a handler with a runtime is a lambda handler")
+	require.Equal(t, "index.handler", u.Function)
+	require.Equal(t, 1, u.Processes)
+	require.Equal(t, "/etc/runnel/fn", c.Resolve(u.Dir))
 }
 
 // problems returns the messages of a joined error, one per problem.
@@ -117,7 +125,7 @@ pipelines:
   - source: clicks
     startingPosition: AT_TIMESTAMP
     onFailure: {}
-    handler: {type: lambda}
+    handler: {type: lambda, runtime: ruby3.3, handler: index, url: "http://x"}
   - name: b
     source: clicks
     handler: {type: builtin, name: counter}
@@ -133,6 +141,9 @@ pipelines:
     source: clicks
     fanOut: "e efo"
     handler: {type: builtin, name: noop}
+  - name: f
+    source: clicks
+    handler: {runtime: nodejs, processes: 101}
 `
 	_, err := Parse("pipelines.yaml", []byte(src), testBuiltins)
 	got := problems(t, err)
@@ -156,7 +167,11 @@ pipelines:
 		"pipelines.yaml:22:5: pipelines[1].name: is required",
 		"pipelines.yaml:22:5: pipelines[1].startingTimestamp: is required with startingPosition AT_TIMESTAMP",
 		"pipelines.yaml:24:5: pipelines[1].onFailure: set stream: NAME or file: PATH",
-		`pipelines.yaml:25:21: pipelines[1].handler.type: must be command, http or builtin, got "lambda"`,
+		`pipelines.yaml:25:38: pipelines[1].handler.runtime: must be nodejs or python (or a versioned name such as nodejs20.x or python3.12), got "ruby3.3"`,
+		`pipelines.yaml:25:56: pipelines[1].handler.handler: want MODULE.FUNCTION as Lambda takes it, e.g. index.handler or handler.handler; got "index"`,
+		`pipelines.yaml:25:68: pipelines[1].handler.url: is not used by handler type lambda`,
+		`pipelines.yaml:43:5: pipelines[6].handler.handler: is required: MODULE.FUNCTION as Lambda takes it, e.g. index.handler`,
+		`pipelines.yaml:43:43: pipelines[6].handler.processes: must be between 1 and 100, got 101`,
 		`pipelines.yaml:28:36: pipelines[2].handler.name: unknown built-in processor "counter"; built-in processors: log, noop`,
 		`pipelines.yaml:32:24: pipelines[3].startingTimestamp: want an RFC 3339 time such as 2024-05-01T12:00:00Z, got "yesterday"`,
 		`pipelines.yaml:33:32: pipelines[3].handler.url: want an http:// or https:// URL, got "ftp://x"`,
@@ -187,7 +202,7 @@ extra: 1
 	want := []string{
 		"p.yaml:3:5: streams[0].shardCount: unknown field; known fields are name, shards, retention",
 		"p.yaml:7:5: pipelines[0].batchsize: unknown field; did you mean batchSize?",
-		"p.yaml:12:7: pipelines[0].handler.flavour: unknown field; known fields are type, command, env, dir, processes, url, headers, name, options",
+		"p.yaml:12:7: pipelines[0].handler.flavour: unknown field; known fields are type, command, runtime, handler, env, dir, processes, url, headers, name, options",
 		"p.yaml:13:17: pipelines[0].onFailure.queue: unknown field; known fields are stream, file",
 		"p.yaml:14:1: extra: unknown field; known fields are streams, pipelines",
 		"p.yaml:8: pipelines[0].batchSize: cannot unmarshal !!str `many` into int",

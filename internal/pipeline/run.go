@@ -71,6 +71,11 @@ type Options struct {
 	// Observer, when set, is told about every handler invocation (the
 	// metrics of runnel serve).
 	Observer Observer
+	// FunctionEnv is added to the environment of command and lambda
+	// handlers ("KEY=value"), before each handler's own env, which wins:
+	// runnel run passes the Kinesis endpoint and the credentials its own
+	// client uses, so a function's SDK calls reach the same server.
+	FunctionEnv []string
 }
 
 // Runner runs the pipelines of one configuration.
@@ -198,17 +203,36 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 // handler builds the pipeline's handler and what closes it.
 func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.Context, *lambda.KinesisEventRecord, error) error) (lambda.Handler, func(context.Context) error, error) {
 	h := p.Handler
+	env := slices.Clone(r.opts.FunctionEnv)
+	for _, k := range slices.Sorted(maps.Keys(h.Env)) {
+		env = append(env, k+"="+h.Env[k])
+	}
+	dir := r.cfg.Dir()
+	if h.Dir != "" {
+		dir = r.cfg.Resolve(h.Dir)
+	}
 	switch h.Type {
+	case TypeLambda:
+		c, err := handler.NewLambda(handler.LambdaConfig{
+			Runtime:      h.Runtime,
+			Handler:      h.Function,
+			Dir:          dir,
+			FunctionName: p.Name,
+			Region:       r.opts.Region,
+			RunnerDir:    filepath.Join(r.opts.StateDir, "runtime"),
+			Command: handler.CommandConfig{
+				Env:       env,
+				Processes: h.Processes,
+				Timeout:   p.Timeout.D,
+				Logger:    logger.With("handler", "lambda"),
+			},
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Close, nil
 	case TypeCommand:
-		env := make([]string, 0, len(h.Env)+1)
-		env = append(env, "AWS_LAMBDA_FUNCTION_NAME="+p.Name)
-		for _, k := range slices.Sorted(maps.Keys(h.Env)) {
-			env = append(env, k+"="+h.Env[k])
-		}
-		dir := r.cfg.Dir()
-		if h.Dir != "" {
-			dir = r.cfg.Resolve(h.Dir)
-		}
+		env = append([]string{"AWS_LAMBDA_FUNCTION_NAME=" + p.Name}, env...)
 		argv := slices.Clone([]string(h.Command))
 		// A program named by a relative path is found from the
 		// pipelines file's directory, like every other path in it.
@@ -379,6 +403,8 @@ func handlerSummary(h Handler) string {
 	switch h.Type {
 	case TypeCommand:
 		return "command " + fmt.Sprint([]string(h.Command))
+	case TypeLambda:
+		return "lambda " + h.Runtime + " " + h.Function
 	case TypeHTTP:
 		return "http " + h.URL
 	case TypeBuiltin:

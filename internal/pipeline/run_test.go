@@ -105,30 +105,62 @@ func buildExample(t *testing.T) string {
 
 func TestRunnerCommandPipeline(t *testing.T) {
 	t.Run("go", func(t *testing.T) {
-		testRunnerCommandPipeline(t, []string{buildExample(t)})
+		command, err := json.Marshal([]string{buildExample(t)})
+		require.NoError(t, err)
+		testRunnerCommandPipeline(t, "type: command\n      command: "+string(command))
 	})
 	t.Run("python", func(t *testing.T) {
-		py, err := exec.LookPath("python3")
-		if err != nil {
-			if os.Getenv("RUNNEL_INTEGRATION") == "required" {
-				t.Fatalf("python3 not found and RUNNEL_INTEGRATION=required: %v", err)
-			}
-			t.Skip("python3 not found")
-		}
 		script, err := filepath.Abs("../../examples/handler-python/handler.py")
 		require.NoError(t, err)
-		testRunnerCommandPipeline(t, []string{py, script})
+		command, err := json.Marshal([]string{needProgram(t, "python3"), script})
+		require.NoError(t, err)
+		testRunnerCommandPipeline(t, "type: command\n      command: "+string(command))
+	})
+	// The same file as a Lambda function: runnel's runner calls
+	// handler(event, context), the file's own runner is not used.
+	t.Run("python lambda", func(t *testing.T) {
+		needProgram(t, "python3")
+		dir, err := filepath.Abs("../../examples/handler-python")
+		require.NoError(t, err)
+		testRunnerCommandPipeline(t, fmt.Sprintf("runtime: python\n      handler: handler.handler\n      dir: %q", dir))
+	})
+	// A Node function that throws for a batch with a poison record: the
+	// batch is bisected down to the record, which goes to the on-failure
+	// destination with the function's error.
+	t.Run("node lambda error", func(t *testing.T) {
+		needProgram(t, "node")
+		dir, err := filepath.Abs("testdata/lambda")
+		require.NoError(t, err)
+		failed := testRunnerCommandPipeline(t, fmt.Sprintf("type: lambda\n      runtime: nodejs20.x\n      handler: index.handler\n      dir: %q", dir))
+		var msgs []string
+		for _, f := range failed {
+			msgs = append(msgs, f.ResponseContext.ErrorMessage)
+		}
+		require.Contains(t, strings.Join(msgs, "\n"), "function error: Error: poison record")
 	})
 }
 
-// testRunnerCommandPipeline runs a pipeline whose command handler is one
-// of the example handlers (argv) against a real server.
-func testRunnerCommandPipeline(t *testing.T, argv []string) {
+// needProgram returns the path of program, skipping the test when it is
+// not in PATH unless RUNNEL_INTEGRATION=required.
+func needProgram(t *testing.T, program string) string {
+	t.Helper()
+	p, err := exec.LookPath(program)
+	if err != nil {
+		if os.Getenv("RUNNEL_INTEGRATION") == "required" {
+			t.Fatalf("%s not found and RUNNEL_INTEGRATION=required: %v", program, err)
+		}
+		t.Skipf("%s not found", program)
+	}
+	return p
+}
+
+// testRunnerCommandPipeline runs a pipeline whose handler (handlerYAML,
+// the lines of the handler mapping) runs one of the example handlers
+// against a real server, and returns what went to the on-failure file.
+func testRunnerCommandPipeline(t *testing.T, handlerYAML string) []consumer.Failure {
 	srv := kinesistest.Start(t)
 	client := srv.Client(t)
 	dir := t.TempDir()
-	command, err := json.Marshal(argv)
-	require.NoError(t, err)
 	yml := fmt.Sprintf(`streams:
   - name: orders
     shards: 2
@@ -143,10 +175,9 @@ pipelines:
     timeout: 10s
     onFailure: {file: failed.jsonl}
     handler:
-      type: command
-      command: %s
+      %s
       env: {HANDLED_LOG: %q}
-`, command, filepath.Join(dir, "handled.jsonl"))
+`, handlerYAML, filepath.Join(dir, "handled.jsonl"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := newTestRunner(ctx, t, client, dir, yml, nil)
@@ -234,6 +265,7 @@ pipelines:
 		records += s.Records
 	}
 	require.EqualValues(t, n, records, "records handled or sent to the destination, over the run")
+	return fails
 }
 
 // newTestRunner writes yml as dir/pipelines.yaml and builds its runner

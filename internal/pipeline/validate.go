@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/handler"
 	"github.com/runnel-dev/runnel/internal/options"
 	"github.com/runnel-dev/runnel/internal/yamlpos"
 )
@@ -215,32 +216,48 @@ func (c *Config) validateHandler(add func(path, string, ...any), hp path, p *Pip
 	h := &p.Handler
 	set := map[string]bool{
 		"command": len(h.Command) > 0, "env": h.Env != nil, "dir": h.Dir != "", "processes": h.Processes != 0,
+		"runtime": h.Runtime != "", "handler": h.Function != "",
 		"url": h.URL != "", "headers": h.Headers != nil,
 		"name": h.Name != "", "options": h.Options != nil,
 	}
 	own := map[string][]string{
 		TypeCommand: {"command", "env", "dir", "processes"},
+		TypeLambda:  {"runtime", "handler", "env", "dir", "processes"},
 		TypeHTTP:    {"url", "headers"},
 		TypeBuiltin: {"name", "options"},
 	}
 	fields, ok := own[h.Type]
 	if !ok {
 		if h.Type == "" {
-			add(hp.With("type"), "is required: command, http or builtin")
+			add(hp.With("type"), "is required: command, lambda, http or builtin")
 		} else {
-			add(hp.With("type"), "must be command, http or builtin, got %q", h.Type)
+			add(hp.With("type"), "must be command, lambda, http or builtin, got %q", h.Type)
 		}
 		return nil
 	}
-	for _, f := range []string{"command", "env", "dir", "processes", "url", "headers", "name", "options"} {
+	for _, f := range []string{"command", "runtime", "handler", "env", "dir", "processes", "url", "headers", "name", "options"} {
 		if set[f] && !slices.Contains(fields, f) {
 			add(hp.With(f), "is not used by handler type %s", h.Type)
 		}
 	}
 	switch h.Type {
-	case TypeCommand:
-		if len(h.Command) == 0 {
+	case TypeCommand, TypeLambda:
+		if h.Type == TypeCommand && len(h.Command) == 0 {
 			add(hp.With("command"), "is required: the program and its arguments, e.g. [python3, handler.py]")
+		}
+		if h.Type == TypeLambda {
+			switch {
+			case h.Runtime == "":
+				add(hp.With("runtime"), "is required: nodejs or python")
+			case handler.CheckRuntime(h.Runtime) != nil:
+				add(hp.With("runtime"), "must be nodejs or python (or a versioned name such as nodejs20.x or python3.12), got %q", h.Runtime)
+			}
+			switch {
+			case h.Function == "":
+				add(hp.With("handler"), "is required: MODULE.FUNCTION as Lambda takes it, e.g. index.handler")
+			case handler.CheckFunction(h.Function) != nil:
+				add(hp.With("handler"), "want MODULE.FUNCTION as Lambda takes it, e.g. index.handler or handler.handler; got %q", h.Function)
+			}
 		}
 		if h.Processes < 1 || h.Processes > 100 {
 			add(hp.With("processes"), "must be between 1 and 100, got %d", h.Processes)
