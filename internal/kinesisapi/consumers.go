@@ -68,7 +68,7 @@ type registerConsumerRequest struct {
 
 func (r *registerConsumerRequest) validate() error {
 	var v violations
-	v.str("streamARN", r.StreamARN, strRule{required: true, min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText})
+	v.str("streamARN", r.StreamARN, requiredARNRule)
 	rule := consumerNameRule
 	rule.required = true
 	v.str("consumerName", r.ConsumerName, rule)
@@ -188,7 +188,7 @@ type listConsumersRequest struct {
 
 func (r *listConsumersRequest) validate() error {
 	var v violations
-	v.str("streamARN", r.StreamARN, strRule{required: true, min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText})
+	v.str("streamARN", r.StreamARN, requiredARNRule)
 	v.str("nextToken", r.NextToken, strRule{min: 1, max: maxTokenLen})
 	v.intRange("maxResults", r.MaxResults, false, 1, maxListLimit)
 	return v.err()

@@ -18,6 +18,7 @@ type controlEngine interface {
 	SetEncryption(ctx context.Context, name, encryptionType, keyID string) error
 	SetMode(ctx context.Context, name, mode string) error
 	SetMaxRecordSize(ctx context.Context, name string, kib int) error
+	SetRecordDistribution(ctx context.Context, name, strategy string) error
 	SetShardLevelMetrics(ctx context.Context, name string, metrics, all []string, enable bool) (before, after []string, err error)
 }
 
@@ -66,7 +67,7 @@ type updateStreamModeRequest struct {
 
 func (r *updateStreamModeRequest) validate() error {
 	var v violations
-	v.str("streamARN", r.StreamARN, strRule{required: true, min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText})
+	v.str("streamARN", r.StreamARN, requiredARNRule)
 	if r.StreamModeDetails == nil {
 		v.null("streamModeDetails")
 	} else {
@@ -223,7 +224,7 @@ type updateMaxRecordSizeRequest struct {
 
 func (r *updateMaxRecordSizeRequest) validate() error {
 	var v violations
-	v.str("streamARN", r.StreamARN, strRule{required: true, min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText})
+	v.str("streamARN", r.StreamARN, requiredARNRule)
 	v.intRange("maxRecordSizeInKiB", r.MaxRecordSizeInKiB, true, minRecordSizeKiB, maxRecordSizeKiB)
 	return v.err()
 }
@@ -234,6 +235,39 @@ func (h *Handler) updateMaxRecordSize(ctx context.Context, r *updateMaxRecordSiz
 		return nil, err
 	}
 	return nil, h.svc.SetMaxRecordSize(ctx, name, *r.MaxRecordSizeInKiB)
+}
+
+// UpdateStreamRecordDistributionStrategy
+
+type updateDistributionRequest struct {
+	StreamARN                  *string `json:"StreamARN"`
+	StreamID                   *string `json:"StreamId"`
+	RecordDistributionStrategy *string `json:"RecordDistributionStrategy"`
+}
+
+func (r *updateDistributionRequest) validate() error {
+	var v violations
+	v.str("streamARN", r.StreamARN, requiredARNRule)
+	v.enum("recordDistributionStrategy", r.RecordDistributionStrategy, true, stream.DistributionAuto, stream.DistributionUserPartitionKey)
+	return v.err()
+}
+
+func (h *Handler) updateDistribution(ctx context.Context, r *updateDistributionRequest) (any, error) {
+	name, err := h.svc.NameFromARN(*r.StreamARN)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.svc.SetRecordDistribution(ctx, name, *r.RecordDistributionStrategy)
+}
+
+// recordDistribution is what DescribeStreamSummary reports of a stream's
+// record distribution strategy: present only for an on-demand stream, as
+// the API reference says.
+func recordDistribution(d *stream.Description) string {
+	if d.Mode != stream.ModeOnDemand {
+		return ""
+	}
+	return d.RecordDistribution
 }
 
 // TagResource / UntagResource / ListTagsForResource name a stream by its

@@ -72,6 +72,12 @@ func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, erro
 	if o := r.SequenceNumberForOrdering; o != nil && !stream.ValidSequenceNumber(*o, h.now()) {
 		return nil, invalidArgument("ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s under account %s is invalid.", *o, name, h.opts.accountID)
 	}
+	if r.SequenceNumberForOrdering != nil {
+		// Ordering has no meaning when the service places records.
+		if d, err := h.svc.Describe(name); err == nil && recordDistribution(d) == stream.DistributionAuto {
+			return nil, invalidArgument("SequenceNumberForOrdering cannot be used in PutRecord on stream %s under account %s, which uses the AUTO record distribution strategy.", name, h.opts.accountID)
+		}
+	}
 	results, err := h.svc.Put(ctx, name, []stream.PutInput{{
 		PartitionKey:    *r.PartitionKey,
 		ExplicitHashKey: deref(r.ExplicitHashKey, ""),

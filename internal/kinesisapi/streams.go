@@ -34,8 +34,9 @@ type createStreamRequest struct {
 	StreamModeDetails *struct {
 		StreamMode *string `json:"StreamMode"`
 	} `json:"StreamModeDetails"`
-	Tags               map[string]string `json:"Tags"`
-	MaxRecordSizeInKiB *int              `json:"MaxRecordSizeInKiB"`
+	Tags                       map[string]string `json:"Tags"`
+	MaxRecordSizeInKiB         *int              `json:"MaxRecordSizeInKiB"`
+	RecordDistributionStrategy *string           `json:"RecordDistributionStrategy"`
 }
 
 func (r *createStreamRequest) mode() string {
@@ -54,6 +55,7 @@ func (r *createStreamRequest) validate() error {
 	}
 	checkTagMap(&v, "tags", r.Tags, r.Tags != nil, false, 0, stream.MaxTagsPerStream)
 	v.intRange("maxRecordSizeInKiB", r.MaxRecordSizeInKiB, false, minRecordSizeKiB, maxRecordSizeKiB)
+	v.enum("recordDistributionStrategy", r.RecordDistributionStrategy, false, stream.DistributionAuto, stream.DistributionUserPartitionKey)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -66,6 +68,8 @@ func (h *Handler) createStream(ctx context.Context, r *createStreamRequest) (any
 		Tags:             r.Tags,
 		Mode:             r.mode(),
 		MaxRecordSizeKiB: deref(r.MaxRecordSizeInKiB, 0),
+
+		RecordDistribution: deref(r.RecordDistributionStrategy, ""),
 	}
 	return nil, h.svc.CreateStream(ctx, *r.StreamName, shards, opts)
 }
@@ -202,6 +206,7 @@ func (h *Handler) describeStreamSummary(_ context.Context, r *describeStreamSumm
 		ConsumerCount:           d.ConsumerCount,
 		MaxRecordSizeInKiB:      d.MaxRecordSizeKiB,
 		WarmThroughput:          warmThroughput(d),
+		RecordDistribution:      recordDistribution(d),
 	}}, nil
 }
 

@@ -60,6 +60,7 @@ type streamDescriptionSummary struct {
 	ConsumerCount           int                `json:"ConsumerCount"`
 	MaxRecordSizeInKiB      int                `json:"MaxRecordSizeInKiB,omitempty"`
 	WarmThroughput          *warmThroughputOut `json:"WarmThroughput,omitempty"`
+	RecordDistribution      string             `json:"RecordDistributionStrategy,omitempty"`
 }
 
 type streamSummary struct {

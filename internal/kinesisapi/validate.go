@@ -36,9 +36,11 @@ type strRule struct {
 var (
 	streamNameRule = strRule{min: 1, max: maxStreamNameLen, pattern: namePattern, patternText: namePatternText}
 	streamARNRule  = strRule{min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText}
-	shardIDRule    = strRule{min: 1, max: maxShardIDLen, pattern: namePattern, patternText: namePatternText}
-	tagKeyRule     = strRule{min: 1, max: 128}
-	sequenceRule   = strRule{pattern: sequencePattern, patternText: seqPatternText}
+	// requiredARNRule is for actions that name their stream by ARN alone.
+	requiredARNRule = strRule{required: true, min: 1, max: maxARNLen, pattern: arnPattern, patternText: arnPatternText}
+	shardIDRule     = strRule{min: 1, max: maxShardIDLen, pattern: namePattern, patternText: namePatternText}
+	tagKeyRule      = strRule{min: 1, max: 128}
+	sequenceRule    = strRule{pattern: sequencePattern, patternText: seqPatternText}
 )
 
 // str checks s (nil when absent) against r, naming it field.

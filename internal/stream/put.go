@@ -74,14 +74,20 @@ var errClosed = fmt.Errorf("stream engine: %w", storage.ErrClosed)
 // fsynced). An error means nothing was acknowledged. The caller has checked
 // field syntax; Put checks record sizes against the stream's maximum and
 // routes each record by ExplicitHashKey or the MD5 of its partition key to
-// the open shard whose hash-key range holds it.
+// the open shard whose hash-key range holds it, or, under the AUTO record
+// distribution, to the next open shard in turn.
 func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutResult, error) {
 	s.mu.RLock()
 	st, err := s.lookup(name)
 	var maxBytes int
+	hashes := make([]u128, len(recs))
+	auto := false
 	if err == nil {
 		maxBytes = st.meta.MaxRecordSizeKiB << 10
 		err = s.notCreatingLocked(st)
+		if auto = st.meta.autoDistribution(); auto {
+			st.spreadHashes(hashes)
+		}
 	}
 	s.mu.RUnlock()
 	if err != nil {
@@ -90,12 +96,14 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	if err := s.eng.Health(); err != nil {
 		return nil, err
 	}
-	hashes := make([]u128, len(recs))
 	for i, r := range recs {
 		if n := len(r.Data) + len(r.PartitionKey); n > maxBytes {
 			return nil, newError(ErrInvalidArgument,
 				"Record size %d bytes (data plus partition key) at index %d exceeds the maximum record size of %d bytes for stream %s.",
 				n, i, maxBytes, name)
+		}
+		if auto {
+			continue
 		}
 		if r.ExplicitHashKey != "" {
 			hashes[i], err = parseU128(r.ExplicitHashKey)

@@ -62,6 +62,9 @@ type streamMeta struct {
 	// PendingLayout is a shard layout change accepted and not yet made
 	// (see layout.go); the stream is UPDATING while it is set.
 	PendingLayout *layoutChange `json:"pendingLayout,omitempty"`
+	// RecordDistribution is DistributionAuto when set; "" is the default,
+	// USER_PARTITION_KEY (see distribution.go).
+	RecordDistribution string `json:"recordDistribution,omitempty"`
 }
 
 // ConsumerMeta is a registered enhanced fan-out consumer as persisted.
@@ -93,6 +96,9 @@ type streamState struct {
 	shards  []*shardState
 	open    []*shardState
 	deleted atomic.Bool
+	// autoNext counts the records put under the AUTO record distribution,
+	// to spread them evenly.
+	autoNext atomic.Uint64
 	// transition is the state reported instead of ACTIVE until its moment
 	// (see TransitionDelay); guarded by Service.mu.
 	transition transition

@@ -35,6 +35,9 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 	if maxKiB == 0 {
 		maxKiB = DefaultMaxRecordSizeKiB
 	}
+	if err := s.checkDistribution(name, mode, opts.RecordDistribution); err != nil {
+		return err
+	}
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 
@@ -66,6 +69,9 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 		ID: id, Name: name, Created: created.UTC().Truncate(time.Millisecond),
 		RetentionHours: DefaultRetentionHours, Mode: mode, MaxRecordSizeKiB: maxKiB,
 		Tags: maps.Clone(opts.Tags),
+	}
+	if opts.RecordDistribution == DistributionAuto {
+		m.RecordDistribution = DistributionAuto
 	}
 	starts := splitHashRange(shardCount)
 	for i, start := range starts {
@@ -202,6 +208,10 @@ func (s *Service) describe(st *streamState) *Description {
 		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
 		KeyID: st.meta.KeyID, ShardLevelMetrics: slices.Clone(st.meta.ShardLevelMetrics),
 		WarmThroughputMiBps: st.meta.WarmThroughputMiBps,
+		RecordDistribution:  DistributionUserPartitionKey,
+	}
+	if st.meta.RecordDistribution != "" {
+		d.RecordDistribution = st.meta.RecordDistribution
 	}
 	if st.meta.EncryptionType != "" {
 		d.EncryptionType = st.meta.EncryptionType

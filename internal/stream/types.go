@@ -128,6 +128,9 @@ type Description struct {
 	// WarmThroughputMiBps is an on-demand stream's warm throughput; 0 when
 	// none was set.
 	WarmThroughputMiBps int
+	// RecordDistribution is the stream's record distribution strategy:
+	// DistributionAuto or DistributionUserPartitionKey.
+	RecordDistribution string
 }
 
 // Summary is one entry of ListStreams.
@@ -144,6 +147,9 @@ type CreateOptions struct {
 	Tags             map[string]string
 	Mode             string // ModeProvisioned when empty
 	MaxRecordSizeKiB int    // DefaultMaxRecordSizeKiB when 0
+	// RecordDistribution is DistributionAuto or DistributionUserPartitionKey
+	// (the default when empty); AUTO only for an on-demand stream.
+	RecordDistribution string
 }
 
 // PutInput is one record to append.
