@@ -358,3 +358,61 @@ pipelines:
 	stderr := srv.Stderr()
 	require.NoError(t, srv.Err(), stderr)
 }
+
+// TestGivenUpBatchNamesItsCause runs a command handler that fails every
+// invocation with a Lambda error: the batch given up on is logged as a
+// WARN line naming the condition and the handler's error, and its
+// on-failure record carries the same error.
+func TestGivenUpBatchNamesItsCause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	srv := runneltest.Serve(t, "--data-dir", filepath.Join(dir, "data"), "--fsync", "never")
+	const cause = "no EC2 IMDS role found"
+	cfgPath := filepath.Join(dir, "pipelines.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(fmt.Sprintf(`streams:
+  - name: events
+    shards: 1
+pipelines:
+  - name: failing
+    source: events
+    maxRetries: 1
+    onFailure: {file: failed.jsonl}
+    handler:
+      type: command
+      command: [sh, -c, 'while read -r event; do echo "{\"errorType\":\"CredentialsError\",\"errorMessage\":\"%s\"}"; done']
+`, cause)), 0o644))
+	run := runneltest.Start(t, nil, "--endpoint", srv.URL, "run", cfgPath, "--state-dir", filepath.Join(dir, "state"))
+	run.WaitFor(t, regexp.MustCompile(`msg="pipeline starting"`), 60*time.Second)
+
+	client := kinesistest.NewClient(srv.URL)
+	_, err := client.PutRecord(t.Context(), &kinesis.PutRecordInput{
+		StreamName: aws.String("events"), PartitionKey: aws.String("k"), Data: []byte(`{"n":1}`),
+	})
+	require.NoError(t, err)
+
+	line := run.WaitFor(t, regexp.MustCompile(`level=WARN msg="records given up on; sent to the on-failure destination".*`), 60*time.Second)[0]
+	require.Contains(t, line, "condition=RetryAttemptsExhausted")
+	require.Contains(t, line, "invocations=2")
+	require.Regexp(t, `err="[^"]*function error: CredentialsError: `+cause+`"`, line)
+
+	b, err := os.ReadFile(filepath.Join(dir, "failed.jsonl"))
+	require.NoError(t, err)
+	var f struct {
+		RequestContext struct {
+			Condition              string `json:"condition"`
+			ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+		} `json:"requestContext"`
+		ResponseContext struct {
+			FunctionError string `json:"functionError"`
+			ErrorMessage  string `json:"errorMessage"`
+		} `json:"responseContext"`
+	}
+	require.NoError(t, json.Unmarshal(bytes.TrimSpace(b), &f), string(b))
+	require.Equal(t, "RetryAttemptsExhausted", f.RequestContext.Condition)
+	require.Equal(t, 2, f.RequestContext.ApproximateInvokeCount)
+	require.Equal(t, "Unhandled", f.ResponseContext.FunctionError)
+	require.Contains(t, f.ResponseContext.ErrorMessage, "function error: CredentialsError: "+cause)
+}

@@ -411,15 +411,22 @@ func lowestFailure(recs []*rec, fs []lambda.BatchItemFailure) (int, error) {
 	return lowest, nil
 }
 
-// fail sends recs to the on-failure destination and marks them done. It
-// retries the destination until it accepts or the processor stops.
+// fail sends recs to the on-failure destination and marks them done,
+// logging a warning with the condition and its cause (msg, the last
+// error). It retries the destination until it accepts or the processor
+// stops.
 func (l *lane) fail(recs []*rec, condition string, invokes int, msg string) error {
 	p := l.p
 	cfg := p.w.cfg
 	f := l.failure(recs, condition, invokes, msg)
+	reason := msg
+	if reason == "" && condition == ConditionRecordAgeExceeded {
+		reason = fmt.Sprintf("older than maximumRecordAge (%s)", cfg.MaximumRecordAge)
+	}
+	args := []any{"condition", condition, "first", f.KinesisBatchInfo.StartSequenceNumber, "last", f.KinesisBatchInfo.EndSequenceNumber,
+		"count", len(recs), "invocations", invokes, "err", reason}
 	if cfg.OnFailure == nil {
-		p.log.Warn("records given up on (no on-failure destination)", "condition", condition,
-			"first", f.KinesisBatchInfo.StartSequenceNumber, "last", f.KinesisBatchInfo.EndSequenceNumber, "count", len(recs), "err", msg)
+		p.log.Warn("records given up on (no on-failure destination)", args...)
 	} else {
 		for attempt := 1; ; attempt++ {
 			err := cfg.OnFailure.Send(p.ctx, f)
@@ -435,8 +442,7 @@ func (l *lane) fail(recs []*rec, condition string, invokes int, msg string) erro
 				return errStopped
 			}
 		}
-		p.log.Info("records sent to the on-failure destination", "condition", condition,
-			"first", f.KinesisBatchInfo.StartSequenceNumber, "last", f.KinesisBatchInfo.EndSequenceNumber, "count", len(recs))
+		p.log.Warn("records given up on; sent to the on-failure destination", args...)
 	}
 	p.toDest.Add(int64(len(recs)))
 	l.markDone(recs)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,6 +46,11 @@ const localMaxBackoff = 200 * time.Millisecond
 type Options struct {
 	Endpoint string
 	Region   string
+	// Service is the service Config's clients call, as named in its
+	// AWS_ENDPOINT_URL_<SERVICE> variable: Kinesis, DynamoDB or S3
+	// (New sets Kinesis). Config reads that variable, then
+	// AWS_ENDPOINT_URL, when given no endpoint. Default: neither is read.
+	Service string
 	// Logger receives the SDK's own log lines (such as a response body it
 	// could not drain before reusing a connection) at debug level; nil
 	// discards them. They never reach the terminal as "SDK WARN" lines.
@@ -64,18 +70,57 @@ func CheckEndpoint(endpoint string) error {
 	return nil
 }
 
-// Config returns the AWS configuration runnel's clients are built from,
-// for a service at endpoint ("" for the SDK's own resolution, which
-// honours AWS_ENDPOINT_URL_<SERVICE> and AWS_ENDPOINT_URL). Credentials
-// come from the SDK's default chain; when the chain has none and the
-// endpoint is not AWS, fixed local credentials are used, since runnel
-// serve and the local S3 and DynamoDB servers do not check them by
-// default. Calls that fail to connect, including a connection lost while
-// an answer arrives, are retried by the SDK's standard retryer, which
-// waits at most localMaxBackoff between attempts when the endpoint is
-// not AWS.
+// resolveEndpoint returns the endpoint a client of service (see
+// Options.Service) calls: endpoint when given, else the value of
+// AWS_ENDPOINT_URL_<SERVICE>, else that of AWS_ENDPOINT_URL, else ""
+// (the SDK's own resolution). "" and AWS both mean AWS. The value is
+// checked with CheckEndpoint.
+func resolveEndpoint(service, endpoint string) (string, error) {
+	if endpoint == "" && service != "" {
+		for _, name := range []string{"AWS_ENDPOINT_URL_" + strings.ToUpper(service), "AWS_ENDPOINT_URL"} {
+			if v := os.Getenv(name); v != "" {
+				if err := CheckEndpoint(v); err != nil {
+					return "", fmt.Errorf("$%s: %w", name, err)
+				}
+				return v, nil
+			}
+		}
+	}
+	if endpoint != "" {
+		if err := CheckEndpoint(endpoint); err != nil {
+			return "", err
+		}
+	}
+	return endpoint, nil
+}
+
+// baseEndpoint is the BaseEndpoint option of a client of endpoint: nil
+// for AWS.
+func baseEndpoint(endpoint string) *string {
+	if endpoint == "" || endpoint == AWS {
+		return nil
+	}
+	return aws.String(endpoint)
+}
+
+// Config returns the AWS configuration every runnel client (Kinesis,
+// DynamoDB, S3) is built from, for o.Service at endpoint: given, else
+// from AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL, else AWS.
+// cfg.BaseEndpoint is that endpoint (nil for AWS); a client sets its own
+// BaseEndpoint option to it, so that a given endpoint wins over the
+// environment's. Credentials come from the SDK's default chain; when the
+// chain has none and the endpoint is not AWS, fixed local credentials
+// are used, since runnel serve and the local S3 and DynamoDB servers do
+// not check them by default, and the instance metadata service is not
+// asked. Calls that fail to connect, including a connection lost while an
+// answer arrives, are retried by the SDK's standard retryer, which waits
+// at most localMaxBackoff between attempts when the endpoint is not AWS.
 func Config(ctx context.Context, endpoint string, o Options) (aws.Config, error) {
-	local := endpoint != "" && endpoint != AWS
+	endpoint, err := resolveEndpoint(o.Service, endpoint)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	local := baseEndpoint(endpoint) != nil
 	var loadOpts []func(*config.LoadOptions) error
 	if o.Region != "" {
 		loadOpts = append(loadOpts, config.WithRegion(o.Region))
@@ -99,6 +144,7 @@ func Config(ctx context.Context, endpoint string, o Options) (aws.Config, error)
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
+	cfg.BaseEndpoint = baseEndpoint(endpoint)
 	if local {
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
 			cfg.Credentials = credentials.NewStaticCredentialsProvider("runnel", "runnel", "")
@@ -112,32 +158,20 @@ func Config(ctx context.Context, endpoint string, o Options) (aws.Config, error)
 
 // New returns a Kinesis client for o.Endpoint (see Options and Config).
 func New(ctx context.Context, o Options) (*kinesis.Client, error) {
-	endpoint := o.Endpoint
-	if endpoint == "" {
-		for _, name := range []string{"AWS_ENDPOINT_URL_KINESIS", "AWS_ENDPOINT_URL"} {
-			if v := os.Getenv(name); v != "" {
-				if err := CheckEndpoint(v); err != nil {
-					return nil, fmt.Errorf("$%s: %w", name, err)
-				}
-				endpoint = v
-				break
-			}
-		}
+	o.Service = "Kinesis"
+	endpoint, err := resolveEndpoint(o.Service, o.Endpoint)
+	if err != nil {
+		return nil, err
 	}
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
-	}
-	if err := CheckEndpoint(endpoint); err != nil {
-		return nil, err
 	}
 	cfg, err := Config(ctx, endpoint, o)
 	if err != nil {
 		return nil, err
 	}
 	return kinesis.NewFromConfig(cfg, func(ko *kinesis.Options) {
-		if endpoint != AWS {
-			ko.BaseEndpoint = aws.String(endpoint)
-		}
+		ko.BaseEndpoint = cfg.BaseEndpoint
 	}), nil
 }
 

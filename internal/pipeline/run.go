@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"golang.org/x/sync/errgroup"
@@ -25,9 +24,9 @@ import (
 	"github.com/runnel-dev/runnel/internal/backoff"
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/handler"
-	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/producer"
+	"github.com/runnel-dev/runnel/internal/sink/dynamo"
 )
 
 // Client is the part of the Kinesis API the runner calls; the
@@ -476,6 +475,7 @@ func rejecter(p *Pipeline, dest consumer.Destination, logger *slog.Logger) func(
 			logger.Error("record rejected", "eventID", rec.EventID, "reason", reason, "data", string(rec.Kinesis.Data))
 			return nil
 		}
+		logger.Warn("record rejected; sent to the on-failure destination", "eventID", rec.EventID, "reason", reason)
 		shard, seq, _ := strings.Cut(rec.EventID, ":")
 		arrival := time.UnixMilli(int64(rec.Kinesis.ApproximateArrivalTimestamp * 1000)).UTC().Format("2006-01-02T15:04:05.000Z")
 		return dest.Send(ctx, &consumer.Failure{
@@ -524,15 +524,10 @@ func (r *Runner) leaseStore(ctx context.Context, p *Pipeline) (consumer.LeaseSto
 		}
 		return store, nil
 	}
-	cfg, err := kinesisclient.Config(ctx, l.Endpoint, kinesisclient.Options{Region: l.Region})
+	client, err := dynamo.NewClient(ctx, l.Endpoint, l.Region)
 	if err != nil {
 		return nil, fmt.Errorf("lease table %s: %w", l.DynamoDBTable, err)
 	}
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if l.Endpoint != "" {
-			o.BaseEndpoint = &l.Endpoint
-		}
-	})
 	store, err := consumer.NewDynamoDBStore(ctx, client, l.DynamoDBTable)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", p.Name, err)

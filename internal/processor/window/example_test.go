@@ -67,17 +67,14 @@ func summarize(readings []reading) map[string]*summary {
 }
 
 // TestUnicornSensorsExample runs examples/unicorn-sensors/pipelines.yaml
-// as shipped (only the DynamoDB endpoint pointed at the test's dynalite,
-// no AWS credentials in the environment) on known sensor readings, and
+// as shipped (only the DynamoDB endpoint pointed at the test's dynalite;
+// an empty HOME and no AWS_* variable) on known sensor readings, and
 // compares the per-minute summary items with a computation of its own
 // from the same readings; every reading is also an item of
 // UnicornSensorData.
 func TestUnicornSensorsExample(t *testing.T) {
 	db := testserver.DynamoDB(t)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} {
-		t.Setenv(k, "")
-	}
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	testserver.WithoutAWSCredentials(t)
 	yml, err := os.ReadFile("../../../examples/unicorn-sensors/pipelines.yaml")
 	require.NoError(t, err)
 	require.Contains(t, string(yml), "http://127.0.0.1:8000")

@@ -450,16 +450,16 @@ func (ct *CreateTable) Input(table string) *dynamodb.CreateTableInput {
 	return in
 }
 
-// NewClient returns a DynamoDB client for endpoint and region (each
-// optional: the AWS SDK's default resolution and credential chain apply).
+// NewClient returns a DynamoDB client for endpoint and region, each
+// optional, configured by kinesisclient.Config: the endpoint defaults to
+// AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL, else AWS DynamoDB, and
+// credentials fall back to local ones off AWS.
 func NewClient(ctx context.Context, endpoint, region string) (*dynamodb.Client, error) {
-	cfg, err := kinesisclient.Config(ctx, endpoint, kinesisclient.Options{Region: region})
+	cfg, err := kinesisclient.Config(ctx, endpoint, kinesisclient.Options{Region: region, Service: "DynamoDB"})
 	if err != nil {
 		return nil, err
 	}
 	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
+		o.BaseEndpoint = cfg.BaseEndpoint
 	}), nil
 }

@@ -132,14 +132,12 @@ type GetObjectAPI interface {
 
 // NewS3 returns the S3 store c locates.
 func NewS3(ctx context.Context, c S3Config) (*S3, error) {
-	cfg, err := kinesisclient.Config(ctx, c.Endpoint, kinesisclient.Options{Region: c.Region})
+	cfg, err := kinesisclient.Config(ctx, c.Endpoint, kinesisclient.Options{Region: c.Region, Service: "S3"})
 	if err != nil {
 		return nil, err
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if c.Endpoint != "" {
-			o.BaseEndpoint = aws.String(c.Endpoint)
-		}
+		o.BaseEndpoint = cfg.BaseEndpoint
 		o.UsePathStyle = c.ForcePathStyle
 	})
 	return &S3{API: client, Bucket: c.Bucket, Prefix: c.Prefix}, nil
