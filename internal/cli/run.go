@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/spf13/cobra"
 
 	"github.com/runnel-dev/runnel/internal/counterstore"
@@ -128,7 +127,7 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string, repo
 		Region:         client.Options().Region,
 		Logger:         e.logger,
 		Stdout:         e.stdout,
-		FunctionEnv:    e.functionEnv(ctx, client),
+		FunctionEnv:    pipeline.FunctionEnv(ctx, client.Options(), e.getenv, e.logger),
 	})
 	if err != nil {
 		return err
@@ -196,36 +195,6 @@ func (e *env) run(ctx context.Context, file, stateDir, statusListen string, repo
 	// leases are released.
 	runner.WriteStatus(e.stdout)
 	return err
-}
-
-// functionEnv is what command and lambda handlers get besides runnel's
-// own environment, so that a function's own AWS SDK calls reach what
-// runnel's do: against a runnel server (any endpoint but aws), its URL as
-// AWS_ENDPOINT_URL_KINESIS and, when the environment names no access key,
-// the credentials runnel's client uses (its local fallback included), as
-// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. What the
-// environment already sets is left alone.
-func (e *env) functionEnv(ctx context.Context, client *kinesis.Client) []string {
-	o := client.Options()
-	if o.BaseEndpoint == nil {
-		return nil
-	}
-	var out []string
-	if e.getenv("AWS_ENDPOINT_URL_KINESIS") == "" {
-		out = append(out, "AWS_ENDPOINT_URL_KINESIS="+*o.BaseEndpoint)
-	}
-	if e.getenv("AWS_ACCESS_KEY_ID") == "" && o.Credentials != nil {
-		creds, err := o.Credentials.Retrieve(ctx)
-		if err != nil {
-			e.logger.Warn("handlers get no credentials: runnel's own could not be retrieved", "err", err)
-			return out
-		}
-		out = append(out, "AWS_ACCESS_KEY_ID="+creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+creds.SecretAccessKey)
-		if creds.SessionToken != "" {
-			out = append(out, "AWS_SESSION_TOKEN="+creds.SessionToken)
-		}
-	}
-	return out
 }
 
 func newConfigCommand(e *env) *cobra.Command {

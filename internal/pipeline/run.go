@@ -270,6 +270,36 @@ func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.C
 	return nil, nil, fmt.Errorf("unknown handler type %q", h.Type)
 }
 
+// FunctionEnv is what command and lambda handlers get besides runnel's
+// own environment (Options.FunctionEnv), given the options of the
+// runner's Kinesis client and runnel's getenv, so that a function's own
+// AWS SDK calls reach what runnel's do: against a runnel server (any endpoint but aws), its URL as
+// AWS_ENDPOINT_URL_KINESIS and, when the environment names no access key,
+// the credentials runnel's client uses (its local fallback included), as
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. What the
+// environment already sets is left alone.
+func FunctionEnv(ctx context.Context, o kinesis.Options, getenv func(string) string, logger *slog.Logger) []string {
+	if o.BaseEndpoint == nil {
+		return nil
+	}
+	var out []string
+	if getenv("AWS_ENDPOINT_URL_KINESIS") == "" {
+		out = append(out, "AWS_ENDPOINT_URL_KINESIS="+*o.BaseEndpoint)
+	}
+	if getenv("AWS_ACCESS_KEY_ID") == "" && o.Credentials != nil {
+		creds, err := o.Credentials.Retrieve(ctx)
+		if err != nil {
+			logger.Warn("handlers get no credentials: runnel's own could not be retrieved", "err", err)
+			return out
+		}
+		out = append(out, "AWS_ACCESS_KEY_ID="+creds.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+creds.SecretAccessKey)
+		if creds.SessionToken != "" {
+			out = append(out, "AWS_SESSION_TOKEN="+creds.SessionToken)
+		}
+	}
+	return out
+}
+
 // EnsureStreams creates every declared stream that does not exist and
 // waits until it is ACTIVE. Existing streams are left as they are (a
 // different shard count is logged).
