@@ -1,10 +1,16 @@
 package kinesisapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // BenchmarkDecodePutRecords measures decoding and validating a full
@@ -27,4 +33,68 @@ func BenchmarkDecodePutRecords(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchHandler is a handler over a fresh engine on disk (fsync on) with the
+// stream "bench" of shards shards.
+func benchHandler(b *testing.B, shards int) *Handler {
+	svc, err := stream.Open(b.Context(), stream.Config{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = svc.Close() })
+	if err := svc.CreateStream(b.Context(), "bench", shards, stream.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	return newHandler(svc, nil, time.Now)
+}
+
+// call serves one request and returns the answer's body, failing b on
+// anything but 200.
+func call(b *testing.B, h *Handler, action string, body []byte) []byte {
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	r.Header.Set("X-Amz-Target", targetPrefix+action)
+	r.Header.Set("Content-Type", contentTypeJSON)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		b.Fatalf("%s: %d %s", action, w.Code, w.Body)
+	}
+	return w.Body.Bytes()
+}
+
+// BenchmarkPutRecordsHandler serves PutRecords of 500 records of 100 bytes
+// from 4 concurrent callers into 4 shards, from request to answer.
+func BenchmarkPutRecordsHandler(b *testing.B) {
+	h := benchHandler(b, 4)
+	body := putRecordsBody(b, 500, 100)
+	b.ReportAllocs()
+	b.SetParallelism(2) // 4 callers on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			call(b, h, "PutRecords", body)
+		}
+	})
+	b.ReportMetric(float64(b.N*500)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkGetRecordsHandler serves GetRecords of 10000 records of 100
+// bytes, from request to answer.
+func BenchmarkGetRecordsHandler(b *testing.B) {
+	h := benchHandler(b, 1)
+	body := putRecordsBody(b, 500, 100)
+	for range 20 {
+		call(b, h, "PutRecords", body)
+	}
+	it := call(b, h, "GetShardIterator", []byte(`{"StreamName":"bench","ShardId":"shardId-000000000000","ShardIteratorType":"TRIM_HORIZON"}`))
+	var out struct{ ShardIterator string }
+	if err := json.Unmarshal(it, &out); err != nil {
+		b.Fatal(err)
+	}
+	get := []byte(`{"ShardIterator":"` + out.ShardIterator + `","Limit":10000}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		call(b, h, "GetRecords", get)
+	}
+	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "records/s")
 }
