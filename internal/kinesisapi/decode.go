@@ -242,6 +242,10 @@ func (t *epochTime) UnmarshalJSON(data []byte) error {
 type epochSeconds time.Time
 
 func (t epochSeconds) MarshalJSON() ([]byte, error) {
+	return t.appendJSON(nil), nil
+}
+
+func (t epochSeconds) appendJSON(b []byte) []byte {
 	ms := time.Time(t).UnixMilli()
-	return strconv.AppendFloat(nil, float64(ms)/1000, 'f', -1, 64), nil
+	return strconv.AppendFloat(b, float64(ms)/1000, 'f', -1, 64)
 }

@@ -183,11 +183,7 @@ func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, er
 	if len(results) != len(in) {
 		return nil, fmt.Errorf("put of %d records returned %d results", len(in), len(results))
 	}
-	out := struct {
-		FailedRecordCount int                     `json:"FailedRecordCount"`
-		Records           []putRecordsResultEntry `json:"Records"`
-		EncryptionType    string                  `json:"EncryptionType"`
-	}{Records: make([]putRecordsResultEntry, len(results)), EncryptionType: stream.EncryptionNone}
+	out := &putRecordsOutput{Records: make([]putRecordsResultEntry, len(results)), EncryptionType: stream.EncryptionNone}
 	for i, res := range results {
 		if res.ErrorCode != "" {
 			out.FailedRecordCount++
@@ -197,6 +193,56 @@ func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, er
 		out.Records[i] = putRecordsResultEntry{SequenceNumber: res.SequenceNumber, ShardID: res.ShardID}
 	}
 	return out, nil
+}
+
+type putRecordsOutput struct {
+	FailedRecordCount int                     `json:"FailedRecordCount"`
+	Records           []putRecordsResultEntry `json:"Records"`
+	EncryptionType    string                  `json:"EncryptionType"`
+}
+
+// appendJSON renders the answer as encoding/json would, without its
+// reflection: PutRecords is the hot write path.
+func (o *putRecordsOutput) appendJSON(b []byte) ([]byte, error) {
+	size := 64
+	for _, r := range o.Records {
+		size += 80 + len(r.SequenceNumber) + len(r.ShardID) + len(r.ErrorCode) + len(r.ErrorMessage)
+	}
+	b = slices.Grow(b, size)
+	b = append(b, `{"FailedRecordCount":`...)
+	b = strconv.AppendInt(b, int64(o.FailedRecordCount), 10)
+	b = append(b, `,"Records":`...)
+	if o.Records == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i, r := range o.Records {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			sep := false
+			for _, m := range [...]struct{ name, value string }{
+				{`"SequenceNumber":`, r.SequenceNumber}, {`"ShardId":`, r.ShardID},
+				{`"ErrorCode":`, r.ErrorCode}, {`"ErrorMessage":`, r.ErrorMessage},
+			} {
+				if m.value == "" {
+					continue // omitempty
+				}
+				if sep {
+					b = append(b, ',')
+				}
+				b = append(b, m.name...)
+				b = appendJSONString(b, m.value)
+				sep = true
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"EncryptionType":`...)
+	b = appendJSONString(b, o.EncryptionType)
+	return append(b, '}'), nil
 }
 
 // GetShardIterator
@@ -313,7 +359,8 @@ type getRecordsOutput struct {
 func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 	size := 64 + len(o.NextShardIterator)
 	for _, r := range o.Records {
-		size += 110 + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
+		// 39-digit sequence number, timestamp, member names: 140 bytes.
+		size += 140 + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
 	}
 	b = slices.Grow(b, size)
 	b = append(b, `{"Records":[`...)
@@ -324,8 +371,7 @@ func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `{"SequenceNumber":`...)
 		b = appendJSONString(b, r.SequenceNumber)
 		b = append(b, `,"ApproximateArrivalTimestamp":`...)
-		ts, _ := r.ApproximateArrivalTimestamp.MarshalJSON()
-		b = append(b, ts...)
+		b = r.ApproximateArrivalTimestamp.appendJSON(b)
 		b = append(b, `,"Data":"`...)
 		b = base64.StdEncoding.AppendEncode(b, r.Data)
 		b = append(b, `","PartitionKey":`...)

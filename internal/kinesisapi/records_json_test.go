@@ -39,3 +39,38 @@ func FuzzGetRecordsJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestPutRecordsJSONMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, o := range []*putRecordsOutput{
+		{EncryptionType: "NONE"},
+		{Records: []putRecordsResultEntry{}, EncryptionType: "NONE"},
+		{FailedRecordCount: 1, Records: []putRecordsResultEntry{
+			{SequenceNumber: "49590338271490256608559692538361571095921575989136588898", ShardID: "shardId-000000000000"},
+			{ErrorCode: "ProvisionedThroughputExceededException", ErrorMessage: `Rate exceeded for shard "x" <&> ü`},
+			{ShardID: "only"}, {},
+		}, EncryptionType: "KMS"},
+	} {
+		want, err := json.Marshal(o)
+		require.NoError(t, err)
+		got, err := o.appendJSON(nil)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got))
+	}
+}
+
+func FuzzPutRecordsJSON(f *testing.F) {
+	f.Add("1", "shardId-000000000000", "", "", 0)
+	f.Add("", "", "ProvisionedThroughputExceededException", "Rate exceeded", 1)
+	f.Fuzz(func(t *testing.T, seq, shard, code, msg string, failed int) {
+		o := &putRecordsOutput{FailedRecordCount: failed, Records: []putRecordsResultEntry{{seq, shard, code, msg}, {SequenceNumber: seq}}, EncryptionType: msg}
+		want, err := json.Marshal(o)
+		if err != nil {
+			t.Skip()
+		}
+		got, err := o.appendJSON(nil)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("appendJSON = %s, %v; encoding/json = %s", got, err, want)
+		}
+	})
+}

@@ -310,6 +310,9 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			continue
 		}
 		req.results = make([]PutResult, len(req.recs))
+		// The request's sequence numbers share one string.
+		digits := make([]byte, 0, len(req.recs)*maxSeqDigits)
+		ends := make([]int, len(req.recs))
 		id := req.st.id
 		for i, r := range req.recs {
 			sh := req.st.route(req.hashes[i])
@@ -318,9 +321,16 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			sh.counter++
 			b.PutRecord(id, sh.index, seq.bytes(), r.PartitionKey, r.Data)
 			pg.tips[sh] = seq
-			req.results[i] = PutResult{ShardID: sh.id, SequenceNumber: seq.String()}
+			digits = seq.appendDecimal(digits)
+			ends[i] = len(digits)
+			req.results[i].ShardID = sh.id
 			sh.recordsIn.Add(1)
 			sh.bytesIn.Add(int64(len(r.Data)))
+		}
+		all, start := string(digits), 0
+		for i, end := range ends {
+			req.results[i].SequenceNumber = all[start:end]
+			start = end
 		}
 	}
 	if b.Empty() {

@@ -126,27 +126,51 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 			chunk int
 			bytes int
 			last  u128
+			// The sequence numbers and partition keys of the records
+			// from done on are gathered in strs, then made strings
+			// together (one allocation for many records): ends[2i] is
+			// where record done+i's number ends and its key starts.
+			strs []byte
+			ends []int32
+			done int
 		)
+		setStrings := func() {
+			all, start := string(strs), int32(0)
+			for i := range len(res.Records) - done {
+				r := &res.Records[done+i]
+				r.SequenceNumber, r.PartitionKey = all[start:ends[2*i]], all[ends[2*i]:ends[2*i+1]]
+				start = ends[2*i+1]
+			}
+			done, strs, ends = len(res.Records), strs[:0], ends[:0]
+		}
 		err := s.eng.ScanRecords(ctx, it.stream, it.shard, pos.bytes(), tip.bytes(), func(seq storage.Seq, v []byte) bool {
 			pk, data, err := storage.ParseRecordValue(v)
 			if err != nil {
 				return true // skip a damaged value rather than wedge the shard
 			}
-			if cap(arena)-len(arena) < len(pk)+len(data) {
+			if cap(arena)-len(arena) < len(data) {
 				// Chunks grow from 4 KiB to 1 MiB, so a small read
 				// allocates little and a large one few times.
 				chunk = min(max(chunk*2, 4<<10), 1<<20)
-				arena = make([]byte, 0, max(chunk, len(pk)+len(data)))
+				arena = make([]byte, 0, max(chunk, len(data)))
 			}
 			start := len(arena)
-			arena = append(arena, pk...)
 			arena = append(arena, data...)
 			last = u128FromBytes(seq)
+			if len(strs)+maxSeqDigits+len(pk) > cap(strs) {
+				setStrings()
+				if cap(strs) < 16<<10 {
+					// The buffer grows from 1 KiB to 16 KiB.
+					strs = make([]byte, 0, min(max(2*cap(strs), 1<<10), 16<<10))
+				}
+			}
+			strs = last.appendDecimal(strs)
+			ends = append(ends, int32(len(strs)))
+			strs = append(strs, pk...)
+			ends = append(ends, int32(len(strs)))
 			res.Records = append(res.Records, Record{
-				SequenceNumber: last.String(),
-				PartitionKey:   string(arena[start : start+len(pk)]),
-				Data:           arena[start+len(pk) : len(arena) : len(arena)],
-				ArrivalTime:    time.UnixMilli(int64(seqMillis(last))),
+				Data:        arena[start:len(arena):len(arena)],
+				ArrivalTime: time.UnixMilli(int64(seqMillis(last))),
 			})
 			bytes += len(data)
 			return len(res.Records) < limit && bytes < MaxGetRecordsBytes
@@ -154,6 +178,7 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 		if err != nil {
 			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.name, err)
 		}
+		setStrings()
 		if limited {
 			sh.reads.consume(bytes)
 		}

@@ -51,6 +51,9 @@ func hashKey(partitionKey string) u128 {
 
 const pow10_19 = 10_000_000_000_000_000_000
 
+// maxSeqDigits is the most decimal digits a u128 takes (2^128-1 has 39).
+const maxSeqDigits = 39
+
 // String formats a in decimal without leading zeros.
 func (a u128) String() string {
 	var buf [40]byte
