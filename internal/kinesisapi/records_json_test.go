@@ -16,11 +16,7 @@ func TestGetRecordsJSONMatchesEncodingJSON(t *testing.T) {
 			{Records: []recordOut{{SequenceNumber: "1", ApproximateArrivalTimestamp: at, Data: blob("hello"), PartitionKey: pk}, {SequenceNumber: "2", ApproximateArrivalTimestamp: at, Data: blob{}, PartitionKey: pk}}, NextShardIterator: "it", MillisBehindLatest: 42},
 			{Records: []recordOut{}, ChildShards: []childShardOut{{ShardID: "shardId-000000000002", ParentShards: []string{"shardId-000000000000"}, HashKeyRange: hashKeyRange{"0", "1"}}}},
 		} {
-			want, err := json.Marshal(o)
-			require.NoError(t, err)
-			got, err := o.appendJSON(nil)
-			require.NoError(t, err)
-			require.Equal(t, string(want), string(got), "partition key %q", pk)
+			matchesEncodingJSON(t, o)
 		}
 	}
 }
@@ -29,14 +25,7 @@ func FuzzGetRecordsJSON(f *testing.F) {
 	f.Add("key", []byte("data"), "seq", int64(3))
 	f.Fuzz(func(t *testing.T, pk string, data []byte, seq string, ms int64) {
 		o := &getRecordsOutput{Records: []recordOut{{SequenceNumber: seq, ApproximateArrivalTimestamp: epochSeconds(time.UnixMilli(ms % 1e13)), Data: data, PartitionKey: pk}}, NextShardIterator: seq, MillisBehindLatest: ms}
-		want, err := json.Marshal(o)
-		if err != nil {
-			t.Skip()
-		}
-		got, err := o.appendJSON(nil)
-		if err != nil || string(got) != string(want) {
-			t.Fatalf("appendJSON = %s, %v; encoding/json = %s", got, err, want)
-		}
+		matchesEncodingJSON(t, o)
 	})
 }
 
@@ -51,11 +40,7 @@ func TestPutRecordsJSONMatchesEncodingJSON(t *testing.T) {
 			{ShardID: "only"}, {},
 		}, EncryptionType: "KMS"},
 	} {
-		want, err := json.Marshal(o)
-		require.NoError(t, err)
-		got, err := o.appendJSON(nil)
-		require.NoError(t, err)
-		require.Equal(t, string(want), string(got))
+		matchesEncodingJSON(t, o)
 	}
 }
 
@@ -64,13 +49,18 @@ func FuzzPutRecordsJSON(f *testing.F) {
 	f.Add("", "", "ProvisionedThroughputExceededException", "Rate exceeded", 1)
 	f.Fuzz(func(t *testing.T, seq, shard, code, msg string, failed int) {
 		o := &putRecordsOutput{FailedRecordCount: failed, Records: []putRecordsResultEntry{{seq, shard, code, msg}, {SequenceNumber: seq}}, EncryptionType: msg}
-		want, err := json.Marshal(o)
-		if err != nil {
-			t.Skip()
-		}
-		got, err := o.appendJSON(nil)
-		if err != nil || string(got) != string(want) {
-			t.Fatalf("appendJSON = %s, %v; encoding/json = %s", got, err, want)
-		}
+		matchesEncodingJSON(t, o)
 	})
+}
+
+// matchesEncodingJSON fails t unless o renders itself as encoding/json
+// renders it.
+func matchesEncodingJSON(t *testing.T, o jsonAppender) {
+	t.Helper()
+	want, err := json.Marshal(o)
+	require.NoError(t, err)
+	got, err := o.appendJSON(nil)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("appendJSON = %s, %v; encoding/json = %s", got, err, want)
+	}
 }
