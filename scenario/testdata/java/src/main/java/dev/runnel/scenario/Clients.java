@@ -7,6 +7,7 @@ import java.net.URI;
 import java.security.KeyStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
+import java.time.Duration;
 import javax.net.ssl.TrustManagerFactory;
 
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
@@ -57,9 +58,15 @@ final class Clients {
         return netty().protocol(Protocol.HTTP2).maxConcurrency(Integer.MAX_VALUE);
     }
 
-    /** A Netty client that trusts RUNNEL_CA_CERT when it is set. */
+    /**
+     * A Netty client that trusts RUNNEL_CA_CERT when it is set. It waits up to a minute
+     * for a pooled connection (the SDK's default is 10 s): on a machine busy enough, the
+     * producer's burst of calls otherwise fails with "Acquire operation took longer than
+     * the configured maximum time" before runnel has answered the first ones.
+     */
     static NettyNioAsyncHttpClient.Builder netty() throws Exception {
-        NettyNioAsyncHttpClient.Builder b = NettyNioAsyncHttpClient.builder();
+        NettyNioAsyncHttpClient.Builder b = NettyNioAsyncHttpClient.builder()
+                .connectionAcquisitionTimeout(Duration.ofMinutes(1));
         String ca = env("RUNNEL_CA_CERT", "");
         if (!ca.isEmpty()) {
             KeyStore ks = KeyStore.getInstance(KeyStore.getDefaultType());
