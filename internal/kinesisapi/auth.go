@@ -88,7 +88,8 @@ func authError(err error) error {
 }
 
 // mayCall refuses, before the body names a stream, an action the key may
-// call on no stream at all.
+// call on no stream at all: one its scopes do not cover while no resource
+// policy is stored that could allow it.
 func (h *Handler) mayCall(key *auth.Key, action string) error {
 	if key.All {
 		return nil
@@ -97,13 +98,19 @@ func (h *Handler) mayCall(key *auth.Key, action string) error {
 	if scoped && (p == auth.Put && len(key.PutStreams) > 0 || p == auth.Read && len(key.ReadStreams) > 0) {
 		return nil
 	}
-	return newError(typeAccessDenied, http.StatusBadRequest, "%s", auth.Refused(h.opts.accountID, key.ID, action, "*"))
+	if h.svc.HasResourcePolicies() {
+		return nil
+	}
+	return accessDenied(auth.Refused(h.opts.accountID, key.ID, action, "*"))
 }
 
 // authorize refuses an action the key may not call on the stream the
-// request names. GetRecords names its stream through the shard iterator.
+// request names (GetRecords names its stream through the shard iterator):
+// an explicit Deny in the resource policy of the stream or of the
+// consumer the request names refuses it whatever the key; otherwise the
+// key's scopes or an Allow in those policies let it through.
 func (h *Handler) authorize(key *auth.Key, action string, req request) error {
-	if key == nil || key.All {
+	if key == nil {
 		return nil
 	}
 	name := h.requestStream(req)
@@ -111,18 +118,60 @@ func (h *Handler) authorize(key *auth.Key, action string, req request) error {
 	if name == "" {
 		resource = "*"
 	}
-	p, scoped := permissions[action]
-	if scoped && key.Allows(p, name) {
+	consumerARN := requestConsumerARN(req)
+	who := auth.Principal{Account: h.opts.accountID, KeyID: key.ID}
+	decision := h.policyDecision(who, action, name, resource, consumerARN)
+	if decision == auth.Denied {
+		if consumerARN != "" {
+			resource = consumerARN
+		}
+		return accessDenied(auth.RefusedByPolicy(who, action, resource))
+	}
+	if key.All || decision == auth.Allowed {
 		return nil
 	}
-	return newError(typeAccessDenied, http.StatusBadRequest, "%s", auth.Refused(h.opts.accountID, key.ID, action, resource))
+	if p, scoped := permissions[action]; scoped && key.Allows(p, name) {
+		return nil
+	}
+	return accessDenied(auth.Refused(h.opts.accountID, key.ID, action, resource))
+}
+
+// requestConsumerARN returns the consumer ARN a request names through its
+// ConsumerARN or ResourceARN member, "" when none.
+func requestConsumerARN(req request) string {
+	for _, field := range []string{"ConsumerARN", "ResourceARN"} {
+		if arn, ok := requestString(req, field); ok && consumerARNPattern.MatchString(arn) {
+			return arn
+		}
+	}
+	return ""
+}
+
+// requestString returns a request's string member of that name, when it
+// has one and it was given.
+func requestString(req request, field string) (string, bool) {
+	v := reflect.ValueOf(req)
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return "", false
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return "", false
+	}
+	f := v.FieldByName(field)
+	if !f.IsValid() || f.Kind() != reflect.Pointer || f.IsNil() || f.Elem().Kind() != reflect.String {
+		return "", false
+	}
+	return f.Elem().String(), true
 }
 
 var consumerStreamPattern = regexp.MustCompile(`:stream/([^/]+)/consumer/`)
 
 // requestStream returns the stream a request names through its
-// StreamName, StreamARN or ConsumerARN member, or a ListShards NextToken;
-// "" when it names none or names it unrecognisably.
+// StreamName, StreamARN, ConsumerARN or ResourceARN member, or a
+// ListShards NextToken; "" when it names none or names it unrecognisably.
 func (h *Handler) requestStream(req request) string {
 	if r, ok := req.(*getRecordsRequest); ok && r.ShardIterator != nil {
 		// The iterator names the stream it reads; a StreamARN next to it
@@ -144,36 +193,27 @@ func (h *Handler) requestStream(req request) string {
 		}
 		return ""
 	}
-	v := reflect.ValueOf(req)
-	for v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return ""
-		}
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return ""
-	}
-	str := func(field string) (string, bool) {
-		f := v.FieldByName(field)
-		if !f.IsValid() || f.Kind() != reflect.Pointer || f.IsNil() || f.Elem().Kind() != reflect.String {
-			return "", false
-		}
-		return f.Elem().String(), true
-	}
-	if s, ok := str("StreamName"); ok {
+	if s, ok := requestString(req, "StreamName"); ok {
 		return s
 	}
-	if arn, ok := str("StreamARN"); ok {
+	if arn, ok := requestString(req, "StreamARN"); ok {
 		if name, err := h.svc.NameFromARN(arn); err == nil {
 			return name
 		}
 		return ""
 	}
-	if arn, ok := str("ConsumerARN"); ok {
+	for _, field := range []string{"ConsumerARN", "ResourceARN"} {
+		arn, ok := requestString(req, field)
+		if !ok {
+			continue
+		}
 		if m := consumerStreamPattern.FindStringSubmatch(arn); m != nil {
 			return m[1]
 		}
+		if name, err := h.svc.NameFromARN(arn); err == nil && field == "ResourceARN" {
+			return name
+		}
+		return ""
 	}
 	return ""
 }

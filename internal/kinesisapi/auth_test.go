@@ -38,21 +38,29 @@ func clientWith(url string, creds aws.CredentialsProvider) *kinesis.Client {
 	})
 }
 
-func TestAuthentication(t *testing.T) {
-	url := startAuth(t,
+// startScoped serves the API with three keys (AKIDADMIN may do
+// everything, AKIDDEVICE put to clicks, AKIDREADER read clicks) and the
+// streams clicks and orders, and returns a client for each key.
+func startScoped(t *testing.T) (url string, admin, device, reader *kinesis.Client) {
+	t.Helper()
+	url = startAuth(t,
 		auth.Key{ID: "AKIDADMIN", Secret: "admin-secret", All: true},
 		auth.Key{ID: "AKIDDEVICE", Secret: "device-secret", PutStreams: []string{"clicks"}},
 		auth.Key{ID: "AKIDREADER", Secret: "reader-secret", ReadStreams: []string{"clicks"}},
 	)
-	ctx := t.Context()
-	admin := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMIN", "admin-secret", ""))
-	device := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDDEVICE", "device-secret", ""))
-	reader := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDREADER", "reader-secret", ""))
-
+	admin = clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMIN", "admin-secret", ""))
+	device = clientWith(url, credentials.NewStaticCredentialsProvider("AKIDDEVICE", "device-secret", ""))
+	reader = clientWith(url, credentials.NewStaticCredentialsProvider("AKIDREADER", "reader-secret", ""))
 	for _, name := range []string{"clicks", "orders"} {
-		_, err := admin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(1)})
+		_, err := admin.CreateStream(t.Context(), &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(1)})
 		require.NoError(t, err)
 	}
+	return url, admin, device, reader
+}
+
+func TestAuthentication(t *testing.T) {
+	url, admin, device, reader := startScoped(t)
+	ctx := t.Context()
 
 	t.Run("wrong secret", func(t *testing.T) {
 		c := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMIN", "guess", ""))

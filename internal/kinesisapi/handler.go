@@ -37,6 +37,7 @@ type Engine interface {
 	controlEngine
 	accountEngine
 	reshardEngine
+	policyEngine
 }
 
 var _ Engine = (*stream.Service)(nil)
@@ -63,6 +64,8 @@ type Handler struct {
 	opts    handlerOptions
 	rates   rateLimits
 	fanout  *fanOut
+	// policies caches parsed resource policies.
+	policies policyCache
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -180,6 +183,9 @@ func actions() map[string]action {
 		"UpdateAccountSettings":                  op((*Handler).updateAccountSettings),
 		"UpdateStreamWarmThroughput":             op((*Handler).updateWarmThroughput),
 		"UpdateStreamRecordDistributionStrategy": op((*Handler).updateDistribution),
+		"PutResourcePolicy":                      op((*Handler).putResourcePolicy),
+		"GetResourcePolicy":                      op((*Handler).getResourcePolicy),
+		"DeleteResourcePolicy":                   op((*Handler).deleteResourcePolicy),
 	}
 }
 

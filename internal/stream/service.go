@@ -65,6 +65,8 @@ type streamMeta struct {
 	// RecordDistribution is DistributionAuto when set; "" is the default,
 	// USER_PARTITION_KEY (see distribution.go).
 	RecordDistribution string `json:"recordDistribution,omitempty"`
+	// Policy is the stream's resource policy document (see policy.go).
+	Policy string `json:"policy,omitempty"`
 }
 
 // ConsumerMeta is a registered enhanced fan-out consumer as persisted.
@@ -72,6 +74,8 @@ type ConsumerMeta struct {
 	Name    string    `json:"name"`
 	ARN     string    `json:"arn"`
 	Created time.Time `json:"created"`
+	// Policy is the consumer's resource policy document (see policy.go).
+	Policy string `json:"policy,omitempty"`
 }
 
 type shardMeta struct {
