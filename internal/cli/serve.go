@@ -42,8 +42,9 @@ func newServeCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the Kinesis Data Streams API with durable local storage",
-		Long: `Serve the Amazon Kinesis Data Streams API (AWS JSON 1.1) over HTTP, storing
-records in --data-dir. Point the aws CLI or any AWS SDK at it:
+		Long: `Serve the Amazon Kinesis Data Streams API (AWS JSON 1.1 and CBOR 1.1, over
+HTTP/1.1 and HTTP/2), storing records in --data-dir. Point the aws CLI or
+any AWS SDK at it:
 
   aws kinesis --endpoint-url http://127.0.0.1:4567 list-streams
 
@@ -52,10 +53,11 @@ a flag on the command line wins. Once ready, runnel logs "listening" (at info
 level) with the URL it serves, including the real port when --listen ends
 in :0.
 
-Clients that need HTTPS (the JavaScript and Java SDKs use HTTP/2, which
-they negotiate only over TLS, for SubscribeToShard) get it with --tls, or
---tls-cert and --tls-key. With --tls alone runnel makes a self-signed
-certificate once, keeps it in <data-dir>/tls/cert.pem and logs its path:
+The plain http:// listener takes HTTP/2 by prior knowledge (h2c), as the
+JavaScript SDK v3 and the KCL send it. HTTPS, with HTTP/2 negotiated by
+ALPN, comes with --tls, or --tls-cert and --tls-key. With --tls alone
+runnel makes a self-signed certificate once, keeps it in
+<data-dir>/tls/cert.pem and logs its path:
 
   AWS_CA_BUNDLE=<data-dir>/tls/cert.pem aws kinesis --endpoint-url https://127.0.0.1:4567 list-streams
 
