@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -239,5 +240,25 @@ func FuzzParse(f *testing.F) {
 		if err == nil && len(c.Pipelines) == 0 {
 			t.Fatal("accepted a file without pipelines")
 		}
+	})
+}
+
+// FuzzParseEvent checks that a test event either is refused or decodes
+// to an event that encodes and decodes to itself.
+func FuzzParseEvent(f *testing.F) {
+	f.Add([]byte(`{"Records":[{"kinesis":{"partitionKey":"k","sequenceNumber":"7","data":"aGk=","approximateArrivalTimestamp":1.7e9},"eventID":"shardId-000000000000:7"}]}`))
+	f.Add([]byte(`{"Records":[]}`))
+	f.Add([]byte(`{"Records":[{"kinesis":{"data":"!!"}}]}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ev, err := ParseEvent(raw)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(ev)
+		require.NoError(t, err)
+		ev2, err := ParseEvent(again)
+		require.NoError(t, err, "%s", again)
+		require.Equal(t, ev, ev2)
 	})
 }

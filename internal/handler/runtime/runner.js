@@ -90,10 +90,17 @@ async function loadHandler() {
   }
   let mod;
   try {
-    mod = require(file);
+    try {
+      mod = require(file);
+    } catch (err) {
+      if (err.code !== 'ERR_REQUIRE_ESM') throw err;
+      mod = await import(url.pathToFileURL(file).href);
+    }
   } catch (err) {
-    if (err.code !== 'ERR_REQUIRE_ESM') throw err;
-    mod = await import(url.pathToFileURL(file).href);
+    // Named as Lambda names a function that cannot be loaded.
+    if (err.code === 'MODULE_NOT_FOUND' || err.code === 'ERR_MODULE_NOT_FOUND') err.name = 'Runtime.ImportModuleError';
+    else if (err instanceof SyntaxError) err.name = 'Runtime.UserCodeSyntaxError';
+    throw err;
   }
   const fn = mod[fnName] !== undefined ? mod[fnName] : mod.default && mod.default[fnName];
   if (typeof fn !== 'function') {
