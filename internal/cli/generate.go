@@ -69,6 +69,7 @@ func newGenerateClickstreamCommand(e *env) *cobra.Command {
 		to             string
 		seed           uint64
 		start          bool
+		format         string
 	)
 	cmd := &cobra.Command{
 		Use:   "clickstream",
@@ -79,15 +80,24 @@ and products, see campaign banners, add to cart and check out, with the
 weights and probabilities of a catalogue: the built-in one (print it with
 --print-catalogue) or --catalogue FILE.
 
-Each event is one JSON record: timestamp (RFC 3339, milliseconds), eventId,
-eventType (pageview, impression, click, add_to_cart, checkout), sessionId,
-userId, seq, page, section, element, productGroup, product, campaignId on
-impressions and banner clicks, price and cart figures where they apply. The
-partition key is the event id, a random UUID.
+With --format json (the default) each event is one JSON record: timestamp
+(RFC 3339, milliseconds), eventId, eventType (pageview, impression, click,
+add_to_cart, checkout), sessionId, userId, seq, page, section, element,
+productGroup, product, campaignId on impressions and banner clicks, price
+and cart figures where they apply. The partition key is the event id, a
+random UUID.
+
+With --format url each event is a click on a product group's list or on
+one of its products, as the URL the store was asked for:
+{"url": "https://store.example.com/api/group/2/product/2034?userid=77"}.
+The catalogue's urls section holds the templates and the share of group
+clicks, each product group its id and productIds range; groups come up by
+weight, ids near the middle of their range more often than at its ends.
+The partition key is a random UUID.
 
 The generator starts stopped and is controlled over HTTP on --listen:
 
-  GET /info                 what this is and its configuration
+  GET /info                 what this is and its configuration, as JSON
   GET /status?token=TOKEN   counters, as JSON
   GET /start?token=TOKEN    start generating
   GET /stop?token=TOKEN     stop generating
@@ -114,6 +124,9 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 			if !(rate >= 0) {
 				return usagef("--rate %v: must be 0 (unlimited) or more events per second", rate)
 			}
+			if format != clickstream.FormatJSON && format != clickstream.FormatURL {
+				return usagef("--format %q: want %s or %s", format, clickstream.FormatJSON, clickstream.FormatURL)
+			}
 			if sessions < 1 || sessions > clickstream.MaxSessions {
 				return usagef("--sessions %d: must be from 1 to %d", sessions, clickstream.MaxSessions)
 			}
@@ -121,6 +134,11 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 			if cataloguePath != "" {
 				var err error
 				if cat, err = clickstream.LoadCatalogue(cataloguePath); err != nil {
+					return err
+				}
+			}
+			if format == clickstream.FormatURL {
+				if err := cat.CheckURLFormat(); err != nil {
 					return err
 				}
 			}
@@ -165,7 +183,7 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 			gm := metrics.NewGenerator(reg)
 			svc, err := clickstream.New(clickstream.Config{
 				Catalogue: cat, Writer: w, Token: token, Rate: rate, Sessions: sessions,
-				Seed: seed, Target: target, Logger: e.logger,
+				Seed: seed, Format: format, Target: target, Logger: e.logger,
 				Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 			})
 			if err != nil {
@@ -201,8 +219,12 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 			defer cancel()
 			_, closeErr := w.Close(cctx)
 			st := svc.Status() // after Close, so it holds the final accounting
-			fmt.Fprintf(e.stderr, "runnel: generated %d events in %d sessions (%d checkouts); delivered %d, failed %d\n",
-				st.EventsSent, st.SessionsStarted, st.Checkouts, st.EventsDelivered, st.Failures)
+			if format == clickstream.FormatURL {
+				fmt.Fprintf(e.stderr, "runnel: generated %d url events; delivered %d, failed %d\n", st.EventsSent, st.EventsDelivered, st.Failures)
+			} else {
+				fmt.Fprintf(e.stderr, "runnel: generated %d events in %d sessions (%d checkouts); delivered %d, failed %d\n",
+					st.EventsSent, st.SessionsStarted, st.Checkouts, st.EventsDelivered, st.Failures)
+			}
 			if err := errors.Join(runErr, closeErr); err != nil {
 				return err
 			}
@@ -223,6 +245,7 @@ print a summary; the exit code is 1 if any event could not be delivered.`,
 	f.StringVar(&to, "to", "stream", "destination: stream, or stdout for JSON lines")
 	f.Uint64Var(&seed, "seed", 0, "seed of the simulation, to repeat one (default: random, printed at start)")
 	f.BoolVar(&start, "start", false, "start generating at once instead of waiting for /start")
+	f.StringVar(&format, "format", clickstream.FormatJSON, "events: json (session steps) or url (clicks as {\"url\": URL} from the catalogue's urls templates)")
 	return cmd
 }
 

@@ -74,6 +74,7 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"--rate", "-5"}, "--rate -5"},
 		{[]string{"--stream", ""}, "--stream is required"},
 		{[]string{"extra"}, "takes no arguments"},
+		{[]string{"--format", "xml"}, `--format "xml": want json or url`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr syncBuffer
@@ -268,4 +269,53 @@ func TestGenerateToStdout(t *testing.T) {
 	}
 	require.NoError(t, sc.Err())
 	require.Equal(t, sm[1], strconv.Itoa(lines))
+}
+
+// TestGenerateURLFormat runs the url format to standard output: every
+// line is a click URL of the built-in catalogue's shape; a catalogue
+// whose product group has no productIds is refused for it, naming the
+// group's line.
+func TestGenerateURLFormat(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	url, interrupt := startGenerate(t, nil, &stdout, &stderr,
+		"generate", "clickstream", "--to", "stdout", "--listen", "127.0.0.1:0", "--rate", "0", "--format", "url", "--start")
+	require.Eventually(t, func() bool { return strings.Count(stdout.String(), "\n") >= 500 }, 20*time.Second, 5*time.Millisecond)
+	resp, err := http.Get(url + "/info")
+	require.NoError(t, err)
+	var info clickstream.Info
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&info))
+	resp.Body.Close()
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.Equal(t, clickstream.FormatURL, info.Format)
+	require.Equal(t, "running", info.State)
+	require.Equal(t, 0, interrupt(), stderr.String())
+
+	sm := regexp.MustCompile(`generated (\d+) url events; delivered (\d+), failed 0`).FindStringSubmatch(stderr.String())
+	require.NotNil(t, sm, stderr.String())
+	shape := regexp.MustCompile(`^https://store\.example\.com/api/group/[1-7](/product/[1-7][0-9]{3})?\?userid=[0-9]+$`)
+	lines := 0
+	sc := bufio.NewScanner(strings.NewReader(stdout.String()))
+	for sc.Scan() {
+		var line struct {
+			PartitionKey string `json:"partitionKey"`
+			Data         struct {
+				URL string `json:"url"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &line), sc.Text())
+		require.Regexp(t, shape, line.Data.URL)
+		require.Len(t, line.PartitionKey, 36)
+		lines++
+	}
+	require.NoError(t, sc.Err())
+	require.Equal(t, sm[1], strconv.Itoa(lines))
+
+	path := filepath.Join(t.TempDir(), "store.yaml")
+	y := strings.Replace(string(clickstream.DefaultCatalogueYAML()), "    productIds: {min: 1001, max: 1100}\n", "", 1)
+	require.NoError(t, os.WriteFile(path, []byte(y), 0o600))
+	var out, errs syncBuffer
+	code := runGenerate(t, t.Context(), nil, &out, &errs, "generate", "clickstream", "--to", "stdout", "--format", "url", "--catalogue", path)
+	require.Equal(t, 1, code)
+	require.Regexp(t, regexp.QuoteMeta(path)+`:[0-9]+: productGroups\[0\]\.productIds: product group "tents" needs productIds`, errs.String())
 }

@@ -56,9 +56,48 @@ type Catalogue struct {
 	Pages []Page `yaml:"pages"`
 	// ProductGroups are the store's departments; at least one.
 	ProductGroups []ProductGroup `yaml:"productGroups"`
+	// URLs shapes the events of the url format; optional (see URLSpec
+	// for its defaults).
+	URLs URLSpec `yaml:"urls"`
 
 	file  string
+	root  *yaml.Node
 	pages map[string]*Page
+}
+
+// URLSpec shapes the events of the url format: each is a click on a
+// product group's list or on one of its products, as a web server's
+// request URL. A template's placeholders are {group} (the group's id),
+// {product} (a product id drawn from the group's productIds) and {user}
+// (a user id from 1 to users).
+type URLSpec struct {
+	// Base is put before every URL, e.g. "https://store.example.com".
+	// Default "".
+	Base string `yaml:"base" json:"base"`
+	// Group is the URL of a click on a group's list. Default
+	// "/api/group/{group}?userid={user}".
+	Group string `yaml:"group" json:"group"`
+	// Product is the URL of a click on a product; it must hold
+	// {product}. Default "/api/group/{group}/product/{product}?userid={user}".
+	Product string `yaml:"product" json:"product"`
+	// GroupShare is the share of clicks on a group's list, in [0, 1];
+	// the others are on a product. Default 0.1.
+	GroupShare *float64 `yaml:"groupShare" json:"groupShare"`
+}
+
+// Defaults of URLSpec.
+const (
+	DefaultGroupURL      = "/api/group/{group}?userid={user}"
+	DefaultProductURL    = "/api/group/{group}/product/{product}?userid={user}"
+	DefaultURLGroupShare = 0.1
+)
+
+var urlPlaceholders = []string{"{group}", "{product}", "{user}"}
+
+// IDRange is a range of integer ids, both ends included.
+type IDRange struct {
+	Min int `yaml:"min" json:"min"`
+	Max int `yaml:"max" json:"max"`
 }
 
 // SessionSpec sets the length of sessions in browse steps. A step is a
@@ -66,23 +105,28 @@ type Catalogue struct {
 type SessionSpec struct {
 	// MeanSteps is the mean number of steps (geometric distribution); at
 	// least 1.
-	MeanSteps float64 `yaml:"meanSteps"`
-	// MaxSteps cuts sessions longer than this; at least MeanSteps.
-	MaxSteps int `yaml:"maxSteps"`
+	MeanSteps float64 `yaml:"meanSteps" json:"meanSteps"`
+	// MaxSteps cuts sessions longer than this; at least MeanSteps, at
+	// most MaxSessionSteps.
+	MaxSteps int `yaml:"maxSteps" json:"maxSteps"`
 }
+
+// MaxSessionSteps bounds SessionSpec.MaxSteps: a session's length is
+// drawn step by step.
+const MaxSessionSteps = 100_000
 
 // Probabilities are the chances of the visitor's choices, each in [0, 1].
 type Probabilities struct {
 	// Impression: a page view shows a campaign banner.
-	Impression *float64 `yaml:"impression"`
+	Impression *float64 `yaml:"impression" json:"impression"`
 	// CampaignClick: a shown banner is clicked.
-	CampaignClick *float64 `yaml:"campaignClick"`
+	CampaignClick *float64 `yaml:"campaignClick" json:"campaignClick"`
 	// ProductView: a category page leads to a product page.
-	ProductView *float64 `yaml:"productView"`
+	ProductView *float64 `yaml:"productView" json:"productView"`
 	// AddToCart: a product page ends with add to cart.
-	AddToCart *float64 `yaml:"addToCart"`
+	AddToCart *float64 `yaml:"addToCart" json:"addToCart"`
 	// Checkout: a session with a non-empty cart checks out.
-	Checkout *float64 `yaml:"checkout"`
+	Checkout *float64 `yaml:"checkout" json:"checkout"`
 }
 
 // Page is one kind of page and what is on it.
@@ -100,6 +144,15 @@ type Section struct {
 // ProductGroup is a department of the store.
 type ProductGroup struct {
 	Name string `yaml:"name"`
+	// ID is the group's number in URLs; at least 1, unique. Default: its
+	// position in the list, from 1.
+	ID int `yaml:"id"`
+	// ProductIDs are the ids of the group's products in URLs; required by
+	// the url format. Ids near the middle of the range are drawn more
+	// often than those near its ends (a normal distribution around the
+	// middle whose standard deviation is about a third of the range, cut
+	// at its ends).
+	ProductIDs *IDRange `yaml:"productIds"`
 	// Weight is the group's share of browse steps, relative to the other
 	// groups' weights; required, at least 0.
 	Weight   *float64  `yaml:"weight"`
@@ -182,6 +235,22 @@ func ParseCatalogue(file string, data []byte) (*Catalogue, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	c.root = root.Content[0]
+	for i := range c.ProductGroups {
+		if c.ProductGroups[i].ID == 0 {
+			c.ProductGroups[i].ID = i + 1
+		}
+	}
+	if c.URLs.Group == "" {
+		c.URLs.Group = DefaultGroupURL
+	}
+	if c.URLs.Product == "" {
+		c.URLs.Product = DefaultProductURL
+	}
+	if c.URLs.GroupShare == nil {
+		share := DefaultURLGroupShare
+		c.URLs.GroupShare = &share
+	}
 	c.pages = make(map[string]*Page, len(c.Pages))
 	for i := range c.Pages {
 		c.pages[c.Pages[i].Name] = &c.Pages[i]
@@ -209,8 +278,8 @@ func (c *Catalogue) validate() []problem {
 	if m := c.Session.MeanSteps; !(m >= 1) || math.IsInf(m, 0) {
 		add(path{"session", "meanSteps"}, "must be a number of at least 1, got %v", m)
 	}
-	if c.Session.MaxSteps < 1 || float64(c.Session.MaxSteps) < c.Session.MeanSteps {
-		add(path{"session", "maxSteps"}, "must be at least 1 and at least meanSteps (%v), got %d", c.Session.MeanSteps, c.Session.MaxSteps)
+	if c.Session.MaxSteps < 1 || float64(c.Session.MaxSteps) < c.Session.MeanSteps || c.Session.MaxSteps > MaxSessionSteps {
+		add(path{"session", "maxSteps"}, "must be at least 1, at least meanSteps (%v) and at most %d, got %d", c.Session.MeanSteps, MaxSessionSteps, c.Session.MaxSteps)
 	}
 	probs := []struct {
 		name string
@@ -333,10 +402,75 @@ func (c *Catalogue) validate() []problem {
 			add(gp.With("products"), "the weights of product group %q's products add up to 0; at least one must be above 0", g.Name)
 		}
 	}
+	ps = append(ps, c.validateURLs()...)
 	if len(c.ProductGroups) > 0 && groupTotal <= 0 && groupsValid {
 		add(path{"productGroups"}, "the product group weights add up to 0; at least one must be above 0")
 	}
 	return ps
+}
+
+// validateURLs reports the problems of the url format's fields: the
+// templates, group ids and product id ranges.
+func (c *Catalogue) validateURLs() []problem {
+	var ps []problem
+	add := func(p path, format string, args ...any) {
+		ps = append(ps, problem{p, fmt.Sprintf(format, args...)})
+	}
+	for _, t := range []struct{ name, tmpl string }{{"group", c.URLs.Group}, {"product", c.URLs.Product}} {
+		if t.tmpl == "" {
+			continue
+		}
+		rest := t.tmpl
+		for _, ph := range urlPlaceholders {
+			rest = strings.ReplaceAll(rest, ph, "")
+		}
+		if strings.ContainsAny(rest, "{}") {
+			add(path{"urls", t.name}, "unknown placeholder in %q; placeholders are %s", t.tmpl, strings.Join(urlPlaceholders, ", "))
+		}
+	}
+	if c.URLs.Product != "" && !strings.Contains(c.URLs.Product, "{product}") {
+		add(path{"urls", "product"}, "%q must hold {product}", c.URLs.Product)
+	}
+	if strings.ContainsAny(c.URLs.Base, "{}") {
+		add(path{"urls", "base"}, "must not hold placeholders, got %q", c.URLs.Base)
+	}
+	if g := c.URLs.GroupShare; g != nil && !(*g >= 0 && *g <= 1) {
+		add(path{"urls", "groupShare"}, "must be a share in [0, 1], got %v", *g)
+	}
+	seenID := map[int]int{}
+	for i, g := range c.ProductGroups {
+		gp := path{"productGroups", i}
+		id := g.ID
+		if id == 0 {
+			id = i + 1
+		}
+		if id < 1 {
+			add(gp.With("id"), "must be at least 1, got %d", id)
+		} else if j, dup := seenID[id]; dup {
+			add(gp.With("id"), "id %d is also product group %d's (ids default to the position in the list, from 1)", id, j+1)
+		} else {
+			seenID[id] = i
+		}
+		if r := g.ProductIDs; r != nil && (r.Min < 0 || r.Max < r.Min) {
+			add(gp.With("productIds"), "must have 0 <= min <= max, got min %d, max %d", r.Min, r.Max)
+		}
+	}
+	return ps
+}
+
+// CheckURLFormat reports what keeps the catalogue from making url events:
+// every product group needs productIds. The error joins one
+// *CatalogueError per group without them.
+func (c *Catalogue) CheckURLFormat() error {
+	var errs []error
+	for i, g := range c.ProductGroups {
+		if g.ProductIDs == nil {
+			p := path{"productGroups", i, "productIds"}
+			errs = append(errs, &CatalogueError{File: c.file, Line: yamlpos.Line(c.root, p), Field: p.String(),
+				Msg: fmt.Sprintf("product group %q needs productIds {min, max} for --format url", g.Name)})
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func isRequiredPage(name string) bool { return slices.Contains(requiredPages, name) }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -165,4 +166,95 @@ func unjoin(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+func TestCatalogueURLFieldsAreChecked(t *testing.T) {
+	y := string(DefaultCatalogueYAML())
+	for _, r := range [][2]string{
+		{"group: /api/group/{group}?userid={user}", "group: /api/group/{group}?userid={user}&ref={item}"},
+		{"product: /api/group/{group}/product/{product}?userid={user}", "product: /api/group/{group}?userid={user}"},
+		{"groupShare: 0.1", "groupShare: 1.5"},
+		{"id: 2\n", "id: 1\n"},
+		{"productIds: {min: 3001, max: 3150}", "productIds: {min: 3150, max: 3001}"},
+	} {
+		require.Contains(t, y, r[0])
+		y = strings.Replace(y, r[0], r[1], 1)
+	}
+	_, err := ParseCatalogue("c.yaml", []byte(y))
+	require.Error(t, err)
+	for _, want := range []string{
+		`urls.group: unknown placeholder in "/api/group/{group}?userid={user}&ref={item}"`,
+		`urls.product: "/api/group/{group}?userid={user}" must hold {product}`,
+		"urls.groupShare: must be a share in [0, 1], got 1.5",
+		"productGroups[1].id: id 1 is also product group 1's",
+		"productGroups[2].productIds: must have 0 <= min <= max, got min 3150, max 3001",
+	} {
+		require.ErrorContains(t, err, want)
+	}
+	require.Len(t, unjoin(err), 5, "%v", err)
+
+	// Without urls and ids the defaults apply; the url format then needs
+	// every group's productIds, and says which group lacks them where.
+	y = strings.Replace(string(DefaultCatalogueYAML()), "    productIds: {min: 4001, max: 4400}\n", "", 1)
+	c, err := ParseCatalogue("c.yaml", []byte(y))
+	require.NoError(t, err)
+	require.Equal(t, 4, c.ProductGroups[3].ID)
+	err = c.CheckURLFormat()
+	var ce *CatalogueError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "productGroups[3].productIds", ce.Field)
+	require.Equal(t, strings.Count(y[:strings.Index(y, "name: footwear")], "\n")+1, ce.Line, "the group's line")
+	require.ErrorContains(t, err, `product group "footwear" needs productIds {min, max} for --format url`)
+
+	c, err = ParseCatalogue("c.yaml", []byte(badCatalogueURLDefaults))
+	require.NoError(t, err)
+	require.Equal(t, DefaultGroupURL, c.URLs.Group)
+	require.Equal(t, DefaultProductURL, c.URLs.Product)
+	require.Equal(t, DefaultURLGroupShare, *c.URLs.GroupShare)
+	require.Equal(t, []int{1, 2}, []int{c.ProductGroups[0].ID, c.ProductGroups[1].ID})
+}
+
+// badCatalogueURLDefaults is a valid catalogue that sets nothing of the
+// url format but productIds.
+const badCatalogueURLDefaults = `users: 10
+session: {meanSteps: 2, maxSteps: 4}
+probabilities: {impression: 0, campaignClick: 0, productView: 1, addToCart: 0, checkout: 0}
+pages:
+  - {name: home, sections: [{name: s, elements: [e]}]}
+  - {name: category, sections: [{name: s, elements: [e]}]}
+  - {name: product, sections: [{name: s, elements: [e]}]}
+  - {name: cart, sections: [{name: s, elements: [e]}]}
+  - {name: checkout, sections: [{name: s, elements: [e]}]}
+productGroups:
+  - {name: books, weight: 3, productIds: {min: 2001, max: 2100}, products: [{id: b, weight: 1}]}
+  - {name: movies, weight: 7, productIds: {min: 1, max: 1000}, products: [{id: m, weight: 1}]}
+`
+
+// FuzzParseCatalogue feeds ParseCatalogue arbitrary documents: it never
+// panics, and a catalogue it accepts can make events of both formats
+// (the url format when CheckURLFormat passes).
+func FuzzParseCatalogue(f *testing.F) {
+	// Small seeds: the fuzzer minimises every input that finds new
+	// coverage, which takes long for a file the size of the built-in
+	// catalogue (checked by the tests above).
+	f.Add([]byte(badCatalogueURLDefaults))
+	f.Add([]byte("urls: {group: '{group}{', groupShare: -1}\nproductGroups: [{name: a, id: -3, productIds: {min: 5, max: 1}}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCatalogue("fuzz.yaml", data)
+		if err != nil {
+			return
+		}
+		sim := NewSimulator(c, 1, 2, stepClock(epoch, time.Millisecond))
+		for range 20 {
+			sim.Next()
+		}
+		if c.CheckURLFormat() != nil {
+			return
+		}
+		for range 20 {
+			if u := sim.NextURL().URL; !strings.HasPrefix(u, c.URLs.Base) {
+				t.Fatalf("url %q without the base %q", u, c.URLs.Base)
+			}
+		}
+	})
 }

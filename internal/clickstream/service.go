@@ -12,11 +12,9 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/runnel-dev/runnel/internal/producer"
@@ -37,6 +35,8 @@ type Config struct {
 	Sessions int
 	// Seed seeds the simulation; the same seed gives the same sessions.
 	Seed uint64
+	// Format is the events' shape: FormatJSON (the default) or FormatURL.
+	Format string
 	// Target describes where Writer delivers, for /info (for example
 	// `stream "clickstream" at http://127.0.0.1:4567`).
 	Target string
@@ -52,6 +52,17 @@ type Config struct {
 // MaxSessions bounds Config.Sessions.
 const MaxSessions = 1_000_000
 
+// Formats of the events.
+const (
+	// FormatJSON events are JSON objects (see Event), each a step of a
+	// visitor's session, with the event id as partition key.
+	FormatJSON = "json"
+	// FormatURL events are {"url": URL} objects (see URLClick), each a
+	// click on a product group's list or product, with a random UUID as
+	// partition key.
+	FormatURL = "url"
+)
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.Writer == nil {
@@ -65,6 +76,15 @@ func (c *Config) validate() error {
 	}
 	if c.Sessions < 1 || c.Sessions > MaxSessions {
 		errs = append(errs, fmt.Errorf("sessions %d: must be from 1 to %d", c.Sessions, MaxSessions))
+	}
+	switch c.Format {
+	case "", FormatJSON:
+	case FormatURL:
+		if c.Catalogue != nil {
+			errs = append(errs, c.Catalogue.CheckURLFormat())
+		}
+	default:
+		errs = append(errs, fmt.Errorf("format %q: want %s or %s", c.Format, FormatJSON, FormatURL))
 	}
 	return errors.Join(errs...)
 }
@@ -134,11 +154,14 @@ const (
 
 // New returns a stopped Service.
 func New(cfg Config) (*Service, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, fmt.Errorf("clickstream: %w", err)
-	}
 	if cfg.Catalogue == nil {
 		cfg.Catalogue = DefaultCatalogue()
+	}
+	if cfg.Format == "" {
+		cfg.Format = FormatJSON
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("clickstream: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -294,14 +317,7 @@ func (s *Service) generate(ctx context.Context, sim *Simulator, done chan<- stru
 		rec := s.pending
 		s.pending = nil
 		if rec == nil {
-			ev := sim.Next()
-			data, err := json.Marshal(ev)
-			if err != nil {
-				panic(fmt.Sprintf("clickstream: encoding event: %v", err)) // Event has only strings and numbers
-			}
-			// The event id is a random UUID, so events spread evenly over
-			// shards.
-			rec = &producer.Record{PartitionKey: ev.EventID, Data: data}
+			rec = s.next(sim)
 		}
 		if err := s.cfg.Writer.Write(ctx, *rec); err != nil {
 			if ctx.Err() != nil {
@@ -327,6 +343,26 @@ func (s *Service) generate(ctx context.Context, sim *Simulator, done chan<- stru
 		}
 		s.statsMu.Unlock()
 	}
+}
+
+// next returns sim's next event as a record, in the configured format.
+// Partition keys are random UUIDs, so events spread evenly over shards.
+func (s *Service) next(sim *Simulator) *producer.Record {
+	var (
+		ev  any
+		key string
+	)
+	if s.cfg.Format == FormatURL {
+		ev, key = sim.NextURL(), sim.uuid()
+	} else {
+		e := sim.Next()
+		ev, key = e, e.EventID
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		panic(fmt.Sprintf("clickstream: encoding event: %v", err)) // events hold only strings and numbers
+	}
+	return &producer.Record{PartitionKey: key, Data: data}
 }
 
 // pacer spaces events at a rate. After a stall it allows a burst of at most
@@ -446,78 +482,101 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func (s *Service) handleInfo(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_, _ = io.WriteString(w, s.Info()) // the client may have gone
+	writeJSON(w, http.StatusOK, s.Info())
 }
 
-// Info describes the service, its use and its configuration, never the
-// token.
-func (s *Service) Info() string {
+// Info is the answer of /info: what the generator is, how to use it and
+// its configuration, never the token.
+type Info struct {
+	Service     string `json:"service"`
+	Description string `json:"description"`
+	// Usage lists the requests the generator answers.
+	Usage []Usage `json:"usage"`
+	// State is "running" or "stopped".
+	State      string `json:"state"`
+	EventsSent int64  `json:"eventsSent"`
+	// Format is FormatJSON or FormatURL.
+	Format      string `json:"format"`
+	Destination string `json:"destination"`
+	// Rate is in events per second; 0 is as fast as the destination
+	// accepts them.
+	Rate      float64       `json:"rate"`
+	Sessions  int           `json:"sessions"`
+	Seed      uint64        `json:"seed"`
+	Catalogue CatalogueInfo `json:"catalogue"`
+}
+
+// Usage is one request the generator answers.
+type Usage struct {
+	Request string `json:"request"`
+	Does    string `json:"does"`
+}
+
+// CatalogueInfo describes the catalogue in /info.
+type CatalogueInfo struct {
+	Name          string        `json:"name"`
+	File          string        `json:"file"`
+	Users         int           `json:"users"`
+	Session       SessionSpec   `json:"session"`
+	Probabilities Probabilities `json:"probabilities"`
+	Campaigns     []string      `json:"campaigns"`
+	ProductGroups []GroupInfo   `json:"productGroups"`
+	URLs          URLSpec       `json:"urls"`
+}
+
+// GroupInfo describes a product group in /info.
+type GroupInfo struct {
+	Name string `json:"name"`
+	ID   int    `json:"id"`
+	// Share is the group's probability of being picked by a browse step
+	// or a url click.
+	Share      float64  `json:"share"`
+	Products   []string `json:"products"`
+	ProductIDs *IDRange `json:"productIds,omitempty"`
+}
+
+// Info describes the service, its use and its configuration.
+func (s *Service) Info() Info {
 	cat := s.cfg.Catalogue
 	st := s.Status()
-	var b strings.Builder
-	fmt.Fprintf(&b, `runnel clickstream generator
-
-Simulates the visitors of a web store, %q.
-Sessions land on the home page, browse product groups and products, see
-campaign banners, add to cart and check out. Every event is one JSON record
-(timestamp, sessionId, userId, eventType, page, section, element,
-productGroup, product, campaignId, ...) with a random UUID as partition key.
-
-Use (TOKEN was printed when the generator started):
-  GET /status?token=TOKEN   counters, as JSON
-  GET /start?token=TOKEN    start generating; starting twice is harmless
-  GET /stop?token=TOKEN     stop generating; stopping twice is harmless
-  GET /info                 this text
-  GET /metrics?token=TOKEN  Prometheus metrics (standalone generator)
-The token may also be sent as the header "Authorization: Bearer TOKEN".
-
-`, cat.Name)
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	state := "stopped"
+	info := Info{
+		Service: "runnel clickstream generator",
+		Description: fmt.Sprintf("Simulates the visitors of a web store, %q. Format json: sessions land on the home page, "+
+			"browse product groups and products, see campaign banners, add to cart and check out; every event is one JSON record "+
+			"(timestamp, sessionId, userId, eventType, page, section, element, productGroup, product, campaignId, ...) with its "+
+			"event id as partition key. Format url: every event is a click on a product group's list or on one of its products, "+
+			`written as {"url": URL} from the catalogue's urls templates, with a random UUID as partition key.`, cat.Name),
+		Usage: []Usage{
+			{"GET /status?token=TOKEN", "counters, as JSON"},
+			{"GET /start?token=TOKEN", "start generating; starting twice is harmless"},
+			{"GET /stop?token=TOKEN", "stop generating; stopping twice is harmless"},
+			{"GET /info", "this description"},
+			{"GET /metrics?token=TOKEN", "Prometheus metrics (standalone generator)"},
+			{"Authorization: Bearer TOKEN", "the token as a header instead of ?token= (TOKEN was printed when the generator started)"},
+		},
+		State:       "stopped",
+		EventsSent:  st.EventsSent,
+		Format:      s.cfg.Format,
+		Destination: s.cfg.Target,
+		Rate:        s.cfg.Rate,
+		Sessions:    s.cfg.Sessions,
+		Seed:        s.cfg.Seed,
+		Catalogue: CatalogueInfo{
+			Name: cat.Name, File: cat.File(), Users: cat.Users,
+			Session: cat.Session, Probabilities: cat.Probabilities, Campaigns: cat.Campaigns,
+			URLs: cat.URLs,
+		},
+	}
 	if st.Running {
-		state = "running"
+		info.State = "running"
 	}
-	rate := "unlimited (as fast as the destination accepts)"
-	if s.cfg.Rate > 0 {
-		rate = fmt.Sprintf("%g events/s", s.cfg.Rate)
-	}
-	target := s.cfg.Target
-	if target == "" {
-		target = "(not described)"
-	}
-	products := 0
-	for _, g := range cat.ProductGroups {
-		products += len(g.Products)
-	}
-	fmt.Fprintln(&b, "Configuration:")
-	fmt.Fprintf(tw, "  state\t%s (%d events sent)\n", state, st.EventsSent)
-	fmt.Fprintf(tw, "  destination\t%s\n", target)
-	fmt.Fprintf(tw, "  rate\t%s\n", rate)
-	fmt.Fprintf(tw, "  sessions\t%d concurrent\n", s.cfg.Sessions)
-	fmt.Fprintf(tw, "  seed\t%d\n", s.cfg.Seed)
-	fmt.Fprintf(tw, "  catalogue\t%s (%d product groups, %d products, %d users)\n", cat.File(), len(cat.ProductGroups), products, cat.Users)
-	fmt.Fprintf(tw, "  session length\tmean %g steps, at most %d\n", cat.Session.MeanSteps, cat.Session.MaxSteps)
-	p := cat.Probabilities
-	fmt.Fprintf(tw, "  probabilities\timpression %g, campaign click %g, product view %g, add to cart %g, checkout %g\n",
-		*p.Impression, *p.CampaignClick, *p.ProductView, *p.AddToCart, *p.Checkout)
-	_ = tw.Flush()
-	fmt.Fprintln(&b, "\nProduct groups (share of browse steps):")
 	probs := cat.GroupProbabilities()
-	names := make([]string, 0, len(probs))
-	for n := range probs {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if probs[names[i]] != probs[names[j]] {
-			return probs[names[i]] > probs[names[j]]
+	for _, g := range cat.ProductGroups {
+		gi := GroupInfo{Name: g.Name, ID: g.ID, Share: probs[g.Name], ProductIDs: g.ProductIDs}
+		for _, p := range g.Products {
+			gi.Products = append(gi.Products, p.ID)
 		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
-		fmt.Fprintf(tw, "  %s\t%5.1f%%\n", n, 100*probs[n])
+		info.Catalogue.ProductGroups = append(info.Catalogue.ProductGroups, gi)
 	}
-	_ = tw.Flush()
-	return b.String()
+	return info
 }

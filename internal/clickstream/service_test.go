@@ -171,15 +171,30 @@ func TestAPIStartStatusStopInfo(t *testing.T) {
 
 	resp, err := srv.Client().Get(srv.URL + "/info")
 	require.NoError(t, err)
-	info, err := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
-	for _, want := range []string{"clickstream generator", "/start?token=TOKEN", "state", "running", "destination", "memory", "seed", "footwear", "22.0%", "built-in catalogue"} {
-		require.Contains(t, string(info), want)
-	}
-	require.NotContains(t, string(info), testToken)
+	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	require.NotContains(t, string(raw), testToken)
+	var info Info
+	require.NoError(t, json.Unmarshal(raw, &info), string(raw))
+	require.Equal(t, "runnel clickstream generator", info.Service)
+	require.Equal(t, "running", info.State)
+	require.Equal(t, FormatJSON, info.Format)
+	require.Equal(t, "memory", info.Destination)
+	require.Positive(t, info.EventsSent)
+	require.Equal(t, 20, info.Sessions)
+	require.Equal(t, "built-in catalogue", info.Catalogue.File)
+	require.Equal(t, 5000, info.Catalogue.Users)
+	require.Contains(t, string(raw), `"request": "GET /start?token=TOKEN"`)
+	require.Len(t, info.Catalogue.ProductGroups, 7)
+	footwear := info.Catalogue.ProductGroups[3]
+	require.Equal(t, "footwear", footwear.Name)
+	require.Equal(t, 4, footwear.ID)
+	require.InDelta(t, 0.22, footwear.Share, 1e-9)
+	require.Equal(t, &IDRange{Min: 4001, Max: 4400}, footwear.ProductIDs)
+	require.Equal(t, DefaultProductURL, info.Catalogue.URLs.Product)
 
 	require.Equal(t, http.StatusOK, call(t, srv, "/stop?token="+testToken, &a))
 	require.True(t, a.Changed)

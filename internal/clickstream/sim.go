@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -269,4 +271,50 @@ func pick(rng *rand.Rand, cum []float64) int {
 
 func round2(v float64) float64 {
 	return math.Round(v*100) / 100
+}
+
+// URLClick is one event of the url format: a click on a product group's
+// list or on one of its products, as the URL the web store was asked
+// for. It is written to the stream as {"url": URL}.
+type URLClick struct {
+	URL string `json:"url"`
+}
+
+// NextURL returns the next click of the url format, built from the
+// catalogue's urls templates: a product group drawn by weight, a click on
+// its list with probability urls.groupShare and otherwise on a product
+// whose id is drawn from the group's productIds, and a user id from 1 to
+// users; ids near the middle of their range are drawn more often (see
+// ProductGroup.ProductIDs). The catalogue must pass CheckURLFormat.
+func (s *Simulator) NextURL() URLClick {
+	u := s.cat.URLs
+	g := s.cat.ProductGroups[pick(s.rng, s.groupCum)]
+	group := strconv.Itoa(g.ID)
+	user := strconv.Itoa(s.middling(1, s.cat.Users))
+	tmpl, product := u.Product, ""
+	if s.chance(*u.GroupShare) {
+		tmpl = u.Group
+	} else {
+		product = strconv.Itoa(s.middling(g.ProductIDs.Min, g.ProductIDs.Max))
+	}
+	r := strings.NewReplacer("{group}", group, "{product}", product, "{user}", user)
+	return URLClick{URL: u.Base + r.Replace(tmpl)}
+}
+
+// middling draws an integer in [lo, hi] from a normal distribution
+// around the middle of the range with a standard deviation of
+// (hi-lo)/(2√2), cut at the ends (a draw outside is drawn again).
+func (s *Simulator) middling(lo, hi int) int {
+	if hi <= lo {
+		return lo
+	}
+	mean := (float64(lo) + float64(hi)) / 2
+	sd := (float64(hi) - float64(lo)) / (2 * math.Sqrt2)
+	for range 64 {
+		v := math.Round(mean + sd*s.rng.NormFloat64())
+		if v >= float64(lo) && v <= float64(hi) {
+			return int(v)
+		}
+	}
+	return int(math.Round(mean)) // about 0.16^64: never
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -147,6 +148,52 @@ func TestSimulatorSessions(t *testing.T) {
 // for 1 to 10 degrees of freedom.
 var chiSquare001 = []float64{0, 10.828, 13.816, 16.266, 18.467, 20.515, 22.458, 24.322, 26.124, 27.877, 29.588}
 
+// chiSquareCritical001 is the chi-square critical value at significance
+// 0.001 for df degrees of freedom: from the table up to 10, beyond by the
+// Wilson–Hilferty approximation of the 0.999 quantile.
+func chiSquareCritical001(df int) float64 {
+	if df < len(chiSquare001) {
+		return chiSquare001[df]
+	}
+	k := float64(df)
+	return k * math.Pow(1-2/(9*k)+3.090232*math.Sqrt(2/(9*k)), 3)
+}
+
+// requireShares checks how often each outcome was counted against its
+// probability in probs: every observed share within ±tol of it, and the
+// chi-square statistic below the critical value at significance 0.001
+// for len(probs)-1 degrees of freedom. An outcome without a probability
+// fails the test.
+func requireShares(t testing.TB, what string, counts map[string]int, probs map[string]float64, tol float64) {
+	t.Helper()
+	n := 0
+	for k, c := range counts {
+		_, ok := probs[k]
+		require.True(t, ok, "%s: %q counted but not expected", what, k)
+		n += c
+	}
+	require.Positive(t, n, what)
+	names := make([]string, 0, len(probs))
+	for name := range probs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var chi2 float64
+	for _, name := range names {
+		p := probs[name]
+		observed := float64(counts[name])
+		expected := p * float64(n)
+		chi2 += (observed - expected) * (observed - expected) / expected
+		share := observed / float64(n)
+		t.Logf("%s %-14s configured %6.3f%%  observed %6.3f%%", what, name, 100*p, 100*share)
+		require.InDelta(t, p, share, tol, "%s %s", what, name)
+	}
+	df := len(probs) - 1
+	crit := chiSquareCritical001(df)
+	t.Logf("%s: chi-square %.2f with %d degrees of freedom over %d draws (critical value %.3f at 0.001)", what, chi2, df, n, crit)
+	require.Less(t, chi2, crit, what)
+}
+
 // TestProductGroupFrequencies draws 100,000 product page views with a fixed
 // seed and compares how often each product group was viewed with the
 // catalogue's weights. Tolerance: every group's share is within ±1
@@ -170,25 +217,7 @@ func TestProductGroupFrequencies(t *testing.T) {
 		}
 	}
 
-	probs := cat.GroupProbabilities()
-	var chi2 float64
-	var names []string
-	for name := range probs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		p := probs[name]
-		observed := float64(groupCount[name])
-		expected := p * views
-		chi2 += (observed - expected) * (observed - expected) / expected
-		share := observed / views
-		t.Logf("%-14s configured %6.3f%%  observed %6.3f%%", name, 100*p, 100*share)
-		require.InDelta(t, p, share, 0.01, "group %s", name)
-	}
-	df := len(probs) - 1
-	t.Logf("groups: chi-square %.2f with %d degrees of freedom (critical value %.3f at 0.001)", chi2, df, chiSquare001[df])
-	require.Less(t, chi2, chiSquare001[df])
+	requireShares(t, "groups", groupCount, cat.GroupProbabilities(), 0.01)
 
 	// Products within their group.
 	var pchi2 float64
@@ -206,10 +235,7 @@ func TestProductGroupFrequencies(t *testing.T) {
 		}
 		pdf += len(g.Products) - 1
 	}
-	// Wilson–Hilferty approximation of the 0.999 quantile for pdf degrees
-	// of freedom (the table above stops at 10).
-	k := float64(pdf)
-	crit := k * math.Pow(1-2/(9*k)+3.090232*math.Sqrt(2/(9*k)), 3)
+	crit := chiSquareCritical001(pdf)
 	t.Logf("products within groups: chi-square %.2f with %d degrees of freedom (critical value %.2f at 0.001)", pchi2, pdf, crit)
 	require.Less(t, pchi2, crit)
 }
@@ -252,4 +278,83 @@ func BenchmarkSimulatorNext(b *testing.B) {
 	for b.Loop() {
 		sim.Next()
 	}
+}
+
+// urlRe matches the url events of the built-in catalogue's templates.
+var urlRe = regexp.MustCompile(`^https://store\.example\.com/api/group/([0-9]+)(?:/product/([0-9]+))?\?userid=([0-9]+)$`)
+
+// urlTally counts url events by product group and kind, checking each
+// against the catalogue: a known group id, a product id inside the
+// group's productIds, a user id from 1 to users.
+type urlTally struct {
+	cat        *Catalogue
+	byID       map[int]ProductGroup
+	groups     map[string]int // by group name
+	kinds      map[string]int // "group" or "product"
+	middleHalf int            // product ids in the middle half of their range
+}
+
+func newURLTally(cat *Catalogue) *urlTally {
+	u := &urlTally{cat: cat, byID: map[int]ProductGroup{}, groups: map[string]int{}, kinds: map[string]int{}}
+	for _, g := range cat.ProductGroups {
+		u.byID[g.ID] = g
+	}
+	return u
+}
+
+func (u *urlTally) add(t testing.TB, url string) {
+	t.Helper()
+	m := urlRe.FindStringSubmatch(url)
+	require.NotNil(t, m, "url %q", url)
+	gid, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	g, ok := u.byID[gid]
+	require.True(t, ok, "url %q: no product group %d", url, gid)
+	u.groups[g.Name]++
+	user, err := strconv.Atoi(m[3])
+	require.NoError(t, err)
+	require.True(t, user >= 1 && user <= u.cat.Users, "url %q: user outside 1..%d", url, u.cat.Users)
+	if m[2] == "" {
+		u.kinds["group"]++
+		return
+	}
+	u.kinds["product"]++
+	id, err := strconv.Atoi(m[2])
+	require.NoError(t, err)
+	r := g.ProductIDs
+	require.True(t, id >= r.Min && id <= r.Max, "url %q: product outside %s's ids %d..%d", url, g.Name, r.Min, r.Max)
+	quarter := float64(r.Max-r.Min) / 4
+	if float64(id) >= float64(r.Min)+quarter && float64(id) <= float64(r.Max)-quarter {
+		u.middleHalf++
+	}
+}
+
+// check compares the tally with the catalogue: product-group frequencies
+// with the group weights and group-list clicks with urls.groupShare (each
+// by a chi-square test, and every share within ±tol), and product ids
+// more often in the middle half of their range than at its ends.
+func (u *urlTally) check(t testing.TB, tol float64) {
+	t.Helper()
+	requireShares(t, "url groups", u.groups, u.cat.GroupProbabilities(), tol)
+	share := *u.cat.URLs.GroupShare
+	requireShares(t, "url kinds", u.kinds, map[string]float64{"group": share, "product": 1 - share}, tol)
+	middle := float64(u.middleHalf) / float64(u.kinds["product"])
+	t.Logf("product ids in the middle half of their range: %.1f%%", 100*middle)
+	require.Greater(t, middle, 0.55, "ids near the middle come up more often")
+}
+
+// TestURLFrequencies draws 100,000 url events with a fixed seed: every
+// URL has the catalogue's shape with ids inside their declared ranges,
+// and product groups and group-list clicks come up as often as the
+// catalogue says (chi-square at significance 0.001, shares within ±1
+// percentage point).
+func TestURLFrequencies(t *testing.T) {
+	cat := DefaultCatalogue()
+	require.NoError(t, cat.CheckURLFormat())
+	sim := NewSimulator(cat, 20251206, 1, stepClock(epoch, time.Millisecond))
+	tally := newURLTally(cat)
+	for range 100_000 {
+		tally.add(t, sim.NextURL().URL)
+	}
+	tally.check(t, 0.01)
 }
