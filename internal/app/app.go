@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/admit"
 	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/channel"
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
@@ -40,6 +42,8 @@ type Server struct {
 	ready atomic.Bool
 	// adm admits requests (Host, Origin) and reads their bodies.
 	adm *admit.Admission
+	// channels delivers the Kinesis channels.
+	channels *channel.Runner
 }
 
 // maxHeaderBytes bounds a request's header block (net/http adds 4 KiB).
@@ -57,7 +61,7 @@ func (s *Server) apiOptions() []kinesisapi.Option {
 	if s.cfg.Limits == LimitsAWS {
 		opts = append(opts, kinesisapi.WithAWSLimits())
 	}
-	opts = append(opts, kinesisapi.WithBodies(s.adm.Bodies))
+	opts = append(opts, kinesisapi.WithBodies(s.adm.Bodies), kinesisapi.WithChannelCheck(s.channels.Check))
 	return opts
 }
 
@@ -96,6 +100,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	if err == nil {
 		err = s.newObservability()
+	}
+	if err == nil {
+		s.channels = channel.New(svc, channel.Config{
+			StateDir:     filepath.Join(cfg.DataDir, "channels"),
+			Dir:          cfg.ChannelDir,
+			S3Endpoint:   cfg.ChannelS3Endpoint,
+			MaxFreshness: cfg.ChannelFreshness,
+			Region:       cfg.Region,
+			Logger:       logger.With("component", "channels"),
+			Observer:     s.obs.pipelines,
+		})
+		s.SetPipelines(nil)
 	}
 	if err == nil {
 		s.ln, err = net.Listen("tcp", cfg.Listen)
@@ -200,6 +216,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.obs.dash.Run(gctx) })
+	g.Go(func() error { return s.channels.Run(gctx) })
 	if s.keys != nil {
 		g.Go(func() error { s.reloadKeysOnHangup(gctx); return nil })
 	}

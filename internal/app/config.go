@@ -49,6 +49,17 @@ type Config struct {
 	// TransitionDelay is how long streams report CREATING, UPDATING or
 	// DELETING (stream.Config.TransitionDelay). Default 0.
 	TransitionDelay time.Duration `json:"transitionDelay" yaml:"transitionDelay"`
+	// ChannelDir, when set, stands for S3 in channel deliveries: the
+	// bucket arn:aws:s3:::B is the folder ChannelDir/B. Default "":
+	// channels write to S3.
+	ChannelDir string `json:"channelDir" yaml:"channelDir"`
+	// ChannelS3Endpoint is the S3-compatible endpoint channels write
+	// through (path-style). Default "": AWS's, as the SDK finds it.
+	ChannelS3Endpoint string `json:"channelS3Endpoint" yaml:"channelS3Endpoint"`
+	// ChannelFreshness, when set, writes channel objects at least this
+	// often, even when a channel's DataFreshnessInSeconds is longer.
+	// Default 0: as each channel says.
+	ChannelFreshness time.Duration `json:"channelFreshness" yaml:"channelFreshness"`
 	// Limits is LimitsOff (the default) or LimitsAWS: the per-shard write
 	// and read limits, the control-plane rate limits and the consumer
 	// limit of Kinesis, answered as AWS answers them.
@@ -189,6 +200,9 @@ func (c Config) Validate() error {
 		if u, err := url.Parse(o); err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
 			errs = append(errs, fmt.Errorf("allowed origin %q: want scheme://host[:port], such as https://app.example", o))
 		}
+	}
+	if c.ChannelFreshness < 0 || c.ChannelFreshness > 0 && c.ChannelFreshness < time.Second {
+		errs = append(errs, fmt.Errorf("channel freshness %s: must be 0 (as each channel says) or at least 1s", c.ChannelFreshness))
 	}
 	if c.TransitionDelay < 0 || c.TransitionDelay > time.Hour {
 		errs = append(errs, fmt.Errorf("transition delay %s: must be between 0 and 1h", c.TransitionDelay))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runnel-dev/runnel/internal/admit"
+	"github.com/runnel-dev/runnel/internal/channel"
 	"github.com/runnel-dev/runnel/internal/dashboard"
 	"github.com/runnel-dev/runnel/internal/kinesisapi"
 	"github.com/runnel-dev/runnel/internal/metrics"
@@ -91,18 +92,44 @@ func (s *Server) Metrics() *prometheus.Registry { return s.obs.reg }
 func (s *Server) PipelineObserver() pipeline.Observer { return s.obs.pipelines }
 
 // SetPipelines shows the pipelines of p (a *pipeline.Runner) on the
-// dashboard and in /metrics; nil removes them.
+// dashboard and in /metrics, beside the channels' deliveries; nil
+// removes them.
 func (s *Server) SetPipelines(p dashboard.Pipelines) {
-	s.obs.dash.SetPipelines(p)
-	if p == nil {
-		s.obs.pipelines.SetSource(nil)
-		s.obs.processors.SetSource(nil)
-		return
+	h := hostedPipelines{base: p, channels: s.channels}
+	s.obs.dash.SetPipelines(h)
+	s.obs.pipelines.SetSource(h)
+	s.obs.processors.SetSource(h)
+}
+
+// hostedPipelines are the pipelines run inside the server: those of
+// --pipelines (or the demo), if any, then the channels' deliveries.
+type hostedPipelines struct {
+	base     dashboard.Pipelines // nil without
+	channels *channel.Runner
+}
+
+func (h hostedPipelines) Status() []pipeline.PipelineStatus {
+	var out []pipeline.PipelineStatus
+	if h.base != nil {
+		out = h.base.Status()
 	}
-	s.obs.pipelines.SetSource(p)
-	if ps, ok := p.(metrics.ProcessorSource); ok {
-		s.obs.processors.SetSource(ps)
+	return append(out, h.channels.Status()...)
+}
+
+func (h hostedPipelines) Reports() []pipeline.PipelineReport {
+	var out []pipeline.PipelineReport
+	if h.base != nil {
+		out = h.base.Reports()
 	}
+	return append(out, h.channels.Reports()...)
+}
+
+func (h hostedPipelines) Processors() []pipeline.Processor {
+	var out []pipeline.Processor
+	if ps, ok := h.base.(metrics.ProcessorSource); ok {
+		out = ps.Processors()
+	}
+	return append(out, h.channels.Processors()...)
 }
 
 // SetGenerator shows g, a clickstream generator writing to the named

@@ -8,30 +8,33 @@ import (
 
 // serveEnv maps each serve flag to its environment variable.
 var serveEnv = map[string]string{
-	"listen":             "RUNNEL_LISTEN",
-	"data-dir":           "RUNNEL_DATA_DIR",
-	"fsync":              "RUNNEL_FSYNC",
-	"region":             "RUNNEL_REGION",
-	"account-id":         "RUNNEL_ACCOUNT_ID",
-	"shard-limit":        "RUNNEL_SHARD_LIMIT",
-	"shutdown-timeout":   "RUNNEL_SHUTDOWN_TIMEOUT",
-	"shard-write-limits": "RUNNEL_SHARD_WRITE_LIMITS",
-	"transition-delay":   "RUNNEL_TRANSITION_DELAY",
-	"limits":             "RUNNEL_LIMITS",
-	"auth":               "RUNNEL_AUTH",
-	"insecure":           "RUNNEL_INSECURE",
-	"tls":                "RUNNEL_TLS",
-	"tls-cert":           "RUNNEL_TLS_CERT",
-	"tls-key":            "RUNNEL_TLS_KEY",
-	"pipelines":          "RUNNEL_PIPELINES",
-	"metrics-token":      "RUNNEL_METRICS_TOKEN",
-	"redis":              "RUNNEL_REDIS_ADDR",
-	"memtable-mib":       "RUNNEL_MEMTABLE_MIB",
-	"allow-host":         "RUNNEL_ALLOW_HOST",
-	"allow-origin":       "RUNNEL_ALLOW_ORIGIN",
-	"body-timeout":       "RUNNEL_BODY_TIMEOUT",
-	"body-min-rate":      "RUNNEL_BODY_MIN_RATE",
-	"body-memory":        "RUNNEL_BODY_MEMORY",
+	"listen":              "RUNNEL_LISTEN",
+	"data-dir":            "RUNNEL_DATA_DIR",
+	"fsync":               "RUNNEL_FSYNC",
+	"region":              "RUNNEL_REGION",
+	"account-id":          "RUNNEL_ACCOUNT_ID",
+	"shard-limit":         "RUNNEL_SHARD_LIMIT",
+	"shutdown-timeout":    "RUNNEL_SHUTDOWN_TIMEOUT",
+	"shard-write-limits":  "RUNNEL_SHARD_WRITE_LIMITS",
+	"transition-delay":    "RUNNEL_TRANSITION_DELAY",
+	"limits":              "RUNNEL_LIMITS",
+	"auth":                "RUNNEL_AUTH",
+	"insecure":            "RUNNEL_INSECURE",
+	"tls":                 "RUNNEL_TLS",
+	"tls-cert":            "RUNNEL_TLS_CERT",
+	"tls-key":             "RUNNEL_TLS_KEY",
+	"pipelines":           "RUNNEL_PIPELINES",
+	"metrics-token":       "RUNNEL_METRICS_TOKEN",
+	"redis":               "RUNNEL_REDIS_ADDR",
+	"memtable-mib":        "RUNNEL_MEMTABLE_MIB",
+	"allow-host":          "RUNNEL_ALLOW_HOST",
+	"allow-origin":        "RUNNEL_ALLOW_ORIGIN",
+	"body-timeout":        "RUNNEL_BODY_TIMEOUT",
+	"body-min-rate":       "RUNNEL_BODY_MIN_RATE",
+	"body-memory":         "RUNNEL_BODY_MEMORY",
+	"channel-dir":         "RUNNEL_CHANNEL_DIR",
+	"channel-s3-endpoint": "RUNNEL_CHANNEL_S3_ENDPOINT",
+	"channel-freshness":   "RUNNEL_CHANNEL_FRESHNESS",
 }
 
 func newServeCommand(e *env) *cobra.Command {
@@ -144,6 +147,12 @@ each; a body needing more is refused with 503, which the AWS SDKs retry [$RUNNEL
 or "auto": Redis when --redis is set or 127.0.0.1:6379 answers, else local`)
 	f.StringVar(&demoOpts.redis, "redis", "", "Redis address (host:port) --demo counts into; --redis \"\" counts in the local store [$RUNNEL_REDIS_ADDR]")
 	f.Float64Var(&demoOpts.rate, "demo-rate", demoOpts.rate, "events per second the --demo generator puts")
+	f.StringVar(&cfg.ChannelDir, "channel-dir", cfg.ChannelDir, `deliver channels (CreateChannel) to folders of this directory instead of S3: the
+bucket arn:aws:s3:::B is the folder <channel-dir>/B [$RUNNEL_CHANNEL_DIR]`)
+	f.StringVar(&cfg.ChannelS3Endpoint, "channel-s3-endpoint", cfg.ChannelS3Endpoint, `S3-compatible endpoint URL channels write their buckets through (path-style);
+default AWS's, as the AWS SDK finds it (AWS_ENDPOINT_URL_S3) [$RUNNEL_CHANNEL_S3_ENDPOINT]`)
+	f.DurationVar(&cfg.ChannelFreshness, "channel-freshness", cfg.ChannelFreshness, `write channel objects at least this often, even when a channel's
+DataFreshnessInSeconds (300-900) is longer; 0 keeps each channel's [$RUNNEL_CHANNEL_FRESHNESS]`)
 	f.DurationVar(&cfg.TransitionDelay, "transition-delay", cfg.TransitionDelay, "how long a stream reports CREATING, UPDATING or DELETING after it is created, resharded, updated or deleted, as AWS takes time to; settings apply at once, a new shard layout when the stream is ACTIVE again [$RUNNEL_TRANSITION_DELAY]")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long requests in flight may take to finish on shutdown [$RUNNEL_SHUTDOWN_TIMEOUT]")
 	f.IntVar(&cfg.MemTableMiB, "memtable-mib", cfg.MemTableMiB, `pebble memtable size in MiB: each write-ahead log file preallocates 110% of it and

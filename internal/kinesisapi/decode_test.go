@@ -19,6 +19,17 @@ import (
 
 // seeds are valid bodies for every action.
 var seeds = map[string][]string{
+	"CreateChannel": {`{"ChannelName":"c","ServiceExecutionRoleARN":"arn:aws:iam::000000000000:role/r",` +
+		`"StreamConfigurationList":[{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","RecordConfiguration":{"RecordFormatType":"JSON"}}],` +
+		`"S3DestinationConfiguration":{"StorageConfiguration":{"BucketARN":"arn:aws:s3:::lake","CompressionType":"GZIP","ExpectedBucketOwner":"000000000000",` +
+		`"OutputKeyTemplate":"e/!{timestamp:yyyy}/"},"DataFreshnessInSeconds":300,` +
+		`"DeadLetterQueueS3Configuration":{"BucketARN":"arn:aws:s3:::lake","ExpectedBucketOwner":"000000000000","ErrorOutputPrefix":"err/"}},` +
+		`"EncryptionConfiguration":{"EncryptionType":"KMS","KeyId":"k"},"LoggingConfiguration":{"CloudWatchLogs":{"Enabled":true}},"Tags":{"a":"b"}}`},
+	"DescribeChannel": {`{"ChannelARN":"arn:aws:kinesis:us-east-1:000000000000:channel/c/0f1e2d3c-0000-4000-8000-000000000000"}`},
+	"DeleteChannel":   {`{"ChannelARN":"arn:aws:kinesis:us-east-1:000000000000:channel/c/0f1e2d3c-0000-4000-8000-000000000000"}`},
+	"ListChannels":    {`{}`, `{"MaxResults":5,"NextToken":"channels:5","StreamFilter":[{"StreamARN":"arn:aws:kinesis:us-east-1:000000000000:stream/s","StreamCreationTimestamp":1.5e9}]}`},
+	"UpdateChannel": {`{"ChannelARN":"arn:aws:kinesis:us-east-1:000000000000:channel/c/0f1e2d3c-0000-4000-8000-000000000000",` +
+		`"S3DestinationConfiguration":{"DataFreshnessInSeconds":600},"LoggingConfiguration":{"CloudWatchLogs":{"Enabled":false}}}`},
 	"CreateStream": {`{"StreamName":"s","ShardCount":2}`,
 		`{"StreamName":"s","StreamModeDetails":{"StreamMode":"ON_DEMAND"},"Tags":{"a":"b"},"MaxRecordSizeInKiB":2048}`},
 	"DeleteStream":          {`{"StreamName":"s","EnforceConsumerDeletion":true}`},

@@ -38,6 +38,7 @@ type Engine interface {
 	accountEngine
 	reshardEngine
 	policyEngine
+	channelsEngine
 }
 
 var _ Engine = (*stream.Service)(nil)
@@ -186,6 +187,11 @@ func actions() map[string]action {
 		"PutResourcePolicy":                      op((*Handler).putResourcePolicy),
 		"GetResourcePolicy":                      op((*Handler).getResourcePolicy),
 		"DeleteResourcePolicy":                   op((*Handler).deleteResourcePolicy),
+		"CreateChannel":                          op((*Handler).createChannel),
+		"DescribeChannel":                        op((*Handler).describeChannel),
+		"ListChannels":                           op((*Handler).listChannels),
+		"UpdateChannel":                          op((*Handler).updateChannel),
+		"DeleteChannel":                          op((*Handler).deleteChannel),
 	}
 }
 

@@ -27,6 +27,9 @@ type handlerOptions struct {
 	accountID string
 	// bodies reads request bodies within the server's limits.
 	bodies *admit.Bodies
+	// channelCheck, when set, checks a channel's configuration can be
+	// delivered before CreateChannel stores it.
+	channelCheck func(stream.ChannelConfig) error
 }
 
 func defaultOptions() handlerOptions {
@@ -48,6 +51,14 @@ func WithAccount(region, accountID string) Option {
 // rate and memory budget the server shares among its handlers. Without it
 // the handler reads within admit's default limits on its own.
 func WithBodies(b *admit.Bodies) Option { return func(o *handlerOptions) { o.bodies = b } }
+
+// WithChannelCheck makes CreateChannel refuse, with
+// InvalidArgumentException and check's message, a channel whose
+// configuration check rejects (the server's channel runner says what it
+// can deliver).
+func WithChannelCheck(check func(stream.ChannelConfig) error) Option {
+	return func(o *handlerOptions) { o.channelCheck = check }
+}
 
 // WithAuth requires every request to be signed with Signature Version 4 by
 // one of keys, and refuses what a key may not do.

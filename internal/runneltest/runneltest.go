@@ -180,7 +180,13 @@ var listening = regexp.MustCompile(`msg"?[=:]"?listening.*url"?[=:]"?(https?://1
 // waits until it logs the URL it listens on.
 func Serve(t testing.TB, args ...string) *Process {
 	t.Helper()
-	p := Start(t, nil, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	return ServeEnv(t, nil, args...)
+}
+
+// ServeEnv is Serve with env added to the test's environment.
+func ServeEnv(t testing.TB, env []string, args ...string) *Process {
+	t.Helper()
+	p := Start(t, env, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	p.URL = p.WaitFor(t, listening, time.Minute)[1]
 	return p
 }

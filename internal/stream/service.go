@@ -35,6 +35,10 @@ type Service struct {
 	// settleKick wakes settleLoop when a layout change is made pending.
 	settleKick chan struct{}
 	wg         sync.WaitGroup
+	// chanChanged is closed at the next change to a channel (see
+	// ChannelChanges); chanMu guards it.
+	chanMu      sync.Mutex
+	chanChanged chan struct{}
 }
 
 // streamMeta is what is persisted for a stream.
@@ -56,6 +60,8 @@ type streamMeta struct {
 	ShardLevelMetrics []string `json:"shardLevelMetrics,omitempty"`
 	// Consumers are the registered enhanced fan-out consumers.
 	Consumers []ConsumerMeta `json:"consumers,omitempty"`
+	// Channels are the channels delivering the stream (see channels.go).
+	Channels []ChannelMeta `json:"channels,omitempty"`
 	// WarmThroughputMiBps is an on-demand stream's warm throughput (see
 	// SetWarmThroughput); 0 when none was set.
 	WarmThroughputMiBps int `json:"warmThroughputMiBps,omitempty"`

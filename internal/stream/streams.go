@@ -159,7 +159,8 @@ func (s *Service) updateMeta(ctx context.Context, name string, fn func(m *stream
 }
 
 // DeleteStream deletes a stream and its records. A stream with registered
-// consumers is deleted only with enforceConsumerDeletion, as on Kinesis.
+// consumers is deleted only with enforceConsumerDeletion, as on Kinesis;
+// one with channels is not deleted until they are.
 func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumerDeletion bool) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
@@ -167,6 +168,9 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 	st, err := s.lookup(name)
 	if err == nil && !enforceConsumerDeletion && len(st.meta.Consumers) > 0 {
 		err = newError(ErrInUse, "Stream %s under account %s has registered consumers. Deregister them, or delete the stream with EnforceConsumerDeletion.", name, s.cfg.AccountID)
+	}
+	if err == nil && len(st.meta.Channels) > 0 {
+		err = newError(ErrInUse, "Stream %s under account %s has channels (%s). Delete them first (DeleteChannel).", name, s.cfg.AccountID, st.meta.Channels[0].Name)
 	}
 	if err == nil {
 		if s.cfg.TransitionDelay > 0 {
