@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runnel-dev/runnel/internal/handler"
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
@@ -110,9 +111,7 @@ func (e *env) invoke(ctx context.Context, file, name, eventFile string, data []s
 	var raw []byte
 	var resp *lambda.Response
 	var ierr error
-	if rh, ok := h.(interface {
-		InvokeRaw(context.Context, *lambda.KinesisEvent) ([]byte, *lambda.Response, error)
-	}); ok {
+	if rh, ok := h.(handler.RawInvoker); ok {
 		raw, resp, ierr = rh.InvokeRaw(ictx, event)
 	} else {
 		resp, ierr = h.Invoke(ictx, event)

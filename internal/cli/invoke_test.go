@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +16,7 @@ import (
 
 // invokeFixture writes a pipelines file with a pipeline of each handler
 // kind, and the functions they run, into a new directory.
-func invokeFixture(t *testing.T) string {
+func invokeFixture(t *testing.T, hookURL string) string {
 	t.Helper()
 	for _, p := range []string{"node", "python3"} {
 		if _, err := exec.LookPath(p); err != nil {
@@ -58,7 +60,10 @@ pipelines:
   - name: printer
     source: clicks
     handler: {type: builtin, name: log}
-`, script))
+  - name: hook
+    source: clicks
+    handler: {type: http, url: %q}
+`, script, hookURL))
 	return dir
 }
 
@@ -76,7 +81,13 @@ func responseOf(t *testing.T, stdout string) map[string]any {
 
 func TestInvoke(t *testing.T) {
 	t.Parallel()
-	dir := invokeFixture(t)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ Records []json.RawMessage }
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		fmt.Fprintf(w, `{"batchItemFailures": [], "seen": %d}`, len(ev.Records))
+	}))
+	t.Cleanup(hook.Close)
+	dir := invokeFixture(t, hook.URL)
 	cfg := filepath.Join(dir, "pipelines.yaml")
 
 	t.Run("sample event", func(t *testing.T) {
@@ -138,11 +149,17 @@ func TestInvoke(t *testing.T) {
 		require.Contains(t, stdout, `"data":"hello"`, "the log processor printed the record")
 		require.Equal(t, map[string]any{}, responseOf(t, stdout))
 	})
+	t.Run("http", func(t *testing.T) {
+		t.Parallel()
+		code, stdout, stderr := runCLI(t, "invoke", "hook", "--config", cfg, "--data", "a", "--data", "b")
+		require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+		require.EqualValues(t, 2, responseOf(t, stdout)["seen"], "the endpoint's answer as it wrote it")
+	})
 	t.Run("unknown pipeline", func(t *testing.T) {
 		t.Parallel()
 		code, _, stderr := runCLI(t, "invoke", "nope", "--config", cfg)
 		require.Equal(t, exitUsage, code)
-		require.Contains(t, stderr, `declares no pipeline "nope"; its pipelines: [node-fn python-fn command printer]`)
+		require.Contains(t, stderr, `declares no pipeline "nope"; its pipelines: [node-fn python-fn command printer hook]`)
 	})
 	t.Run("bad event", func(t *testing.T) {
 		t.Parallel()

@@ -170,7 +170,16 @@ type Command struct {
 	closed    chan struct{}
 }
 
-var _ lambda.Handler = (*Command)(nil)
+var (
+	_ lambda.Handler = (*Command)(nil)
+	_ RawInvoker     = (*Command)(nil)
+)
+
+// RawInvoker is a handler that can also give its response as the function
+// wrote it, for showing it to a person (runnel invoke).
+type RawInvoker interface {
+	InvokeRaw(ctx context.Context, event *lambda.KinesisEvent) (raw []byte, resp *lambda.Response, err error)
+}
 
 // slot is one process position of the pool. Only the invocation holding
 // the slot (taken from Command.slots) touches it.

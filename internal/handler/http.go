@@ -42,7 +42,10 @@ type HTTP struct {
 	cfg HTTPConfig
 }
 
-var _ lambda.Handler = (*HTTP)(nil)
+var (
+	_ lambda.Handler = (*HTTP)(nil)
+	_ RawInvoker     = (*HTTP)(nil)
+)
 
 // NewHTTP validates cfg and returns the handler.
 func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
@@ -70,15 +73,22 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 
 // Invoke POSTs event and parses the response.
 func (h *HTTP) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.Response, error) {
+	_, resp, err := h.InvokeRaw(ctx, event)
+	return resp, err
+}
+
+// InvokeRaw is Invoke that also returns the response body (nil when there
+// was no 2xx answer), including when it is a function error.
+func (h *HTTP) InvokeRaw(ctx context.Context, event *lambda.KinesisEvent) ([]byte, *lambda.Response, error) {
 	body, err := json.Marshal(event)
 	if err != nil {
-		return nil, fmt.Errorf("encoding event: %w", err)
+		return nil, nil, fmt.Errorf("encoding event: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("http handler: %w", err)
+		return nil, nil, fmt.Errorf("http handler: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range h.cfg.Headers {
@@ -86,37 +96,37 @@ func (h *HTTP) Invoke(ctx context.Context, event *lambda.KinesisEvent) (*lambda.
 	}
 	res, err := h.cfg.Client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("http handler: %w", err)
+		return nil, nil, fmt.Errorf("http handler: %w", err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, h.cfg.MaxResponseBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("http handler: reading response from %s: %w", h.cfg.URL, err)
+		return nil, nil, fmt.Errorf("http handler: reading response from %s: %w", h.cfg.URL, err)
 	}
 	if res.StatusCode < 200 || res.StatusCode > 299 {
-		return nil, fmt.Errorf("http handler: %s answered %s: %s", h.cfg.URL, res.Status, excerpt(raw))
+		return raw, nil, fmt.Errorf("http handler: %s answered %s: %s", h.cfg.URL, res.Status, excerpt(raw))
 	}
 	if int64(len(raw)) > h.cfg.MaxResponseBytes {
-		return nil, fmt.Errorf("http handler: response from %s is longer than %d bytes", h.cfg.URL, h.cfg.MaxResponseBytes)
+		return nil, nil, fmt.Errorf("http handler: response from %s is longer than %d bytes", h.cfg.URL, h.cfg.MaxResponseBytes)
 	}
 	if res.Header.Get("X-Amz-Function-Error") != "" {
 		ferr := functionError(raw)
 		if ferr == nil {
 			ferr = &FunctionError{Type: res.Header.Get("X-Amz-Function-Error"), Message: excerpt(raw)}
 		}
-		return nil, fmt.Errorf("http handler: %w", ferr)
+		return raw, nil, fmt.Errorf("http handler: %w", ferr)
 	}
 	if ferr := functionError(raw); ferr != nil {
-		return nil, fmt.Errorf("http handler: %w", ferr)
+		return raw, nil, fmt.Errorf("http handler: %w", ferr)
 	}
 	resp, err := lambda.ParseResponse(raw)
 	if err == nil {
 		err = lambda.CheckResponse(event, resp)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("http handler: response from %s: %w", h.cfg.URL, err)
+		return raw, nil, fmt.Errorf("http handler: response from %s: %w", h.cfg.URL, err)
 	}
-	return resp, nil
+	return raw, resp, nil
 }
 
 // excerpt returns at most the first 200 bytes of b as text.

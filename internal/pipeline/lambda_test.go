@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,4 +172,95 @@ func plainItems(t *testing.T, items []map[string]types.AttributeValue) []map[str
 		out = append(out, m)
 	}
 	return out
+}
+
+// TestPythonFunctionReachesRunnel runs a Python function whose boto3
+// Kinesis client finds runnel's server through AWS_ENDPOINT_URL_KINESIS
+// and the credentials runnel run hands it, and checks that what it put
+// into another stream is each record upper-cased.
+func TestPythonFunctionReachesRunnel(t *testing.T) {
+	t.Parallel()
+	needProgram(t, "python3")
+	site, _ := filepath.Glob(filepath.Join(testserver.PyClients(), "lib", "python3*", "site-packages", "boto3"))
+	if len(site) == 0 {
+		if os.Getenv("RUNNEL_INTEGRATION") == "required" {
+			t.Fatal("boto3 not found in the Python clients (see .ci/run) and RUNNEL_INTEGRATION=required")
+		}
+		t.Skip("boto3 not found in the Python clients (see .ci/run)")
+	}
+	srv := kinesistest.Start(t)
+	client := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fn, err := filepath.Abs("testdata/lambda-python")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	yml := []byte(`streams:
+  - {name: lower, shards: 2}
+  - {name: upper, shards: 1}
+pipelines:
+  - name: upcase
+    source: lower
+    batchSize: 20
+    handler:
+      runtime: python3.11
+      handler: forward.handler
+      dir: ` + fn + `
+      env: {TARGET_STREAM: upper, PYTHONPATH: ` + filepath.Dir(site[0]) + `}
+`)
+	cfg, err := Parse(filepath.Join(dir, "pipelines.yaml"), yml, testBuiltins)
+	require.NoError(t, err)
+	r, err := New(ctx, cfg, Options{
+		Kinesis:     client,
+		StateDir:    filepath.Join(dir, "state"),
+		Logger:      slog.New(slog.NewTextHandler(testLog{t}, nil)),
+		FunctionEnv: FunctionEnv(ctx, client.Options(), func(string) string { return "" }, slog.New(slog.DiscardHandler)),
+		Tune: func(c *consumer.Config) {
+			c.PollInterval = 20 * time.Millisecond
+			c.TakeInterval = 100 * time.Millisecond
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.EnsureStreams(ctx))
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(runCtx) }()
+	defer func() {
+		stop()
+		require.NoError(t, <-ran)
+	}()
+
+	want := map[string]int{}
+	for i := range 50 {
+		data := fmt.Sprintf("reading-%d-of-unicorn", i)
+		want[strings.ToUpper(data)]++
+		_, err := client.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("lower"), PartitionKey: aws.String(fmt.Sprint(i % 7)), Data: []byte(data)})
+		require.NoError(t, err)
+	}
+	it, err := client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String("upper"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon,
+	})
+	require.NoError(t, err)
+	iter := it.ShardIterator
+	got := map[string]int{}
+	n := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for n < 50 {
+		require.False(t, time.Now().After(deadline), "%d of 50 records in the upper stream", n)
+		out, err := client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+		require.NoError(t, err)
+		for _, rec := range out.Records {
+			got[string(rec.Data)]++
+			n++
+		}
+		iter = out.NextShardIterator
+		if len(out.Records) == 0 {
+			<-time.After(50 * time.Millisecond)
+		}
+	}
+	// At least once: a retried batch may put a record twice, never lose one.
+	for data := range want {
+		require.Positive(t, got[data], "%s not forwarded", data)
+	}
+	require.Len(t, got, len(want), "only the upper-cased records")
 }
