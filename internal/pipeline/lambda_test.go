@@ -70,26 +70,7 @@ func TestWildRydesFunctionUnchanged(t *testing.T) {
 	env := FunctionEnv(ctx, client.Options(), func(string) string { return "" }, slog.New(slog.DiscardHandler))
 	require.Contains(t, env, "AWS_ENDPOINT_URL_KINESIS="+srv.URL)
 	env = append(env, "NODE_PATH="+sdk)
-	dir := t.TempDir()
-	r, err := New(ctx, cfg, Options{
-		Kinesis:     client,
-		StateDir:    filepath.Join(dir, "state"),
-		Logger:      slog.New(slog.NewTextHandler(testLog{t}, nil)),
-		FunctionEnv: env,
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-		},
-	})
-	require.NoError(t, err)
-	require.NoError(t, r.EnsureStreams(ctx))
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- r.Run(runCtx) }()
-	defer func() {
-		stop()
-		require.NoError(t, <-ran)
-	}()
+	r := runFunctions(ctx, t, client, cfg, env)
 
 	// Readings as the Wild Rydes producer sends them: one per unicorn per
 	// second.
@@ -174,6 +155,33 @@ func plainItems(t *testing.T, items []map[string]types.AttributeValue) []map[str
 	return out
 }
 
+// runFunctions runs cfg's pipelines against client, with env as the
+// handlers' FunctionEnv and state in a temporary directory, until the test
+// ends; they must then stop cleanly.
+func runFunctions(ctx context.Context, t *testing.T, client Client, cfg *Config, env []string) *Runner {
+	t.Helper()
+	r, err := New(ctx, cfg, Options{
+		Kinesis:     client,
+		StateDir:    filepath.Join(t.TempDir(), "state"),
+		Logger:      slog.New(slog.NewTextHandler(testLog{t}, nil)),
+		FunctionEnv: env,
+		Tune: func(c *consumer.Config) {
+			c.PollInterval = 20 * time.Millisecond
+			c.TakeInterval = 100 * time.Millisecond
+		},
+	})
+	require.NoError(t, err)
+	require.NoError(t, r.EnsureStreams(ctx))
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	ran := make(chan error, 1)
+	go func() { ran <- r.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		require.NoError(t, <-ran)
+	})
+	return r
+}
+
 // TestPythonFunctionReachesRunnel runs a Python function whose boto3
 // Kinesis client finds runnel's server through AWS_ENDPOINT_URL_KINESIS
 // and the credentials runnel run hands it, and checks that what it put
@@ -210,25 +218,7 @@ pipelines:
 `)
 	cfg, err := Parse(filepath.Join(dir, "pipelines.yaml"), yml, testBuiltins)
 	require.NoError(t, err)
-	r, err := New(ctx, cfg, Options{
-		Kinesis:     client,
-		StateDir:    filepath.Join(dir, "state"),
-		Logger:      slog.New(slog.NewTextHandler(testLog{t}, nil)),
-		FunctionEnv: FunctionEnv(ctx, client.Options(), func(string) string { return "" }, slog.New(slog.DiscardHandler)),
-		Tune: func(c *consumer.Config) {
-			c.PollInterval = 20 * time.Millisecond
-			c.TakeInterval = 100 * time.Millisecond
-		},
-	})
-	require.NoError(t, err)
-	require.NoError(t, r.EnsureStreams(ctx))
-	runCtx, stop := context.WithCancel(ctx)
-	ran := make(chan error, 1)
-	go func() { ran <- r.Run(runCtx) }()
-	defer func() {
-		stop()
-		require.NoError(t, <-ran)
-	}()
+	runFunctions(ctx, t, client, cfg, FunctionEnv(ctx, client.Options(), func(string) string { return "" }, slog.New(slog.DiscardHandler)))
 
 	want := map[string]int{}
 	for i := range 50 {
