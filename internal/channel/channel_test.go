@@ -267,6 +267,24 @@ func TestChannelToS3(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, list.ChannelSummaries)
 
+	// Tags: those given at creation, then TagResource and UntagResource.
+	tags := func() map[string]string {
+		out, err := kc.ListTagsForResource(ctx, &kinesis.ListTagsForResourceInput{ResourceARN: aws.String(arn)})
+		require.NoError(t, err)
+		m := map[string]string{}
+		for _, tg := range out.Tags {
+			m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+		}
+		return m
+	}
+	require.Equal(t, map[string]string{"team": "data"}, tags())
+	_, err = kc.TagResource(ctx, &kinesis.TagResourceInput{ResourceARN: aws.String(arn), Tags: map[string]string{"env": "test"}})
+	require.NoError(t, err)
+	_, err = kc.UntagResource(ctx, &kinesis.UntagResourceInput{ResourceARN: aws.String(arn), TagKeys: []string{"team"}})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"env": "test"}, tags())
+	require.Equal(t, types.ChannelStatusActive, waitStatus(t, kc, arn, types.ChannelStatusActive).ChannelStatus, "tagging changes no status")
+
 	// Update: UPDATING, then ACTIVE with the new freshness.
 	up, err := kc.UpdateChannel(ctx, &kinesis.UpdateChannelInput{ChannelARN: aws.String(arn),
 		S3DestinationConfiguration: &types.S3DestinationUpdateInput{DataFreshnessInSeconds: aws.Int32(600)}})

@@ -25,6 +25,8 @@ type channelsEngine interface {
 	Channels() []stream.Channel
 	UpdateChannel(ctx context.Context, arn string, fn func(*stream.ChannelConfig)) (stream.Channel, error)
 	DeleteChannel(ctx context.Context, arn string) error
+	AddChannelTags(ctx context.Context, arn string, tags map[string]string) error
+	RemoveChannelTags(ctx context.Context, arn string, keys []string) error
 }
 
 var _ channelsEngine = (*stream.Service)(nil)
@@ -66,13 +68,14 @@ const (
 )
 
 var (
-	channelNameRule = strRule{min: 1, max: maxChannelNameLen, pattern: namePattern, patternText: namePatternText}
-	channelARNRule  = strRule{required: true, min: 1, max: maxARNLen, pattern: regexp.MustCompile(`^` + channelARNText + `$`), patternText: channelARNText}
-	roleARNRule     = strRule{required: true, min: 1, max: maxARNLen, pattern: regexp.MustCompile(`^` + roleARNText + `$`), patternText: roleARNText}
-	bucketARNRule   = strRule{required: true, min: 1, max: maxARNLen, pattern: regexp.MustCompile(`^` + bucketARNText + `$`), patternText: bucketARNText}
-	accountIDRule   = strRule{required: true, min: 12, max: 12, pattern: regexp.MustCompile(`^` + accountIDText + `$`), patternText: accountIDText}
-	templateRule    = strRule{min: 1, max: maxTemplateLen}
-	logNameRule     = strRule{min: 1, max: maxLogNameLen}
+	channelNameRule   = strRule{min: 1, max: maxChannelNameLen, pattern: namePattern, patternText: namePatternText}
+	channelARNPattern = regexp.MustCompile(`^` + channelARNText + `$`)
+	channelARNRule    = strRule{required: true, min: 1, max: maxARNLen, pattern: channelARNPattern, patternText: channelARNText}
+	roleARNRule       = strRule{required: true, min: 1, max: maxARNLen, pattern: regexp.MustCompile(`^` + roleARNText + `$`), patternText: roleARNText}
+	bucketARNRule     = strRule{required: true, min: 1, max: maxARNLen, pattern: regexp.MustCompile(`^` + bucketARNText + `$`), patternText: bucketARNText}
+	accountIDRule     = strRule{required: true, min: 12, max: 12, pattern: regexp.MustCompile(`^` + accountIDText + `$`), patternText: accountIDText}
+	templateRule      = strRule{min: 1, max: maxTemplateLen}
+	logNameRule       = strRule{min: 1, max: maxLogNameLen}
 )
 
 // Request shapes.

@@ -276,9 +276,22 @@ func recordDistribution(d *stream.Description) string {
 // resourceStream resolves a ResourceARN to the stream it names.
 func (h *Handler) resourceStream(arn string) (string, error) {
 	if !arnPattern.MatchString(arn) || consumerARNPattern.MatchString(arn) {
-		return "", invalidArgument("Resource %s is not a stream ARN; runnel tags streams only.", arn)
+		return "", invalidArgument("Resource %s is not a stream ARN; runnel tags streams and channels only.", arn)
 	}
 	return h.svc.NameFromARN(arn)
+}
+
+// resourceTags returns the tags of the stream or channel arn names.
+func (h *Handler) resourceTags(arn string) (map[string]string, error) {
+	if channelARNPattern.MatchString(arn) {
+		c, err := h.svc.ChannelByARN(arn)
+		return c.Config.Tags, err
+	}
+	name, err := h.resourceStream(arn)
+	if err != nil {
+		return nil, err
+	}
+	return h.svc.Tags(name)
 }
 
 var consumerARNPattern = regexp.MustCompile(`:stream/[^/]+/consumer/`)
@@ -299,6 +312,9 @@ func (r *tagResourceRequest) validate() error {
 }
 
 func (h *Handler) tagResource(ctx context.Context, r *tagResourceRequest) (any, error) {
+	if channelARNPattern.MatchString(*r.ResourceARN) {
+		return nil, h.svc.AddChannelTags(ctx, *r.ResourceARN, r.Tags)
+	}
 	name, err := h.resourceStream(*r.ResourceARN)
 	if err != nil {
 		return nil, err
@@ -322,6 +338,9 @@ func (r *untagResourceRequest) validate() error {
 }
 
 func (h *Handler) untagResource(ctx context.Context, r *untagResourceRequest) (any, error) {
+	if channelARNPattern.MatchString(*r.ResourceARN) {
+		return nil, h.svc.RemoveChannelTags(ctx, *r.ResourceARN, r.TagKeys)
+	}
 	name, err := h.resourceStream(*r.ResourceARN)
 	if err != nil {
 		return nil, err
@@ -340,11 +359,7 @@ func (r *listTagsForResourceRequest) validate() error {
 }
 
 func (h *Handler) listTagsForResource(_ context.Context, r *listTagsForResourceRequest) (any, error) {
-	name, err := h.resourceStream(*r.ResourceARN)
-	if err != nil {
-		return nil, err
-	}
-	tags, err := h.svc.Tags(name)
+	tags, err := h.resourceTags(*r.ResourceARN)
 	if err != nil {
 		return nil, err
 	}

@@ -327,3 +327,33 @@ func (s *Service) channelsChanged() {
 		s.chanChanged = nil
 	}
 }
+
+// AddChannelTags adds or overwrites a channel's tags (TagResource);
+// ErrInvalidArgument past MaxTagsPerStream.
+func (s *Service) AddChannelTags(ctx context.Context, arn string, tags map[string]string) error {
+	_, err := s.updateChannel(ctx, arn, func(c *ChannelMeta) error {
+		merged := maps.Clone(c.Config.Tags)
+		if merged == nil {
+			merged = map[string]string{}
+		}
+		maps.Copy(merged, tags)
+		if len(merged) > MaxTagsPerStream {
+			return newError(ErrInvalidArgument, "Failed to add tags to channel %s under account %s because a given channel cannot have more than %d tags associated with it.", c.Name, s.cfg.AccountID, MaxTagsPerStream)
+		}
+		c.Config.Tags = merged
+		return nil
+	})
+	return err
+}
+
+// RemoveChannelTags removes a channel's tags with the given keys
+// (UntagResource); absent keys are ignored.
+func (s *Service) RemoveChannelTags(ctx context.Context, arn string, keys []string) error {
+	_, err := s.updateChannel(ctx, arn, func(c *ChannelMeta) error {
+		for _, k := range keys {
+			delete(c.Config.Tags, k)
+		}
+		return nil
+	})
+	return err
+}
