@@ -4,7 +4,7 @@
 # `runnel bench` client measures each.
 #
 #   docs/bench.sh compare   runnel (and RUNNEL_BASE, an older runnel binary,
-#                           when set) against kinesalite, one after the other
+#                           when set) against kinesalite, taking turns
 #   docs/bench.sh scale     runnel at 1, 16, 256 and 1000 shards, and at
 #                           100 B, 10 KiB and 1 MiB (less the key) records, with the
 #                           server's memory and open files after each run
@@ -14,6 +14,7 @@
 # Environment: RUNNEL (default: built from this tree), RUNNEL_BASE,
 # KINESALITE (default ~/.cache/runnel/kinesalite, where `npm install
 # --prefix DIR kinesalite` puts it), TOTAL (records a run, default 200000),
+# ROUNDS (compare's turns, default 3),
 # RESTART_RECORDS (default 1000000). Output is one Markdown table row a run.
 set -euo pipefail
 
@@ -43,7 +44,7 @@ start_runnel() {
 	pids+=("$pid")
 	url=""
 	for _ in $(seq 600); do
-		url="$(grep -o 'url=http://[^ ]*' "$log" | head -1 | cut -d= -f2 || true)"
+		url="$(grep -o 'url=http://[^ ]*' "$log" 2>/dev/null | head -1 | cut -d= -f2 || true)"
 		[ -n "$url" ] && curl -fs -o /dev/null "$url/readyz" && return 0
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -108,19 +109,27 @@ usage() {
 
 case "$mode" in
 compare)
+	# Rows: $total records in PutRecords of 500 from 4 clients into 4
+	# shards, then 2000 single-record calls from one client (put p99 is the
+	# latency of one record). The servers take turns, ROUNDS times (default
+	# 3), so a change in the machine's load touches them alike.
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
-	header "server ($total records, 4 shards, 100 B, 500 a call, 4 clients)" "" ""
-	start_runnel "$runnel" "$work/data-runnel"
-	bench "runnel" "" --total "$total"
-	stop "$pid"
-	if [ -n "${RUNNEL_BASE:-}" ]; then
-		start_runnel "$RUNNEL_BASE" "$work/data-base"
-		bench "runnel (RUNNEL_BASE)" "" --total "$total"
-		stop "$pid"
-	fi
-	start_kinesalite
-	bench "kinesalite" "" --total "$total"
-	stop "$pid"
+	header "server, run" "" ""
+	for round in $(seq "${ROUNDS:-3}"); do
+		for server in runnel base kinesalite; do
+			case "$server" in
+			runnel) start_runnel "$runnel" "$work/data-$round-runnel" ;;
+			base)
+				[ -n "${RUNNEL_BASE:-}" ] || continue
+				start_runnel "$RUNNEL_BASE" "$work/data-$round-base"
+				;;
+			kinesalite) start_kinesalite ;;
+			esac
+			bench "$server, 500 a call" "" --total "$total"
+			bench "$server, 1 a call" "" --total 2000 --shards 1 --clients 1 --records-per-call 1
+			stop "$pid"
+		done
+	done
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	;;
 scale)
