@@ -4,7 +4,7 @@
 # `runnel bench` client measures each.
 #
 #   docs/bench.sh compare   runnel (and RUNNEL_BASE, an older runnel binary,
-#                           when set) against kinesalite, taking turns
+#                           when set) against kinesalite, side by side
 #   docs/bench.sh scale     runnel at 1, 16, 256 and 1000 shards, and at
 #                           100 B, 10 KiB and 1 MiB (less the key) records, with the
 #                           server's memory and open files after each run
@@ -111,23 +111,27 @@ case "$mode" in
 compare)
 	# Rows: $total records in PutRecords of 500 from 4 clients into 4
 	# shards, then 2000 single-record calls from one client (put p99 is the
-	# latency of one record). The servers take turns, ROUNDS times (default
-	# 3), so a change in the machine's load touches them alike.
+	# latency of one record). The servers run side by side and are measured
+	# in turn, ROUNDS times (default 3), so a change in the machine's load
+	# touches them alike.
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+	servers=(runnel)
+	start_runnel "$runnel" "$work/data-runnel"
+	urls=("$url")
+	if [ -n "${RUNNEL_BASE:-}" ]; then
+		start_runnel "$RUNNEL_BASE" "$work/data-base"
+		servers+=(base)
+		urls+=("$url")
+	fi
+	start_kinesalite
+	servers+=(kinesalite)
+	urls+=("$url")
 	header "server, run" "" ""
-	for round in $(seq "${ROUNDS:-3}"); do
-		for server in runnel base kinesalite; do
-			case "$server" in
-			runnel) start_runnel "$runnel" "$work/data-$round-runnel" ;;
-			base)
-				[ -n "${RUNNEL_BASE:-}" ] || continue
-				start_runnel "$RUNNEL_BASE" "$work/data-$round-base"
-				;;
-			kinesalite) start_kinesalite ;;
-			esac
-			bench "$server, 500 a call" "" --total "$total"
-			bench "$server, 1 a call" "" --total 2000 --shards 1 --clients 1 --records-per-call 1
-			stop "$pid"
+	for _ in $(seq "${ROUNDS:-3}"); do
+		for i in "${!servers[@]}"; do
+			url="${urls[$i]}"
+			bench "${servers[$i]}, 500 a call" "" --total "$total"
+			bench "${servers[$i]}, 1 a call" "" --total 2000 --shards 1 --clients 1 --records-per-call 1
 		done
 	done
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
