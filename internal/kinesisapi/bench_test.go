@@ -98,3 +98,15 @@ func BenchmarkGetRecordsHandler(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "records/s")
 }
+
+// BenchmarkPutRecordsOneHandler serves PutRecords of one record of 100
+// bytes, one call at a time: the latency of a single record, fsync
+// included.
+func BenchmarkPutRecordsOneHandler(b *testing.B) {
+	h := benchHandler(b, 1)
+	body := putRecordsBody(b, 1, 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		call(b, h, "PutRecords", body)
+	}
+}
