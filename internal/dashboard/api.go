@@ -74,17 +74,26 @@ func (d *Dashboard) handleStreams(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) handleStream(w http.ResponseWriter, r *http.Request) {
+	if desc := d.readableStream(w, r); desc != nil {
+		writeJSON(w, http.StatusOK, streamInfo(desc))
+	}
+}
+
+// readableStream describes the stream the request's path names when the
+// request's key may read it; otherwise it answers 403 or 404 and returns
+// nil.
+func (d *Dashboard) readableStream(w http.ResponseWriter, r *http.Request) *stream.Description {
 	name := r.PathValue("name")
 	if !allowsRead(r.Context(), name) {
 		writeError(w, http.StatusForbidden, "this access key may not read stream "+name)
-		return
+		return nil
 	}
 	desc, err := d.cfg.Engine.Describe(name)
 	if err != nil {
 		writeError(w, http.StatusNotFound, "stream "+name+" not found")
-		return
+		return nil
 	}
-	writeJSON(w, http.StatusOK, streamInfo(desc))
+	return desc
 }
 
 // rates keeps the last samples of every stream's totals, for rates and
@@ -97,25 +106,37 @@ type rates struct {
 
 type rateSample struct {
 	t       time.Time
-	streams map[string]totals
+	streams map[string]Totals
 }
 
-type totals struct{ recordsIn, bytesIn, recordsOut, bytesOut, throttled int64 }
+// Totals are a stream's counters since the server started, summed over
+// its shards.
+type Totals struct {
+	RecordsIn  int64 `json:"recordsIn"`
+	BytesIn    int64 `json:"bytesIn"`
+	RecordsOut int64 `json:"recordsOut"`
+	BytesOut   int64 `json:"bytesOut"`
+	Throttled  int64 `json:"throttled"`
+}
+
+func sumShards(shards []stream.ShardStats) Totals {
+	var t Totals
+	for _, sh := range shards {
+		t.RecordsIn += sh.RecordsIn
+		t.BytesIn += sh.BytesIn
+		t.RecordsOut += sh.RecordsOut
+		t.BytesOut += sh.BytesOut
+		t.Throttled += sh.Throttled
+	}
+	return t
+}
 
 func newRates(max int) *rates { return &rates{max: max} }
 
 func (r *rates) sample(now time.Time, stats []stream.StreamStats) {
-	s := rateSample{t: now, streams: make(map[string]totals, len(stats))}
+	s := rateSample{t: now, streams: make(map[string]Totals, len(stats))}
 	for _, st := range stats {
-		var t totals
-		for _, sh := range st.Shards {
-			t.recordsIn += sh.RecordsIn
-			t.bytesIn += sh.BytesIn
-			t.recordsOut += sh.RecordsOut
-			t.bytesOut += sh.BytesOut
-			t.throttled += sh.Throttled
-		}
-		s.streams[st.Name] = t
+		s.streams[st.Name] = sumShards(st.Shards)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -135,12 +156,12 @@ type Rate struct {
 	Throttled  float64 `json:"throttled"`
 }
 
-func rateBetween(a, b totals, secs float64) Rate {
+func rateBetween(a, b Totals, secs float64) Rate {
 	pos := func(x int64) float64 { return max(0, float64(x)) / secs }
 	return Rate{
-		RecordsIn: pos(b.recordsIn - a.recordsIn), BytesIn: pos(b.bytesIn - a.bytesIn),
-		RecordsOut: pos(b.recordsOut - a.recordsOut), BytesOut: pos(b.bytesOut - a.bytesOut),
-		Throttled: pos(b.throttled - a.throttled),
+		RecordsIn: pos(b.RecordsIn - a.RecordsIn), BytesIn: pos(b.BytesIn - a.BytesIn),
+		RecordsOut: pos(b.RecordsOut - a.RecordsOut), BytesOut: pos(b.BytesOut - a.BytesOut),
+		Throttled: pos(b.Throttled - a.Throttled),
 	}
 }
 
@@ -196,14 +217,10 @@ func (r *rates) current() (map[string]Rate, History) {
 // StreamStats is one stream in /api/stats: its shards' counters since the
 // server started, their sum, and the current rate.
 type StreamStats struct {
-	Name       string              `json:"name"`
-	RecordsIn  int64               `json:"recordsIn"`
-	BytesIn    int64               `json:"bytesIn"`
-	RecordsOut int64               `json:"recordsOut"`
-	BytesOut   int64               `json:"bytesOut"`
-	Throttled  int64               `json:"throttled"`
-	Rate       Rate                `json:"rate"`
-	Shards     []stream.ShardStats `json:"shards"`
+	Name string `json:"name"`
+	Totals
+	Rate   Rate                `json:"rate"`
+	Shards []stream.ShardStats `json:"shards"`
 }
 
 // StatsAnswer is the answer of /api/stats.
@@ -225,15 +242,7 @@ func (d *Dashboard) handleStats(w http.ResponseWriter, r *http.Request) {
 		if !allowsRead(r.Context(), st.Name) {
 			continue
 		}
-		s := StreamStats{Name: st.Name, Rate: cur[st.Name], Shards: st.Shards}
-		for _, sh := range st.Shards {
-			s.RecordsIn += sh.RecordsIn
-			s.BytesIn += sh.BytesIn
-			s.RecordsOut += sh.RecordsOut
-			s.BytesOut += sh.BytesOut
-			s.Throttled += sh.Throttled
-		}
-		ans.Streams = append(ans.Streams, s)
+		ans.Streams = append(ans.Streams, StreamStats{Name: st.Name, Totals: sumShards(st.Shards), Rate: cur[st.Name], Shards: st.Shards})
 	}
 	for name := range hist.Streams {
 		if !allowsRead(r.Context(), name) {

@@ -76,11 +76,11 @@ func decodeRecord(shard string, rec stream.Record) TailRecord {
 //
 // Children of a shard that closes are followed.
 func (d *Dashboard) handleTail(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if !allowsRead(r.Context(), name) {
-		writeError(w, http.StatusForbidden, "this access key may not read stream "+name)
+	desc := d.readableStream(w, r)
+	if desc == nil {
 		return
 	}
+	name := desc.Name
 	spec := stream.IteratorSpec{Type: stream.Latest}
 	switch r.URL.Query().Get("from") {
 	case "", "latest":
@@ -88,11 +88,6 @@ func (d *Dashboard) handleTail(w http.ResponseWriter, r *http.Request) {
 		spec.Type = stream.TrimHorizon
 	default:
 		writeError(w, http.StatusBadRequest, `from: want "latest" or "trim_horizon"`)
-		return
-	}
-	desc, err := d.cfg.Engine.Describe(name)
-	if err != nil {
-		writeError(w, http.StatusNotFound, "stream "+name+" not found")
 		return
 	}
 	rc := http.NewResponseController(w)
