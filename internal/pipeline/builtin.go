@@ -27,8 +27,9 @@ type Builtin struct {
 	// Options declares the processor's options (an *options.Spec); nil
 	// takes none.
 	Options OptionsSpec
-	// New builds the processor for one pipeline.
-	New func(env BuiltinEnv) (lambda.Handler, error)
+	// New builds the processor for one pipeline. ctx bounds the setup
+	// (connecting, creating clients) only, not the processor's lifetime.
+	New func(ctx context.Context, env BuiltinEnv) (lambda.Handler, error)
 }
 
 // BuiltinEnv is what a built-in processor is built with.
@@ -98,12 +99,12 @@ var errNoOptions = errors.New("takes no options")
 // Noop is the built-in processor that accepts every batch and does nothing.
 var Noop = Builtin{
 	Doc: "accepts every batch and does nothing (moves the checkpoint; a throughput baseline)",
-	New: func(BuiltinEnv) (lambda.Handler, error) { return handler.Noop, nil },
+	New: func(context.Context, BuiltinEnv) (lambda.Handler, error) { return handler.Noop, nil },
 }
 
 // Log is the built-in processor that prints every record as a JSON line on
 // standard output.
 var Log = Builtin{
 	Doc: "prints every record as a JSON line on standard output",
-	New: func(env BuiltinEnv) (lambda.Handler, error) { return handler.Log(env.Stdout), nil },
+	New: func(_ context.Context, env BuiltinEnv) (lambda.Handler, error) { return handler.Log(env.Stdout), nil },
 }

@@ -51,7 +51,7 @@ func NewHandler(ctx context.Context, cfg *Config, name string, opts Options) (la
 	}
 	r := &Runner{cfg: cfg, opts: opts, log: opts.Logger}
 	logger := r.log.With("pipeline", p.Name)
-	h, closeHandler, err := r.handler(p, logger, rejecter(p, nil, logger))
+	h, closeHandler, err := r.handler(ctx, p, logger, rejecter(p, nil, logger))
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline %s: %w", p.Name, err)
 	}

@@ -58,7 +58,7 @@ func testDynamoDBLeasesShareShards(t *testing.T, inProcess bool) {
 	srv := kinesistest.Start(t)
 	client := srv.Client(t)
 	rec := &recorder{seen: map[string]int{}}
-	builtins := Builtins{"record": {Doc: "records what it sees", New: func(BuiltinEnv) (lambda.Handler, error) { return rec, nil }}}
+	builtins := Builtins{"record": {Doc: "records what it sees", New: func(context.Context, BuiltinEnv) (lambda.Handler, error) { return rec, nil }}}
 
 	src := fmt.Sprintf(`streams:
   - {name: orders, shards: 4}

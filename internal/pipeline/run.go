@@ -176,7 +176,7 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 			cc.OnFailure = &consumer.StreamDestination{W: prod}
 		}
 	}
-	h, closeHandler, err := r.handler(p, logger, rejecter(p, cc.OnFailure, logger))
+	h, closeHandler, err := r.handler(ctx, p, logger, rejecter(p, cc.OnFailure, logger))
 	if err != nil {
 		return nil, err
 	}
@@ -200,7 +200,7 @@ func (r *Runner) build(ctx context.Context, p *Pipeline) (*running, error) {
 }
 
 // handler builds the pipeline's handler and what closes it.
-func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.Context, *lambda.KinesisEventRecord, error) error) (lambda.Handler, func(context.Context) error, error) {
+func (r *Runner) handler(ctx context.Context, p *Pipeline, logger *slog.Logger, reject func(context.Context, *lambda.KinesisEventRecord, error) error) (lambda.Handler, func(context.Context) error, error) {
 	h := p.Handler
 	env := slices.Clone(r.opts.FunctionEnv)
 	for _, k := range slices.Sorted(maps.Keys(h.Env)) {
@@ -258,7 +258,7 @@ func (r *Runner) handler(p *Pipeline, logger *slog.Logger, reject func(context.C
 		if !ok {
 			return nil, nil, fmt.Errorf("unknown built-in processor %q", h.Name)
 		}
-		bh, err := b.New(BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject, StateDir: r.opts.StateDir, Shards: r.openShards(p.Source)})
+		bh, err := b.New(ctx, BuiltinEnv{Pipeline: p.Name, Options: h.Options, Logger: logger, Stdout: r.opts.Stdout, Reject: reject, StateDir: r.opts.StateDir, Shards: r.openShards(p.Source)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("built-in processor %s: %w", h.Name, err)
 		}

@@ -53,12 +53,12 @@ import (
 var Builtin = pipeline.Builtin{
 	Doc:     "buffers records and writes them as newline-delimited objects (gzip optional) to S3 or a directory, under time and partition prefixes, as Kinesis Data Firehose does",
 	Options: Spec,
-	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+	New: func(ctx context.Context, env pipeline.BuiltinEnv) (lambda.Handler, error) {
 		cfg, err := ParseConfig(env.Options, env.Pipeline)
 		if err != nil {
 			return nil, err
 		}
-		return New(context.Background(), cfg, Options{Logger: env.Logger, Pipeline: env.Pipeline})
+		return New(ctx, cfg, Options{Logger: env.Logger, Pipeline: env.Pipeline})
 	},
 }
 

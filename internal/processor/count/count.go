@@ -85,7 +85,7 @@ func NewBuiltin(shared *counterstore.Shared) pipeline.Builtin {
 	return pipeline.Builtin{
 		Doc:     "counts events in Redis (or runnel's own store) by a key built from their fields and time, exactly once per record",
 		Options: checked{Spec},
-		New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+		New: func(_ context.Context, env pipeline.BuiltinEnv) (lambda.Handler, error) {
 			cfg, err := ParseOptions(env.Options)
 			if err != nil {
 				return nil, err

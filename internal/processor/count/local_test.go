@@ -17,7 +17,7 @@ import (
 func newLocalCounter(t *testing.T, shared *counterstore.Shared, stateDir string, options map[string]any) *Counter {
 	t.Helper()
 	rej := &rejected{}
-	h, err := NewBuiltin(shared).New(pipeline.BuiltinEnv{Pipeline: "clicks", Options: options, Reject: rej.reject, StateDir: stateDir})
+	h, err := NewBuiltin(shared).New(t.Context(), pipeline.BuiltinEnv{Pipeline: "clicks", Options: options, Reject: rej.reject, StateDir: stateDir})
 	require.NoError(t, err)
 	lc, ok := h.(*Counter)
 	require.True(t, ok, "handler %T", h)
@@ -94,6 +94,6 @@ func TestCountLocalOptions(t *testing.T) {
 		_, err := ParseOptions(tc.opts)
 		require.ErrorContains(t, err, tc.want)
 	}
-	_, err := NewBuiltin(nil).New(pipeline.BuiltinEnv{Pipeline: "p", Options: map[string]any{"key": "{k}", "store": "local"}, Reject: (&rejected{}).reject})
+	_, err := NewBuiltin(nil).New(t.Context(), pipeline.BuiltinEnv{Pipeline: "p", Options: map[string]any{"key": "{k}", "store": "local"}, Reject: (&rejected{}).reject})
 	require.ErrorContains(t, err, "state directory")
 }

@@ -49,12 +49,12 @@ import (
 var Builtin = pipeline.Builtin{
 	Doc:     "re-puts records into another stream (filtered and reshaped by expressions, optional), keeping per-partition-key order",
 	Options: Spec,
-	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+	New: func(ctx context.Context, env pipeline.BuiltinEnv) (lambda.Handler, error) {
 		cfg, err := ParseConfig(env.Options)
 		if err != nil {
 			return nil, err
 		}
-		client, err := kinesisclient.New(context.Background(), kinesisclient.Options{Endpoint: cfg.Endpoint, Region: cfg.Region})
+		client, err := kinesisclient.New(ctx, kinesisclient.Options{Endpoint: cfg.Endpoint, Region: cfg.Region})
 		if err != nil {
 			return nil, err
 		}

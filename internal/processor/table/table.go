@@ -73,12 +73,12 @@ func (c *Config) Validate() error {
 var Builtin = pipeline.Builtin{
 	Doc:     "writes each event as an item of a DynamoDB table (BatchWriteItem in chunks of 25, UnprocessedItems retried)",
 	Options: Spec,
-	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+	New: func(ctx context.Context, env pipeline.BuiltinEnv) (lambda.Handler, error) {
 		c, err := Spec.DecodeMap(env.Options)
 		if err != nil {
 			return nil, err
 		}
-		api, err := dynamo.NewClient(context.Background(), c.Endpoint, c.Region)
+		api, err := dynamo.NewClient(ctx, c.Endpoint, c.Region)
 		if err != nil {
 			return nil, err
 		}

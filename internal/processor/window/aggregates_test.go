@@ -292,7 +292,7 @@ func TestOutputsToS3RedisAndStream(t *testing.T) {
 				"largest": "max(qty)", "meanAmount": "avg(amount)", "buyers": "distinct(user)"},
 			"output": output,
 		}
-		h, err := window.Builtin.New(pipeline.BuiltinEnv{Options: opts, Pipeline: "w", StateDir: t.TempDir(),
+		h, err := window.Builtin.New(t.Context(), pipeline.BuiltinEnv{Options: opts, Pipeline: "w", StateDir: t.TempDir(),
 			Reject: func(context.Context, *lambda.KinesisEventRecord, error) error { t.Error("rejected"); return nil }})
 		require.NoError(t, err)
 		feed := &shardFeed{shard: "shardId-000000000000"}
@@ -376,7 +376,7 @@ func FuzzAggregateSpec(f *testing.F) {
 			return
 		}
 		opts["stateDir"] = t.TempDir()
-		h, err := window.Builtin.New(pipeline.BuiltinEnv{Options: opts, Pipeline: "p",
+		h, err := window.Builtin.New(t.Context(), pipeline.BuiltinEnv{Options: opts, Pipeline: "p",
 			Reject: func(context.Context, *lambda.KinesisEventRecord, error) error { return nil }})
 		require.NoError(t, err)
 		defer h.(interface{ Close(context.Context) error }).Close(context.Background())

@@ -75,7 +75,7 @@ var ErrMissingField = errors.New("missing field")
 var Builtin = pipeline.Builtin{
 	Doc:     "event-time tumbling or sliding windows grouped by fields (count, sum, min, max, avg, approximate distinct), emitted when they close",
 	Options: Spec,
-	New: func(env pipeline.BuiltinEnv) (lambda.Handler, error) {
+	New: func(ctx context.Context, env pipeline.BuiltinEnv) (lambda.Handler, error) {
 		c, err := Spec.DecodeMap(env.Options)
 		if err != nil {
 			return nil, err
@@ -86,13 +86,13 @@ var Builtin = pipeline.Builtin{
 			}
 			c.StateDir = filepath.Join(env.StateDir, env.Pipeline+".window")
 		}
-		out, err := newOutput(context.Background(), c.Output)
+		out, err := newOutput(ctx, c.Output)
 		if err != nil {
 			return nil, err
 		}
 		p, err := New(c, Env{Output: out, Reject: env.Reject, Logger: env.Logger, Shards: env.Shards})
 		if err != nil {
-			_ = out.Close(context.Background())
+			_ = out.Close(context.WithoutCancel(ctx))
 			return nil, err
 		}
 		p.Start()
