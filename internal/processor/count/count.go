@@ -26,8 +26,8 @@
 //
 // # Exactly once
 //
-// Each batch is applied by one Lua script, atomically: it reads the
-// shard's marker, the position (sequence number and, within a KPL
+// Each batch is applied by one Lua script (sink/redis.Counters),
+// atomically: it reads the shard's marker, the position (sequence number and, within a KPL
 // aggregate, sub-sequence number) of the last record already counted,
 // kept at "<keyPrefix>__applied:<pipeline>:<shardId>". A batch wholly at
 // or before the marker is skipped; a batch wholly after it is counted
@@ -71,6 +71,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
 	"github.com/runnel-dev/runnel/internal/sink"
+	redissink "github.com/runnel-dev/runnel/internal/sink/redis"
 )
 
 // Builtin is the count processor for pipelines.yaml (handler type builtin,
@@ -131,7 +132,7 @@ type Counter struct {
 	pipeline string
 	reject   func(context.Context, *lambda.KinesisEventRecord, error) error
 	logger   *slog.Logger
-	retry    *sink.Retry // writes to Redis
+	counters *redissink.Counters // writes to Redis
 
 	mu       sync.Mutex
 	inFlight map[string]bool // shards with a batch being counted
@@ -214,9 +215,18 @@ func New(cfg Config, pipelineName string, reject func(context.Context, *lambda.K
 	return &Counter{
 		cfg: cfg, tmpl: tmpl, client: client, pipeline: pipelineName,
 		reject: reject, logger: logger,
-		retry:    &sink.Retry{Target: "redis " + cfg.Redis.Addr, Logger: logger},
+		counters: &redissink.Counters{Client: client, Hash: hashKey(cfg), Expire: cfg.Expire,
+			Retry: &sink.Retry{Target: "redis " + cfg.Redis.Addr, Logger: logger}},
 		inFlight: map[string]bool{},
 	}, nil
+}
+
+// hashKey is the hash holding the counters in hash mode, "" in keys mode.
+func hashKey(cfg Config) string {
+	if cfg.Hash == "" {
+		return ""
+	}
+	return cfg.Redis.KeyPrefix + cfg.Hash
 }
 
 // Close closes the connections to Redis, or releases the local store.

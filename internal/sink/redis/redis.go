@@ -1,7 +1,7 @@
-// Package redis is the Redis sink: fields set in a Redis hash, and the
-// sorting of Redis errors into poison and unavailable that every Redis
-// writer of runnel shares (the count processor runs its own script
-// through it).
+// Package redis is the Redis sink: fields set in a Redis hash, counters
+// added exactly once per source position (Counters), and the sorting of
+// Redis errors into poison and unavailable that every Redis writer of
+// runnel shares.
 package redis
 
 import (
