@@ -71,6 +71,19 @@ pipelines:
 	require.Contains(t, stderr, bad+":13:17: pipelines[1].handler.options.redis.adr: unknown option; did you mean addr?")
 	require.Contains(t, stderr, bad+`:14:17: pipelines[1].handler.options.expire: must be a duration such as 24h or 90m, got "soon"`)
 	require.Contains(t, stderr, bad+":15:9: pipelines[1].handler.options.decode.columns: the csv format needs the column names")
+	// So are the pipeline's own fields: a misspelt one with the closest
+	// name, a value of the wrong kind at its column.
+	typo := filepath.Join(dir, "typo.yaml")
+	require.NoError(t, os.WriteFile(typo, []byte(`pipelines:
+  - name: p
+    sorce: s
+    parallelization: many
+    handler: {type: builtin, name: log}
+`), 0o644))
+	code, _, typoErr := runCLI(t, "config", "check", typo)
+	require.Equal(t, 1, code)
+	require.Contains(t, typoErr, typo+":3:5: pipelines[0].sorce: unknown field; did you mean source?")
+	require.Contains(t, typoErr, typo+`:4:22: pipelines[0].parallelization: must be an integer, got the string "many"`)
 	names := pipelineBuiltins()
 	require.Contains(t, names, "noop")
 	for name := range names {

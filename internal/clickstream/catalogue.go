@@ -216,16 +216,14 @@ func LoadCatalogue(path string) (*Catalogue, error) {
 func ParseCatalogue(file string, data []byte) (*Catalogue, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, yamlpos.DecodeErrors(file, nil, err)
+		return nil, yamlpos.Syntax(file, err)
 	}
 	if len(root.Content) == 0 {
 		return nil, &CatalogueError{File: file, Msg: "catalogue is empty"}
 	}
 	c := &Catalogue{file: file}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		return nil, yamlpos.DecodeErrors(file, nil, err)
+	if err := yamlpos.Decode(file, &root, c); err != nil {
+		return nil, err
 	}
 	var errs []error
 	for _, p := range c.validate() {

@@ -131,8 +131,8 @@ func TestCatalogueDecodeErrorsNameLine(t *testing.T) {
 		line       int
 		msg        string
 	}{
-		{"unknown field", "users: 3\ncolour: red\n", 2, "field colour not found"},
-		{"wrong type", "users: 3\nsession:\n  maxSteps: many\n", 3, "cannot unmarshal"},
+		{"unknown field", "users: 3\ncolour: red\n", 2, "unknown field; known fields are name, users"},
+		{"wrong type", "users: 3\nsession:\n  maxSteps: many\n", 3, `must be an integer, got the string "many"`},
 		{"syntax", "users: 3\npages: [\n", 2, "did not find expected node content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

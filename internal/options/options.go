@@ -237,7 +237,7 @@ func (s *Spec[T]) Decode(n *yaml.Node) (T, error) {
 		n = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, "", "want a mapping of options, got %s", describe(n))
+		d.fail(n, "", "want a mapping of options, got %s", Describe(n))
 		return v, d.err()
 	}
 	d.object(n, reflect.ValueOf(&v).Elem(), s.bound, "")
@@ -423,9 +423,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 		}
 		if n.Kind != yaml.MappingNode {
 			if f.Switch {
-				d.fail(n, path, "must be true, false or an object {%s}, got %s", strings.Join(memberNames(f.sub), ", "), describe(n))
+				d.fail(n, path, "must be true, false or an object {%s}, got %s", strings.Join(memberNames(f.sub), ", "), Describe(n))
 			} else {
-				d.fail(n, path, "must be an object, got %s", describe(n))
+				d.fail(n, path, "must be an object, got %s", Describe(n))
 			}
 			return
 		}
@@ -437,7 +437,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 		dur, err := time.ParseDuration(n.Value)
 		switch {
 		case n.Kind != yaml.ScalarNode || n.Tag != "!!str":
-			d.fail(n, path, "must be a duration such as 24h or 90m, got %s", describe(n))
+			d.fail(n, path, "must be a duration such as 24h or 90m, got %s", Describe(n))
 		case err != nil:
 			d.fail(n, path, "must be a duration such as 24h or 90m, got %q", n.Value)
 		default:
@@ -448,7 +448,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 	switch t.Kind() {
 	case reflect.String:
 		if !scalar(n, "!!str") {
-			d.fail(n, path, "must be a string, got %s", describe(n))
+			d.fail(n, path, "must be a string, got %s", Describe(n))
 			return
 		}
 		if len(f.Enum) > 0 && !slices.Contains(f.Enum, n.Value) {
@@ -459,21 +459,21 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 	case reflect.Bool:
 		b, err := strconv.ParseBool(n.Value)
 		if !scalar(n, "!!bool") || err != nil {
-			d.fail(n, path, "must be true or false, got %s", describe(n))
+			d.fail(n, path, "must be true or false, got %s", Describe(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int32, reflect.Int64:
 		i, err := strconv.ParseInt(n.Value, 0, t.Bits())
 		if !scalar(n, "!!int") || err != nil {
-			d.fail(n, path, "must be an integer, got %s", describe(n))
+			d.fail(n, path, "must be an integer, got %s", Describe(n))
 			return
 		}
 		v.SetInt(i)
 	case reflect.Float64:
 		x, err := strconv.ParseFloat(n.Value, 64)
 		if !(scalar(n, "!!int") || scalar(n, "!!float")) || err != nil {
-			d.fail(n, path, "must be a number, got %s", describe(n))
+			d.fail(n, path, "must be a number, got %s", Describe(n))
 			return
 		}
 		v.SetFloat(x)
@@ -483,13 +483,13 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
-			d.fail(n, path, "must be a list of strings, got %s", describe(n))
+			d.fail(n, path, "must be a list of strings, got %s", Describe(n))
 			return
 		}
 		list := reflect.MakeSlice(t, 0, len(n.Content))
 		for i, c := range n.Content {
 			if !scalar(c, "!!str") || c.Value == "" {
-				d.fail(c, fmt.Sprintf("%s[%d]", path, i), "must be a non-empty string, got %s", describe(c))
+				d.fail(c, fmt.Sprintf("%s[%d]", path, i), "must be a non-empty string, got %s", Describe(c))
 				continue
 			}
 			list = reflect.Append(list, reflect.ValueOf(c.Value))
@@ -497,14 +497,14 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 		v.Set(list)
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "must be a mapping of names to strings, got %s", describe(n))
+			d.fail(n, path, "must be a mapping of names to strings, got %s", Describe(n))
 			return
 		}
 		m := reflect.MakeMapWithSize(t, len(n.Content)/2)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, c := n.Content[i], n.Content[i+1]
 			if !scalar(c, "!!str") {
-				d.fail(c, join(path, k.Value), "must be a string, got %s", describe(c))
+				d.fail(c, join(path, k.Value), "must be a string, got %s", Describe(c))
 				continue
 			}
 			m.SetMapIndex(reflect.ValueOf(k.Value), reflect.ValueOf(c.Value))
@@ -512,7 +512,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 		v.Set(m)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
-			d.fail(n, path, "must be an object, got %s", describe(n))
+			d.fail(n, path, "must be an object, got %s", Describe(n))
 			return
 		}
 		d.object(n, v, f.sub, path)
@@ -522,14 +522,14 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, f binding, path string) {
 // objects decodes the list of mappings n into the slice of structs v.
 func (d *decoder) objects(n *yaml.Node, v reflect.Value, f binding, path string) {
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "must be a list of objects {%s}, got %s", strings.Join(memberNames(f.sub), ", "), describe(n))
+		d.fail(n, path, "must be a list of objects {%s}, got %s", strings.Join(memberNames(f.sub), ", "), Describe(n))
 		return
 	}
 	list := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, c := range n.Content {
 		p := fmt.Sprintf("%s[%d]", path, i)
 		if c.Kind != yaml.MappingNode {
-			d.fail(c, p, "must be an object {%s}, got %s", strings.Join(memberNames(f.sub), ", "), describe(c))
+			d.fail(c, p, "must be an object {%s}, got %s", strings.Join(memberNames(f.sub), ", "), Describe(c))
 			continue
 		}
 		d.object(c, list.Index(i), f.sub, p)
@@ -549,8 +549,8 @@ func scalar(n *yaml.Node, tag string) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == tag
 }
 
-// describe names what n is, for "must be X, got Y".
-func describe(n *yaml.Node) string {
+// Describe names what n is, for "must be X, got Y".
+func Describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "an object"

@@ -5,8 +5,6 @@
 package pipeline
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -311,7 +309,7 @@ func Load(path string, builtins Builtins) (*Config, error) {
 func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, yamlpos.DecodeErrors(file, nil, err)
+		return nil, yamlpos.Syntax(file, err)
 	}
 	if len(doc.Content) == 0 {
 		return nil, &Error{File: file, Msg: "file is empty; want streams: and pipelines:"}
@@ -320,16 +318,9 @@ func Parse(file string, data []byte, builtins Builtins) (*Config, error) {
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{File: file, Line: root.Line, Column: root.Column, Msg: "want a mapping with streams: and pipelines:"}
 	}
-	var errs []error
-	for _, u := range unknownFields(root, typeOfConfig, nil) {
-		errs = append(errs, &Error{File: file, Line: u.line, Column: u.col, Field: u.path.String(), Msg: u.msg})
-	}
 	c := &Config{file: file, root: root}
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(c); err != nil {
-		errs = append(errs, yamlpos.DecodeErrors(file, root, err))
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if err := yamlpos.Decode(file, root, c); err != nil {
+		return nil, err
 	}
 	c.Defaults()
 	if err := c.Validate(builtins); err != nil {

@@ -206,7 +206,30 @@ extra: 1
 		"p.yaml:12:7: pipelines[0].handler.flavour: unknown field; known fields are type, command, runtime, handler, env, dir, processes, url, headers, name, options",
 		"p.yaml:13:17: pipelines[0].onFailure.queue: unknown field; known fields are stream, file",
 		"p.yaml:14:1: extra: unknown field; known fields are streams, pipelines",
-		"p.yaml:8: pipelines[0].batchSize: cannot unmarshal !!str `many` into int",
+		`p.yaml:8:16: pipelines[0].batchSize: must be an integer, got the string "many"`,
+	}
+	require.ElementsMatch(t, want, got, "got:\n%s", strings.Join(got, "\n"))
+
+	// Type errors in flow mappings and lists are placed at their value,
+	// every one reported at once.
+	src = `streams: [{name: s, shards: two}]
+pipelines:
+  - {name: p, source: s, maxRetries: x, bisectOnError: maybe, handler: {type: command, command: run, env: [A]}}
+  - name: q
+    name: q2
+    source: s
+    leases: yes
+    handler: {type: builtin, name: noop}
+`
+	_, err = Parse("p.yaml", []byte(src), testBuiltins)
+	got = problems(t, err)
+	want = []string{
+		`p.yaml:1:29: streams[0].shards: must be an integer, got the string "two"`,
+		`p.yaml:3:38: pipelines[0].maxRetries: must be an integer, got the string "x"`,
+		`p.yaml:3:56: pipelines[0].bisectOnError: must be true or false, got the string "maybe"`,
+		`p.yaml:3:107: pipelines[0].handler.env: must be a mapping, got a list`,
+		`p.yaml:5:5: pipelines[1].name: is given twice`,
+		`p.yaml:7:13: pipelines[1].leases: must be a mapping, got the string "yes"`,
 	}
 	require.ElementsMatch(t, want, got, "got:\n%s", strings.Join(got, "\n"))
 }

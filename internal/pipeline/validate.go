@@ -4,13 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/handler"
@@ -18,69 +15,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/yamlpos"
 )
 
-var (
-	typeOfConfig      = reflect.TypeFor[Config]()
-	typeOfUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
-	validName         = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-)
-
-type located struct {
-	path      path
-	line, col int
-	msg       string
-}
-
-// unknownFields reports every mapping key in n that the struct type t
-// (and the types of its fields, recursively) does not declare.
-func unknownFields(n *yaml.Node, t reflect.Type, p path) []located {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(typeOfUnmarshaler) {
-		return nil
-	}
-	var out []located
-	switch t.Kind() {
-	case reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			return nil // a type error, reported by the decoder
-		}
-		fields := map[string]reflect.Type{}
-		var names []string
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || name == "" || name == "-" {
-				continue
-			}
-			fields[name] = f.Type
-			names = append(names, name)
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				msg := "unknown field"
-				if s := options.Suggest(k.Value, names); s != "" {
-					msg += fmt.Sprintf("; did you mean %s?", s)
-				} else {
-					msg += "; known fields are " + strings.Join(names, ", ")
-				}
-				out = append(out, located{p.With(k.Value), k.Line, k.Column, msg})
-				continue
-			}
-			out = append(out, unknownFields(n.Content[i+1], ft, p.With(k.Value))...)
-		}
-	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			return nil
-		}
-		for i, c := range n.Content {
-			out = append(out, unknownFields(c, t.Elem(), p.With(i))...)
-		}
-	}
-	return out
-}
+var validName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 // Validate reports every problem in c at once: the error joins one *Error
 // per problem, each naming the file, line and field. builtins are the
