@@ -3,8 +3,8 @@
 // GetRecords and reports throughput and latency.
 //
 // A run creates a fresh stream, waits for it to become ACTIVE, writes
-// records from concurrent clients (retrying only the records a PutRecords
-// call reports as failed), reads every shard back from TRIM_HORIZON until it
+// records through producer.Producer with concurrent calls (retrying only
+// the records a PutRecords call reports as failed), reads every shard back from TRIM_HORIZON until it
 // is caught up, checks that each shard returned as many records as were
 // acknowledged on it, and deletes the stream.
 package bench
@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,8 +48,11 @@ var _ API = (*kinesis.Client)(nil)
 // Limits of the Kinesis API that bound the options.
 const (
 	maxRecordsPerCall = producer.DefaultMaxBatchRecords
-	maxRecordSize     = producer.DefaultMaxRecordBytes
+	maxRecordSize     = producer.DefaultMaxRecordBytes - keyChars
 	getRecordsLimit   = 10000
+	// keyChars is the length of the random hex partition keys, which
+	// count against the record size limit.
+	keyChars = 16
 )
 
 // Options describe one run. Zero values take the defaults named on each
@@ -307,11 +311,11 @@ func createStream(ctx context.Context, api API, name string, shards int) error {
 	}
 }
 
-// worker holds what one goroutine measured, merged once it is done.
+// worker holds what one reader measured, merged once it is done.
 type worker struct {
-	records, bytes, calls, retried, callErrors, ambiguous int64
-	perShard                                              map[string]int64
-	lat                                                   []time.Duration
+	records, bytes, calls, callErrors int64
+	perShard                          map[string]int64
+	lat                               []time.Duration
 }
 
 func (p *Phase) merge(ws []*worker, perShard map[string]int64) ([]time.Duration, map[string]int64) {
@@ -320,9 +324,7 @@ func (p *Phase) merge(ws []*worker, perShard map[string]int64) ([]time.Duration,
 		p.Records += w.records
 		p.Bytes += w.bytes
 		p.Calls += w.calls
-		p.RetriedRecords += w.retried
 		p.CallErrors += w.callErrors
-		p.AmbiguousRecords += w.ambiguous
 		lat = append(lat, w.lat...)
 		for s, n := range w.perShard {
 			perShard[s] += n
@@ -332,7 +334,7 @@ func (p *Phase) merge(ws []*worker, perShard map[string]int64) ([]time.Duration,
 }
 
 // Bounds on retrying: a record or call that fails this many times in a row
-// ends the run.
+// ends the run (throttled records: after the producer's MaxRetryTime).
 const (
 	maxAttempts = 50
 	maxBackoff  = time.Second
@@ -347,14 +349,69 @@ func wait(ctx context.Context, attempt int) error {
 	return nil
 }
 
-// putPhase runs o.Clients PutRecords loops and returns the acknowledged
-// count per shard.
+// putPhase writes the records through the one PutRecords batcher,
+// producer.Producer: o.Clients goroutines make the records and
+// o.Clients calls of o.RecordsPerCall records are in flight at once. It
+// returns the acknowledged count per shard.
 func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]int64, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		perShard = make(map[string]int64)
+		gaveUp   error
+	)
+	prod, err := producer.New(api, producer.Config{
+		Stream:          o.Stream,
+		MaxBatchRecords: o.RecordsPerCall,
+		MaxInFlight:     o.Clients,
+		BufferRecords:   2 * o.Clients * o.RecordsPerCall,
+		// Every call is full but the last: a partial batch waits for
+		// more records until Close sends it.
+		Linger: time.Hour,
+		// A benchmark sends as fast as the stream takes; throttled
+		// records are retried with backoff.
+		Unpaced:     true,
+		MaxAttempts: maxAttempts,
+		BaseBackoff: 2 * time.Millisecond,
+		MaxBackoff:  maxBackoff,
+		OnCall: func(c producer.Call) {
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, c.Latency)
+			for shard, n := range c.Acked {
+				perShard[shard] += int64(n)
+			}
+			ph.RetriedRecords += int64(c.Failed)
+			if c.Err != nil && !errors.Is(c.Err, context.Canceled) {
+				ph.CallErrors++
+				// Without an error response the records may have been
+				// stored before the failure; the producer resends them.
+				if _, rejected := errors.AsType[smithy.APIError](c.Err); !rejected {
+					ph.AmbiguousRecords += int64(c.Entries)
+				}
+			}
+		},
+		OnFailure: func(_ producer.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if gaveUp == nil {
+				gaveUp = err
+				cancel(err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	var claimed atomic.Int64
 	per := int64(o.RecordsPerCall)
-	var deadline time.Time
-	// claim returns how many records the next call should carry, 0 when the
-	// phase is done.
+	start := time.Now()
+	deadline := start.Add(o.Duration)
+	// claim returns how many records to make next, 0 when the phase is
+	// done.
 	claim := func() int {
 		if o.Duration > 0 {
 			if time.Now().After(deadline) {
@@ -363,118 +420,59 @@ func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]in
 			return int(per)
 		}
 		end := claimed.Add(per)
-		start := end - per
-		if start >= o.Total {
+		first := end - per
+		if first >= o.Total {
 			return 0
 		}
-		return int(min(per, o.Total-start))
+		return int(min(per, o.Total-first))
 	}
-
-	ws := make([]*worker, o.Clients)
 	g, gctx := errgroup.WithContext(ctx)
-	start := time.Now()
-	deadline = start.Add(o.Duration)
-	for i := range ws {
-		w := &worker{perShard: make(map[string]int64)}
-		ws[i] = w
+	for range o.Clients {
 		var seed [32]byte
 		for j := range seed {
 			seed[j] = byte(rand.Uint32())
 		}
 		rng := rand.NewChaCha8(seed)
-		g.Go(func() error { return w.put(gctx, api, o, rng, claim) })
+		g.Go(func() error { return makeRecords(gctx, prod, o.RecordSize, rng, claim) })
 	}
-	err := g.Wait()
+	werr := g.Wait()
+	st, cerr := prod.Close(ctx)
 	elapsed := time.Since(start)
-	lat, perShard := ph.merge(ws, make(map[string]int64))
+
+	mu.Lock()
+	defer mu.Unlock()
+	ph.Records, ph.Bytes, ph.Calls = st.Delivered, st.Bytes, st.Calls
 	ph.finish(elapsed, lat)
-	return perShard, err
+	switch {
+	case gaveUp != nil:
+		return perShard, fmt.Errorf("%d records given up on: %w", st.Failed, gaveUp)
+	case werr != nil:
+		return perShard, werr
+	}
+	return perShard, cerr
 }
 
-func (w *worker) put(ctx context.Context, api API, o Options, rng *rand.ChaCha8, claim func() int) error {
-	stream := aws.String(o.Stream)
-	// One buffer per call: the SDK has finished with it when the call
-	// returns, so it is reused for the next call.
-	data := make([]byte, o.RecordsPerCall*o.RecordSize)
-	keys := make([]byte, o.RecordsPerCall*16)
-	entries := make([]types.PutRecordsRequestEntry, 0, o.RecordsPerCall)
+// makeRecords writes records of size random bytes under random 16-digit
+// hex partition keys, as many as claim hands out.
+func makeRecords(ctx context.Context, w producer.Writer, size int, rng *rand.ChaCha8, claim func() int) error {
 	var key [8]byte
 	for {
 		n := claim()
 		if n == 0 {
 			return nil
 		}
-		_, _ = rng.Read(data[:n*o.RecordSize])
-		entries = entries[:0]
+		// One allocation per claim: the records stay buffered until
+		// they are acknowledged.
+		data := make([]byte, n*size)
+		_, _ = rng.Read(data)
 		for i := range n {
 			_, _ = rng.Read(key[:])
-			k := keys[i*16 : (i+1)*16]
-			hex.Encode(k, key[:])
-			entries = append(entries, types.PutRecordsRequestEntry{
-				Data:         data[i*o.RecordSize : (i+1)*o.RecordSize],
-				PartitionKey: aws.String(string(k)),
-			})
-		}
-		if err := w.putAll(ctx, api, stream, entries); err != nil {
-			return err
-		}
-	}
-}
-
-// noRetry turns the SDK's own retries off for one call: a PutRecords call
-// that failed after the server stored its records would be stored twice by
-// a blind resend, so putAll decides and counts resends itself.
-func noRetry(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} }
-
-// putAll sends entries, then resends the ones reported as failed until all
-// are acknowledged or the attempts run out. A call that failed with an error
-// response stored nothing and is resent; one that failed otherwise is resent
-// too, and its records counted as ambiguous.
-func (w *worker) putAll(ctx context.Context, api API, stream *string, entries []types.PutRecordsRequestEntry) error {
-	pending := entries
-	for attempt := 0; len(pending) > 0; attempt++ {
-		if attempt >= maxAttempts {
-			return fmt.Errorf("%d records still failing after %d attempts", len(pending), maxAttempts)
-		}
-		if attempt > 0 {
-			if err := wait(ctx, attempt); err != nil {
+			r := producer.Record{Data: data[i*size : (i+1)*size : (i+1)*size], PartitionKey: hex.EncodeToString(key[:])}
+			if err := w.Write(ctx, r); err != nil {
 				return err
 			}
 		}
-		t0 := time.Now()
-		out, err := api.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: stream, Records: pending}, noRetry)
-		w.lat = append(w.lat, time.Since(t0))
-		w.calls++
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			w.callErrors++
-			if _, rejected := errors.AsType[smithy.APIError](err); !rejected {
-				w.ambiguous += int64(len(pending))
-			}
-			if attempt+1 >= maxAttempts {
-				return fmt.Errorf("PutRecords: %w", err)
-			}
-			continue
-		}
-		if len(out.Records) != len(pending) {
-			return fmt.Errorf("PutRecords returned %d results for %d records", len(out.Records), len(pending))
-		}
-		var failed []types.PutRecordsRequestEntry
-		for i, r := range out.Records {
-			if r.ErrorCode != nil {
-				failed = append(failed, pending[i])
-				continue
-			}
-			w.records++
-			w.bytes += int64(len(pending[i].Data))
-			w.perShard[aws.ToString(r.ShardId)]++
-		}
-		w.retried += int64(len(failed))
-		pending = failed
 	}
-	return nil
 }
 
 // getPhase reads every shard from TRIM_HORIZON until caught up, o.Readers

@@ -229,7 +229,11 @@ func TestRunResendsFailedCalls(t *testing.T) {
 	require.EqualValues(t, 100, res.Put.Records)
 	require.EqualValues(t, 2, res.Put.CallErrors)
 	require.EqualValues(t, 10, res.Put.AmbiguousRecords)
-	require.EqualValues(t, 12, res.Put.Calls)
+	// 10 full calls and the two resent; the producer may split the resent
+	// records over more calls (each retried record waits its own backoff).
+	require.EqualValues(t, f.putCalls, res.Put.Calls)
+	require.GreaterOrEqual(t, res.Put.Calls, int64(12))
+	require.Equal(t, 110, f.seen, "only the failed calls' records are sent again")
 	require.EqualValues(t, 110, res.Get.Records)
 	require.Contains(t, out.String(), "at most 10 more")
 }

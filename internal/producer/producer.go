@@ -131,6 +131,11 @@ type Config struct {
 	// OnFailure, when set, is called with every record the producer gives
 	// up on and why. Calls are serialized; it must not call Write.
 	OnFailure func(Record, error)
+	// OnCall, when set, is called after every PutRecords call with what
+	// the call did (for measurements such as per-call latency). Calls of
+	// it may be concurrent, up to MaxInFlight; each returns before Close
+	// does. It must not call Write.
+	OnCall func(Call)
 	// Logger receives debug and warning logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -236,6 +241,44 @@ func (it *putItem) request() types.PutRecordsRequestEntry {
 		e.ExplicitHashKey = aws.String(r.ExplicitHashKey)
 	}
 	return e
+}
+
+// Call is what one PutRecords call did, for Config.OnCall.
+type Call struct {
+	// Latency is how long the call took.
+	Latency time.Duration
+	// Entries is the request entries sent (an aggregate counts once).
+	Entries int
+	// Acked counts the user records the call stored, by shard ID.
+	Acked map[string]int
+	// Failed is the entries the response reported failed, Throttled
+	// those of them failed with ProvisionedThroughputExceededException.
+	Failed, Throttled int
+	// Err is why the call failed as a whole; nil when it was answered.
+	Err error
+}
+
+// observe reports a call to OnCall.
+func (p *Producer) observe(items []*putItem, latency time.Duration, out *kinesis.PutRecordsOutput, err error) {
+	if p.cfg.OnCall == nil {
+		return
+	}
+	c := Call{Latency: latency, Entries: len(items), Err: err}
+	if err == nil && len(out.Records) == len(items) {
+		c.Acked = make(map[string]int)
+		for i, r := range out.Records {
+			switch {
+			case r.ErrorCode == nil:
+				c.Acked[aws.ToString(r.ShardId)] += len(items[i].entries)
+			case aws.ToString(r.ErrorCode) == codeThroughputExceeded:
+				c.Throttled++
+				c.Failed++
+			default:
+				c.Failed++
+			}
+		}
+	}
+	p.cfg.OnCall(c)
 }
 
 // failure is a record given up on, reported after the lock is released.
@@ -741,9 +784,11 @@ func (p *Producer) send(items []*putItem) {
 	} else {
 		in.StreamName = aws.String(p.cfg.Stream)
 	}
+	t0 := time.Now()
 	out, err := p.api.PutRecords(p.ctx, in, p.sdk)
-
 	now := time.Now()
+	p.observe(items, now.Sub(t0), out, err)
+
 	var fs []failure
 	p.mu.Lock()
 	p.stats.Calls++

@@ -195,10 +195,15 @@ func TestProducerRetriesInjectedPerRecordThrottlingOnFirstTwoAttempts(t *testing
 	producertest.CreateStream(t, c, "s", 2)
 	api := &throttleFirstAttempts{api: c, attempts: 2}
 	const n, keys = 3000, 10
-	var failures []error
+	var (
+		failures []error
+		mu       sync.Mutex
+		calls    []producer.Call
+	)
 	p := newProducer(t, api, producer.Config{
 		Stream: "s", OrderedByKey: true, Linger: time.Millisecond, BaseBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond,
 		OnFailure: func(_ producer.Record, err error) { failures = append(failures, err) },
+		OnCall:    func(c producer.Call) { mu.Lock(); calls = append(calls, c); mu.Unlock() },
 	})
 	writeKeys(t, p, n, keys)
 	st := closeProducer(t, p)
@@ -208,6 +213,28 @@ func TestProducerRetriesInjectedPerRecordThrottlingOnFirstTwoAttempts(t *testing
 	throttledRecords := int64(n / 3 * 2) // every third record, twice
 	require.Equal(t, throttledRecords, st.Throttled)
 	require.Equal(t, throttledRecords, st.Retried)
+
+	// OnCall saw every call, each acknowledged record by its shard and
+	// every throttled one.
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, calls, int(st.Calls))
+	require.Equal(t, api.calls, len(calls))
+	acked, entries, throttled := 0, 0, 0
+	for _, c := range calls {
+		require.NoError(t, c.Err)
+		require.Positive(t, c.Latency)
+		entries += c.Entries
+		throttled += c.Throttled
+		require.Equal(t, c.Throttled, c.Failed)
+		for shard, k := range c.Acked {
+			require.Contains(t, []string{"shardId-000000000000", "shardId-000000000001"}, shard)
+			acked += k
+		}
+	}
+	require.Equal(t, n, acked)
+	require.EqualValues(t, throttledRecords, throttled)
+	require.EqualValues(t, int64(n)+throttledRecords, entries)
 	checkDelivered(t, dataOf(producertest.ReadAll(t, c, "s")), n, keys, true)
 }
 
