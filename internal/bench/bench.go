@@ -63,8 +63,8 @@ type Options struct {
 	Stream string
 	// Shards is the shard count of the stream. The default is 4.
 	Shards int
-	// Clients is the number of concurrent PutRecords callers. The default
-	// is 4.
+	// Clients is the number of PutRecords calls in flight at once, and of
+	// goroutines making records. The default is 4.
 	Clients int
 	// RecordsPerCall is the number of records per PutRecords call, 1..500.
 	// The default is 500.
