@@ -358,18 +358,9 @@ func (c *Catalogue) validate() []problem {
 	seenProduct := map[string]bool{}
 	for i, g := range c.ProductGroups {
 		gp := path{"productGroups", i}
-		switch {
-		case strings.TrimSpace(g.Name) == "":
-			add(gp.With("name"), "must not be empty")
-		case seenGroup[g.Name]:
-			add(gp.With("name"), "product group %q is defined twice", g.Name)
-		}
-		seenGroup[g.Name] = true
-		if w, ok := checkWeight(g.Weight); !ok {
-			add(gp.With("weight"), "%s", weightProblem(g.Weight))
+		checkUnique(add, gp.With("name"), "product group", g.Name, seenGroup)
+		if !addWeight(add, gp.With("weight"), g.Weight, &groupTotal) {
 			groupsValid = false
-		} else {
-			groupTotal += w
 		}
 		if len(g.Products) == 0 {
 			add(gp.With("products"), "product group %q needs at least one product", g.Name)
@@ -379,18 +370,9 @@ func (c *Catalogue) validate() []problem {
 		allValid := true
 		for j, p := range g.Products {
 			pp := gp.With("products", j)
-			switch {
-			case strings.TrimSpace(p.ID) == "":
-				add(pp.With("id"), "must not be empty")
-			case seenProduct[p.ID]:
-				add(pp.With("id"), "product %q is defined twice", p.ID)
-			}
-			seenProduct[p.ID] = true
-			if w, ok := checkWeight(p.Weight); !ok {
-				add(pp.With("weight"), "%s", weightProblem(p.Weight))
+			checkUnique(add, pp.With("id"), "product", p.ID, seenProduct)
+			if !addWeight(add, pp.With("weight"), p.Weight, &productTotal) {
 				allValid = false
-			} else {
-				productTotal += w
 			}
 			if !(p.Price >= 0) || math.IsInf(p.Price, 0) {
 				add(pp.With("price"), "must be a finite number of at least 0, got %v", p.Price)
@@ -472,6 +454,30 @@ func (c *Catalogue) CheckURLFormat() error {
 }
 
 func isRequiredPage(name string) bool { return slices.Contains(requiredPages, name) }
+
+// checkUnique reports an empty or repeated name of a kind; seen holds the
+// names defined so far.
+func checkUnique(add func(path, string, ...any), p path, kind, name string, seen map[string]bool) {
+	switch {
+	case strings.TrimSpace(name) == "":
+		add(p, "must not be empty")
+	case seen[name]:
+		add(p, "%s %q is defined twice", kind, name)
+	}
+	seen[name] = true
+}
+
+// addWeight adds a valid weight to total, or reports it; it returns
+// whether it was valid.
+func addWeight(add func(path, string, ...any), p path, w *float64, total *float64) bool {
+	v, ok := checkWeight(w)
+	if !ok {
+		add(p, "%s", weightProblem(w))
+		return false
+	}
+	*total += v
+	return true
+}
 
 func checkWeight(w *float64) (float64, bool) {
 	if w == nil || !(*w >= 0) || math.IsInf(*w, 0) {

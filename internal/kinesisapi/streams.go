@@ -81,15 +81,6 @@ type deleteStreamRequest struct {
 	EnforceConsumerDeletion *bool `json:"EnforceConsumerDeletion"`
 }
 
-func (r *deleteStreamRequest) validate() error {
-	var v violations
-	r.check(&v)
-	if err := v.err(); err != nil {
-		return err
-	}
-	return r.require()
-}
-
 func (h *Handler) deleteStream(ctx context.Context, r *deleteStreamRequest) (any, error) {
 	name, err := h.streamName(r.streamRef)
 	if err != nil {
@@ -170,15 +161,6 @@ func shardsAfter(shards []stream.Shard, start string) []stream.Shard {
 
 type describeStreamSummaryRequest struct {
 	streamRef
-}
-
-func (r *describeStreamSummaryRequest) validate() error {
-	var v violations
-	r.check(&v)
-	if err := v.err(); err != nil {
-		return err
-	}
-	return r.require()
 }
 
 func (h *Handler) describeStreamSummary(_ context.Context, r *describeStreamSummaryRequest) (any, error) {

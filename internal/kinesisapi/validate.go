@@ -123,6 +123,16 @@ func (r *streamRef) check(v *violations) {
 	v.str("streamARN", r.StreamARN, streamARNRule)
 }
 
+// validate checks a request that carries nothing but its stream.
+func (r *streamRef) validate() error {
+	var v violations
+	r.check(&v)
+	if err := v.err(); err != nil {
+		return err
+	}
+	return r.require()
+}
+
 // require reports a request that names no stream at all.
 func (r *streamRef) require() error {
 	if r.StreamName == nil && r.StreamARN == nil {

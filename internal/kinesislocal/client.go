@@ -41,15 +41,24 @@ func (c *Client) name(name, arn *string) (string, error) {
 	return aws.ToString(name), nil
 }
 
-// DescribeStreamSummary implements the SDK call.
-func (c *Client) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
-	name, err := c.name(in.StreamName, in.StreamARN)
+// describe describes the stream a request names, with the SDK's errors.
+func (c *Client) describe(streamName, arn *string) (*stream.Description, error) {
+	name, err := c.name(streamName, arn)
 	if err != nil {
 		return nil, sdkError(err)
 	}
 	d, err := c.svc.Describe(name)
 	if err != nil {
 		return nil, sdkError(err)
+	}
+	return d, nil
+}
+
+// DescribeStreamSummary implements the SDK call.
+func (c *Client) DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, _ ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error) {
+	d, err := c.describe(in.StreamName, in.StreamARN)
+	if err != nil {
+		return nil, err
 	}
 	return &kinesis.DescribeStreamSummaryOutput{StreamDescriptionSummary: &types.StreamDescriptionSummary{
 		StreamName:              aws.String(d.Name),
@@ -69,13 +78,9 @@ func (c *Client) DescribeStreamSummary(ctx context.Context, in *kinesis.Describe
 // (filters other than AT_LATEST are not needed by runnel's runtime and are
 // ignored).
 func (c *Client) ListShards(ctx context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
-	name, err := c.name(in.StreamName, in.StreamARN)
+	d, err := c.describe(in.StreamName, in.StreamARN)
 	if err != nil {
-		return nil, sdkError(err)
-	}
-	d, err := c.svc.Describe(name)
-	if err != nil {
-		return nil, sdkError(err)
+		return nil, err
 	}
 	out := &kinesis.ListShardsOutput{}
 	latest := in.ShardFilter != nil && in.ShardFilter.Type == types.ShardFilterTypeAtLatest

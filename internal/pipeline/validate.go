@@ -29,15 +29,7 @@ func (c *Config) Validate(builtins Builtins) error {
 	streams := map[string]bool{}
 	for i, s := range c.Streams {
 		sp := path{"streams", i}
-		switch {
-		case s.Name == "":
-			add(sp.With("name"), "is required")
-		case !validName.MatchString(s.Name):
-			add(sp.With("name"), "%q: a stream name is 1–128 letters, digits, '.', '_' or '-'", s.Name)
-		case streams[s.Name]:
-			add(sp.With("name"), "stream %q is declared twice", s.Name)
-		}
-		streams[s.Name] = true
+		checkName(add, sp.With("name"), "stream", s.Name, streams)
 		if s.Shards < 1 || s.Shards > 10000 {
 			add(sp.With("shards"), "must be between 1 and 10000, got %d", s.Shards)
 		}
@@ -55,15 +47,7 @@ func (c *Config) Validate(builtins Builtins) error {
 	for i := range c.Pipelines {
 		p := &c.Pipelines[i]
 		pp := path{"pipelines", i}
-		switch {
-		case p.Name == "":
-			add(pp.With("name"), "is required")
-		case !validName.MatchString(p.Name):
-			add(pp.With("name"), "%q: a pipeline name is 1–128 letters, digits, '.', '_' or '-'", p.Name)
-		case names[p.Name]:
-			add(pp.With("name"), "pipeline %q is declared twice", p.Name)
-		}
-		names[p.Name] = true
+		checkName(add, pp.With("name"), "pipeline", p.Name, names)
 		if p.Source == "" {
 			add(pp.With("source"), "is required: the stream to read")
 		}
@@ -133,6 +117,20 @@ func (c *Config) Validate(builtins Builtins) error {
 		errs = append(errs, c.validateHandler(add, pp.With("handler"), p, builtins)...)
 	}
 	return errors.Join(errs...)
+}
+
+// checkName reports a missing, malformed or repeated name of a kind
+// (stream, pipeline); seen holds the names declared so far.
+func checkName(add func(path, string, ...any), p path, kind, name string, seen map[string]bool) {
+	switch {
+	case name == "":
+		add(p, "is required")
+	case !validName.MatchString(name):
+		add(p, "%q: a %s name is 1–128 letters, digits, '.', '_' or '-'", name, kind)
+	case seen[name]:
+		add(p, "%s %q is declared twice", kind, name)
+	}
+	seen[name] = true
 }
 
 // checkDuration reports a duration that did not parse; it returns whether
