@@ -1,7 +1,8 @@
 // Package channel delivers Kinesis channels (CreateChannel) inside the
 // server: each channel is an archive pipeline reading its stream in
-// process and writing the records, as they were, one per line, to its
-// bucket (or to a local folder standing for it).
+// process and writing the records, as they were, one per line (gzip or
+// zstd compressed if asked), to its bucket (or to a local folder standing
+// for it).
 //
 // The engine keeps the channels and their status (stream/channels.go);
 // Runner watches them and acts on the status:
@@ -103,9 +104,6 @@ func (r *Runner) Check(cfg stream.ChannelConfig) error {
 	if cfg.S3.DLQBucketARN != cfg.S3.BucketARN {
 		return errors.New("runnel writes records that cannot be delivered to the destination bucket, under the error prefix: DeadLetterQueueS3Configuration.BucketARN must name the destination bucket")
 	}
-	if cfg.S3.Compression == "ZSTD" {
-		return errors.New("CompressionType ZSTD is not supported by runnel; use GZIP or NONE")
-	}
 	opts, err := r.archiveOptions(stream.Channel{ChannelMeta: stream.ChannelMeta{ID: "check", Config: cfg}})
 	if err != nil {
 		return err
@@ -143,8 +141,11 @@ func (r *Runner) archiveOptions(c stream.Channel) (map[string]any, error) {
 		// not being JSON.
 		"decode": map[string]any{"format": "raw"},
 	}
-	if s3.Compression == "GZIP" {
-		opts["compression"] = "gzip"
+	switch s3.Compression {
+	case "GZIP":
+		opts["compression"] = archive.CompressionGzip
+	case "ZSTD":
+		opts["compression"] = archive.CompressionZstd
 	}
 	if s3.OutputKeyTemplate != "" {
 		opts["prefix"] = s3.OutputKeyTemplate

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/kinesistest"
@@ -342,7 +343,8 @@ func TestChannelToS3(t *testing.T) {
 }
 
 // TestChannelToDir: with --channel-dir a bucket is a folder; a channel
-// with no output key template writes hourly prefixes, uncompressed.
+// with no output key template writes hourly prefixes; ZSTD objects are
+// .jsonl.zst.
 func TestChannelToDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -354,7 +356,7 @@ func TestChannelToDir(t *testing.T) {
 		StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
 	require.NoError(t, err)
 	out, err := kc.CreateChannel(ctx, createInput("local", "arn:aws:kinesis:us-east-1:"+account+":stream/clicks", func(in *kinesis.CreateChannelInput) {
-		in.S3DestinationConfiguration.StorageConfiguration.CompressionType = types.S3CompressionTypeNone
+		in.S3DestinationConfiguration.StorageConfiguration.CompressionType = types.S3CompressionTypeZstd
 		in.S3DestinationConfiguration.StorageConfiguration.OutputKeyTemplate = nil
 	}))
 	require.NoError(t, err)
@@ -364,13 +366,18 @@ func TestChannelToDir(t *testing.T) {
 	read := func() map[string]int {
 		seen := map[string]int{}
 		require.NoError(t, filepath.WalkDir(filepath.Join(dir, "lake"), func(path string, e os.DirEntry, err error) error {
-			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".jsonl") {
+			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".jsonl.zst") {
 				return err
 			}
 			rel, _ := filepath.Rel(filepath.Join(dir, "lake"), path)
-			require.Regexp(t, `^\d{4}/\d\d/\d\d/\d\d/shardId-\d{12}-\d+-\d+\.jsonl$`, filepath.ToSlash(rel))
-			raw, err := os.ReadFile(path)
+			require.Regexp(t, `^\d{4}/\d\d/\d\d/\d\d/shardId-\d{12}-\d+-\d+\.jsonl\.zst$`, filepath.ToSlash(rel))
+			compressed, err := os.ReadFile(path)
 			require.NoError(t, err)
+			zr, err := zstd.NewReader(nil)
+			require.NoError(t, err)
+			defer zr.Close()
+			raw, err := zr.DecodeAll(compressed, nil)
+			require.NoError(t, err, rel)
 			for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
 				seen[l]++
 			}

@@ -43,6 +43,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
@@ -778,6 +780,9 @@ func (a *Archive) object(shard string, c *segmentContent) (string, []byte, error
 			body.WriteByte('\n')
 		}
 	}
+	if a.cfg.Format != FormatParquet && a.cfg.Compression == CompressionZstd {
+		return key + ".zst", zstdEncoder.EncodeAll(body.Bytes(), make([]byte, 0, size/4)), nil
+	}
 	if !a.cfg.Gzip {
 		return key, body.Bytes(), nil
 	}
@@ -792,6 +797,10 @@ func (a *Archive) object(shard string, c *segmentContent) (string, []byte, error
 	}
 	return key + ".gz", zbuf.Bytes(), nil
 }
+
+// zstdEncoder compresses zstd jsonl objects; EncodeAll is safe for
+// concurrent use.
+var zstdEncoder, _ = zstd.NewWriter(nil)
 
 // parquetBody converts records to a Parquet file.
 func (a *Archive) parquetBody(recs []spoolRecord) ([]byte, error) {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
@@ -122,6 +123,12 @@ func objectLines(t testing.TB, key string, raw []byte) []string {
 		require.NoError(t, err, key)
 		r = zr
 	}
+	if strings.HasSuffix(key, ".zst") {
+		zr, err := zstd.NewReader(r)
+		require.NoError(t, err, key)
+		defer zr.Close()
+		r = zr
+	}
 	var lines []string
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<24)
@@ -139,6 +146,35 @@ func newArchive(t *testing.T, options map[string]any, opts Options) *Archive {
 	a, err := New(context.Background(), cfg, opts)
 	require.NoError(t, err)
 	return a
+}
+
+// TestArchiveJSONLZstd: compression zstd writes .jsonl.zst objects that
+// hold every record once.
+func TestArchiveJSONLZstd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := newArchive(t, map[string]any{"dir": dir, "compression": "zstd", "bufferSize": 500}, Options{})
+	gen := func(i int) string { return fmt.Sprintf(`{"n":%d}`, i) }
+	for from := 0; from < 120; from += 40 {
+		_, err := a.Invoke(context.Background(), events("shardId-000000000002", from, from+40, time.Now(), gen))
+		require.NoError(t, err)
+	}
+	require.NoError(t, a.Close(context.Background()))
+	objs := readObjects(t, dir)
+	require.Greater(t, len(objs), 1)
+	seen := map[string]int{}
+	for key, o := range objs {
+		require.Regexp(t, `^\d{4}/\d\d/\d\d/\d\d/shardId-000000000002-\d+-\d+\.jsonl\.zst$`, key)
+		for _, l := range o.lines {
+			seen[l]++
+		}
+	}
+	require.Len(t, seen, 120)
+	for l, n := range seen {
+		require.Equal(t, 1, n, l)
+	}
+	_, err := ParseConfig(map[string]any{"dir": dir, "compression": "zstd", "gzip": true}, "x")
+	require.ErrorContains(t, err, "conflicts with compression: zstd")
 }
 
 func TestArchiveDirHivePartitioned(t *testing.T) {

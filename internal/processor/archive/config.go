@@ -66,8 +66,8 @@ type Config struct {
 	// top-level field; see Schema). Default jsonl.
 	Format string `yaml:"format"`
 	// Compression is, for parquet, the codec of its pages: snappy, zstd,
-	// gzip or none (default snappy); for jsonl, gzip (.jsonl.gz) or none
-	// (default none).
+	// gzip or none (default snappy); for jsonl, gzip (.jsonl.gz), zstd
+	// (.jsonl.zst) or none (default none).
 	Compression string `yaml:"compression"`
 	// Gzip is compression: gzip for jsonl objects. Default false.
 	Gzip bool `yaml:"gzip"`
@@ -179,7 +179,7 @@ var Spec = options.New(func(c *Config) error { return c.Validate() },
 	options.Field{Name: "format", DefaultDoc: FormatJSONL, Enum: []string{FormatJSONL, FormatParquet},
 		Doc: "The objects' format: jsonl holds the records' data as it was, one per line; parquet one row per record, one column per top-level field (see schema)."},
 	options.Field{Name: "compression", DefaultDoc: "snappy for parquet, none for jsonl",
-		Doc: "For parquet, the codec of its pages: snappy, zstd, gzip or none; for jsonl, gzip (.jsonl.gz) or none."},
+		Doc: "For parquet, the codec of its pages: snappy, zstd, gzip or none; for jsonl, gzip (.jsonl.gz), zstd (.jsonl.zst) or none."},
 	options.Field{Name: "gzip", Doc: "Compress jsonl objects (.jsonl.gz); the same as compression: gzip."},
 	options.Field{Name: "schema", DefaultDoc: "inferred from the records, widened as later records need (bigint to double, anything mixed to string), never dropping a field",
 		Doc: "The columns of parquet objects. Fields not declared are not written; a record whose value does not convert to its column's type goes to the error prefix.",
@@ -265,8 +265,11 @@ func (c Config) Validate() error {
 	}
 	switch c.Format {
 	case "", FormatJSONL:
-		if c.Compression != "" && c.Compression != CompressionGzip && c.Compression != CompressionNone {
-			bad("compression", "jsonl objects are compressed with gzip or none, got %q", c.Compression)
+		if c.Compression != "" && c.Compression != CompressionGzip && c.Compression != CompressionZstd && c.Compression != CompressionNone {
+			bad("compression", "jsonl objects are compressed with gzip, zstd or none, got %q", c.Compression)
+		}
+		if c.Gzip && c.Compression == CompressionZstd {
+			bad("gzip", "conflicts with compression: zstd")
 		}
 		if len(c.Schema) > 0 {
 			bad("schema", "only parquet objects have a schema (format: parquet)")

@@ -24,6 +24,8 @@ func contentType(key string) string {
 	switch {
 	case strings.HasSuffix(key, ".gz"):
 		return "application/gzip"
+	case strings.HasSuffix(key, ".zst"):
+		return "application/zstd"
 	case strings.HasSuffix(key, ".parquet"):
 		return "application/vnd.apache.parquet"
 	}
