@@ -170,7 +170,8 @@ func NewLambda(cfg LambdaConfig) (*Command, error) {
 // writeRunner writes the embedded runner name into dir (default the
 // temporary directory) under a name that carries its content's hash, so
 // runners of different runnel versions, and concurrent writers, do not
-// collide; it returns the file's path.
+// collide; it returns the file's absolute path, since the function runs
+// in a directory of its own.
 func writeRunner(dir, name string) (string, error) {
 	data, err := runners.ReadFile(name)
 	if err != nil {
@@ -178,6 +179,9 @@ func writeRunner(dir, name string) (string, error) {
 	}
 	if dir == "" {
 		dir = os.TempDir()
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", fmt.Errorf("writing the %s runner: %w", filepath.Ext(name), err)
 	}
 	sum := sha256.Sum256(data)
 	path := filepath.Join(dir, "runnel-lambda-"+hex.EncodeToString(sum[:6])+"-"+filepath.Base(name))

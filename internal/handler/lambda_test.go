@@ -143,6 +143,23 @@ func TestLambdaNodeAsync(t *testing.T) {
 	require.Equal(t, 1, strings.Count(logs.String(), "handler process started"), "one long-lived process:\n%s", logs)
 }
 
+// TestLambdaRelativeRunnerDir: runnel run's default state directory is
+// relative (.runnel beside the pipelines file) while the function runs in
+// its own directory, so the runner must be found from there too.
+func TestLambdaRelativeRunnerDir(t *testing.T) {
+	t.Parallel()
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	rel, err := filepath.Rel(wd, t.TempDir())
+	require.NoError(t, err)
+	require.False(t, filepath.IsAbs(rel))
+	h, logs := newLambda(t, RuntimeNode, "node", "index.handler", func(c *LambdaConfig) { c.RunnerDir = rel })
+
+	_, resp, err := h.InvokeRaw(invokeCtx(t), event(`{"n":1}`))
+	require.NoError(t, err, "log:\n%s", logs)
+	require.Empty(t, resp.BatchItemFailures)
+}
+
 func TestLambdaNodeStyles(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
