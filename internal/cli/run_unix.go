@@ -24,7 +24,7 @@ func lockStateDir(dir string) (unlock func(), err error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state directory %s is in use by another runnel run", dir)
+			return nil, fmt.Errorf("state directory %s is in use by another runnel run: stop it, or give this one a directory of its own with --state-dir", dir)
 		}
 		return nil, fmt.Errorf("locking state directory: %w", err)
 	}
