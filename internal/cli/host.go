@@ -10,6 +10,7 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/app"
 	"github.com/runnel-dev/runnel/internal/consumer"
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/kinesislocal"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 )
@@ -54,15 +55,22 @@ func host(ctx context.Context, srv *app.Server) *hosted {
 // instead of polling, so an idle shard costs nothing and a new record
 // reaches its handler within milliseconds.
 func (h *hosted) pipelines(e *env, cfg *pipeline.Config, builtins pipeline.Builtins, stateDir, region string) (*pipeline.Runner, error) {
+	// Command and lambda handlers reach the server over HTTP, as a
+	// client of its URL would, with the same local credentials.
+	client, err := kinesisclient.New(h.ctx, kinesisclient.Options{Endpoint: h.srv.URL(), Region: region, Logger: e.logger})
+	if err != nil {
+		return nil, err
+	}
 	runner, err := pipeline.New(h.ctx, cfg, pipeline.Options{
-		Kinesis:  kinesislocal.New(h.srv.Engine()),
-		Tune:     func(c *consumer.Config) { c.PollInterval = time.Millisecond },
-		Builtins: builtins,
-		StateDir: stateDir,
-		Region:   region,
-		Logger:   e.logger.With("component", "pipelines"),
-		Stdout:   e.stdout,
-		Observer: h.srv.PipelineObserver(),
+		FunctionEnv: pipeline.FunctionEnv(h.ctx, client.Options(), e.getenv, e.logger),
+		Kinesis:     kinesislocal.New(h.srv.Engine()),
+		Tune:        func(c *consumer.Config) { c.PollInterval = time.Millisecond },
+		Builtins:    builtins,
+		StateDir:    stateDir,
+		Region:      region,
+		Logger:      e.logger.With("component", "pipelines"),
+		Stdout:      e.stdout,
+		Observer:    h.srv.PipelineObserver(),
 	})
 	if err != nil {
 		return nil, err
