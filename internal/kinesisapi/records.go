@@ -130,7 +130,7 @@ func (r *putRecordsRequest) validate() error {
 	}
 	v.count("records", shown, len(r.Records), r.Records != nil, true, 1, maxPutRecords)
 	for i, rec := range r.Records {
-		if rec.Data != nil && rec.ExplicitHashKey == nil && rec.PartitionKey != nil &&
+		if rec.Data != nil && (rec.ExplicitHashKey == nil || plainHashKey(*rec.ExplicitHashKey)) && rec.PartitionKey != nil &&
 			len(*rec.PartitionKey) >= 1 && len(*rec.PartitionKey) <= maxPartitionKeyLen {
 			continue // the common entry breaks no rule: no field name needed
 		}

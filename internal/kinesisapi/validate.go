@@ -144,11 +144,32 @@ func (r *streamRef) require() error {
 // checkHashKey reports an ExplicitHashKey outside [0, 2^128-1]; the pattern
 // has already been checked.
 func checkHashKey(key string) error {
+	if plainHashKey(key) {
+		return nil
+	}
 	n, ok := new(big.Int).SetString(key, 10)
 	if !ok || n.Sign() < 0 || n.Cmp(maxHashKey) > 0 {
 		return invalidArgument("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was %s", key)
 	}
 	return nil
+}
+
+// maxHashKeyText is 2^128-1 in decimal.
+const maxHashKeyText = "340282366920938463463374607431768211455"
+
+// plainHashKey reports, without allocating, whether key is a hash key in
+// decimal without leading zeros, within [0, 2^128-1]: one that satisfies
+// both the pattern and the range.
+func plainHashKey(key string) bool {
+	if len(key) == 0 || len(key) > len(maxHashKeyText) || len(key) > 1 && key[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < '0' || key[i] > '9' {
+			return false
+		}
+	}
+	return len(key) < len(maxHashKeyText) || key <= maxHashKeyText
 }
 
 // normalizeShardID reads a shard id as Kinesis does: by its number alone
