@@ -55,6 +55,7 @@ type produceOpts struct {
 	linger       time.Duration
 	maxAttempts  int
 	maxRetryTime time.Duration
+	pace         bool
 	flushTimeout time.Duration
 }
 
@@ -76,6 +77,7 @@ func (o *produceOpts) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.linger, "linger", 100*time.Millisecond, "how long a partial batch waits for more records")
 	f.IntVar(&o.maxAttempts, "max-attempts", 10, "failed sends of one record before giving up on it (throttled sends do not count: they are retried until --max-retry-time)")
 	f.DurationVar(&o.maxRetryTime, "max-retry-time", time.Minute, "how long after its first send a record may still be retried (the KPL's RecordTtl)")
+	f.BoolVar(&o.pace, "pace", true, "pace each shard's sends to the rate it takes (a slow start, backing off when throttled, probing back up); --pace=false sends as fast as --in-flight allows and leaves throttling to retries")
 	f.DurationVar(&o.flushTimeout, "flush-timeout", 30*time.Second, "how long to keep delivering buffered records at the end or after an interrupt")
 }
 
@@ -175,6 +177,7 @@ func (r *produceRun) open(ctx context.Context) (producer.Writer, func() error, e
 		OrderedByKey:   r.opts.order == "key",
 		OrderedByShard: r.opts.order == "shard",
 		Aggregate:      r.opts.aggregate,
+		Unpaced:        !r.opts.pace,
 		OnFailure:      r.reportFailure,
 		Logger:         r.e.logger,
 	}

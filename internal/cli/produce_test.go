@@ -338,10 +338,11 @@ func TestProduceWritesRecordsGivenUpOnToFailedFile(t *testing.T) {
 	producertest.CreateStream(t, c, "tight", 1)
 	dir := t.TempDir()
 	failedPath := filepath.Join(dir, "failed.jsonl")
-	// 600 events of 4 KiB: the first call carries 500 of them, 2 MiB,
-	// twice the one-second burst of a shard taking 1 MiB/s, so part of it
-	// is throttled however fast or slow the machine (a linger of a second
-	// leaves no partial first batch). A throttled record may be retried
+	// 600 events of 4 KiB, sent unpaced: the first call carries 500 of
+	// them, 2 MiB, twice the one-second burst of a shard taking 1 MiB/s,
+	// so part of it is throttled however fast or slow the machine (a
+	// linger of a second leaves no partial first batch; paced, the
+	// producer would keep under the limit). A throttled record may be retried
 	// only for a millisecond after its first send, less than the call
 	// answering it takes: those are given up on.
 	const n = 600
@@ -352,7 +353,7 @@ func TestProduceWritesRecordsGivenUpOnToFailedFile(t *testing.T) {
 	}
 	file := filepath.Join(dir, "events.jsonl")
 	require.NoError(t, os.WriteFile(file, []byte(events.String()), 0o644))
-	code, stdout, stderr := runProduce(t.Context(), nil, "file", file, "--stream", "tight", "--key", "id", "--max-retry-time", "1ms", "--linger", "1s", "--failed-file", failedPath, "--json", "--endpoint", url)
+	code, stdout, stderr := runProduce(t.Context(), nil, "file", file, "--stream", "tight", "--key", "id", "--max-retry-time", "1ms", "--linger", "1s", "--pace=false", "--failed-file", failedPath, "--json", "--endpoint", url)
 	require.Equal(t, 1, code, stderr)
 	require.Contains(t, stderr, "records could not be delivered")
 	s := summaryOf(t, stdout)

@@ -117,7 +117,7 @@ type Config struct {
 	OrderedByShard bool
 	// Unpaced turns off the per-shard send rate (see pace.go): calls go
 	// as fast as MaxInFlight allows and a throttled shard is only
-	// retried, with backoff. For tests of how throttling is handled.
+	// retried, with backoff (`runnel produce --pace=false`).
 	Unpaced bool
 	// Aggregate packs user records into KPL aggregated records (see
 	// Aggregate). Records are grouped by the shard their key maps to when
