@@ -61,6 +61,9 @@ func (s *Server) apiOptions() []kinesisapi.Option {
 	if s.cfg.Limits == LimitsAWS {
 		opts = append(opts, kinesisapi.WithAWSLimits())
 	}
+	if s.cfg.MultiRegion {
+		opts = append(opts, kinesisapi.WithMultiRegion())
+	}
 	opts = append(opts, kinesisapi.WithBodies(s.adm.Bodies), kinesisapi.WithChannelCheck(s.channels.Check))
 	return opts
 }
@@ -85,6 +88,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		MemTableSize:     int64(cfg.MemTableMiB) << 20,
 		Region:           cfg.Region,
 		AccountID:        cfg.AccountID,
+		MultiRegion:      cfg.MultiRegion,
 		ShardLimit:       cfg.ShardLimit,
 		ShardWriteLimits: cfg.ShardWriteLimits || cfg.Limits == LimitsAWS,
 		ShardReadLimits:  cfg.Limits == LimitsAWS,

@@ -39,6 +39,11 @@ type Config struct {
 	Region string `json:"region" yaml:"region"`
 	// AccountID appears in stream ARNs. The default is 000000000000.
 	AccountID string `json:"accountId" yaml:"accountId"`
+	// MultiRegion scopes streams by the region each request is signed for
+	// and the account of its key (Region and AccountID when a key names
+	// none), so one server stands in for several regions and accounts.
+	// Off by default: every request acts in Region and AccountID.
+	MultiRegion bool `json:"multiRegion" yaml:"multiRegion"`
 	// ShardLimit is the most open shards all streams together may have.
 	// The default is 1000.
 	ShardLimit int `json:"shardLimit" yaml:"shardLimit"`

@@ -173,3 +173,11 @@ keys:
 	require.True(t, errors.Is(err, os.ErrNotExist))
 	require.Equal(t, "AKIDADMIN", ks.Lookup("AKIDADMIN").LogValue().Group()[0].Value.String())
 }
+
+func TestKeyAccount(t *testing.T) {
+	t.Parallel()
+	_, err := NewKeys([]Key{{ID: "A", Secret: "s", All: true, Account: "111111111111"}})
+	require.NoError(t, err)
+	_, err = NewKeys([]Key{{ID: "A", Secret: "s", All: true, Account: "1111"}})
+	require.ErrorContains(t, err, `key 1 (A): account "1111": want 12 digits`)
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
@@ -45,12 +46,16 @@ type Key struct {
 	All         bool     `yaml:"all"`
 	PutStreams  []string `yaml:"put"`
 	ReadStreams []string `yaml:"read"`
+	// Account is the 12-digit account the key belongs to; empty for the
+	// server's own. It scopes the key's streams when the server serves
+	// several accounts (serve --multi-region).
+	Account string `yaml:"account"`
 }
 
 // LogValue keeps the secret out of logs.
 func (k Key) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("id", k.ID), slog.Bool("all", k.All),
-		slog.Any("put", k.PutStreams), slog.Any("read", k.ReadStreams))
+		slog.Any("put", k.PutStreams), slog.Any("read", k.ReadStreams), slog.String("account", k.Account))
 }
 
 // Allows reports whether k may exercise p on the named stream.
@@ -95,6 +100,9 @@ func NewKeys(keys []Key) (*Keys, error) {
 		}
 		if k.Secret == "" {
 			errs = append(errs, fmt.Errorf("%s: secret must not be empty", where))
+		}
+		if k.Account != "" && (len(k.Account) != 12 || strings.Trim(k.Account, "0123456789") != "") {
+			errs = append(errs, fmt.Errorf("%s: account %q: want 12 digits", where, k.Account))
 		}
 		if k.All && (len(k.PutStreams) > 0 || len(k.ReadStreams) > 0) {
 			errs = append(errs, fmt.Errorf("%s: all: true already allows everything; drop put and read", where))

@@ -12,6 +12,7 @@ var serveEnv = map[string]string{
 	"data-dir":            "RUNNEL_DATA_DIR",
 	"fsync":               "RUNNEL_FSYNC",
 	"region":              "RUNNEL_REGION",
+	"multi-region":        "RUNNEL_MULTI_REGION",
 	"account-id":          "RUNNEL_ACCOUNT_ID",
 	"shard-limit":         "RUNNEL_SHARD_LIMIT",
 	"shutdown-timeout":    "RUNNEL_SHUTDOWN_TIMEOUT",
@@ -116,6 +117,7 @@ SIGINT or SIGTERM stop the server: requests in flight finish (up to
 system, which survives a crash of runnel but not a power loss or kernel crash [$RUNNEL_FSYNC]`)
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region in stream ARNs [$RUNNEL_REGION]")
 	f.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "account id in stream ARNs [$RUNNEL_ACCOUNT_ID]")
+	f.BoolVar(&cfg.MultiRegion, "multi-region", cfg.MultiRegion, "scope streams by the region each request is signed for and its key's account, so one server stands in for several [$RUNNEL_MULTI_REGION]")
 	f.IntVar(&cfg.ShardLimit, "shard-limit", cfg.ShardLimit, "most open shards all streams together may have [$RUNNEL_SHARD_LIMIT]")
 	f.BoolVar(&cfg.ShardWriteLimits, "shard-write-limits", cfg.ShardWriteLimits, "enforce provisioned Kinesis per-shard write limits (1000 records/s, 1 MiB/s) [$RUNNEL_SHARD_WRITE_LIMITS]")
 	f.StringVar(&pipelinesFile, "pipelines", "", "also run the pipelines of this file (as runnel run does) against this server, with their state in <data-dir>/pipelines [$RUNNEL_PIPELINES]")

@@ -111,7 +111,7 @@ func warmThroughput(d *stream.Description) *warmThroughputOut {
 }
 
 func (h *Handler) updateWarmThroughput(ctx context.Context, r *updateWarmThroughputRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -122,5 +122,5 @@ func (h *Handler) updateWarmThroughput(ctx context.Context, r *updateWarmThrough
 		StreamName     string             `json:"StreamName"`
 		StreamARN      string             `json:"StreamARN"`
 		WarmThroughput *warmThroughputOut `json:"WarmThroughput"`
-	}{name, h.svc.ARN(name), &warmThroughputOut{TargetMiBps: *r.WarmThroughputMiBps, CurrentMiBps: *r.WarmThroughputMiBps}}, nil
+	}{h.plainName(name), h.svc.ARN(name), &warmThroughputOut{TargetMiBps: *r.WarmThroughputMiBps, CurrentMiBps: *r.WarmThroughputMiBps}}, nil
 }

@@ -1,6 +1,7 @@
 package kinesisapi
 
 import (
+	"context"
 	"errors"
 	"hash"
 	"net/http"
@@ -109,17 +110,21 @@ func (h *Handler) mayCall(key *auth.Key, action string) error {
 // an explicit Deny in the resource policy of the stream or of the
 // consumer the request names refuses it whatever the key; otherwise the
 // key's scopes or an Allow in those policies let it through.
-func (h *Handler) authorize(key *auth.Key, action string, req request) error {
+func (h *Handler) authorize(ctx context.Context, key *auth.Key, action string, req request) error {
 	if key == nil {
 		return nil
 	}
-	name := h.requestStream(req)
-	resource := "arn:aws:kinesis:" + h.opts.region + ":" + h.opts.accountID + ":stream/" + name
-	if name == "" {
-		resource = "*"
+	name := h.requestStream(ctx, req)
+	resource := "*"
+	if name != "" {
+		resource = h.svc.ARN(name)
 	}
 	consumerARN := requestConsumerARN(req)
-	who := auth.Principal{Account: h.opts.accountID, KeyID: key.ID}
+	account := key.Account
+	if account == "" {
+		account = h.opts.accountID
+	}
+	who := auth.Principal{Account: account, KeyID: key.ID}
 	decision := h.policyDecision(who, action, name, resource, consumerARN)
 	if decision == auth.Denied {
 		if consumerARN != "" {
@@ -130,10 +135,13 @@ func (h *Handler) authorize(key *auth.Key, action string, req request) error {
 	if key.All || decision == auth.Allowed {
 		return nil
 	}
-	if p, scoped := permissions[action]; scoped && key.Allows(p, name) {
-		return nil
+	// A key's scopes name streams of its own account and region.
+	if plain, own := h.inScope(ctx, name); own {
+		if p, scoped := permissions[action]; scoped && key.Allows(p, plain) {
+			return nil
+		}
 	}
-	return accessDenied(auth.Refused(h.opts.accountID, key.ID, action, resource))
+	return accessDenied(auth.Refused(account, key.ID, action, resource))
 }
 
 // requestConsumerARN returns the consumer ARN a request names through its
@@ -172,7 +180,7 @@ var consumerStreamPattern = regexp.MustCompile(`:stream/([^/]+)/consumer/`)
 // requestStream returns the stream a request names through its
 // StreamName, StreamARN, ConsumerARN or ResourceARN member, or a
 // ListShards NextToken; "" when it names none or names it unrecognisably.
-func (h *Handler) requestStream(req request) string {
+func (h *Handler) requestStream(ctx context.Context, req request) string {
 	if r, ok := req.(*getRecordsRequest); ok && r.ShardIterator != nil {
 		// The iterator names the stream it reads; a StreamARN next to it
 		// must name the same one.
@@ -194,7 +202,7 @@ func (h *Handler) requestStream(req request) string {
 		return ""
 	}
 	if s, ok := requestString(req, "StreamName"); ok {
-		return s
+		return h.qualify(ctx, s)
 	}
 	if arn, ok := requestString(req, "StreamARN"); ok {
 		if name, err := h.svc.NameFromARN(arn); err == nil {

@@ -108,7 +108,7 @@ func (h *Handler) startEncryption(ctx context.Context, r *encryptionRequest) (an
 	if *r.EncryptionType != stream.EncryptionKMS {
 		return nil, invalidArgument("Encryption type %s is not valid for StartStreamEncryption; the only valid value is %s.", *r.EncryptionType, stream.EncryptionKMS)
 	}
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (h *Handler) stopEncryption(ctx context.Context, r *encryptionRequest) (any
 	if *r.EncryptionType != stream.EncryptionKMS {
 		return nil, invalidArgument("Encryption type %s is not valid for StopStreamEncryption; the only valid value is %s.", *r.EncryptionType, stream.EncryptionKMS)
 	}
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func (h *Handler) disableMonitoring(ctx context.Context, r *monitoringRequest) (
 }
 
 func (h *Handler) setMonitoring(ctx context.Context, r *monitoringRequest, enable bool) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +186,7 @@ func (h *Handler) setMonitoring(ctx context.Context, r *monitoringRequest, enabl
 		StreamARN                string   `json:"StreamARN"`
 		CurrentShardLevelMetrics []string `json:"CurrentShardLevelMetrics"`
 		DesiredShardLevelMetrics []string `json:"DesiredShardLevelMetrics"`
-	}{name, h.svc.ARN(name), before, after}, nil
+	}{h.plainName(name), h.svc.ARN(name), before, after}, nil
 }
 
 // DescribeLimits

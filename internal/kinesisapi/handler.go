@@ -39,6 +39,7 @@ type Engine interface {
 	reshardEngine
 	policyEngine
 	channelsEngine
+	scopeEngine
 }
 
 var _ Engine = (*stream.Service)(nil)
@@ -296,13 +297,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 	if err != nil {
 		return name, nil, err
 	}
-	if err := h.authorize(key, name, req); err != nil {
+	ctx := withScope(r.Context(), h.scopeOf(r, key))
+	if err := h.authorize(ctx, key, name, req); err != nil {
 		return name, nil, err
 	}
-	if err := h.checkRate(name, req); err != nil {
+	if err := h.checkRate(ctx, name, req); err != nil {
 		return name, nil, err
 	}
-	out, err := act.run(h, r.Context(), req)
+	out, err := act.run(h, ctx, req)
 	return name, out, err
 }
 
@@ -331,15 +333,15 @@ func newRequestID() string {
 
 // streamName resolves the stream a request names, checking that a name and
 // an ARN given together agree.
-func (h *Handler) streamName(ref streamRef) (string, error) {
+func (h *Handler) streamName(ctx context.Context, ref streamRef) (string, error) {
 	if ref.StreamARN == nil {
-		return *ref.StreamName, nil
+		return h.qualify(ctx, *ref.StreamName), nil
 	}
 	name, err := h.svc.NameFromARN(*ref.StreamARN)
 	if err != nil {
 		return "", err
 	}
-	if ref.StreamName != nil && *ref.StreamName != name {
+	if ref.StreamName != nil && *ref.StreamName != h.plainName(name) {
 		return "", invalidArgument("StreamName %s and StreamARN %s do not name the same stream.", *ref.StreamName, *ref.StreamARN)
 	}
 	return name, nil

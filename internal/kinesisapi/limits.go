@@ -1,6 +1,7 @@
 package kinesisapi
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ type handlerOptions struct {
 	awsLimits bool
 	region    string
 	accountID string
+	// multiRegion scopes streams by each request's region and account.
+	multiRegion bool
 	// bodies reads request bodies within the server's limits.
 	bodies *admit.Bodies
 	// channelCheck, when set, checks a channel's configuration can be
@@ -166,7 +169,7 @@ func (l *rateLimits) allow(key rateKey, perSecond int, now time.Time) bool {
 
 // checkRate answers a call past its action's control-plane limit the way
 // Kinesis does.
-func (h *Handler) checkRate(action string, req request) error {
+func (h *Handler) checkRate(ctx context.Context, action string, req request) error {
 	if !h.opts.awsLimits {
 		return nil
 	}
@@ -176,7 +179,7 @@ func (h *Handler) checkRate(action string, req request) error {
 	}
 	key := rateKey{action: action}
 	if lim.scope != perAccount {
-		key.stream = h.requestStream(req)
+		key.stream = h.requestStream(ctx, req)
 	}
 	if lim.scope == perShard {
 		if r, ok := req.(*getShardIteratorRequest); ok {

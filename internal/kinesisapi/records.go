@@ -65,7 +65,7 @@ func (r *putRecordRequest) validate() error {
 }
 
 func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func (r *putRecordsRequest) validate() error {
 }
 
 func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -287,8 +287,8 @@ func (r *getShardIteratorRequest) validate() error {
 	return nil
 }
 
-func (h *Handler) getShardIterator(_ context.Context, r *getShardIteratorRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+func (h *Handler) getShardIterator(ctx context.Context, r *getShardIteratorRequest) (any, error) {
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func (r *splitShardRequest) validate() error {
 }
 
 func (h *Handler) splitShard(ctx context.Context, r *splitShardRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (r *mergeShardsRequest) validate() error {
 }
 
 func (h *Handler) mergeShards(ctx context.Context, r *mergeShardsRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (r *updateShardCountRequest) validate() error {
 }
 
 func (h *Handler) updateShardCount(ctx context.Context, r *updateShardCountRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +110,7 @@ func (h *Handler) updateShardCount(ctx context.Context, r *updateShardCountReque
 		StreamARN         string `json:"StreamARN"`
 		CurrentShardCount int    `json:"CurrentShardCount"`
 		TargetShardCount  int    `json:"TargetShardCount"`
-	}{name, h.svc.ARN(name), current, *r.TargetShardCount}, nil
+	}{h.plainName(name), h.svc.ARN(name), current, *r.TargetShardCount}, nil
 }
 
 type childShardOut struct {

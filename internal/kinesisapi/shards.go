@@ -75,7 +75,7 @@ func (r *listShardsRequest) validate() error {
 	return nil
 }
 
-func (h *Handler) listShards(_ context.Context, r *listShardsRequest) (any, error) {
+func (h *Handler) listShards(ctx context.Context, r *listShardsRequest) (any, error) {
 	var name, after, filter string
 	var at time.Time
 	if r.NextToken != nil {
@@ -95,7 +95,7 @@ func (h *Handler) listShards(_ context.Context, r *listShardsRequest) (any, erro
 		}
 	} else {
 		var err error
-		if name, err = h.streamName(r.streamRef); err != nil {
+		if name, err = h.streamName(ctx, r.streamRef); err != nil {
 			return nil, err
 		}
 		after = deref(r.ExclusiveStartShardID, "")

@@ -71,7 +71,7 @@ func (h *Handler) createStream(ctx context.Context, r *createStreamRequest) (any
 
 		RecordDistribution: deref(r.RecordDistributionStrategy, ""),
 	}
-	return nil, h.svc.CreateStream(ctx, *r.StreamName, shards, opts)
+	return nil, h.svc.CreateStream(ctx, h.qualify(ctx, *r.StreamName), shards, opts)
 }
 
 // DeleteStream
@@ -82,7 +82,7 @@ type deleteStreamRequest struct {
 }
 
 func (h *Handler) deleteStream(ctx context.Context, r *deleteStreamRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +114,8 @@ func (r *describeStreamRequest) validate() error {
 	return r.require()
 }
 
-func (h *Handler) describeStream(_ context.Context, r *describeStreamRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+func (h *Handler) describeStream(ctx context.Context, r *describeStreamRequest) (any, error) {
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -163,8 +163,8 @@ type describeStreamSummaryRequest struct {
 	streamRef
 }
 
-func (h *Handler) describeStreamSummary(_ context.Context, r *describeStreamSummaryRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+func (h *Handler) describeStreamSummary(ctx context.Context, r *describeStreamSummaryRequest) (any, error) {
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (r *listStreamsRequest) validate() error {
 	return v.err()
 }
 
-func (h *Handler) listStreams(_ context.Context, r *listStreamsRequest) (any, error) {
+func (h *Handler) listStreams(ctx context.Context, r *listStreamsRequest) (any, error) {
 	after := deref(r.ExclusiveStartStreamName, "")
 	if r.NextToken != nil {
 		t, err := h.tokens.open(*r.NextToken, "streams", h.now())
@@ -217,7 +217,15 @@ func (h *Handler) listStreams(_ context.Context, r *listStreamsRequest) (any, er
 		}
 		after = t.After
 	}
-	all := h.svc.List()
+	// The streams of the request's account and region, by plain name.
+	var all []stream.Summary
+	for _, s := range h.svc.List() {
+		if plain, ok := h.inScope(ctx, s.Name); ok {
+			s.Name = plain
+			all = append(all, s)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
 	i := sort.Search(len(all), func(i int) bool { return all[i].Name > after })
 	page := all[i:]
 	limit := deref(r.Limit, defaultListLimit)
@@ -279,7 +287,7 @@ func (h *Handler) decreaseRetention(ctx context.Context, r *retentionRequest) (a
 }
 
 func (h *Handler) setRetention(ctx context.Context, r *retentionRequest, increase bool) error {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ func (r *addTagsRequest) validate() error {
 }
 
 func (h *Handler) addTags(ctx context.Context, r *addTagsRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func (r *removeTagsRequest) validate() error {
 }
 
 func (h *Handler) removeTags(ctx context.Context, r *removeTagsRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}
@@ -134,8 +134,8 @@ func (r *listTagsRequest) validate() error {
 	return r.require()
 }
 
-func (h *Handler) listTags(_ context.Context, r *listTagsRequest) (any, error) {
-	name, err := h.streamName(r.streamRef)
+func (h *Handler) listTags(ctx context.Context, r *listTagsRequest) (any, error) {
+	name, err := h.streamName(ctx, r.streamRef)
 	if err != nil {
 		return nil, err
 	}

@@ -59,8 +59,12 @@ func StartConfig(t testing.TB, cfg stream.Config) *Server {
 		_ = svc.Close()
 		t.Fatalf("kinesistest: listening: %v", err)
 	}
+	var opts []kinesisapi.Option
+	if cfg.MultiRegion {
+		opts = append(opts, kinesisapi.WithMultiRegion())
+	}
 	srv := &http.Server{
-		Handler:           kinesisapi.NewHandler(svc, logger),
+		Handler:           kinesisapi.NewHandler(svc, logger, opts...),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	served := make(chan error, 1)

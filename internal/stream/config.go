@@ -29,6 +29,10 @@ type Config struct {
 	// 000000000000.
 	Region    string
 	AccountID string
+	// MultiRegion lets streams live in other accounts and regions than
+	// Region and AccountID, addressed by ARNs that carry them (see
+	// scope.go). Off by default: every ARN must carry the engine's own.
+	MultiRegion bool
 	// ShardLimit is the most shards all streams together may have. The
 	// default is 1000.
 	ShardLimit int

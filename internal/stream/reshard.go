@@ -108,16 +108,20 @@ func (s *Service) openShard(st *streamState, id, op string) (*shardState, error)
 }
 
 // checkShardLimit returns ErrLimitExceeded when opening extra more shards
-// would pass the account's limit. The caller holds s.mu.
-func (s *Service) checkShardLimit(extra int) error {
+// in the stream named name would pass the limit of its account and
+// region. The caller holds s.mu.
+func (s *Service) checkShardLimit(name string, extra int) error {
 	total := 0
 	for _, st := range s.byName {
-		total += len(st.open)
+		if s.sameScope(st.name, name) {
+			total += len(st.open)
+		}
 	}
 	if total+extra > s.cfg.ShardLimit {
+		region, account, _ := s.SplitName(name)
 		return newError(ErrLimitExceeded,
 			"This request would exceed the shard limit for the account %s in %s. Current shard count for the account: %d. Limit: %d. Number of additional shards that would have resulted from this request: %d.",
-			s.cfg.AccountID, s.cfg.Region, total, s.cfg.ShardLimit, extra)
+			account, region, total, s.cfg.ShardLimit, extra)
 	}
 	return nil
 }
@@ -137,7 +141,7 @@ func (s *Service) split(ctx context.Context, st *streamState, shardID, newStarti
 	s.mu.RLock()
 	sh, err := s.openShard(st, shardID, "splitting")
 	if err == nil {
-		err = s.checkShardLimit(1)
+		err = s.checkShardLimit(st.name, 1)
 	}
 	s.mu.RUnlock()
 	if err != nil {
@@ -215,7 +219,7 @@ func (s *Service) updateShardCount(ctx context.Context, st *streamState, target 
 	if target > 2*current || 2*target < current {
 		err = newError(ErrLimitExceeded, "UpdateShardCount of stream %s under account %s from %d to %d shards: the target must be between half and double the current open shard count.", name, s.cfg.AccountID, current, target)
 	} else if target > current {
-		err = s.checkShardLimit(target - current)
+		err = s.checkShardLimit(st.name, target-current)
 	}
 	noop := target == current && uniform(st, target)
 	s.mu.RUnlock()

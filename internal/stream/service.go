@@ -252,14 +252,16 @@ func (s *Service) Close() error {
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
 
-// ARN returns the ARN of the stream named name.
+// ARN returns the ARN of the stream an engine name names (see scope.go).
 func (s *Service) ARN(name string) string {
-	return fmt.Sprintf("arn:aws:kinesis:%s:%s:%s%s", s.cfg.Region, s.cfg.AccountID, streamARNResource, name)
+	region, account, plain := s.SplitName(name)
+	return fmt.Sprintf("arn:aws:kinesis:%s:%s:%s%s", region, account, streamARNResource, plain)
 }
 
-// NameFromARN returns the stream name an ARN addresses. It returns an
-// ErrInvalidArgument error when arn is not a Kinesis stream ARN and an
-// ErrNotFound error when it names another account or region.
+// NameFromARN returns the engine name of the stream an ARN addresses. It
+// returns an ErrInvalidArgument error when arn is not a Kinesis stream ARN
+// and an ErrNotFound error when it names another account or region while
+// Config.MultiRegion is off.
 func (s *Service) NameFromARN(arn string) (string, error) {
 	parts := strings.SplitN(arn, ":", 6)
 	if len(parts) != 6 || parts[0] != "arn" || !strings.HasPrefix(parts[1], "aws") || parts[2] != "kinesis" ||
@@ -267,14 +269,17 @@ func (s *Service) NameFromARN(arn string) (string, error) {
 		return "", newError(ErrInvalidArgument, "%s is not a valid Kinesis stream ARN.", arn)
 	}
 	name := parts[5][len(streamARNResource):]
-	if parts[3] != s.cfg.Region || parts[4] != s.cfg.AccountID {
+	if strings.Contains(name, "/") || !s.cfg.MultiRegion && (parts[3] != s.cfg.Region || parts[4] != s.cfg.AccountID) {
 		return "", newError(ErrNotFound, "Stream %s under account %s not found.", name, parts[4])
 	}
-	return name, nil
+	return s.Qualify(parts[3], parts[4], name), nil
 }
 
+// notFound is ResourceNotFoundException for the stream named name, worded
+// with its plain name and account.
 func (s *Service) notFound(name string) error {
-	return newError(ErrNotFound, "Stream %s under account %s not found.", name, s.cfg.AccountID)
+	_, account, plain := s.SplitName(name)
+	return newError(ErrNotFound, "Stream %s under account %s not found.", plain, account)
 }
 
 // lookup returns the live stream named name. The caller holds s.mu.

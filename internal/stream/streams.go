@@ -43,25 +43,21 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 
 	s.mu.RLock()
 	_, exists := s.byName[name]
-	total := 0
-	for _, st := range s.byName {
-		total += len(st.open)
-	}
+	limitErr := s.checkShardLimit(name, shardCount)
 	id := s.nextID
 	s.mu.RUnlock()
+	_, account, plain := s.SplitName(name)
 	if exists {
-		return newError(ErrInUse, "Stream %s under account %s already exists.", name, s.cfg.AccountID)
+		return newError(ErrInUse, "Stream %s under account %s already exists.", plain, account)
 	}
 	s.mu.RLock()
 	beingDeleted := s.deletingLocked(name) != nil
 	s.mu.RUnlock()
 	if beingDeleted {
-		return newError(ErrInUse, "Stream %s under account %s is being deleted; create it again once it is gone.", name, s.cfg.AccountID)
+		return newError(ErrInUse, "Stream %s under account %s is being deleted; create it again once it is gone.", plain, account)
 	}
-	if total+shardCount > s.cfg.ShardLimit {
-		return newError(ErrLimitExceeded,
-			"This request would exceed the shard limit for the account %s in %s. Current shard count for the account: %d. Limit: %d. Number of additional shards that would have resulted from this request: %d.",
-			s.cfg.AccountID, s.cfg.Region, total, s.cfg.ShardLimit, shardCount)
+	if limitErr != nil {
+		return limitErr
 	}
 
 	created := s.now()
@@ -205,8 +201,9 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 }
 
 func (s *Service) describe(st *streamState) *Description {
+	_, _, plain := s.SplitName(st.name)
 	d := &Description{
-		Name: st.name, ARN: s.ARN(st.name), Status: s.statusLocked(st), Mode: st.meta.Mode,
+		Name: plain, ARN: s.ARN(st.name), Status: s.statusLocked(st), Mode: st.meta.Mode,
 		RetentionHours: st.meta.RetentionHours, Created: st.meta.Created,
 		OpenShardCount: len(st.open), EncryptionType: EncryptionNone,
 		MaxRecordSizeKiB: st.meta.MaxRecordSizeKiB, ConsumerCount: len(st.meta.Consumers),
@@ -252,7 +249,7 @@ func (s *Service) List() []Summary {
 	}
 	for name := range s.deleting {
 		if d := s.deletingLocked(name); d != nil {
-			out = append(out, Summary{Name: d.Name, ARN: d.ARN, Status: d.Status, Mode: d.Mode, Created: d.Created})
+			out = append(out, Summary{Name: name, ARN: d.ARN, Status: d.Status, Mode: d.Mode, Created: d.Created})
 		}
 	}
 	s.mu.RUnlock()

@@ -135,6 +135,8 @@ type Description struct {
 
 // Summary is one entry of ListStreams.
 type Summary struct {
+	// Name is the engine name: the plain name in the engine's own account
+	// and region, region/account/name in another (see scope.go).
 	Name    string
 	ARN     string
 	Status  string
