@@ -151,9 +151,15 @@ func TestServeDemo(t *testing.T) {
 	require.Equal(t, delivered, int64(events), "events archived")
 
 	// /metrics says the same of the generator, the counter and the
-	// archive.
+	// archive. An object is in place a moment before the archive adds it
+	// to its figures, so wait for them to agree first.
 	objects, _ := archived()
 	fams := scrapeMetrics(t, url)
+	poll("the archive's figures to count every object and event", time.Minute, func() bool {
+		fams = scrapeMetrics(t, url)
+		return metricValue(fams, "runnel_archive_records_total", "pipeline", "clickstream-archive") == float64(delivered) &&
+			metricValue(fams, "runnel_archive_objects_total", "pipeline", "clickstream-archive") == float64(objects)
+	})
 	require.Equal(t, float64(delivered), metricValue(fams, "runnel_generator_events_delivered_total", "stream", "clickstream"))
 	require.Equal(t, float64(delivered), metricValue(fams, "runnel_count_records_total", "pipeline", "clickstream-counter"))
 	require.Equal(t, float64(delivered), metricValue(fams, "runnel_archive_records_total", "pipeline", "clickstream-archive"))

@@ -108,11 +108,14 @@ type uplink struct {
 	failing string // the last failure logged, "" while reports work
 }
 
-func (u *uplink) send(ctx context.Context, rep *ProcessReport) {
-	ctx, cancel := context.WithTimeout(ctx, uplinkTimeout)
+func (u *uplink) send(parent context.Context, rep *ProcessReport) {
+	ctx, cancel := context.WithTimeout(parent, uplinkTimeout)
 	defer cancel()
 	err := u.post(ctx, rep)
 	switch {
+	case err != nil && parent.Err() != nil:
+		// Cut short by the process stopping: the final report, sent
+		// next, says the pipelines have gone.
 	case err != nil && err.Error() != u.failing:
 		u.failing = err.Error()
 		u.cfg.Logger.Warn("reporting the pipelines' status to the server; the pipelines run on, the server's dashboard does not show them",
