@@ -192,10 +192,10 @@ func (h *Handler) checkRate(ctx context.Context, action string, req request) err
 	switch {
 	case action == "GetShardIterator":
 		return newError(typeThroughputExceeded, http.StatusBadRequest,
-			"Rate exceeded for shard %s in stream %s under account %s.", key.shard, key.stream, h.opts.accountID)
+			"Rate exceeded for shard %s in stream %s.", key.shard, h.svc.InAccount(key.stream))
 	case lim.scope == perStream:
 		return newError(typeLimitExceeded, http.StatusBadRequest,
-			"Rate exceeded for stream %s under account %s.", key.stream, h.opts.accountID)
+			"Rate exceeded for stream %s.", h.svc.InAccount(key.stream))
 	default:
 		return newError(typeLimitExceeded, http.StatusBadRequest,
 			"Rate exceeded for %s under account %s: the limit is %d per second.", action, h.opts.accountID, lim.perSecond)

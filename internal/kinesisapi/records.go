@@ -70,12 +70,12 @@ func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, erro
 		return nil, err
 	}
 	if o := r.SequenceNumberForOrdering; o != nil && !stream.ValidSequenceNumber(*o, h.now()) {
-		return nil, invalidArgument("ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s under account %s is invalid.", *o, name, h.opts.accountID)
+		return nil, invalidArgument("ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s is invalid.", *o, h.svc.InAccount(name))
 	}
 	if r.SequenceNumberForOrdering != nil {
 		// Ordering has no meaning when the service places records.
 		if d, err := h.svc.Describe(name); err == nil && recordDistribution(d) == stream.DistributionAuto {
-			return nil, invalidArgument("SequenceNumberForOrdering cannot be used in PutRecord on stream %s under account %s, which uses the AUTO record distribution strategy.", name, h.opts.accountID)
+			return nil, invalidArgument("SequenceNumberForOrdering cannot be used in PutRecord on stream %s, which uses the AUTO record distribution strategy.", h.svc.InAccount(name))
 		}
 	}
 	results, err := h.svc.Put(ctx, name, []stream.PutInput{{

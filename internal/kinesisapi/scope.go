@@ -19,6 +19,7 @@ import (
 type scopeEngine interface {
 	Qualify(region, account, name string) string
 	SplitName(q string) (region, account, name string)
+	InAccount(name string) string
 }
 
 type requestScope struct{ region, account string }

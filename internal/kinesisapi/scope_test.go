@@ -76,6 +76,14 @@ func TestMultiRegion(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, got.Records)
 
+	// Messages name a stream of another region by its plain name and account.
+	_, err = west.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: aws.String("shardId-000000000009"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Shard shardId-000000000009 in stream s under account 000000000000 does not exist")
+	_, err = west.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: w.StreamARN, ConsumerName: aws.String("nope")})
+	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Consumer nope under stream s under account 000000000000 not found.")
+	_, err = west.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String("s"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000000")})
+	require.NotContains(t, requireAPIError(t, err, "InvalidArgumentException"), "us-west-2/")
+
 	_, err = east.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("only-west")})
 	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Stream only-west under account 000000000000 not found.")
 	_, err = west.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("s")})

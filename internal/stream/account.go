@@ -127,7 +127,7 @@ func (s *Service) SetWarmThroughput(ctx context.Context, name string, mibps int)
 	}
 	err = s.updateMeta(ctx, name, func(m *streamMeta) error {
 		if m.Mode != ModeOnDemand {
-			return newError(ErrInvalidArgument, "Stream %s under account %s is in %s mode; warm throughput can be configured only for ON_DEMAND streams.", name, s.cfg.AccountID, m.Mode)
+			return newError(ErrInvalidArgument, "Stream %s is in %s mode; warm throughput can be configured only for ON_DEMAND streams.", s.InAccount(name), m.Mode)
 		}
 		m.WarmThroughputMiBps = mibps
 		return nil

@@ -124,10 +124,10 @@ func (s *Service) CreateChannel(ctx context.Context, streamName, name string, cf
 			return newError(ErrInUse, "Channel %s under account %s already exists.", name, s.cfg.AccountID)
 		}
 		if m.Mode != ModeOnDemand {
-			return newError(ErrInvalidArgument, "Stream %s under account %s is in PROVISIONED mode; channels deliver only on-demand streams (UpdateStreamMode to ON_DEMAND first).", streamName, s.cfg.AccountID)
+			return newError(ErrInvalidArgument, "Stream %s is in PROVISIONED mode; channels deliver only on-demand streams (UpdateStreamMode to ON_DEMAND first).", s.InAccount(streamName))
 		}
 		if limit > 0 && len(m.Channels) >= limit {
-			return newError(ErrLimitExceeded, "Stream %s under account %s already has %d channel(s), its limit.", streamName, s.cfg.AccountID, len(m.Channels))
+			return newError(ErrLimitExceeded, "Stream %s already has %d channel(s), its limit.", s.InAccount(streamName), len(m.Channels))
 		}
 		id := uuid.NewString()
 		made = ChannelMeta{

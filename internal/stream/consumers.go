@@ -51,10 +51,10 @@ func (s *Service) RegisterConsumer(ctx context.Context, streamName, name string,
 	var reg ConsumerMeta
 	err := s.updateMeta(ctx, streamName, func(m *streamMeta) error {
 		if slices.ContainsFunc(m.Consumers, func(c ConsumerMeta) bool { return c.Name == name }) {
-			return newError(ErrInUse, "Consumer %s under stream %s already exists for account %s.", name, streamName, s.cfg.AccountID)
+			return newError(ErrInUse, "Consumer %s under stream %s already exists.", name, s.InAccount(streamName))
 		}
 		if limit > 0 && len(m.Consumers) >= limit {
-			return newError(ErrLimitExceeded, "Stream %s under account %s has reached its limit of %d registered consumers.", streamName, s.cfg.AccountID, limit)
+			return newError(ErrLimitExceeded, "Stream %s has reached its limit of %d registered consumers.", s.InAccount(streamName), limit)
 		}
 		created := s.now().UTC().Truncate(time.Second)
 		reg = ConsumerMeta{Name: name, ARN: s.consumerARN(streamName, name, created), Created: created}
@@ -157,11 +157,18 @@ func (s *Service) ConsumerByARN(arn string) (string, Consumer, error) {
 			return streamName, s.consumer(streamName, c), nil
 		}
 	}
-	return "", Consumer{}, newError(ErrNotFound, "Consumer %s under account %s not found.", arn, s.cfg.AccountID)
+	return "", Consumer{}, s.consumerARNNotFound(streamName, arn)
+}
+
+// consumerARNNotFound is ResourceNotFoundException for a consumer ARN of
+// the stream named stream.
+func (s *Service) consumerARNNotFound(stream, arn string) error {
+	_, account, _ := s.SplitName(stream)
+	return newError(ErrNotFound, "Consumer %s under account %s not found.", arn, account)
 }
 
 func (s *Service) consumerNotFound(stream, name string) error {
-	return newError(ErrNotFound, "Consumer %s under stream %s under account %s not found.", name, stream, s.cfg.AccountID)
+	return newError(ErrNotFound, "Consumer %s under stream %s not found.", name, s.InAccount(stream))
 }
 
 // ContinuationSequenceNumber is the sequence number a subscriber reading

@@ -25,7 +25,7 @@ func (m *streamMeta) autoDistribution() bool {
 // Kinesis does (InvalidArgumentException).
 func (s *Service) checkDistribution(name, mode, strategy string) error {
 	if strategy == DistributionAuto && mode != ModeOnDemand {
-		return newError(ErrInvalidArgument, "Stream %s under account %s is in %s mode; the AUTO record distribution strategy is supported only for ON_DEMAND streams.", name, s.cfg.AccountID, mode)
+		return newError(ErrInvalidArgument, "Stream %s is in %s mode; the AUTO record distribution strategy is supported only for ON_DEMAND streams.", s.InAccount(name), mode)
 	}
 	return nil
 }

@@ -24,10 +24,10 @@ func (s *Service) SetRetention(ctx context.Context, name string, hours int, incr
 	changed := false
 	err := s.updateMeta(ctx, name, func(m *streamMeta) error {
 		if increase && hours < m.RetentionHours {
-			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, name, m.RetentionHours)
+			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be shorter than existing retention period (%d hours). Use DecreaseRetentionPeriod API.", hours, s.plain(name), m.RetentionHours)
 		}
 		if !increase && hours > m.RetentionHours {
-			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be longer than existing retention period (%d hours). Use IncreaseRetentionPeriod API.", hours, name, m.RetentionHours)
+			return newError(ErrInvalidArgument, "Requested retention period (%d hours) for stream %s can not be longer than existing retention period (%d hours). Use IncreaseRetentionPeriod API.", hours, s.plain(name), m.RetentionHours)
 		}
 		changed = hours != m.RetentionHours
 		m.RetentionHours = hours

@@ -32,7 +32,7 @@ func (s *Service) ResourcePolicy(arn string) (string, error) {
 			return c.Policy, nil
 		}
 	}
-	return "", newError(ErrNotFound, "Consumer %s under account %s not found.", arn, s.cfg.AccountID)
+	return "", s.consumerARNNotFound(name, arn)
 }
 
 // SetResourcePolicy attaches policy to a stream or consumer ARN, replacing
@@ -54,7 +54,7 @@ func (s *Service) SetResourcePolicy(ctx context.Context, arn, policy string) err
 				}
 			}
 			if old == nil {
-				return newError(ErrNotFound, "Consumer %s under account %s not found.", arn, s.cfg.AccountID)
+				return s.consumerARNNotFound(name, arn)
 			}
 		}
 		*old = policy

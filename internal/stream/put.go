@@ -133,7 +133,7 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 			sh.throttled.Add(1)
 			results[i] = PutResult{
 				ErrorCode:    ErrorCodeThroughputExceeded,
-				ErrorMessage: fmt.Sprintf("Rate exceeded for shard %s in stream %s under account %s.", sh.id, name, s.cfg.AccountID),
+				ErrorMessage: fmt.Sprintf("Rate exceeded for shard %s in stream %s.", sh.id, s.InAccount(name)),
 			}
 			continue
 		}

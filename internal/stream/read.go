@@ -28,7 +28,7 @@ func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, 
 	}
 	if err == nil {
 		if sh = st.shard(shard); sh == nil {
-			err = newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shard, name, s.cfg.AccountID)
+			err = newError(ErrNotFound, "Shard %s in stream %s does not exist", shard, s.InAccount(name))
 		}
 	}
 	s.mu.RUnlock()
@@ -52,7 +52,7 @@ func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, 
 	case AtSequenceNumber, AfterSequenceNumber:
 		seq, err := parseU128(spec.SequenceNumber)
 		if err != nil || !validSeq(seq) {
-			return "", newError(ErrInvalidArgument, "StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s under account %s is invalid.", spec.SequenceNumber, shard, name, s.cfg.AccountID)
+			return "", newError(ErrInvalidArgument, "StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s is invalid.", spec.SequenceNumber, shard, s.InAccount(name))
 		}
 		if got := seqShard(seq); got != sh.index {
 			return "", newError(ErrInvalidArgument, "Invalid StartingSequenceNumber. It encodes %s, while it was used in a call to a shard with %s", shardID(got), shard)
@@ -110,7 +110,7 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 	s.mu.RUnlock()
 	if limited && !sh.reads.allow(now) {
 		sh.throttled.Add(1)
-		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s under account %s.", sh.id, st.name, s.cfg.AccountID)
+		return nil, newError(ErrThroughputExceeded, "Rate exceeded for Shard - %s in stream %s.", sh.id, s.InAccount(st.name))
 	}
 	limit = min(max(limit, 1), MaxGetRecordsLimit)
 	res := &GetResult{}
@@ -250,7 +250,7 @@ func (s *Service) iteratorShard(it iterator) (*streamState, *shardState, error) 
 			return st, sh, nil
 		}
 	}
-	return nil, nil, newError(ErrNotFound, "Shard %s in stream %s under account %s does not exist", shardID(it.shard), st.name, s.cfg.AccountID)
+	return nil, nil, newError(ErrNotFound, "Shard %s in stream %s does not exist", shardID(it.shard), s.InAccount(st.name))
 }
 
 // retentionLoop deletes records older than their stream's retention period.

@@ -99,10 +99,10 @@ func (s *Service) applyReshard(st *streamState, closing []*shardState, children 
 func (s *Service) openShard(st *streamState, id, op string) (*shardState, error) {
 	sh := st.shard(id)
 	if sh == nil {
-		return nil, newError(ErrNotFound, "Could not find shard %s in stream %s under account %s.", id, st.name, s.cfg.AccountID)
+		return nil, newError(ErrNotFound, "Could not find shard %s in stream %s.", id, s.InAccount(st.name))
 	}
 	if sh.ending.Load() != nil {
-		return nil, newError(ErrInvalidArgument, "Shard %s in stream %s under account %s has already been merged or split, and thus is not eligible for %s.", id, st.name, s.cfg.AccountID, op)
+		return nil, newError(ErrInvalidArgument, "Shard %s in stream %s has already been merged or split, and thus is not eligible for %s.", id, s.InAccount(st.name), op)
 	}
 	return sh, nil
 }
@@ -152,8 +152,8 @@ func (s *Service) split(ctx context.Context, st *streamState, shardID, newStarti
 	at, perr := parseU128(newStartingHashKey)
 	if perr != nil || at.cmp(sh.start.add1()) <= 0 || at.cmp(sh.end) >= 0 {
 		return newError(ErrInvalidArgument,
-			"NewStartingHashKey %s used in SplitShard() on shard %s in stream %s under account %s is not both greater than one plus the shard's StartingHashKey %s and less than the shard's EndingHashKey %s.",
-			newStartingHashKey, shardID, name, s.cfg.AccountID, sh.start, sh.end)
+			"NewStartingHashKey %s used in SplitShard() on shard %s in stream %s is not both greater than one plus the shard's StartingHashKey %s and less than the shard's EndingHashKey %s.",
+			newStartingHashKey, shardID, s.InAccount(name), sh.start, sh.end)
 	}
 	if !apply {
 		return nil
@@ -191,7 +191,7 @@ func (s *Service) merge(ctx context.Context, st *streamState, shardID, adjacentS
 		lo, hi = b, a
 	}
 	if a == b || lo.end.add1() != hi.start {
-		return newError(ErrInvalidArgument, "Shards %s and %s in stream %s under account %s are not an adjacent pair of shards eligible for merging", shardID, adjacentShardID, name, s.cfg.AccountID)
+		return newError(ErrInvalidArgument, "Shards %s and %s in stream %s are not an adjacent pair of shards eligible for merging", shardID, adjacentShardID, s.InAccount(name))
 	}
 	if !apply {
 		return nil
@@ -217,7 +217,7 @@ func (s *Service) updateShardCount(ctx context.Context, st *streamState, target 
 	current := len(st.open)
 	var err error
 	if target > 2*current || 2*target < current {
-		err = newError(ErrLimitExceeded, "UpdateShardCount of stream %s under account %s from %d to %d shards: the target must be between half and double the current open shard count.", name, s.cfg.AccountID, current, target)
+		err = newError(ErrLimitExceeded, "UpdateShardCount of stream %s from %d to %d shards: the target must be between half and double the current open shard count.", s.InAccount(name), current, target)
 	} else if target > current {
 		err = s.checkShardLimit(st.name, target-current)
 	}

@@ -42,6 +42,20 @@ func (s *Service) SplitName(q string) (region, account, name string) {
 	return s.cfg.Region, s.cfg.AccountID, q
 }
 
+// InAccount is how messages name the stream an engine name names: its
+// plain name and its account ("orders under account 123456789012"), never
+// the engine's qualified name.
+func (s *Service) InAccount(name string) string {
+	_, account, plain := s.SplitName(name)
+	return plain + " under account " + account
+}
+
+// plain is the plain name of an engine stream name.
+func (s *Service) plain(name string) string {
+	_, _, plain := s.SplitName(name)
+	return plain
+}
+
 // sameScope reports whether two engine stream names share account and
 // region (limits such as the shard limit are per account and region).
 func (s *Service) sameScope(a, b string) bool {

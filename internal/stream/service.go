@@ -278,8 +278,7 @@ func (s *Service) NameFromARN(arn string) (string, error) {
 // notFound is ResourceNotFoundException for the stream named name, worded
 // with its plain name and account.
 func (s *Service) notFound(name string) error {
-	_, account, plain := s.SplitName(name)
-	return newError(ErrNotFound, "Stream %s under account %s not found.", plain, account)
+	return newError(ErrNotFound, "Stream %s not found.", s.InAccount(name))
 }
 
 // lookup returns the live stream named name. The caller holds s.mu.

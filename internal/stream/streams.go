@@ -25,7 +25,7 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 		return newError(ErrInvalidArgument, "ShardCount %d is out of range.", shardCount)
 	}
 	if len(opts.Tags) > MaxTagsPerStream {
-		return newError(ErrInvalidArgument, "Failed to create stream %s under account %s because a stream cannot have more than %d tags.", name, s.cfg.AccountID, MaxTagsPerStream)
+		return newError(ErrInvalidArgument, "Failed to create stream %s because a stream cannot have more than %d tags.", s.InAccount(name), MaxTagsPerStream)
 	}
 	mode := opts.Mode
 	if mode == "" {
@@ -46,15 +46,14 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 	limitErr := s.checkShardLimit(name, shardCount)
 	id := s.nextID
 	s.mu.RUnlock()
-	_, account, plain := s.SplitName(name)
 	if exists {
-		return newError(ErrInUse, "Stream %s under account %s already exists.", plain, account)
+		return newError(ErrInUse, "Stream %s already exists.", s.InAccount(name))
 	}
 	s.mu.RLock()
 	beingDeleted := s.deletingLocked(name) != nil
 	s.mu.RUnlock()
 	if beingDeleted {
-		return newError(ErrInUse, "Stream %s under account %s is being deleted; create it again once it is gone.", plain, account)
+		return newError(ErrInUse, "Stream %s is being deleted; create it again once it is gone.", s.InAccount(name))
 	}
 	if limitErr != nil {
 		return limitErr
@@ -163,10 +162,10 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 	s.mu.Lock()
 	st, err := s.lookup(name)
 	if err == nil && !enforceConsumerDeletion && len(st.meta.Consumers) > 0 {
-		err = newError(ErrInUse, "Stream %s under account %s has registered consumers. Deregister them, or delete the stream with EnforceConsumerDeletion.", name, s.cfg.AccountID)
+		err = newError(ErrInUse, "Stream %s has registered consumers. Deregister them, or delete the stream with EnforceConsumerDeletion.", s.InAccount(name))
 	}
 	if err == nil && len(st.meta.Channels) > 0 {
-		err = newError(ErrInUse, "Stream %s under account %s has channels (%s). Delete them first (DeleteChannel).", name, s.cfg.AccountID, st.meta.Channels[0].Name)
+		err = newError(ErrInUse, "Stream %s has channels (%s). Delete them first (DeleteChannel).", s.InAccount(name), st.meta.Channels[0].Name)
 	}
 	if err == nil {
 		if s.cfg.TransitionDelay > 0 {

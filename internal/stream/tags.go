@@ -16,7 +16,7 @@ func (s *Service) AddTags(ctx context.Context, name string, tags map[string]stri
 		}
 		maps.Copy(merged, tags)
 		if len(merged) > MaxTagsPerStream {
-			return newError(ErrInvalidArgument, "Failed to add tags to stream %s under account %s because a given stream cannot have more than %d tags associated with it.", name, s.cfg.AccountID, MaxTagsPerStream)
+			return newError(ErrInvalidArgument, "Failed to add tags to stream %s because a given stream cannot have more than %d tags associated with it.", s.InAccount(name), MaxTagsPerStream)
 		}
 		m.Tags = merged
 		return nil

@@ -56,7 +56,7 @@ func (s *Service) requireActive(name string) error {
 		return err
 	}
 	if status := s.statusLocked(st); status != StatusActive {
-		return newError(ErrInUse, "Stream %s under account %s not ACTIVE, instead in state %s", name, s.cfg.AccountID, status)
+		return newError(ErrInUse, "Stream %s not ACTIVE, instead in state %s", s.InAccount(name), status)
 	}
 	return nil
 }
@@ -86,7 +86,7 @@ func (s *Service) deletingLocked(name string) *Description {
 // caller holds s.mu.
 func (s *Service) notCreatingLocked(st *streamState) error {
 	if status := s.statusLocked(st); status == StatusCreating {
-		return newError(ErrNotFound, "Stream %s under account %s not found.", st.name, s.cfg.AccountID)
+		return newError(ErrNotFound, "Stream %s not found.", s.InAccount(st.name))
 	}
 	return nil
 }
