@@ -223,15 +223,24 @@ func (r *Runner) reconcile(ctx context.Context) {
 		r.mu.Unlock()
 		switch c.Status {
 		case stream.ChannelDeleting:
+			var err error
 			if d != nil {
 				r.stop(d)
-				if d.err != nil {
-					// The spool is kept in the state folder; the channel
-					// stays DELETING until it can be written out.
-					r.log.Warn("channel delete: the spool could not be written out; retrying", "channel", c.Name, "err", d.err)
-					r.retryLater()
-					continue
+				err = d.err
+			} else {
+				// A delivery whose spool could not be written out (or
+				// one not running since a restart): write it out now.
+				err = r.flush(ctx, c)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return
 				}
+				// The spool is kept in the state folder; the channel
+				// stays DELETING until it can be written out.
+				r.log.Warn("channel delete: the spool could not be written out; retrying", "channel", c.Name, "err", err)
+				r.retryLater()
+				continue
 			}
 			if err := os.RemoveAll(filepath.Join(r.cfg.StateDir, c.ID)); err != nil {
 				r.log.Warn("channel delete: removing its state", "channel", c.Name, "err", err)
@@ -294,41 +303,28 @@ func (r *Runner) setStatus(ctx context.Context, c stream.Channel, status, reason
 // pipelineName is the name c's pipeline runs (and is shown) under.
 func pipelineName(c stream.Channel) string { return "channel-" + c.Name }
 
+// flush writes out what c's spool holds, without reading its stream:
+// its archive pipeline is built (recovering the spool) and closed
+// (writing it out). Nothing to do when c has no state folder.
+func (r *Runner) flush(ctx context.Context, c stream.Channel) error {
+	if _, err := os.Stat(filepath.Join(r.cfg.StateDir, c.ID, "spool")); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	runner, err := r.build(ctx, c)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
+	return runner.Close(cctx)
+}
+
+// closeTimeout bounds writing out a spool when a delivery is flushed.
+const closeTimeout = 30 * time.Second
+
 // start builds c's archive pipeline and runs it.
 func (r *Runner) start(ctx context.Context, c stream.Channel) error {
-	opts, err := r.archiveOptions(c)
-	if err != nil {
-		return err
-	}
-	p := map[string]any{
-		"name":    pipelineName(c),
-		"source":  c.StreamName,
-		"handler": map[string]any{"type": pipeline.TypeBuiltin, "name": "archive", "options": opts},
-	}
-	// The first run reads from the channel's creation; every later one
-	// from its checkpoints.
-	p["startingPosition"] = "AT_TIMESTAMP"
-	p["startingTimestamp"] = c.Created.UTC().Format(time.RFC3339Nano)
-	stateDir := filepath.Join(r.cfg.StateDir, c.ID)
-	doc, err := yaml.Marshal(map[string]any{"pipelines": []any{p}})
-	if err != nil {
-		return err
-	}
-	builtins := pipeline.Builtins{"archive": archive.Builtin}
-	pcfg, err := pipeline.Parse("channel "+c.Name, doc, builtins)
-	if err != nil {
-		return err
-	}
-	runner, err := pipeline.New(ctx, pcfg, pipeline.Options{
-		Kinesis:        kinesislocal.New(r.svc),
-		Tune:           func(cc *consumer.Config) { cc.PollInterval = time.Millisecond },
-		Builtins:       builtins,
-		StateDir:       stateDir,
-		StateDirLocked: true,
-		Region:         r.cfg.Region,
-		Logger:         r.log.With("channel", c.Name),
-		Observer:       r.cfg.Observer,
-	})
+	runner, err := r.build(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -344,11 +340,53 @@ func (r *Runner) start(ctx context.Context, c stream.Channel) error {
 			if d.err == nil {
 				d.err = errors.New("the pipeline ended")
 			}
-			r.ended <- c.ARN
+			// Run may be stopping d (waiting on done) rather than
+			// reading ended: give up once d is cancelled.
+			select {
+			case r.ended <- c.ARN:
+			case <-dctx.Done():
+			}
 		}
 	}()
 	r.log.Info("channel delivering", "channel", c.Name, "stream", c.StreamName, "to", d.target)
 	return nil
+}
+
+// build builds c's archive pipeline.
+func (r *Runner) build(ctx context.Context, c stream.Channel) (*pipeline.Runner, error) {
+	opts, err := r.archiveOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	p := map[string]any{
+		"name":    pipelineName(c),
+		"source":  c.StreamName,
+		"handler": map[string]any{"type": pipeline.TypeBuiltin, "name": "archive", "options": opts},
+	}
+	// The first run reads from the channel's creation; every later one
+	// from its checkpoints.
+	p["startingPosition"] = "AT_TIMESTAMP"
+	p["startingTimestamp"] = c.Created.UTC().Format(time.RFC3339Nano)
+	stateDir := filepath.Join(r.cfg.StateDir, c.ID)
+	doc, err := yaml.Marshal(map[string]any{"pipelines": []any{p}})
+	if err != nil {
+		return nil, err
+	}
+	builtins := pipeline.Builtins{"archive": archive.Builtin}
+	pcfg, err := pipeline.Parse("channel "+c.Name, doc, builtins)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.New(ctx, pcfg, pipeline.Options{
+		Kinesis:        kinesislocal.New(r.svc),
+		Tune:           func(cc *consumer.Config) { cc.PollInterval = time.Millisecond },
+		Builtins:       builtins,
+		StateDir:       stateDir,
+		StateDirLocked: true,
+		Region:         r.cfg.Region,
+		Logger:         r.log.With("channel", c.Name),
+		Observer:       r.cfg.Observer,
+	})
 }
 
 // stop stops d and waits for it (its spool written out).

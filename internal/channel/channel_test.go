@@ -348,46 +348,14 @@ func TestChannelToS3(t *testing.T) {
 func TestChannelToDir(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	p := runneltest.Serve(t, "--data-dir", t.TempDir(), "--channel-dir", dir, "--channel-freshness", "1s")
-	kc := kinesistest.NewClient(p.URL)
+	_, kc, arn := dirChannel(t, dir, "local", "--channel-freshness", "1s")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("clicks"),
-		StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
-	require.NoError(t, err)
-	out, err := kc.CreateChannel(ctx, createInput("local", "arn:aws:kinesis:us-east-1:"+account+":stream/clicks", func(in *kinesis.CreateChannelInput) {
-		in.S3DestinationConfiguration.StorageConfiguration.CompressionType = types.S3CompressionTypeZstd
-		in.S3DestinationConfiguration.StorageConfiguration.OutputKeyTemplate = nil
-	}))
-	require.NoError(t, err)
-	arn := aws.ToString(out.ChannelDescription.ChannelARN)
-	waitStatus(t, kc, arn, types.ChannelStatusActive)
 	put(t, kc, "clicks", 0, 150)
-	read := func() map[string]int {
-		seen := map[string]int{}
-		require.NoError(t, filepath.WalkDir(filepath.Join(dir, "lake"), func(path string, e os.DirEntry, err error) error {
-			if err != nil || e.IsDir() || !strings.HasSuffix(path, ".jsonl.zst") {
-				return err
-			}
-			rel, _ := filepath.Rel(filepath.Join(dir, "lake"), path)
-			require.Regexp(t, `^\d{4}/\d\d/\d\d/\d\d/shardId-\d{12}-\d+-\d+\.jsonl\.zst$`, filepath.ToSlash(rel))
-			compressed, err := os.ReadFile(path)
-			require.NoError(t, err)
-			zr, err := zstd.NewReader(nil)
-			require.NoError(t, err)
-			defer zr.Close()
-			raw, err := zr.DecodeAll(compressed, nil)
-			require.NoError(t, err, rel)
-			for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
-				seen[l]++
-			}
-			return nil
-		}))
-		return seen
-	}
+	read := func() map[string]int { return deliveredDir(t, filepath.Join(dir, "lake")) }
 	eventually(t, 30*time.Second, "150 records in the folder", func() bool { return len(read()) >= 150 })
 	requireOnce(t, read(), 150)
-	_, err = kc.DeleteChannel(ctx, &kinesis.DeleteChannelInput{ChannelARN: aws.String(arn)})
+	_, err := kc.DeleteChannel(ctx, &kinesis.DeleteChannelInput{ChannelARN: aws.String(arn)})
 	require.NoError(t, err)
 	_, err = kc.DeleteChannel(ctx, &kinesis.DeleteChannelInput{ChannelARN: aws.String(arn)})
 	if err != nil {
@@ -398,4 +366,96 @@ func TestChannelToDir(t *testing.T) {
 		_, err := describe(t, kc, arn)
 		return errors.As(err, new(*types.ResourceNotFoundException))
 	})
+}
+
+// TestChannelDeleteKeepsUnwrittenSpool: a channel deleted while its
+// destination refuses objects (the bucket's folder is a file) stays
+// DELETING with its spool kept, retrying; once the destination takes
+// objects again the spool is written out, every record once, and only
+// then is the channel gone.
+func TestChannelDeleteKeepsUnwrittenSpool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p, kc, arn := dirChannel(t, dir, "gated")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	put(t, kc, "clicks", 0, 150)
+	// The default freshness (300s) keeps the records in the spool.
+	spooled := regexp.MustCompile(`(?m)^runnel_archive_spooled_records_total\{pipeline="channel-gated"\} 150$`)
+	eventually(t, 30*time.Second, "150 records spooled", func() bool {
+		resp, err := http.Get(p.URL + "/metrics")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return spooled.Match(body)
+	})
+	lake := filepath.Join(dir, "lake")
+	require.Empty(t, deliveredDir(t, lake), "no object written before the freshness")
+	require.NoError(t, os.RemoveAll(lake))
+	require.NoError(t, os.WriteFile(lake, []byte("not a folder"), 0o644))
+
+	_, err := kc.DeleteChannel(ctx, &kinesis.DeleteChannelInput{ChannelARN: aws.String(arn)})
+	require.NoError(t, err)
+	// At least two failed attempts: the stopped delivery's and a retry
+	// of the kept spool.
+	p.WaitFor(t, regexp.MustCompile(`(?s)spool could not be written out.*spool could not be written out`), 30*time.Second)
+	d, err := describe(t, kc, arn)
+	require.NoError(t, err)
+	require.Equal(t, types.ChannelStatusDeleting, d.ChannelStatus)
+
+	require.NoError(t, os.Remove(lake))
+	eventually(t, 30*time.Second, "the channel gone", func() bool {
+		_, err := describe(t, kc, arn)
+		return errors.As(err, new(*types.ResourceNotFoundException))
+	})
+	requireOnce(t, deliveredDir(t, lake), 150)
+}
+
+// deliveredDir reads every .jsonl.zst object under a bucket's folder
+// (hourly prefixes) and counts each line.
+func deliveredDir(t *testing.T, root string) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	require.NoError(t, filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() || !strings.HasSuffix(path, ".jsonl.zst") {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		require.Regexp(t, `^\d{4}/\d\d/\d\d/\d\d/shardId-\d{12}-\d+-\d+\.jsonl\.zst$`, filepath.ToSlash(rel))
+		compressed, err := os.ReadFile(path)
+		require.NoError(t, err)
+		zr, err := zstd.NewReader(nil)
+		require.NoError(t, err)
+		defer zr.Close()
+		raw, err := zr.DecodeAll(compressed, nil)
+		require.NoError(t, err, rel)
+		for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
+			seen[l]++
+		}
+		return nil
+	}))
+	return seen
+}
+
+// dirChannel serves with --channel-dir dir (and args), creates the
+// on-demand stream clicks and an ACTIVE channel name of it writing ZSTD
+// objects under hourly prefixes to the bucket lake.
+func dirChannel(t *testing.T, dir, name string, args ...string) (*runneltest.Process, *kinesis.Client, string) {
+	t.Helper()
+	p := runneltest.Serve(t, append([]string{"--data-dir", t.TempDir(), "--channel-dir", dir}, args...)...)
+	kc := kinesistest.NewClient(p.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("clicks"),
+		StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
+	require.NoError(t, err)
+	out, err := kc.CreateChannel(ctx, createInput(name, "arn:aws:kinesis:us-east-1:"+account+":stream/clicks", func(in *kinesis.CreateChannelInput) {
+		in.S3DestinationConfiguration.StorageConfiguration.CompressionType = types.S3CompressionTypeZstd
+		in.S3DestinationConfiguration.StorageConfiguration.OutputKeyTemplate = nil
+	}))
+	require.NoError(t, err)
+	arn := aws.ToString(out.ChannelDescription.ChannelARN)
+	waitStatus(t, kc, arn, types.ChannelStatusActive)
+	return p, kc, arn
 }
