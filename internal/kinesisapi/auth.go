@@ -6,9 +6,9 @@ import (
 	"hash"
 	"net/http"
 	"reflect"
-	"regexp"
 
 	"github.com/runnel-dev/runnel/internal/auth"
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 // Error types of the AWS common errors for authentication.
@@ -105,11 +105,23 @@ func (h *Handler) mayCall(key *auth.Key, action string) error {
 	return accessDenied(auth.Refused(h.opts.accountID, key.ID, action, "*"))
 }
 
+// policyActions manage a resource's policy: a key with all: true may
+// always call them on its own account's streams and consumers, whatever
+// the policy says, so that no policy can lock its owner out (as an S3
+// bucket's owner can always remove the bucket's policy).
+var policyActions = map[string]bool{
+	"GetResourcePolicy":    true,
+	"PutResourcePolicy":    true,
+	"DeleteResourcePolicy": true,
+}
+
 // authorize refuses an action the key may not call on the stream the
 // request names (GetRecords names its stream through the shard iterator):
 // an explicit Deny in the resource policy of the stream or of the
-// consumer the request names refuses it whatever the key; otherwise the
-// key's scopes or an Allow in those policies let it through.
+// consumer the request names refuses it whatever the key (but see
+// policyActions); otherwise a key with all: true acting in its own
+// account, the key's scopes or an Allow in those policies let it through.
+// Only an Allow reaches another account's streams.
 func (h *Handler) authorize(ctx context.Context, key *auth.Key, action string, req request) error {
 	if key == nil {
 		return nil
@@ -125,14 +137,18 @@ func (h *Handler) authorize(ctx context.Context, key *auth.Key, action string, r
 		account = h.opts.accountID
 	}
 	who := auth.Principal{Account: account, KeyID: key.ID}
+	owner := key.All && (name == "" || h.ownAccount(ctx, name))
 	decision := h.policyDecision(who, action, name, resource, consumerARN)
 	if decision == auth.Denied {
+		if owner && policyActions[action] {
+			return nil
+		}
 		if consumerARN != "" {
 			resource = consumerARN
 		}
 		return accessDenied(auth.RefusedByPolicy(who, action, resource))
 	}
-	if key.All || decision == auth.Allowed {
+	if owner || decision == auth.Allowed {
 		return nil
 	}
 	// A key's scopes name streams of its own account and region.
@@ -148,8 +164,10 @@ func (h *Handler) authorize(ctx context.Context, key *auth.Key, action string, r
 // ConsumerARN or ResourceARN member, "" when none.
 func requestConsumerARN(req request) string {
 	for _, field := range []string{"ConsumerARN", "ResourceARN"} {
-		if arn, ok := requestString(req, field); ok && consumerARNPattern.MatchString(arn) {
-			return arn
+		if arn, ok := requestString(req, field); ok {
+			if _, _, consumer := stream.SplitConsumerARN(arn); consumer {
+				return arn
+			}
 		}
 	}
 	return ""
@@ -174,8 +192,6 @@ func requestString(req request, field string) (string, bool) {
 	}
 	return f.Elem().String(), true
 }
-
-var consumerStreamPattern = regexp.MustCompile(`:stream/([^/]+)/consumer/`)
 
 // requestStream returns the stream a request names through its
 // StreamName, StreamARN, ConsumerARN or ResourceARN member, or a
@@ -215,10 +231,16 @@ func (h *Handler) requestStream(ctx context.Context, req request) string {
 		if !ok {
 			continue
 		}
-		if m := consumerStreamPattern.FindStringSubmatch(arn); m != nil {
-			return m[1]
+		// A consumer ARN names its stream by the stream's ARN, resolved as
+		// the engine resolves it (stream.Service.ConsumerByARN).
+		streamARN, _, consumer := stream.SplitConsumerARN(arn)
+		if !consumer {
+			if field != "ResourceARN" {
+				return ""
+			}
+			streamARN = arn // a ResourceARN may name the stream itself
 		}
-		if name, err := h.svc.NameFromARN(arn); err == nil && field == "ResourceARN" {
+		if name, err := h.svc.NameFromARN(streamARN); err == nil {
 			return name
 		}
 		return ""

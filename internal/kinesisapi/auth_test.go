@@ -20,11 +20,22 @@ import (
 // startAuth serves the API with authentication on, on 127.0.0.1.
 func startAuth(t *testing.T, keys ...auth.Key) string {
 	t.Helper()
+	return serveAuth(t, false, keys)
+}
+
+// serveAuth serves the API with authentication on, on 127.0.0.1, scoping
+// streams by account and region when multiRegion is set.
+func serveAuth(t *testing.T, multiRegion bool, keys []auth.Key) string {
+	t.Helper()
 	ks, err := auth.NewKeys(keys)
 	require.NoError(t, err)
-	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true})
+	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true, MultiRegion: multiRegion})
 	require.NoError(t, err)
-	srv := httptest.NewServer(kinesisapi.NewHandler(svc, nil, kinesisapi.WithAuth(ks)))
+	opts := []kinesisapi.Option{kinesisapi.WithAuth(ks)}
+	if multiRegion {
+		opts = append(opts, kinesisapi.WithMultiRegion())
+	}
+	srv := httptest.NewServer(kinesisapi.NewHandler(svc, nil, opts...))
 	t.Cleanup(func() {
 		srv.Close()
 		require.NoError(t, svc.Close())

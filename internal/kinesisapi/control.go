@@ -275,7 +275,7 @@ func recordDistribution(d *stream.Description) string {
 
 // resourceStream resolves a ResourceARN to the stream it names.
 func (h *Handler) resourceStream(arn string) (string, error) {
-	if !arnPattern.MatchString(arn) || consumerARNPattern.MatchString(arn) {
+	if _, _, consumer := stream.SplitConsumerARN(arn); !arnPattern.MatchString(arn) || consumer {
 		return "", invalidArgument("Resource %s is not a stream ARN; runnel tags streams and channels only.", arn)
 	}
 	return h.svc.NameFromARN(arn)
@@ -293,8 +293,6 @@ func (h *Handler) resourceTags(arn string) (map[string]string, error) {
 	}
 	return h.svc.Tags(name)
 }
-
-var consumerARNPattern = regexp.MustCompile(`:stream/[^/]+/consumer/`)
 
 type tagResourceRequest struct {
 	ResourceARN *string           `json:"ResourceARN"`

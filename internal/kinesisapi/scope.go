@@ -91,6 +91,15 @@ func (h *Handler) inScope(ctx context.Context, q string) (string, bool) {
 	return name, h.svc.Qualify(region, account, "") == want
 }
 
+// ownAccount reports whether an engine stream name lies in the request's
+// account, in any region.
+func (h *Handler) ownAccount(ctx context.Context, q string) bool {
+	sc, _ := ctx.Value(scopeKey{}).(requestScope)
+	_, want, _ := h.svc.SplitName(h.svc.Qualify("", sc.account, ""))
+	_, account, _ := h.svc.SplitName(q)
+	return account == want
+}
+
 // plainName is the name a response shows for an engine stream name.
 func (h *Handler) plainName(q string) string {
 	if !strings.Contains(q, "/") {

@@ -132,12 +132,20 @@ func (s *Service) ListConsumers(streamName string) ([]Consumer, error) {
 	return out, nil
 }
 
+// SplitConsumerARN cuts a consumer ARN (see consumerARN) into the ARN of
+// its stream and the rest, "name:seconds"; ok is false when arn is no
+// consumer ARN. It is the one reader of consumer ARNs: the stream part
+// resolves through NameFromARN, as every stream ARN does.
+func SplitConsumerARN(arn string) (streamARN, consumer string, ok bool) {
+	return strings.Cut(arn, consumerARNInfix)
+}
+
 // ConsumerByARN resolves a consumer ARN to its stream's name and the
 // consumer. ErrInvalidArgument when arn is not a consumer ARN, ErrNotFound
 // when the stream or consumer does not exist (a consumer registered again
 // under the same name has a new ARN; the old one is not found).
 func (s *Service) ConsumerByARN(arn string) (string, Consumer, error) {
-	streamPart, consumerPart, ok := strings.Cut(arn, consumerARNInfix)
+	streamPart, consumerPart, ok := SplitConsumerARN(arn)
 	name, _, hasTime := strings.Cut(consumerPart, ":")
 	if !ok || !hasTime || name == "" {
 		return "", Consumer{}, newError(ErrInvalidArgument, "%s is not a valid Kinesis consumer ARN.", arn)

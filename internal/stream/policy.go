@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"strings"
 )
 
 // Resource policies (PutResourcePolicy) are stored with the stream they
@@ -84,7 +83,7 @@ func (s *Service) HasResourcePolicies() bool {
 // policyTarget returns the stream an ARN names and, for a consumer ARN,
 // the consumer's name.
 func (s *Service) policyTarget(arn string) (name, consumer string, err error) {
-	if strings.Contains(arn, consumerARNInfix) {
+	if _, _, ok := SplitConsumerARN(arn); ok {
 		name, c, err := s.ConsumerByARN(arn)
 		return name, c.Name, err
 	}
