@@ -19,7 +19,8 @@ import (
 //     "arn:aws:iam::123456789012:root": every key of the account), a key
 //     ("arn:aws:iam::123456789012:user/KEYID") or "*". Other principal
 //     kinds (Service, Federated, CanonicalUser) are accepted and match no
-//     key; NotPrincipal matches every key it does not name.
+//     key. NotPrincipal, only in a Deny as IAM allows it, matches every
+//     key it does not name.
 //   - Action and NotAction: "kinesis:Name" with * and ? wildcards, case
 //     insensitive, or "*".
 //   - Resource and NotResource: ARNs with * and ? wildcards.
@@ -170,6 +171,9 @@ func parseStatement(rs rawStatement) (statement, error) {
 	if len(rs.NotPrincipal) > 0 {
 		if len(principal) > 0 {
 			return st, errors.New("give Principal or NotPrincipal, not both")
+		}
+		if !st.deny {
+			return st, errors.New("NotPrincipal may be used only with Effect Deny")
 		}
 		principal, st.notPrincipal = rs.NotPrincipal, true
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ func TestParsePolicyRefuses(t *testing.T) {
 		{"bad effect", stmt(`{"Effect":"Maybe","Principal":"*","Action":"*","Resource":"*"}`), "Allow or Deny"},
 		{"no principal", stmt(`{"Effect":"Allow","Action":"*","Resource":"*"}`), "must name a Principal"},
 		{"principal and not", stmt(`{"Effect":"Allow","Principal":"*","NotPrincipal":"*","Action":"*","Resource":"*"}`), "not both"},
+		{"allow not principal", stmt(`{"Effect":"Allow","NotPrincipal":{"AWS":"111111111111"},"Action":"*","Resource":"*"}`), "only with Effect Deny"},
 		{"bad principal", stmt(`{"Effect":"Allow","Principal":"everyone","Action":"*","Resource":"*"}`), "Principal must be"},
 		{"bad AWS principal", stmt(`{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"*","Resource":"*"}`), "not an account id"},
 		{"bad principal kind", stmt(`{"Effect":"Allow","Principal":{"Martian":"x"},"Action":"*","Resource":"*"}`), "Principal kind"},
@@ -77,6 +79,8 @@ func TestPolicyDecide(t *testing.T) {
 }
 
 func FuzzParsePolicy(f *testing.F) {
+	denyAll, err := ParsePolicy(`{"Statement":{"Effect":"Deny","Principal":"*","Action":"kinesis:*","Resource":"*"}}`)
+	require.NoError(f, err)
 	f.Add(`{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"kinesis:*","Resource":"*"}}`)
 	f.Add(`{"Statement":[{"Effect":"Deny","NotPrincipal":"*","NotAction":["kinesis:Get?ecords"],"NotResource":"arn:[a]/\\x","Condition":{}}]}`)
 	f.Add(`{"Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com","AWS":["*"]},"Action":"*","Resource":["arn:*"]}]}`)
@@ -87,8 +91,27 @@ func FuzzParsePolicy(f *testing.F) {
 			require.Nil(t, p)
 			return
 		}
-		who := Principal{Account: "000000000000", KeyID: "K"}
-		d := p.Decide(who, "PutRecord", streamARN)
-		require.Contains(t, []Decision{NoDecision, Allowed, Denied}, d)
+		// A Deny of everything to everyone added to any policy leaves it
+		// nothing it allows; and the policy alone allows only through an
+		// unconditional Allow statement, denies only through a Deny.
+		denied := &Policy{statements: append(slices.Clone(p.statements), denyAll.statements...)}
+		var allows, denies bool
+		for _, st := range p.statements {
+			allows = allows || !st.deny && !st.conditional
+			denies = denies || st.deny
+		}
+		for _, who := range []Principal{{Account: "000000000000", KeyID: "K"}, {Account: "111111111111", KeyID: "AKIDX"}} {
+			for _, action := range []string{"PutRecord", "GetRecords", "DeleteResourcePolicy"} {
+				for _, resource := range []string{streamARN, streamARN + "/consumer/c:1", "arn:aws:kinesis:eu-west-1:111111111111:stream/x"} {
+					require.Equal(t, Denied, denied.Decide(who, action, resource), "%s %s %s", who.ARN(), action, resource)
+					switch p.Decide(who, action, resource) {
+					case Allowed:
+						require.True(t, allows, "allowed without an Allow statement")
+					case Denied:
+						require.True(t, denies, "denied without a Deny statement")
+					}
+				}
+			}
+		}
 	})
 }

@@ -83,6 +83,7 @@ func TestResourcePolicies(t *testing.T) {
 
 	// Checked as a policy document, sized as IAM sizes them.
 	for _, bad := range []string{`not json`, `{"Statement":[]}`, `{"Statement":{"Effect":"Allow","Action":"kinesis:*","Resource":"*"}}`,
+		`{"Statement":{"Effect":"Allow","NotPrincipal":{"AWS":"000000000000"},"Action":"kinesis:*","Resource":"*"}}`,
 		`{"Statement":{"Sid":"` + strings.Repeat("x", auth.MaxPolicyBytes) + `","Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}}`} {
 		_, err = admin.PutResourcePolicy(ctx, &kinesis.PutResourcePolicyInput{ResourceARN: aws.String(orders), Policy: aws.String(bad)})
 		requireTyped[*types.InvalidArgumentException](t, err)
