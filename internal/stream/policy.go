@@ -64,20 +64,24 @@ func (s *Service) SetResourcePolicy(ctx context.Context, arn, policy string) err
 // HasResourcePolicies reports whether any stream or consumer has a
 // resource policy, so that a request no policy can concern is refused
 // before its body is read.
+// It reads one counter, kept as policies are stored and removed.
 func (s *Service) HasResourcePolicies() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, st := range s.byID {
-		if st.meta.Policy != "" {
-			return true
-		}
-		for _, c := range st.meta.Consumers {
-			if c.Policy != "" {
-				return true
-			}
+	return s.policies.Load() > 0
+}
+
+// policyCount is the number of resource policies a stream's metadata
+// holds, its own and its consumers'.
+func policyCount(m *streamMeta) int64 {
+	var n int64
+	if m.Policy != "" {
+		n++
+	}
+	for _, c := range m.Consumers {
+		if c.Policy != "" {
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // policyTarget returns the stream an ARN names and, for a consumer ARN,

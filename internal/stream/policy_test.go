@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -27,6 +28,18 @@ func TestResourcePolicyStored(t *testing.T) {
 	s = open(t, dir, nil)
 	defer s.Close()
 	require.True(t, s.HasResourcePolicies())
+	// Every authorized request asks, so the answer takes no lock: it
+	// comes while the streams are locked for a change.
+	s.mu.Lock()
+	answered := make(chan bool, 1)
+	go func() { answered <- s.HasResourcePolicies() }()
+	select {
+	case has := <-answered:
+		require.True(t, has)
+	case <-time.After(10 * time.Second):
+		t.Error("HasResourcePolicies waits for the streams' lock")
+	}
+	s.mu.Unlock()
 	require.Equal(t, `{"stream":1}`, s.StreamPolicy("s"))
 	p, err := s.ResourcePolicy(c.ARN)
 	require.NoError(t, err)

@@ -64,6 +64,7 @@ func (s *Service) load() error {
 		s.byName[m.Name] = st
 		s.byID[m.ID] = st
 		s.nextID = max(s.nextID, m.ID+1)
+		s.policies.Add(policyCount(&m))
 		return nil
 	})
 }

@@ -39,6 +39,9 @@ type Service struct {
 	// ChannelChanges); chanMu guards it.
 	chanMu      sync.Mutex
 	chanChanged chan struct{}
+	// policies counts the resource policies stored on live streams and
+	// their consumers (see HasResourcePolicies); it changes with s.mu held.
+	policies atomic.Int64
 }
 
 // streamMeta is what is persisted for a stream.

@@ -148,6 +148,7 @@ func (s *Service) updateMeta(ctx context.Context, name string, fn func(m *stream
 		return err
 	}
 	s.mu.Lock()
+	s.policies.Add(policyCount(&m) - policyCount(&st.meta))
 	st.meta = m
 	s.mu.Unlock()
 	return nil
@@ -177,6 +178,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 			s.deleting[name] = deletingStream{desc: s.describe(st), until: s.now().Add(s.cfg.TransitionDelay)}
 		}
 		st.deleted.Store(true)
+		s.policies.Add(-policyCount(&st.meta))
 		delete(s.byName, name)
 		delete(s.byID, st.id)
 	}
