@@ -103,3 +103,76 @@ func TestAccountsAuthorization(t *testing.T) {
 	require.NoError(t, describeConsumer(fooA, consumers[arnB]))
 	requireAPIError(t, subscribe(fooA, consumers[arnB]), "AccessDeniedException")
 }
+
+// TestChannelsByAccount: under multi-region a channel belongs to its
+// stream's account and region: its ARN carries them, its name is unique
+// there, ListChannels lists the caller's own, and CreateChannel and the
+// actions on a channel are authorized on its source stream, that stream's
+// resource policy included (a channel copies the stream, so a Deny on
+// reading it must stop one). Through the SDK.
+func TestChannelsByAccount(t *testing.T) {
+	t.Parallel()
+	const accountA, accountB = "111111111111", "222222222222"
+	url := serveAuth(t, true, []auth.Key{
+		{ID: "AKIDADMINA", Secret: "a", All: true, Account: accountA},
+		{ID: "AKIDADMINB", Secret: "b", All: true, Account: accountB},
+	})
+	adminA := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMINA", "a", ""))
+	adminB := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMINB", "b", ""))
+	ctx := t.Context()
+	arnA := "arn:aws:kinesis:us-east-1:" + accountA + ":stream/foo"
+	arnB := "arn:aws:kinesis:us-east-1:" + accountB + ":stream/foo"
+	for _, admin := range []*kinesis.Client{adminA, adminB} {
+		_, err := admin.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("foo"),
+			StreamModeDetails: &types.StreamModeDetails{StreamMode: types.StreamModeOnDemand}})
+		require.NoError(t, err)
+	}
+	create := func(c *kinesis.Client, streamARN string) (*kinesis.CreateChannelOutput, error) {
+		return c.CreateChannel(ctx, &kinesis.CreateChannelInput{
+			ChannelName:             aws.String("lake"),
+			ServiceExecutionRoleARN: aws.String("arn:aws:iam::" + accountA + ":role/channel"),
+			StreamConfigurationList: []types.ChannelStreamConfiguration{{
+				StreamARN:           aws.String(streamARN),
+				RecordConfiguration: &types.RecordConfiguration{RecordFormatType: types.RecordFormatTypeJson},
+			}},
+			S3DestinationConfiguration: &types.S3DestinationConfiguration{StorageConfiguration: &types.S3StorageConfiguration{
+				BucketARN: aws.String("arn:aws:s3:::lake"), CompressionType: types.S3CompressionTypeNone, ExpectedBucketOwner: aws.String(accountA),
+			}},
+		})
+	}
+
+	// Not from another account's stream, nor from a stream whose policy
+	// denies it.
+	_, err := create(adminA, arnB)
+	requireAPIError(t, err, "AccessDeniedException")
+	deny := `{"Statement":[{"Effect":"Deny","Principal":"*","Action":"kinesis:CreateChannel","Resource":"*"}]}`
+	_, err = adminB.PutResourcePolicy(ctx, &kinesis.PutResourcePolicyInput{ResourceARN: aws.String(arnB), Policy: aws.String(deny)})
+	require.NoError(t, err)
+	_, err = create(adminB, arnB)
+	require.Contains(t, requireAPIError(t, err, "AccessDeniedException"), "explicit deny")
+	_, err = adminB.DeleteResourcePolicy(ctx, &kinesis.DeleteResourcePolicyInput{ResourceARN: aws.String(arnB)})
+	require.NoError(t, err)
+
+	// The same name in each account, each ARN in its own account.
+	channels := map[string]string{}
+	for admin, arn := range map[*kinesis.Client]string{adminA: arnA, adminB: arnB} {
+		out, err := create(admin, arn)
+		require.NoError(t, err)
+		channels[arn] = aws.ToString(out.ChannelDescription.ChannelARN)
+	}
+	require.Contains(t, channels[arnA], ":"+accountA+":channel/lake/")
+	require.Contains(t, channels[arnB], ":"+accountB+":channel/lake/")
+	list, err := adminA.ListChannels(ctx, &kinesis.ListChannelsInput{})
+	require.NoError(t, err)
+	require.Len(t, list.ChannelSummaries, 1)
+	require.Equal(t, channels[arnA], aws.ToString(list.ChannelSummaries[0].ChannelARN))
+
+	_, err = adminA.DescribeChannel(ctx, &kinesis.DescribeChannelInput{ChannelARN: aws.String(channels[arnA])})
+	require.NoError(t, err)
+	_, err = adminA.DescribeChannel(ctx, &kinesis.DescribeChannelInput{ChannelARN: aws.String(channels[arnB])})
+	requireAPIError(t, err, "AccessDeniedException")
+	_, err = adminA.DeleteChannel(ctx, &kinesis.DeleteChannelInput{ChannelARN: aws.String(channels[arnB])})
+	requireAPIError(t, err, "AccessDeniedException")
+	_, err = adminB.DeleteChannel(ctx, &kinesis.DeleteChannelInput{ChannelARN: aws.String(channels[arnB])})
+	require.NoError(t, err)
+}

@@ -173,6 +173,17 @@ func requestConsumerARN(req request) string {
 	return ""
 }
 
+// requestChannelARN returns the channel ARN a request names through its
+// ChannelARN or ResourceARN member.
+func requestChannelARN(req request) (string, bool) {
+	for _, field := range []string{"ChannelARN", "ResourceARN"} {
+		if arn, ok := requestString(req, field); ok && channelARNPattern.MatchString(arn) {
+			return arn, true
+		}
+	}
+	return "", false
+}
+
 // requestString returns a request's string member of that name, when it
 // has one and it was given.
 func requestString(req request, field string) (string, bool) {
@@ -214,6 +225,23 @@ func (h *Handler) requestStream(ctx context.Context, req request) string {
 	if r, ok := req.(*listShardsRequest); ok && r.NextToken != nil {
 		if t, err := h.tokens.open(*r.NextToken, "shards", h.now()); err == nil {
 			return t.Stream
+		}
+		return ""
+	}
+	if r, ok := req.(*createChannelRequest); ok {
+		// A channel reads the stream it delivers: it is authorized on
+		// that stream, its policy included.
+		if len(r.StreamConfigurationList) == 1 && r.StreamConfigurationList[0].StreamARN != nil {
+			if name, err := h.svc.NameFromARN(*r.StreamConfigurationList[0].StreamARN); err == nil {
+				return name
+			}
+		}
+		return ""
+	}
+	if arn, ok := requestChannelARN(req); ok {
+		// A channel's actions are authorized on its source stream.
+		if c, err := h.svc.ChannelByARN(arn); err == nil {
+			return c.StreamName
 		}
 		return ""
 	}

@@ -474,16 +474,16 @@ type channelStreamIdentifier struct {
 	StreamCreationTimestamp epochSeconds `json:"StreamCreationTimestamp"`
 }
 
-func (h *Handler) listChannels(_ context.Context, r *listChannelsRequest) (any, error) {
-	all := h.svc.Channels()
-	if len(r.StreamFilter) > 0 {
-		all = slices.DeleteFunc(all, func(c stream.Channel) bool {
-			return !slices.ContainsFunc(r.StreamFilter, func(f streamFilter) bool {
-				return *f.StreamARN == c.StreamARN &&
-					(f.StreamCreationTimestamp == nil || f.StreamCreationTimestamp.UnixMilli() == c.StreamCreated.UnixMilli())
-			})
+// listChannels lists the channels of the request's account and region,
+// as ListStreams lists its streams.
+func (h *Handler) listChannels(ctx context.Context, r *listChannelsRequest) (any, error) {
+	all := slices.DeleteFunc(h.svc.Channels(), func(c stream.Channel) bool {
+		_, own := h.inScope(ctx, c.StreamName)
+		return !own || len(r.StreamFilter) > 0 && !slices.ContainsFunc(r.StreamFilter, func(f streamFilter) bool {
+			return *f.StreamARN == c.StreamARN &&
+				(f.StreamCreationTimestamp == nil || f.StreamCreationTimestamp.UnixMilli() == c.StreamCreated.UnixMilli())
 		})
-	}
+	})
 	start := 0
 	if r.NextToken != nil {
 		n, err := parseChannelToken(*r.NextToken)

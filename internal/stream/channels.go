@@ -106,10 +106,20 @@ func (s *Service) channel(st *streamState, m ChannelMeta) Channel {
 	return Channel{ChannelMeta: m, StreamName: st.meta.Name, StreamARN: s.ARN(st.meta.Name), StreamCreated: st.meta.Created}
 }
 
-// channelARN is a channel's ARN: its name and its id, so a channel made
-// again under the same name has a new ARN.
-func (s *Service) channelARN(name, id string) string {
-	return fmt.Sprintf("arn:aws:kinesis:%s:%s:%s%s/%s", s.cfg.Region, s.cfg.AccountID, channelARNResource, name, id)
+// channelARN is a channel's ARN: the account and region of its stream,
+// its name and its id, so a channel made again under the same name has a
+// new ARN.
+func (s *Service) channelARN(streamName, name, id string) string {
+	region, account, _ := s.SplitName(streamName)
+	return fmt.Sprintf("arn:aws:kinesis:%s:%s:%s%s/%s", region, account, channelARNResource, name, id)
+}
+
+// arnAccount is the account an ARN names ("" when it names none).
+func arnAccount(arn string) string {
+	if parts := strings.SplitN(arn, ":", 6); len(parts) == 6 {
+		return parts[4]
+	}
+	return ""
 }
 
 // CreateChannel creates channel name on a stream, in status CREATING.
@@ -120,8 +130,10 @@ func (s *Service) channelARN(name, id string) string {
 func (s *Service) CreateChannel(ctx context.Context, streamName, name string, cfg ChannelConfig, limit int) (Channel, error) {
 	var made ChannelMeta
 	err := s.updateMeta(ctx, streamName, func(m *streamMeta) error {
-		if _, _, err := s.findChannel(func(c ChannelMeta) bool { return c.Name == name }); err == nil {
-			return newError(ErrInUse, "Channel %s under account %s already exists.", name, s.cfg.AccountID)
+		// Channel names are unique in an account and region.
+		arn := s.channelARN(streamName, name, "")
+		if _, _, err := s.findChannel(func(c ChannelMeta) bool { return strings.HasPrefix(c.ARN, arn) }); err == nil {
+			return newError(ErrInUse, "Channel %s under account %s already exists.", name, arnAccount(arn))
 		}
 		if m.Mode != ModeOnDemand {
 			return newError(ErrInvalidArgument, "Stream %s is in PROVISIONED mode; channels deliver only on-demand streams (UpdateStreamMode to ON_DEMAND first).", s.InAccount(streamName))
@@ -131,7 +143,7 @@ func (s *Service) CreateChannel(ctx context.Context, streamName, name string, cf
 		}
 		id := uuid.NewString()
 		made = ChannelMeta{
-			Name: name, ID: id, ARN: s.channelARN(name, id), Created: s.now().UTC().Truncate(time.Millisecond),
+			Name: name, ID: id, ARN: s.channelARN(streamName, name, id), Created: s.now().UTC().Truncate(time.Millisecond),
 			Status: ChannelCreating, Config: cfg, Generation: 1,
 		}
 		m.Channels = append(slices.Clone(m.Channels), made)
@@ -181,7 +193,7 @@ func (s *Service) channelNotFound(arn string) error {
 	if _, after, ok := strings.Cut(arn, ":"+channelARNResource); ok {
 		name, _, _ = strings.Cut(after, "/")
 	}
-	return newError(ErrNotFound, "Channel %s under account %s not found.", name, s.cfg.AccountID)
+	return newError(ErrNotFound, "Channel %s under account %s not found.", name, arnAccount(arn))
 }
 
 // Channels returns every channel, oldest first (by name when made at
@@ -244,7 +256,7 @@ func (s *Service) updateChannel(ctx context.Context, arn string, fn func(c *Chan
 func (s *Service) UpdateChannel(ctx context.Context, arn string, fn func(*ChannelConfig)) (Channel, error) {
 	c, err := s.updateChannel(ctx, arn, func(c *ChannelMeta) error {
 		if c.Status != ChannelActive && c.Status != ChannelFailed {
-			return newError(ErrInUse, "Channel %s under account %s is %s; it can be updated when ACTIVE.", c.Name, s.cfg.AccountID, c.Status)
+			return newError(ErrInUse, "Channel %s under account %s is %s; it can be updated when ACTIVE.", c.Name, arnAccount(c.ARN), c.Status)
 		}
 		fn(&c.Config)
 		c.Status, c.StatusReason = ChannelUpdating, ""
@@ -262,7 +274,7 @@ func (s *Service) UpdateChannel(ctx context.Context, arn string, fn func(*Channe
 func (s *Service) DeleteChannel(ctx context.Context, arn string) error {
 	c, err := s.updateChannel(ctx, arn, func(c *ChannelMeta) error {
 		if c.Status == ChannelDeleting {
-			return newError(ErrInUse, "Channel %s under account %s is already being deleted.", c.Name, s.cfg.AccountID)
+			return newError(ErrInUse, "Channel %s under account %s is already being deleted.", c.Name, arnAccount(c.ARN))
 		}
 		c.Status, c.StatusReason = ChannelDeleting, ""
 		return nil
@@ -338,7 +350,7 @@ func (s *Service) AddChannelTags(ctx context.Context, arn string, tags map[strin
 		}
 		maps.Copy(merged, tags)
 		if len(merged) > MaxTagsPerStream {
-			return newError(ErrInvalidArgument, "Failed to add tags to channel %s under account %s because a given channel cannot have more than %d tags associated with it.", c.Name, s.cfg.AccountID, MaxTagsPerStream)
+			return newError(ErrInvalidArgument, "Failed to add tags to channel %s under account %s because a given channel cannot have more than %d tags associated with it.", c.Name, arnAccount(c.ARN), MaxTagsPerStream)
 		}
 		c.Config.Tags = merged
 		return nil
