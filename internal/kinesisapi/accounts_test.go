@@ -65,10 +65,13 @@ func TestAccountsAuthorization(t *testing.T) {
 	require.NoError(t, describeConsumer(fooA, consumers[arnA]))
 	require.NoError(t, subscribe(fooA, consumers[arnA]))
 
+	_, err := fooA.ListStreams(ctx, &kinesis.ListStreamsInput{})
+	require.Contains(t, requireAPIError(t, err, "AccessDeniedException"), "arn:aws:iam::"+accountA+":user/AKIDFOOA")
+
 	// Not another account's, by stream ARN or consumer ARN.
 	msg := requireAPIError(t, describe(adminA, arnB), "AccessDeniedException")
 	require.Contains(t, msg, "arn:aws:iam::"+accountA+":user/AKIDADMINA")
-	_, err := adminA.PutRecord(ctx, &kinesis.PutRecordInput{StreamARN: aws.String(arnB), PartitionKey: aws.String("k"), Data: []byte("x")})
+	_, err = adminA.PutRecord(ctx, &kinesis.PutRecordInput{StreamARN: aws.String(arnB), PartitionKey: aws.String("k"), Data: []byte("x")})
 	requireAPIError(t, err, "AccessDeniedException")
 	requireAPIError(t, describe(fooA, arnB), "AccessDeniedException")
 	requireAPIError(t, describeConsumer(fooA, consumers[arnB]), "AccessDeniedException")

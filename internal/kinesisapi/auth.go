@@ -102,7 +102,7 @@ func (h *Handler) mayCall(key *auth.Key, action string) error {
 	if h.svc.HasResourcePolicies() {
 		return nil
 	}
-	return accessDenied(auth.Refused(h.opts.accountID, key.ID, action, "*"))
+	return accessDenied(auth.Refused(h.keyAccount(key), key.ID, action, "*"))
 }
 
 // policyActions manage a resource's policy: a key with all: true may
@@ -132,10 +132,7 @@ func (h *Handler) authorize(ctx context.Context, key *auth.Key, action string, r
 		resource = h.svc.ARN(name)
 	}
 	consumerARN := requestConsumerARN(req)
-	account := key.Account
-	if account == "" {
-		account = h.opts.accountID
-	}
+	account := h.keyAccount(key)
 	who := auth.Principal{Account: account, KeyID: key.ID}
 	owner := key.All && (name == "" || h.ownAccount(ctx, name))
 	decision := h.policyDecision(who, action, name, resource, consumerARN)
@@ -158,6 +155,14 @@ func (h *Handler) authorize(ctx context.Context, key *auth.Key, action string, r
 		}
 	}
 	return accessDenied(auth.Refused(account, key.ID, action, resource))
+}
+
+// keyAccount is the account a key belongs to: its own, or the server's.
+func (h *Handler) keyAccount(key *auth.Key) string {
+	if key.Account != "" {
+		return key.Account
+	}
+	return h.opts.accountID
 }
 
 // requestConsumerARN returns the consumer ARN a request names through its

@@ -180,6 +180,10 @@ func (h *Handler) checkRate(ctx context.Context, action string, req request) err
 	key := rateKey{action: action}
 	if lim.scope != perAccount {
 		key.stream = h.requestStream(ctx, req)
+	} else {
+		// Each account and region has its own: the engine's prefix for
+		// the request's scope ("" for the server's own).
+		key.stream = h.qualify(ctx, "")
 	}
 	if lim.scope == perShard {
 		if r, ok := req.(*getShardIteratorRequest); ok {
@@ -198,6 +202,6 @@ func (h *Handler) checkRate(ctx context.Context, action string, req request) err
 			"Rate exceeded for stream %s.", h.svc.InAccount(key.stream))
 	default:
 		return newError(typeLimitExceeded, http.StatusBadRequest,
-			"Rate exceeded for %s under account %s: the limit is %d per second.", action, h.opts.accountID, lim.perSecond)
+			"Rate exceeded for %s under account %s: the limit is %d per second.", action, h.accountOf(key.stream), lim.perSecond)
 	}
 }

@@ -32,7 +32,16 @@ func (c *clock) add(d time.Duration) {
 
 func startLimited(t *testing.T, opts ...Option) (*kinesis.Client, *clock) {
 	t.Helper()
-	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true})
+	url, clk := startLimitedConfig(t, stream.Config{}, opts...)
+	return limitedClient(url, "us-east-1"), clk
+}
+
+// startLimitedConfig serves an engine configured by cfg (on t.TempDir())
+// with a settable clock, and returns its URL.
+func startLimitedConfig(t *testing.T, cfg stream.Config, opts ...Option) (string, *clock) {
+	t.Helper()
+	cfg.Dir, cfg.NoSync = t.TempDir(), true
+	svc, err := stream.Open(t.Context(), cfg)
 	require.NoError(t, err)
 	clk := &clock{t: time.Now()}
 	srv := httptest.NewServer(newHandler(svc, nil, clk.now, opts...))
@@ -40,11 +49,32 @@ func startLimited(t *testing.T, opts ...Option) (*kinesis.Client, *clock) {
 		srv.Close()
 		require.NoError(t, svc.Close())
 	})
-	c := kinesis.New(kinesis.Options{
-		BaseEndpoint: aws.String(srv.URL), Region: "us-east-1", Retryer: kinesisclient.ConnectionRetryer(),
+	return srv.URL, clk
+}
+
+// limitedClient is a client of the server at url signing for region.
+func limitedClient(url, region string) *kinesis.Client {
+	return kinesis.New(kinesis.Options{
+		BaseEndpoint: aws.String(url), Region: region, Retryer: kinesisclient.ConnectionRetryer(),
 		Credentials: credentials.NewStaticCredentialsProvider("runnel", "runnel", ""),
 	})
-	return c, clk
+}
+
+// Under multi-region each account and region has its own per-account
+// limits, as on AWS.
+func TestControlPlaneLimitsPerRegion(t *testing.T) {
+	t.Parallel()
+	url, _ := startLimitedConfig(t, stream.Config{MultiRegion: true}, WithAWSLimits(), WithMultiRegion())
+	east, west := limitedClient(url, "us-east-1"), limitedClient(url, "us-west-2")
+	ctx := t.Context()
+	_, err := east.DescribeLimits(ctx, &kinesis.DescribeLimitsInput{})
+	require.NoError(t, err)
+	_, err = east.DescribeLimits(ctx, &kinesis.DescribeLimitsInput{})
+	var lim *types.LimitExceededException
+	require.True(t, errors.As(err, &lim), "got %v", err)
+	require.Equal(t, "Rate exceeded for DescribeLimits under account 000000000000: the limit is 1 per second.", lim.ErrorMessage())
+	_, err = west.DescribeLimits(ctx, &kinesis.DescribeLimitsInput{})
+	require.NoError(t, err, "another region has its own limit")
 }
 
 func TestControlPlaneLimits(t *testing.T) {

@@ -95,9 +95,13 @@ func (h *Handler) inScope(ctx context.Context, q string) (string, bool) {
 // account, in any region.
 func (h *Handler) ownAccount(ctx context.Context, q string) bool {
 	sc, _ := ctx.Value(scopeKey{}).(requestScope)
-	_, want, _ := h.svc.SplitName(h.svc.Qualify("", sc.account, ""))
+	return h.accountOf(q) == h.accountOf(h.svc.Qualify("", sc.account, ""))
+}
+
+// accountOf is the account of an engine stream name.
+func (h *Handler) accountOf(q string) string {
 	_, account, _ := h.svc.SplitName(q)
-	return account == want
+	return account
 }
 
 // plainName is the name a response shows for an engine stream name.
