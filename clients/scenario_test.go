@@ -1,6 +1,6 @@
 // Package scenario runs the runnel binary as a user would: `runnel serve` as
 // a real process, driven by the aws CLI and by runnel's own client verbs.
-package scenario
+package clients
 
 import (
 	"bytes"
