@@ -94,6 +94,16 @@ func (s *Service) makeLayoutChange(ctx context.Context, st *streamState, c layou
 // settleLoop makes pending layout changes when they fall due.
 func (s *Service) settleLoop() {
 	defer s.wg.Done()
+	// Close ends a change being made (storage refuses it then anyway).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopRet:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -103,7 +113,7 @@ func (s *Service) settleLoop() {
 		case <-s.settleKick:
 		case <-t.C:
 		}
-		wait := s.settleLayouts(context.Background())
+		wait := s.settleLayouts(ctx)
 		if wait <= 0 {
 			wait = time.Hour
 		}
@@ -164,17 +174,24 @@ func (s *Service) settleLayout(ctx context.Context, st *streamState) error {
 		}
 		s.log.Warn("dropping a pending shard layout change that no longer applies", "stream", st.name, "op", c.Op, "err", err)
 	}
+	// A split or merge clears the change in the write that makes it
+	// (applyReshard); a dropped change, or a shard count change (made in
+	// steps, and resumed if replayed), is cleared here.
 	s.mu.RLock()
 	m := st.meta
 	s.mu.RUnlock()
-	m.PendingLayout = nil
-	if err := s.writeMeta(&m, 0); err != nil {
-		return err
+	if m.PendingLayout != nil {
+		m.PendingLayout = nil
+		if err := s.writeMeta(&m, 0); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		st.meta = m
+		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	st.meta = m
+	s.mu.RLock()
 	open := len(st.open)
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	s.log.Info("shard layout change made", "stream", st.name, "op", c.Op, "open_shards", open)
 	return nil
 }

@@ -23,17 +23,20 @@ type childSpec struct {
 
 // reshard closes the shards in closing and opens children. The caller
 // holds metaMu and has validated the change.
-func (s *Service) reshard(ctx context.Context, st *streamState, closing []*shardState, children []childSpec) error {
+func (s *Service) reshard(ctx context.Context, st *streamState, closing []*shardState, children []childSpec, whole bool) error {
 	var err error
-	qerr := s.onCommitter(ctx, func() { err = s.applyReshard(st, closing, children) })
+	qerr := s.onCommitter(ctx, func() { err = s.applyReshard(st, closing, children, whole) })
 	if qerr != nil {
 		return qerr
 	}
 	return err
 }
 
-// applyReshard runs on the commit goroutine.
-func (s *Service) applyReshard(st *streamState, closing []*shardState, children []childSpec) error {
+// applyReshard runs on the commit goroutine. When the reshard is the
+// whole of a layout change (a split or merge), the stream's pending
+// change is cleared in the same write, so a crash cannot leave it to be
+// made again.
+func (s *Service) applyReshard(st *streamState, closing []*shardState, children []childSpec, whole bool) error {
 	if st.deleted.Load() {
 		return s.notFound(st.name)
 	}
@@ -75,6 +78,9 @@ func (s *Service) applyReshard(st *streamState, closing []*shardState, children 
 		}
 		sh.lastMS = ms
 		opened = append(opened, sh)
+	}
+	if whole {
+		m.PendingLayout = nil
 	}
 	if err := s.writeMeta(&m, 0); err != nil {
 		return err
@@ -161,7 +167,7 @@ func (s *Service) split(ctx context.Context, st *streamState, shardID, newStarti
 	return s.reshard(ctx, st, []*shardState{sh}, []childSpec{
 		{start: sh.start, end: at.sub1(), parent: sh.id},
 		{start: at, end: sh.end, parent: sh.id},
-	})
+	}, true)
 }
 
 // MergeShards closes two adjacent shards and opens one child covering both
@@ -198,7 +204,7 @@ func (s *Service) merge(ctx context.Context, st *streamState, shardID, adjacentS
 	}
 	return s.reshard(ctx, st, []*shardState{a, b}, []childSpec{
 		{start: lo.start, end: hi.end, parent: a.id, adjacent: b.id},
-	})
+	}, true)
 }
 
 // UpdateShardCount reshards a stream to target shards of equal hash-key
@@ -236,7 +242,7 @@ func (s *Service) updateShardCount(ctx context.Context, st *streamState, target 
 			if err := s.reshard(ctx, st, []*shardState{sh}, []childSpec{
 				{start: sh.start, end: b.sub1(), parent: sh.id},
 				{start: b, end: sh.end, parent: sh.id},
-			}); err != nil {
+			}, false); err != nil {
 				return current, err
 			}
 		}
@@ -260,7 +266,7 @@ func (s *Service) updateShardCount(ctx context.Context, st *streamState, target 
 			}
 			if err := s.reshard(ctx, st, []*shardState{first, next}, []childSpec{
 				{start: first.start, end: next.end, parent: first.id, adjacent: next.id},
-			}); err != nil {
+			}, false); err != nil {
 				return current, err
 			}
 		}

@@ -2,6 +2,9 @@ package stream
 
 import (
 	"context"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -144,3 +147,66 @@ func TestPendingLayoutSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, d.OpenShardCount)
 }
+
+// A pending split is cleared in the write that makes it: a crash right
+// after that write (before any other) does not leave the change to be
+// made again at open, where it would no longer apply.
+func TestPendingLayoutClearedWithTheChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	c := newClock()
+	var logs strings.Builder
+	var logsMu sync.Mutex
+	cfg := Config{Dir: dir, NoSync: true, Now: c.Now, TransitionDelay: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			logsMu.Lock()
+			defer logsMu.Unlock()
+			return logs.Write(p)
+		}), nil))}
+	s, err := Open(t.Context(), cfg)
+	require.NoError(t, err)
+	require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{}))
+	c.Advance(time.Hour)
+	require.NoError(t, s.SplitShard(ctx, "s", "shardId-000000000000", splitHashRange(2)[1].String()))
+
+	// Make the change as settleLayout does, and stop there, as a crash
+	// would.
+	s.metaMu.Lock()
+	s.mu.RLock()
+	st, err := s.lookup("s")
+	var pending layoutChange
+	if err == nil && st.meta.PendingLayout != nil {
+		pending = *st.meta.PendingLayout
+	}
+	s.mu.RUnlock()
+	if err == nil {
+		_, err = s.makeLayoutChange(ctx, st, pending, true)
+	}
+	s.metaMu.Unlock()
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+
+	s, err = Open(t.Context(), cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	d, err := s.Describe("s")
+	require.NoError(t, err)
+	require.Equal(t, 2, d.OpenShardCount)
+	s.mu.RLock()
+	st, err = s.lookup("s")
+	var stillPending *layoutChange
+	if err == nil {
+		stillPending = st.meta.PendingLayout
+	}
+	s.mu.RUnlock()
+	require.NoError(t, err)
+	require.Nil(t, stillPending, "the change made is not pending after a restart")
+	logsMu.Lock()
+	defer logsMu.Unlock()
+	require.NotContains(t, logs.String(), "dropping a pending shard layout change")
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
