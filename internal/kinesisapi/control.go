@@ -128,7 +128,7 @@ func (h *Handler) stopEncryption(ctx context.Context, r *encryptionRequest) (any
 		return nil, err
 	}
 	if d.EncryptionType == stream.EncryptionKMS && d.KeyID != *r.KeyID {
-		return nil, invalidArgument("KeyId %s does not match the key %s the stream %s is encrypted with.", *r.KeyID, d.KeyID, name)
+		return nil, invalidArgument("KeyId %s does not match the key %s the stream %s is encrypted with.", *r.KeyID, d.KeyID, h.plainName(name))
 	}
 	return nil, h.svc.SetEncryption(ctx, name, stream.EncryptionNone, "")
 }

@@ -83,6 +83,10 @@ func TestMultiRegion(t *testing.T) {
 	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Consumer nope under stream s under account 000000000000 not found.")
 	_, err = west.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String("s"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000000")})
 	require.NotContains(t, requireAPIError(t, err, "InvalidArgumentException"), "us-west-2/")
+	_, err = west.StartStreamEncryption(ctx, &kinesis.StartStreamEncryptionInput{StreamName: aws.String("s"), EncryptionType: types.EncryptionTypeKms, KeyId: aws.String("alias/a")})
+	require.NoError(t, err)
+	_, err = west.StopStreamEncryption(ctx, &kinesis.StopStreamEncryptionInput{StreamName: aws.String("s"), EncryptionType: types.EncryptionTypeKms, KeyId: aws.String("alias/b")})
+	require.Contains(t, requireAPIError(t, err, "InvalidArgumentException"), "the stream s is encrypted with")
 
 	_, err = east.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("only-west")})
 	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Stream only-west under account 000000000000 not found.")
