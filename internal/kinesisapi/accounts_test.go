@@ -1,6 +1,8 @@
 package kinesisapi_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,11 +24,16 @@ import (
 func TestAccountsAuthorization(t *testing.T) {
 	t.Parallel()
 	const accountA, accountB = "111111111111", "222222222222"
-	url := serveAuth(t, true, []auth.Key{
-		{ID: "AKIDADMINA", Secret: "a", All: true, Account: accountA},
-		{ID: "AKIDADMINB", Secret: "b", All: true, Account: accountB},
-		{ID: "AKIDFOOA", Secret: "f", ReadStreams: []string{"foo"}, PutStreams: []string{"foo"}, Account: accountA},
-	})
+	// The accounts come from a credentials file, as serve --auth reads it.
+	file := filepath.Join(t.TempDir(), "keys.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`keys:
+  - {id: AKIDADMINA, secret: a, all: true, account: "`+accountA+`"}
+  - {id: AKIDADMINB, secret: b, all: true, account: "`+accountB+`"}
+  - {id: AKIDFOOA, secret: f, read: [foo], put: [foo], account: "`+accountA+`"}
+`), 0o600))
+	keys, err := auth.Load(file)
+	require.NoError(t, err)
+	url := serveAuth(t, true, keys)
 	client := func(id, secret string) *kinesis.Client {
 		return clientWith(url, credentials.NewStaticCredentialsProvider(id, secret, ""))
 	}
@@ -65,7 +72,7 @@ func TestAccountsAuthorization(t *testing.T) {
 	require.NoError(t, describeConsumer(fooA, consumers[arnA]))
 	require.NoError(t, subscribe(fooA, consumers[arnA]))
 
-	_, err := fooA.ListStreams(ctx, &kinesis.ListStreamsInput{})
+	_, err = fooA.ListStreams(ctx, &kinesis.ListStreamsInput{})
 	require.Contains(t, requireAPIError(t, err, "AccessDeniedException"), "arn:aws:iam::"+accountA+":user/AKIDFOOA")
 
 	// Not another account's, by stream ARN or consumer ARN.
@@ -116,10 +123,12 @@ func TestAccountsAuthorization(t *testing.T) {
 func TestChannelsByAccount(t *testing.T) {
 	t.Parallel()
 	const accountA, accountB = "111111111111", "222222222222"
-	url := serveAuth(t, true, []auth.Key{
+	keys, err := auth.NewKeys([]auth.Key{
 		{ID: "AKIDADMINA", Secret: "a", All: true, Account: accountA},
 		{ID: "AKIDADMINB", Secret: "b", All: true, Account: accountB},
 	})
+	require.NoError(t, err)
+	url := serveAuth(t, true, keys)
 	adminA := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMINA", "a", ""))
 	adminB := clientWith(url, credentials.NewStaticCredentialsProvider("AKIDADMINB", "b", ""))
 	ctx := t.Context()
@@ -146,7 +155,7 @@ func TestChannelsByAccount(t *testing.T) {
 
 	// Not from another account's stream, nor from a stream whose policy
 	// denies it.
-	_, err := create(adminA, arnB)
+	_, err = create(adminA, arnB)
 	requireAPIError(t, err, "AccessDeniedException")
 	deny := `{"Statement":[{"Effect":"Deny","Principal":"*","Action":"kinesis:CreateChannel","Resource":"*"}]}`
 	_, err = adminB.PutResourcePolicy(ctx, &kinesis.PutResourcePolicyInput{ResourceARN: aws.String(arnB), Policy: aws.String(deny)})

@@ -20,15 +20,15 @@ import (
 // startAuth serves the API with authentication on, on 127.0.0.1.
 func startAuth(t *testing.T, keys ...auth.Key) string {
 	t.Helper()
-	return serveAuth(t, false, keys)
-}
-
-// serveAuth serves the API with authentication on, on 127.0.0.1, scoping
-// streams by account and region when multiRegion is set.
-func serveAuth(t *testing.T, multiRegion bool, keys []auth.Key) string {
-	t.Helper()
 	ks, err := auth.NewKeys(keys)
 	require.NoError(t, err)
+	return serveAuth(t, false, ks)
+}
+
+// serveAuth serves the API with authentication by ks on, on 127.0.0.1,
+// scoping streams by account and region when multiRegion is set.
+func serveAuth(t *testing.T, multiRegion bool, ks *auth.Keys) string {
+	t.Helper()
 	svc, err := stream.Open(t.Context(), stream.Config{Dir: t.TempDir(), NoSync: true, MultiRegion: multiRegion})
 	require.NoError(t, err)
 	opts := []kinesisapi.Option{kinesisapi.WithAuth(ks)}
