@@ -81,6 +81,10 @@ func TestMultiRegion(t *testing.T) {
 	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Shard shardId-000000000009 in stream s under account 000000000000 does not exist")
 	_, err = west.DescribeStreamConsumer(ctx, &kinesis.DescribeStreamConsumerInput{StreamARN: w.StreamARN, ConsumerName: aws.String("nope")})
 	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Consumer nope under stream s under account 000000000000 not found.")
+	_, err = west.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: w.StreamARN, ConsumerName: aws.String("c")})
+	require.NoError(t, err)
+	_, err = west.RegisterStreamConsumer(ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: w.StreamARN, ConsumerName: aws.String("c")})
+	require.Contains(t, requireAPIError(t, err, "ResourceInUseException"), "Consumer c under stream s already exists for account 000000000000.")
 	_, err = west.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String("s"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000000")})
 	require.NotContains(t, requireAPIError(t, err, "InvalidArgumentException"), "us-west-2/")
 	_, err = west.StartStreamEncryption(ctx, &kinesis.StartStreamEncryptionInput{StreamName: aws.String("s"), EncryptionType: types.EncryptionTypeKms, KeyId: aws.String("alias/a")})
@@ -90,7 +94,7 @@ func TestMultiRegion(t *testing.T) {
 
 	_, err = east.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("only-west")})
 	require.Contains(t, requireAPIError(t, err, "ResourceNotFoundException"), "Stream only-west under account 000000000000 not found.")
-	_, err = west.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("s")})
+	_, err = west.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: aws.String("s"), EnforceConsumerDeletion: aws.Bool(true)})
 	require.NoError(t, err)
 	summary(east, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("s")})
 }

@@ -51,7 +51,8 @@ func (s *Service) RegisterConsumer(ctx context.Context, streamName, name string,
 	var reg ConsumerMeta
 	err := s.updateMeta(ctx, streamName, func(m *streamMeta) error {
 		if slices.ContainsFunc(m.Consumers, func(c ConsumerMeta) bool { return c.Name == name }) {
-			return newError(ErrInUse, "Consumer %s under stream %s already exists.", name, s.InAccount(streamName))
+			_, account, plain := s.SplitName(streamName)
+			return newError(ErrInUse, "Consumer %s under stream %s already exists for account %s.", name, plain, account)
 		}
 		if limit > 0 && len(m.Consumers) >= limit {
 			return newError(ErrLimitExceeded, "Stream %s has reached its limit of %d registered consumers.", s.InAccount(streamName), limit)
