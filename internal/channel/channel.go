@@ -160,6 +160,9 @@ func (r *Runner) archiveOptions(c stream.Channel) (map[string]any, error) {
 		opts["dir"] = filepath.Join(r.cfg.Dir, bucket)
 	} else {
 		b := map[string]any{"bucket": bucket}
+		if s3.ExpectedOwner != "" {
+			b["expectedBucketOwner"] = s3.ExpectedOwner
+		}
 		if r.cfg.S3Endpoint != "" {
 			b["endpoint"], b["forcePathStyle"] = r.cfg.S3Endpoint, true
 		}
@@ -168,13 +171,31 @@ func (r *Runner) archiveOptions(c stream.Channel) (map[string]any, error) {
 	return opts, nil
 }
 
+// credentials says whose credentials write the objects: a channel
+// without --channel-dir writes with the server's own AWS credentials,
+// to AWS S3 unless --channel-s3-endpoint names another.
+func (r *Runner) credentials() string {
+	switch {
+	case r.cfg.Dir != "":
+		return "none (a local folder)"
+	case os.Getenv("AWS_ACCESS_KEY_ID") != "":
+		return "the server's environment (AWS_ACCESS_KEY_ID)"
+	case os.Getenv("AWS_PROFILE") != "":
+		return "the server's profile " + os.Getenv("AWS_PROFILE")
+	}
+	return "the server's AWS SDK default chain (shared config, container or instance role)"
+}
+
 // target names where c's objects go.
 func (r *Runner) target(c stream.Channel) string {
 	bucket, _ := bucketName(c.Config.S3.BucketARN)
 	if r.cfg.Dir != "" {
 		return filepath.Join(r.cfg.Dir, bucket)
 	}
-	return "s3://" + bucket + "/"
+	if r.cfg.S3Endpoint == "" {
+		return "s3://" + bucket + "/ (AWS S3)"
+	}
+	return "s3://" + bucket + "/ at " + r.cfg.S3Endpoint
 }
 
 // Run delivers every channel until ctx is done, then stops the
@@ -348,7 +369,7 @@ func (r *Runner) start(ctx context.Context, c stream.Channel) error {
 			}
 		}
 	}()
-	r.log.Info("channel delivering", "channel", c.Name, "stream", c.StreamName, "to", d.target)
+	r.log.Info("channel delivering", "channel", c.Name, "stream", c.StreamName, "to", d.target, "credentials", r.credentials())
 	return nil
 }
 

@@ -308,7 +308,9 @@ func TestChannelToS3(t *testing.T) {
 	require.Len(t, pipes.Pipelines, 1)
 	require.Equal(t, "channel-lake-channel", pipes.Pipelines[0].Name)
 	require.Equal(t, "clicks", pipes.Pipelines[0].Source)
-	require.Equal(t, "channel lake-channel (ACTIVE) to s3://lake/", pipes.Pipelines[0].Handler)
+	require.Equal(t, "channel lake-channel (ACTIVE) to s3://lake/ at "+srv.URL, pipes.Pipelines[0].Handler)
+	// The log says where the objects go and whose credentials write them.
+	p.WaitFor(t, regexp.MustCompile(`channel delivering".*to="s3://lake/ at `+regexp.QuoteMeta(srv.URL)+`" credentials="the server's environment \(AWS_ACCESS_KEY_ID\)"`), 10*time.Second)
 
 	// kill -9 mid-delivery, then a restart: the channel is ACTIVE again
 	// and resumes from its checkpoint; nothing is lost or delivered twice.

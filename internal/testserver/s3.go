@@ -28,7 +28,10 @@ type S3Server struct {
 	// URL is the endpoint, "http://127.0.0.1:<port>"; address buckets by
 	// path (UsePathStyle).
 	URL string
-	// AccessKey and SecretKey are the root user's credentials.
+	// AccessKey and SecretKey are the root user's credentials. The
+	// access key is an account id, 000000000000, because the server
+	// takes it as the owner of the buckets the root user makes (and
+	// checks x-amz-expected-bucket-owner against it).
 	AccessKey, SecretKey string
 	// Region is the region the server signs for.
 	Region string
@@ -159,7 +162,7 @@ func S3(t testing.TB) *S3Server {
 		}
 		t.Skip(msg)
 	}
-	s := &S3Server{AccessKey: "runneltest", SecretKey: "runneltestsecret", Region: "us-east-1", Root: t.TempDir(), bin: bin}
+	s := &S3Server{AccessKey: "000000000000", SecretKey: "runneltestsecret", Region: "us-east-1", Root: t.TempDir(), bin: bin}
 	var lastErr error
 	for range 3 {
 		port, err := loopbackPort()

@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Archive, error) {
 		}
 		a.store = store{objectsink.Dir{Dir: cfg.Dir}}
 	case opts.Store != nil:
-		a.store = store{&objectsink.S3{API: opts.Store, Bucket: cfg.S3.Bucket, Prefix: cfg.S3.Prefix}}
+		a.store = store{&objectsink.S3{API: opts.Store, Bucket: cfg.S3.Bucket, Prefix: cfg.S3.Prefix, ExpectedBucketOwner: cfg.S3.ExpectedBucketOwner}}
 	default:
 		s, err := objectsink.NewS3(ctx, *cfg.S3)
 		if err != nil {

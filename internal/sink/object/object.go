@@ -97,6 +97,10 @@ type S3Config struct {
 	// ForcePathStyle addresses the bucket as <endpoint>/<bucket>/ rather
 	// than as a host name. Default false.
 	ForcePathStyle bool `yaml:"forcePathStyle" json:"forcePathStyle"`
+	// ExpectedBucketOwner, when set, is the account id every PutObject
+	// asks S3 to check owns the bucket (S3 refuses the put otherwise).
+	// Default: no check.
+	ExpectedBucketOwner string `yaml:"expectedBucketOwner" json:"expectedBucketOwner"`
 }
 
 // S3Fields declares S3Config as an option of a processor.
@@ -106,6 +110,7 @@ var S3Fields = []options.Field{
 	{Name: "endpoint", DefaultDoc: "AWS (AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL are honoured)", Doc: "An S3-compatible endpoint URL."},
 	{Name: "region", DefaultDoc: "the AWS SDK's sources, else us-east-1", Doc: "The bucket's region."},
 	{Name: "forcePathStyle", Doc: "Address the bucket as `<endpoint>/<bucket>/` rather than as a host name."},
+	{Name: "expectedBucketOwner", DefaultDoc: "no check", Doc: "The account id that must own the bucket: every PutObject asks S3 to refuse the put otherwise."},
 }
 
 // PutObjectAPI is the part of the S3 client the S3 store calls.
@@ -118,6 +123,8 @@ type S3 struct {
 	API    PutObjectAPI
 	Bucket string
 	Prefix string
+	// ExpectedBucketOwner, when set, is sent with every PutObject.
+	ExpectedBucketOwner string
 }
 
 var (
@@ -140,7 +147,7 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		o.BaseEndpoint = cfg.BaseEndpoint
 		o.UsePathStyle = c.ForcePathStyle
 	})
-	return &S3{API: client, Bucket: c.Bucket, Prefix: c.Prefix}, nil
+	return &S3{API: client, Bucket: c.Bucket, Prefix: c.Prefix, ExpectedBucketOwner: c.ExpectedBucketOwner}, nil
 }
 
 // Put puts o as Prefix+Key.
@@ -155,6 +162,9 @@ func (s *S3) Put(ctx context.Context, o Object) error {
 		Body:          bytes.NewReader(o.Body),
 		ContentLength: aws.Int64(int64(len(o.Body))),
 		ContentType:   aws.String(ct),
+	}
+	if s.ExpectedBucketOwner != "" {
+		in.ExpectedBucketOwner = aws.String(s.ExpectedBucketOwner)
 	}
 	if _, err := s.API.PutObject(ctx, in); err != nil {
 		return classify(fmt.Errorf("putting s3://%s/%s%s: %w", s.Bucket, s.Prefix, o.Key, err))
