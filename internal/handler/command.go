@@ -168,6 +168,9 @@ type Command struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// removeDir, when set, is a directory of runnel's own (the lambda
+	// runner's) that Close removes once the processes are stopped.
+	removeDir string
 }
 
 var (
@@ -432,6 +435,11 @@ func (c *Command) Close(ctx context.Context) error {
 			}
 		}
 		c.slots <- s
+	}
+	if c.removeDir != "" && len(errs) == 0 {
+		if err := os.RemoveAll(c.removeDir); err != nil {
+			errs = append(errs, fmt.Errorf("removing the runner directory: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }

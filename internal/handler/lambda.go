@@ -61,8 +61,10 @@ type LambdaConfig struct {
 	// MemorySize is what the function is told its memory is, in MB; it
 	// does not limit the process. Default 128.
 	MemorySize int
-	// RunnerDir is where the runner file is written. Default: the
-	// system's temporary directory.
+	// RunnerDir is where the runner file is written: a directory only
+	// this user may write to (created 0700 if missing). Default: a new
+	// private directory in the system's temporary directory, removed by
+	// Close.
 	RunnerDir string
 	// Command configures the processes (Env, Processes, Timeout, backoff,
 	// Logger...). Argv, Dir, ProtocolFDs and AnyResult are set by
@@ -138,8 +140,18 @@ func NewLambda(cfg LambdaConfig) (*Command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lambda handler: %w", err)
 	}
-	runner, err := writeRunner(cfg.RunnerDir, spec.runner)
+	runnerDir, own := cfg.RunnerDir, ""
+	if runnerDir == "" {
+		if runnerDir, err = os.MkdirTemp("", "runnel-lambda-"); err != nil {
+			return nil, fmt.Errorf("lambda handler: the runner's directory: %w", err)
+		}
+		own = runnerDir
+	}
+	runner, err := writeRunner(runnerDir, spec.runner)
 	if err != nil {
+		if own != "" {
+			_ = os.RemoveAll(own)
+		}
 		return nil, fmt.Errorf("lambda handler: %w", err)
 	}
 	env := []string{
@@ -164,33 +176,42 @@ func NewLambda(cfg LambdaConfig) (*Command, error) {
 	cc.Dir = dir
 	cc.ProtocolFDs = true
 	cc.AnyResult = true
-	return NewCommand(cc)
+	c, err := NewCommand(cc)
+	if err != nil {
+		if own != "" {
+			_ = os.RemoveAll(own)
+		}
+		return nil, err
+	}
+	c.removeDir = own
+	return c, nil
 }
 
-// writeRunner writes the embedded runner name into dir (default the
-// temporary directory) under a name that carries its content's hash, so
-// runners of different runnel versions, and concurrent writers, do not
-// collide; it returns the file's absolute path, since the function runs
-// in a directory of its own.
+// writeRunner writes the embedded runner name into dir, which it
+// creates (0700) if missing and refuses if another user could write to
+// it, under a name that carries its content's hash, so runners of
+// different runnel versions do not collide. The file is written afresh
+// (0600, renamed into place), never reused, so its content is runnel's.
+// It returns the file's absolute path, since the function runs in a
+// directory of its own.
 func writeRunner(dir, name string) (string, error) {
 	data, err := runners.ReadFile(name)
 	if err != nil {
 		return "", err
 	}
-	if dir == "" {
-		dir = os.TempDir()
-	}
 	if dir, err = filepath.Abs(dir); err != nil {
 		return "", fmt.Errorf("writing the %s runner: %w", filepath.Ext(name), err)
 	}
-	sum := sha256.Sum256(data)
-	path := filepath.Join(dir, "runnel-lambda-"+hex.EncodeToString(sum[:6])+"-"+filepath.Base(name))
-	if have, err := os.ReadFile(path); err == nil && string(have) == string(data) {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("writing the %s runner: %w", filepath.Ext(name), err)
 	}
+	if st, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("writing the %s runner: %w", filepath.Ext(name), err)
+	} else if st.Mode().Perm()&0o022 != 0 {
+		return "", fmt.Errorf("writing the %s runner: %s may be written by other users (mode %v); give a directory only this user can write to", filepath.Ext(name), dir, st.Mode().Perm())
+	}
+	sum := sha256.Sum256(data)
+	path := filepath.Join(dir, "runnel-lambda-"+hex.EncodeToString(sum[:6])+"-"+filepath.Base(name))
 	tmp, err := os.CreateTemp(dir, ".runnel-lambda-*")
 	if err != nil {
 		return "", fmt.Errorf("writing the runner: %w", err)

@@ -283,3 +283,51 @@ func TestNewLambdaValidates(t *testing.T) {
 	require.NoError(t, CheckFunction("pkg.module.handler"))
 	require.Error(t, CheckFunction("handler."))
 }
+
+// TestLambdaRunnerFiles: with no RunnerDir the runner goes to a new
+// private directory (0700, the file 0600) that Close removes; a runner
+// file already in a given directory is replaced by runnel's, never run;
+// and a directory other users may write to is refused.
+func TestLambdaRunnerFiles(t *testing.T) {
+	t.Parallel()
+	needProgram(t, "node")
+	h, logs := newLambda(t, RuntimeNode, "node", "index.handler", func(c *LambdaConfig) { c.RunnerDir = "" })
+	runner := h.cfg.Argv[1]
+	dir := filepath.Dir(runner)
+	require.Equal(t, filepath.Clean(os.TempDir()), filepath.Dir(dir))
+	st, err := os.Stat(dir)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o700), st.Mode().Perm())
+	st, err = os.Stat(runner)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	_, resp, err := h.InvokeRaw(invokeCtx(t), event(`{"n":1}`))
+	require.NoError(t, err, "log:\n%s", logs)
+	require.Empty(t, resp.BatchItemFailures)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, h.Close(ctx))
+	_, err = os.Stat(dir)
+	require.ErrorIs(t, err, os.ErrNotExist, "the private runner directory is removed")
+
+	// A file planted under the runner's name is not run.
+	given := t.TempDir()
+	planted := filepath.Join(given, filepath.Base(runner))
+	require.NoError(t, os.WriteFile(planted, []byte(`process.exit(3)`), 0o644))
+	h2, logs2 := newLambda(t, RuntimeNode, "node", "index.handler", func(c *LambdaConfig) { c.RunnerDir = given })
+	require.Equal(t, planted, h2.cfg.Argv[1])
+	want, err := runners.ReadFile(runtimes[RuntimeNode].runner)
+	require.NoError(t, err)
+	got, err := os.ReadFile(planted)
+	require.NoError(t, err)
+	require.Equal(t, string(want), string(got))
+	_, resp, err = h2.InvokeRaw(invokeCtx(t), event(`{"n":1}`))
+	require.NoError(t, err, "log:\n%s", logs2)
+	require.Empty(t, resp.BatchItemFailures)
+
+	shared := t.TempDir()
+	require.NoError(t, os.Chmod(shared, 0o777))
+	_, err = NewLambda(LambdaConfig{Runtime: RuntimeNode, Handler: "index.handler", Dir: filepath.Join("testdata", "lambda", "node"),
+		FunctionName: "fn-test", RunnerDir: shared})
+	require.ErrorContains(t, err, "may be written by other users")
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -45,9 +44,6 @@ func NewHandler(ctx context.Context, cfg *Config, name string, opts Options) (la
 	}
 	if opts.Stdout == nil {
 		opts.Stdout = io.Discard
-	}
-	if opts.StateDir == "" {
-		opts.StateDir = os.TempDir()
 	}
 	r := &Runner{cfg: cfg, opts: opts, log: opts.Logger}
 	logger := r.log.With("pipeline", p.Name)

@@ -218,7 +218,7 @@ func (r *Runner) handler(ctx context.Context, p *Pipeline, logger *slog.Logger, 
 			Dir:          dir,
 			FunctionName: p.Name,
 			Region:       r.opts.Region,
-			RunnerDir:    filepath.Join(r.opts.StateDir, "runtime"),
+			RunnerDir:    r.runnerDir(),
 			Command: handler.CommandConfig{
 				Env:       env,
 				Processes: h.Processes,
@@ -613,4 +613,14 @@ func (r *Runner) openShards(source string) func(ctx context.Context) ([]string, 
 		}
 		return ids, nil
 	}
+}
+
+// runnerDir is where a lambda handler writes its runner: <StateDir>/runtime,
+// or, with no StateDir (runnel invoke), a private directory of the
+// handler's own.
+func (r *Runner) runnerDir() string {
+	if r.opts.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(r.opts.StateDir, "runtime")
 }
