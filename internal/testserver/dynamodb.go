@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -90,19 +91,30 @@ func DynamoDB(t testing.TB) *DynamoDBServer {
 		}
 		t.Skip(msg)
 	}
-	port, err := loopbackPort()
-	if err != nil {
-		t.Fatalf("testserver: finding a free port: %v", err)
+	// dynalite takes no port 0: a free port is chosen here, and another
+	// one if some other process took it before dynalite could.
+	var lastErr error
+	for range 3 {
+		port, err := loopbackPort()
+		if err != nil {
+			t.Fatalf("testserver: finding a free port: %v", err)
+		}
+		cmd := exec.Command(node, "-e", dynaliteGuard, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+		out := newReadyOutput(dynaliteReady)
+		exited, err := startReady(cmd, out, 20*time.Second)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		killAtCleanup(t, "dynalite", cmd, exited, out)
+		return &DynamoDBServer{URL: "http://" + out.Match()[1]}
 	}
-	cmd := exec.Command(node, "-e", dynaliteGuard, cli, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testserver: starting dynalite: %v", err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitListening(t, cmd, "dynalite", addr)
-	return &DynamoDBServer{URL: "http://" + addr}
+	t.Fatalf("testserver: dynalite: %v", lastErr)
+	return nil
 }
+
+// dynaliteReady is the line dynalite prints once it listens.
+var dynaliteReady = regexp.MustCompile(`listening at: http://(127\.0\.0\.1:\d+)`)
 
 // dynaliteGuard runs dynalite's cli.js (the first argument after the
 // script) with the rest as its arguments, and keeps it alive when a client
@@ -124,35 +136,6 @@ process.on('uncaughtException', function (err) {
 })
 require(process.argv[1])
 `
-
-// waitListening waits up to 20s for the started cmd, called name in
-// errors, to accept connections on addr, and has Cleanup kill it.
-func waitListening(t testing.TB, cmd *exec.Cmd, name, addr string) {
-	t.Helper()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("testserver: %s exited before listening: %v", name, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testserver: %s not listening on %s after 20s", name, addr)
-		}
-	}
-}
 
 // loopbackPort returns a port that was free on 127.0.0.1 a moment ago.
 func loopbackPort() (int, error) {

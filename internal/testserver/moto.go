@@ -1,14 +1,12 @@
 package testserver
 
 import (
-	"bytes"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
+	"regexp"
 	"testing"
+	"time"
 )
 
 // PyClients returns the Python virtual environment that .ci/run installs
@@ -43,6 +41,9 @@ func MotoTLS(t testing.TB, certFile, keyFile string) *DynamoDBServer {
 	return startMoto(t, "https", "--ssl-cert", certFile, "--ssl-key", keyFile)
 }
 
+// motoReady is the line moto's server prints once it listens.
+var motoReady = regexp.MustCompile(`Running on https?://(127\.0\.0\.1:\d+)`)
+
 func startMoto(t testing.TB, scheme string, args ...string) *DynamoDBServer {
 	t.Helper()
 	bin := filepath.Join(PyClients(), "bin", "moto_server")
@@ -53,26 +54,14 @@ func startMoto(t testing.TB, scheme string, args ...string) *DynamoDBServer {
 		}
 		t.Skip(msg)
 	}
-	port, err := loopbackPort()
+	// Port 0: moto's server takes a free port and prints it.
+	cmd := exec.Command(bin, append([]string{"-H", "127.0.0.1", "-p", "0"}, args...)...)
+	out := newReadyOutput(motoReady)
+	exited, err := startReady(cmd, out, 20*time.Second)
 	if err != nil {
-		t.Fatalf("testserver: finding a free port: %v", err)
+		t.Fatalf("testserver: moto_server: %v", err)
 	}
-	var logs bytes.Buffer
-	out := &syncWriter{w: &logs}
-	cmd := exec.Command(bin, append([]string{"-H", "127.0.0.1", "-p", strconv.Itoa(port)}, args...)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testserver: starting moto_server: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			out.mu.Lock()
-			l := strings.Split(logs.String(), "\n")
-			out.mu.Unlock()
-			t.Logf("moto_server log, last lines:\n%s", strings.Join(l[max(0, len(l)-40):], "\n"))
-		}
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitListening(t, cmd, "moto_server", addr)
+	killAtCleanup(t, "moto_server", cmd, exited, out)
+	addr := out.Match()[1]
 	return &DynamoDBServer{URL: scheme + "://" + addr}
 }

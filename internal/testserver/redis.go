@@ -3,7 +3,6 @@
 package testserver
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +39,7 @@ type RedisServer struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan error
-	out    *redisOutput
+	out    *readyOutput
 }
 
 // RedisConfig configures RedisWithConfig.
@@ -139,29 +139,8 @@ func redisFreePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// redisOutput collects a process's redisOutput and reports when a line appears.
-type redisOutput struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	ready chan struct{}
-	once  sync.Once
-}
-
-func (o *redisOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.buf.Write(p)
-	if bytes.Contains(o.buf.Bytes(), []byte("Ready to accept connections")) {
-		o.once.Do(func() { close(o.ready) })
-	}
-	return len(p), nil
-}
-
-func (o *redisOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
+// redisReady is the line redis-server logs once it listens.
+var redisReady = regexp.MustCompile(`Ready to accept connections`)
 
 func (r *RedisServer) start() error {
 	r.mu.Lock()
@@ -192,7 +171,7 @@ func (r *RedisServer) start() error {
 	args = append(args, cfg.Args...)
 	cmd := exec.Command(r.bin, args...)
 	cmd.Dir = r.Dir
-	out := &redisOutput{ready: make(chan struct{})}
+	out := newReadyOutput(redisReady)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
@@ -201,7 +180,7 @@ func (r *RedisServer) start() error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	select {
-	case <-out.ready:
+	case <-out.done:
 	case err := <-exited:
 		log := out.String()
 		if strings.Contains(log, "Address already in use") {
