@@ -340,7 +340,7 @@ func (r *putRecordsRequest) decodeFastJSON(body []byte) bool {
 			r.StreamARN, ok = s.optStr()
 			return true, ok && !once(&seen[1])
 		case "Records":
-			r.Records, ok = s.putRecordsEntries(arena)
+			r.Records, r.more, r.moreBad, ok = s.putRecordsEntries(arena)
 			return true, ok && !once(&seen[2])
 		}
 		return false, true
@@ -370,24 +370,34 @@ type entryFields struct {
 var putRecordsEntryNames = []string{"Data", "PartitionKey", "ExplicitHashKey"}
 
 // putRecordsEntries reads the Records list: null, or a list of objects.
-// The keys of every entry share one string.
-func (s *plainScanner) putRecordsEntries(arena *blobArena) ([]putRecordsEntry, bool) {
+// The keys of every entry share one string. It keeps the first
+// maxPutRecords entries; past them (a request refused for its length) it
+// only counts the entries in more and keeps in moreBad the first few that
+// break a rule, so a long body costs no more than a refusal needs.
+func (s *plainScanner) putRecordsEntries(arena *blobArena) (entries []putRecordsEntry, more int, moreBad []numberedEntry, ok bool) {
 	switch s.peek() {
 	case 'n':
-		return nil, s.null()
+		return nil, 0, nil, s.null()
 	case '[':
 		s.i++
 	default:
-		return nil, false
+		return nil, 0, nil, false
 	}
 	// Base64 has no braces: the count bounds the entries of a valid body.
-	n := min(bytes.Count(s.b[s.i:], []byte("{")), maxPutRecords+1)
+	n := min(bytes.Count(s.b[s.i:], []byte("{")), maxPutRecords)
 	fields := make([]entryFields, 0, n)
 	keys := make([]byte, 0, 32*n)
+	var lateKeys []byte
 	if !s.next(']') {
 		for {
 			var f entryFields
 			var seen [3]bool
+			kept := len(fields) < maxPutRecords
+			buf := &keys
+			if !kept {
+				lateKeys = lateKeys[:0]
+				buf = &lateKeys
+			}
 			ok := s.object(putRecordsEntryNames, func(name []byte) (bool, bool) {
 				switch string(name) {
 				case "Data":
@@ -395,30 +405,39 @@ func (s *plainScanner) putRecordsEntries(arena *blobArena) ([]putRecordsEntry, b
 					f.data, f.hasData, ok = s.blob(arena)
 					return true, ok && !once(&seen[0])
 				case "PartitionKey":
-					ok := s.keyInto(&keys, &f.key, &f.hasKey)
+					ok := s.keyInto(buf, &f.key, &f.hasKey)
 					return true, ok && !once(&seen[1])
 				case "ExplicitHashKey":
-					ok := s.keyInto(&keys, &f.hash, &f.hasHash)
+					ok := s.keyInto(buf, &f.hash, &f.hasHash)
 					return true, ok && !once(&seen[2])
 				}
 				return false, true
 			})
 			if !ok {
-				return nil, false
+				return nil, 0, nil, false
 			}
-			fields = append(fields, f)
+			if kept {
+				fields = append(fields, f)
+			} else {
+				if len(moreBad) < maxViolations {
+					if e := f.entry(string(lateKeys)); !e.plain() {
+						moreBad = append(moreBad, numberedEntry{at: len(fields) + more, rec: e})
+					}
+				}
+				more++
+			}
 			if s.next(']') {
 				break
 			}
 			if !s.next(',') {
-				return nil, false
+				return nil, 0, nil, false
 			}
 		}
 	}
 	all := string(keys)
 	strs := make([]string, 0, 2*len(fields))
 	datas := make([]blob, len(fields))
-	entries := make([]putRecordsEntry, len(fields))
+	entries = make([]putRecordsEntry, len(fields))
 	for i, f := range fields {
 		if f.hasData {
 			datas[i] = f.data
@@ -433,7 +452,25 @@ func (s *plainScanner) putRecordsEntries(arena *blobArena) ([]putRecordsEntry, b
 			entries[i].ExplicitHashKey = &strs[len(strs)-1]
 		}
 	}
-	return entries, true
+	return entries, more, moreBad, true
+}
+
+// entry is the entry f reads, its keys in all.
+func (f *entryFields) entry(all string) putRecordsEntry {
+	var e putRecordsEntry
+	if f.hasData {
+		d := f.data
+		e.Data = &d
+	}
+	if f.hasKey {
+		k := all[f.key[0]:f.key[1]]
+		e.PartitionKey = &k
+	}
+	if f.hasHash {
+		h := all[f.hash[0]:f.hash[1]]
+		e.ExplicitHashKey = &h
+	}
+	return e
 }
 
 // keyInto reads a string member's value (null leaves has false) into buf,

@@ -1,9 +1,12 @@
 package kinesisapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -25,7 +28,11 @@ func decodeBoth[R any, P interface {
 	if fmt.Sprint(errFast) != fmt.Sprint(errSlow) {
 		t.Fatalf("body %q: decodeJSON error %v, encoding/json %v", body, errFast, errSlow)
 	}
-	if errSlow == nil {
+	if long, ok := any(slow).(*putRecordsRequest); ok && errSlow == nil && len(long.Records) > maxPutRecords {
+		// The hand decoder keeps no more than a refusal needs: the
+		// refusal is the same.
+		require.Equal(t, fmt.Sprint(long.validate()), fmt.Sprint(any(fast).(*putRecordsRequest).validate()), "body %q", body)
+	} else if errSlow == nil {
 		require.Equal(t, slow, fast, "body %q", body)
 	}
 	if took {
@@ -146,4 +153,52 @@ func FuzzDecodePutRecords(f *testing.F) {
 		decodeBoth[putRecordsRequest](t, body)
 		decodeBoth[putRecordRequest](t, body)
 	})
+}
+
+// TestPutRecordsTooLongIsBounded: a body of a million empty entries is
+// refused with the error a fully decoded one gets, and decoding it
+// allocates a bounded amount, not per entry.
+// Not parallel: it counts the process's allocations.
+func TestPutRecordsTooLongIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"StreamName":"s","Records":[`)
+	for i := range 1_000_000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("{}")
+	}
+	b.WriteString(`]}`)
+	body := []byte(b.String())
+
+	var slow putRecordsRequest
+	require.NoError(t, decodeJSONReflect(body, &slow))
+	require.Len(t, slow.Records, 1_000_000)
+	want := slow.validate()
+	require.Error(t, want)
+
+	var fast putRecordsRequest
+	require.True(t, fast.decodeFastJSON(body))
+	require.Len(t, fast.Records, maxPutRecords)
+	require.Equal(t, want.Error(), fast.validate().Error())
+
+	// A bad entry past the limit is still named, at its position.
+	late := bytes.Replace(body, []byte(`{},{}]}`), []byte(`{"Data":"AA==","PartitionKey":""},{}]}`), 1)
+	slow, fast = putRecordsRequest{}, putRecordsRequest{}
+	require.NoError(t, decodeJSONReflect(late, &slow))
+	require.True(t, fast.decodeFastJSON(late))
+	require.Equal(t, slow.validate().Error(), fast.validate().Error())
+
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	var r putRecordsRequest
+	require.True(t, r.decodeFastJSON(body))
+	runtime.ReadMemStats(&m1)
+	allocated := m1.TotalAlloc - m0.TotalAlloc
+	t.Logf("decoding %d bytes of 1,000,000 entries allocated %d bytes in %d allocations", len(body), allocated, m1.Mallocs-m0.Mallocs)
+	// The arena for the data is sized by the body (3/4 of it); nothing
+	// else may grow with the entries.
+	require.Less(t, allocated, uint64(len(body)), "allocations bounded by the body, not the entries")
+	require.Less(t, m1.Mallocs-m0.Mallocs, uint64(1000))
 }

@@ -120,26 +120,52 @@ type putRecordsEntry struct {
 type putRecordsRequest struct {
 	streamRef
 	Records []putRecordsEntry `json:"Records"`
+	// more counts the entries past the first maxPutRecords that the JSON
+	// decoder read without keeping (a request that long is refused);
+	// moreBad keeps the first few of them that break a rule, enough for
+	// the violations a refusal lists.
+	more    int
+	moreBad []numberedEntry
+}
+
+// numberedEntry is a PutRecords entry and its index in the request.
+type numberedEntry struct {
+	at  int
+	rec putRecordsEntry
+}
+
+// plain reports whether rec breaks no rule a violation would name.
+func (rec *putRecordsEntry) plain() bool {
+	return rec.Data != nil && (rec.ExplicitHashKey == nil || plainHashKey(*rec.ExplicitHashKey)) && rec.PartitionKey != nil &&
+		len(*rec.PartitionKey) >= 1 && len(*rec.PartitionKey) <= maxPartitionKeyLen
+}
+
+// checkEntry adds the violations of entry i.
+func checkEntry(v *violations, i int, rec *putRecordsEntry) {
+	if rec.plain() {
+		return // the common entry breaks no rule: no field name needed
+	}
+	field := fmt.Sprintf("records.%d.member.", i+1)
+	if rec.Data == nil {
+		v.null(field + "data")
+	}
+	v.str(field+"partitionKey", rec.PartitionKey, partitionKeyRule)
+	v.str(field+"explicitHashKey", rec.ExplicitHashKey, hashKeyRule)
 }
 
 func (r *putRecordsRequest) validate() error {
 	var v violations
 	var shown string // the list as a violation shows it, built only for one
-	if n := len(r.Records); n < 1 || n > maxPutRecords {
+	n := len(r.Records) + r.more
+	if n < 1 || n > maxPutRecords {
 		shown = javaList(slices.Repeat([]string{"PutRecordsRequestEntry"}, n))
 	}
-	v.count("records", shown, len(r.Records), r.Records != nil, true, 1, maxPutRecords)
-	for i, rec := range r.Records {
-		if rec.Data != nil && (rec.ExplicitHashKey == nil || plainHashKey(*rec.ExplicitHashKey)) && rec.PartitionKey != nil &&
-			len(*rec.PartitionKey) >= 1 && len(*rec.PartitionKey) <= maxPartitionKeyLen {
-			continue // the common entry breaks no rule: no field name needed
-		}
-		field := fmt.Sprintf("records.%d.member.", i+1)
-		if rec.Data == nil {
-			v.null(field + "data")
-		}
-		v.str(field+"partitionKey", rec.PartitionKey, partitionKeyRule)
-		v.str(field+"explicitHashKey", rec.ExplicitHashKey, hashKeyRule)
+	v.count("records", shown, n, r.Records != nil, true, 1, maxPutRecords)
+	for i := range r.Records {
+		checkEntry(&v, i, &r.Records[i])
+	}
+	for i := range r.moreBad {
+		checkEntry(&v, r.moreBad[i].at, &r.moreBad[i].rec)
 	}
 	r.check(&v)
 	if err := v.err(); err != nil {
