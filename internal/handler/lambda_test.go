@@ -331,3 +331,27 @@ func TestLambdaRunnerFiles(t *testing.T) {
 		FunctionName: "fn-test", RunnerDir: shared})
 	require.ErrorContains(t, err, "may be written by other users")
 }
+
+// TestLambdaNodeSyncReturnsNothing: a synchronous handler that returns
+// nothing is answered null, as Lambda answers once the event loop is
+// empty: at once when it left no work, after its timer ran when it set
+// one.
+func TestLambdaNodeSyncReturnsNothing(t *testing.T) {
+	t.Parallel()
+	h, logs := newLambda(t, RuntimeNode, "node", "index.syncNothing", nil)
+	raw, _, err := h.InvokeRaw(invokeCtx(t), event(`{}`))
+	require.NoError(t, err, "log:\n%s", logs)
+	require.JSONEq(t, `null`, string(raw))
+
+	h, logs = newLambda(t, RuntimeNode, "node", "index.syncLater", nil)
+	for i := range 3 {
+		raw, _, err = h.InvokeRaw(invokeCtx(t), event(`{}`, `{}`))
+		require.NoError(t, err, "log:\n%s", logs)
+		require.JSONEq(t, `null`, string(raw))
+		// The timer's line is written before the invocation ends.
+		eventually(t, 10*time.Second, func() bool { return strings.Count(logs.String(), "END RequestId") == i+1 }, "no END line:\n%s", logs)
+		l := logs.String()
+		require.Equal(t, i+1, strings.Count(l, "written later 2"), "the timer ran before the answer:\n%s", l)
+		require.Less(t, strings.LastIndex(l, "written later 2"), strings.LastIndex(l, "END RequestId"), "the timer ran before END:\n%s", l)
+	}
+}

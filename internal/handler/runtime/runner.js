@@ -137,6 +137,35 @@ function newContext(requestId, deadline, settle) {
   };
 }
 
+// kinds counts resources by kind.
+function kinds(list) {
+  const m = new Map();
+  for (const k of list) m.set(k, (m.get(k) || 0) + 1);
+  return m;
+}
+
+// whenQuiet calls done once the work an invocation started is over: no
+// more active resources (timers, sockets, file requests) of any kind than
+// baseline had, as Lambda answers a handler that returns nothing once the
+// event loop is empty; or at the deadline.
+function whenQuiet(baseline, deadline, done) {
+  const before = kinds(baseline);
+  const check = (ownTimer) => {
+    const now = kinds(process.getActiveResourcesInfo());
+    if (ownTimer) now.set('Timeout', (now.get('Timeout') || 1) - 1);
+    let busy = false;
+    for (const [k, n] of now) {
+      if (n > (before.get(k) || 0)) busy = true;
+    }
+    if (!busy || Date.now() >= deadline) {
+      done();
+      return;
+    }
+    setTimeout(() => check(true), 5);
+  };
+  setImmediate(() => check(false));
+}
+
 function invoke(fn, event) {
   const requestId = crypto.randomUUID();
   const started = process.hrtime.bigint();
@@ -156,6 +185,7 @@ function invoke(fn, event) {
       resolve(err !== null && err !== undefined ? errorResponse(err) : result);
     };
     const context = newContext(requestId, deadline, settle);
+    const baseline = process.getActiveResourcesInfo();
     try {
       const returned = fn(event, context, settle);
       if (returned && typeof returned.then === 'function') {
@@ -163,6 +193,10 @@ function invoke(fn, event) {
       } else if (fn.length < 3 && returned !== undefined) {
         // Neither a promise nor a callback: a synchronous result.
         settle(null, returned);
+      } else if (fn.length < 3) {
+        // A synchronous handler that returns nothing: null, once the
+        // work it started is done.
+        whenQuiet(baseline, deadline, () => settle(null, null));
       }
     } catch (err) {
       settle(err);
@@ -171,6 +205,10 @@ function invoke(fn, event) {
 }
 
 async function main() {
+  // Node makes the stdio streams when first used: make them now, so the
+  // baseline of whenQuiet has them.
+  void process.stdout;
+  void process.stderr;
   configureSDKv2();
   let fn;
   let initError;

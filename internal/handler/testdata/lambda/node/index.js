@@ -56,3 +56,14 @@ exports.boom = async () => {
 
 // never answers.
 exports.hang = () => new Promise(() => {});
+
+// A synchronous handler that returns nothing: Lambda answers null.
+exports.syncNothing = (event) => {
+  console.log(`sync records ${event.Records.length}`);
+};
+
+// A synchronous handler that returns nothing and leaves a timer: Lambda
+// answers null once the timer has run (the event loop is empty).
+exports.syncLater = (event) => {
+  setTimeout(() => console.log(`written later ${event.Records.length}`), 50);
+};
