@@ -80,11 +80,56 @@ func (e *env) put(t testing.TB, stream string, n, keys int, prefix string) []str
 			entries = append(entries, types.PutRecordsRequestEntry{PartitionKey: aws.String(key), Data: []byte(data)})
 			out = append(out, data)
 		}
-		res, err := e.putter.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries})
-		require.NoError(t, err)
-		require.Zero(t, aws.ToInt32(res.FailedRecordCount))
+		e.putOnce(t, stream, entries)
 	}
 	return out
+}
+
+// putOnce stores entries exactly once. The putter does not retry, since a
+// retry after a lost answer would store the call twice; when the SDK
+// loses an answer (aws/aws-sdk-go-v2#2737: "use of closed network
+// connection" while reading a 200), the stream is read to learn whether
+// the call was stored, and it is sent again only if it was not.
+func (e *env) putOnce(t testing.TB, stream string, entries []types.PutRecordsRequestEntry) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		res, err := e.putter.PutRecords(context.Background(), &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: entries})
+		if err == nil {
+			require.Zero(t, aws.ToInt32(res.FailedRecordCount))
+			return
+		}
+		if attempt == 3 || e.stored(t, stream, string(entries[0].Data)) {
+			require.NoError(t, err)
+			return
+		}
+		t.Logf("PutRecords answer lost (%v); the call was not stored, sending it again", err)
+	}
+}
+
+// stored reports whether a record with data is in the stream.
+func (e *env) stored(t testing.TB, stream, data string) bool {
+	t.Helper()
+	ctx := context.Background()
+	shards, err := e.c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	require.NoError(t, err)
+	for _, sh := range shards.Shards {
+		it, err := e.c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		require.NoError(t, err)
+		for iter := it.ShardIterator; iter != nil; {
+			out, err := e.c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter})
+			require.NoError(t, err)
+			for _, r := range out.Records {
+				if string(r.Data) == data {
+					return true
+				}
+			}
+			if len(out.Records) == 0 {
+				break
+			}
+			iter = out.NextShardIterator
+		}
+	}
+	return false
 }
 
 // delivery is one record as a handler saw it.
