@@ -13,6 +13,7 @@ type accountEngine interface {
 	AccountCommitment() (stream.Commitment, error)
 	SetCommitment(ctx context.Context, enable bool) (stream.Commitment, error)
 	SetWarmThroughput(ctx context.Context, name string, mibps int) error
+	WriteCapacity(name string) (current, target int, err error)
 }
 
 type commitmentOut struct {
@@ -100,14 +101,29 @@ type warmThroughputOut struct {
 	CurrentMiBps int `json:"CurrentMiBps"`
 }
 
-// warmThroughput is what DescribeStreamSummary reports of a stream's warm
-// throughput: nothing until one is set. runnel has no capacity to scale,
-// so the target is current at once.
-func warmThroughput(d *stream.Description) *warmThroughputOut {
-	if d.WarmThroughputMiBps == 0 {
-		return nil
+// warmThroughput is what DescribeStreamSummary reports of an on-demand
+// stream's write capacity, as Kinesis does while the account's commitment
+// is in force or once warm throughput is set: the capacity the stream
+// takes now (CurrentMiBps) and the one it is scaling to (TargetMiBps).
+func (h *Handler) warmThroughput(name string, d *stream.Description) (*warmThroughputOut, error) {
+	if d.Mode != stream.ModeOnDemand {
+		return nil, nil
 	}
-	return &warmThroughputOut{TargetMiBps: d.WarmThroughputMiBps, CurrentMiBps: d.WarmThroughputMiBps}
+	if d.WarmThroughputMiBps == 0 {
+		c, err := h.svc.AccountCommitment()
+		if err != nil || !c.Active() {
+			return nil, err
+		}
+	}
+	return h.capacityOut(name)
+}
+
+func (h *Handler) capacityOut(name string) (*warmThroughputOut, error) {
+	current, target, err := h.svc.WriteCapacity(name)
+	if err != nil {
+		return nil, err
+	}
+	return &warmThroughputOut{CurrentMiBps: current, TargetMiBps: target}, nil
 }
 
 func (h *Handler) updateWarmThroughput(ctx context.Context, r *updateWarmThroughputRequest) (any, error) {
@@ -118,9 +134,13 @@ func (h *Handler) updateWarmThroughput(ctx context.Context, r *updateWarmThrough
 	if err := h.svc.SetWarmThroughput(ctx, name, *r.WarmThroughputMiBps); err != nil {
 		return nil, err
 	}
+	out, err := h.capacityOut(name)
+	if err != nil {
+		return nil, err
+	}
 	return struct {
 		StreamName     string             `json:"StreamName"`
 		StreamARN      string             `json:"StreamARN"`
 		WarmThroughput *warmThroughputOut `json:"WarmThroughput"`
-	}{h.plainName(name), h.svc.ARN(name), &warmThroughputOut{TargetMiBps: *r.WarmThroughputMiBps, CurrentMiBps: *r.WarmThroughputMiBps}}, nil
+	}{h.plainName(name), h.svc.ARN(name), out}, nil
 }

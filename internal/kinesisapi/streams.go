@@ -172,6 +172,10 @@ func (h *Handler) describeStreamSummary(ctx context.Context, r *describeStreamSu
 	if err != nil {
 		return nil, err
 	}
+	warm, err := h.warmThroughput(name, d)
+	if err != nil {
+		return nil, err
+	}
 	return struct {
 		StreamDescriptionSummary streamDescriptionSummary `json:"StreamDescriptionSummary"`
 	}{streamDescriptionSummary{
@@ -187,7 +191,7 @@ func (h *Handler) describeStreamSummary(ctx context.Context, r *describeStreamSu
 		OpenShardCount:          d.OpenShardCount,
 		ConsumerCount:           d.ConsumerCount,
 		MaxRecordSizeInKiB:      d.MaxRecordSizeKiB,
-		WarmThroughput:          warmThroughput(d),
+		WarmThroughput:          warm,
 		RecordDistribution:      recordDistribution(d),
 	}}, nil
 }

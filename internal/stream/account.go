@@ -107,10 +107,11 @@ func (s *Service) SetCommitment(ctx context.Context, enable bool) (Commitment, e
 	return c, nil
 }
 
-// SetWarmThroughput sets an on-demand stream's warm throughput (MiB/s),
-// which it then reports as current and target; the stream is UPDATING
-// for the transition delay. Kinesis refuses it for provisioned streams and
-// without an active commitment.
+// SetWarmThroughput sets an on-demand stream's warm throughput (MiB/s):
+// under ShardWriteLimits the stream takes that much at once, and forgets
+// the capacity its peaks taught it (see capacity.go). The stream is
+// UPDATING for the transition delay. Kinesis refuses it for provisioned
+// streams and without an active commitment.
 func (s *Service) SetWarmThroughput(ctx context.Context, name string, mibps int) error {
 	if mibps < 0 || mibps > MaxWarmThroughputMiBps {
 		return newError(ErrInvalidArgument, "WarmThroughputMiBps %d is out of range: an on-demand stream may have at most %d MiBps of warm throughput.", mibps, MaxWarmThroughputMiBps)
@@ -134,6 +135,11 @@ func (s *Service) SetWarmThroughput(ctx context.Context, name string, mibps int)
 	})
 	if err == nil {
 		s.markUpdating(name)
+		s.mu.RLock()
+		if st, err := s.lookup(name); err == nil {
+			st.capacity.release()
+		}
+		s.mu.RUnlock()
 	}
 	return err
 }

@@ -127,9 +127,15 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	var accepted []int
 	now := s.now()
 	s.mu.RLock()
+	// An on-demand stream's capacity is the stream's (see capacity.go).
+	onDemand, warm := st.meta.Mode == ModeOnDemand, st.meta.WarmThroughputMiBps
+	if onDemand {
+		st.capacity.mu.Lock()
+	}
 	for i, r := range recs {
 		sh := st.route(hashes[i])
-		if !sh.allowWrite(now, len(r.Data)+len(r.PartitionKey)) {
+		size := len(r.Data) + len(r.PartitionKey)
+		if onDemand && !st.capacity.take(now, warm, size) || !onDemand && !sh.limits.allow(now, size) {
 			sh.throttled.Add(1)
 			results[i] = PutResult{
 				ErrorCode:    ErrorCodeThroughputExceeded,
@@ -140,6 +146,9 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 		accepted = append(accepted, i)
 		req.recs = append(req.recs, r)
 		req.hashes = append(req.hashes, hashes[i])
+	}
+	if onDemand {
+		st.capacity.mu.Unlock()
 	}
 	s.mu.RUnlock()
 	if len(accepted) > 0 {
@@ -393,10 +402,9 @@ func newWriteLimiter() *writeLimiter {
 	}
 }
 
-// allowWrite takes one record of size bytes from the shard's buckets, or
-// nothing when either is short.
-func (sh *shardState) allowWrite(now time.Time, size int) bool {
-	l := sh.limits
+// allow takes one record of size bytes from the buckets, or nothing when
+// either is short.
+func (l *writeLimiter) allow(now time.Time, size int) bool {
 	r := l.records.ReserveN(now, 1)
 	if !r.OK() || r.DelayFrom(now) > 0 {
 		r.CancelAt(now)

@@ -112,6 +112,9 @@ type streamState struct {
 	// autoNext counts the records put under the AUTO record distribution,
 	// to spread them evenly.
 	autoNext atomic.Uint64
+	// capacity is an on-demand stream's write capacity under
+	// ShardWriteLimits.
+	capacity writeCapacity
 	// transition is the state reported instead of ACTIVE until its moment
 	// (see TransitionDelay); guarded by Service.mu.
 	transition transition
