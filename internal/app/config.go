@@ -120,6 +120,12 @@ type Config struct {
 	// Larger takes more memory and disk for fewer flushes under sustained
 	// load. The default is 4 (from 1 to 1024).
 	MemTableMiB int `json:"memTableMiB" yaml:"memTableMiB"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/, under the rules of /metrics (MetricsToken, or a
+	// dashboard login with a key that may read every stream), and, with
+	// neither AuthFile nor MetricsToken, to clients on this machine only.
+	// Off by default.
+	Pprof bool `json:"pprof" yaml:"pprof"`
 }
 
 // Defaults returns the configuration `runnel serve` uses when nothing is set.

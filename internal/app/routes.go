@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -214,6 +216,13 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 		EnableOpenMetrics: true,
 	})))
 	mux.HandleFunc("GET /api/counts", s.serveCounts)
+	if s.cfg.Pprof {
+		mux.Handle("GET /debug/pprof/", s.pprofAuth(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/cmdline", s.pprofAuth(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle("GET /debug/pprof/profile", s.pprofAuth(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/symbol", s.pprofAuth(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("GET /debug/pprof/trace", s.pprofAuth(http.HandlerFunc(pprof.Trace)))
+	}
 	dash := s.obs.dash.Handler()
 	mux.Handle("GET /", dash)
 	mux.Handle("POST /api/", dash)
@@ -313,6 +322,24 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runnel metrics"`)
 		writeJSONError(w, http.StatusUnauthorized, "metrics need a bearer token (--metrics-token) or a dashboard login with a key that may read every stream")
+	})
+}
+
+// pprofAuth guards /debug/pprof/ (Config.Pprof): as metricsAuth guards
+// /metrics, and, with neither a metrics token nor authentication, for
+// clients connecting from this machine only, since a profile shows the
+// server's code paths and its command line.
+func (s *Server) pprofAuth(h http.Handler) http.Handler {
+	guarded := s.metricsAuth(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.MetricsToken == "" && s.keys == nil {
+			host, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil || !isLoopback(host) {
+				writeJSONError(w, http.StatusForbidden, "profiles are served only to this machine's clients without --auth or --metrics-token")
+				return
+			}
+		}
+		guarded.ServeHTTP(w, r)
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -326,4 +327,53 @@ func TestMetricsToken(t *testing.T) {
 			require.Equal(t, tc.want, resp.StatusCode)
 		})
 	}
+}
+
+func TestPprof(t *testing.T) {
+	t.Parallel()
+	get := func(t *testing.T, url, auth string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		require.NoError(t, err)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	t.Run("off by default", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, nil)
+		_, body := get(t, s.URL()+"/debug/pprof/heap?debug=1", "")
+		require.NotContains(t, body, "heap profile")
+	})
+	t.Run("on, open to this machine", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, func(c *Config) { c.Pprof = true })
+		code, body := get(t, s.URL()+"/debug/pprof/heap?debug=1", "")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "heap profile")
+		code, body = get(t, s.URL()+"/debug/pprof/profile?seconds=1", "")
+		require.Equal(t, http.StatusOK, code)
+		require.NotEmpty(t, body)
+
+		// A client on another machine is refused.
+		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil)
+		req.RemoteAddr = "192.0.2.7:40000"
+		rec := httptest.NewRecorder()
+		s.pprofAuth(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served a remote client") })).ServeHTTP(rec, req)
+		require.Equal(t, http.StatusForbidden, rec.Code)
+		require.Contains(t, rec.Body.String(), "--metrics-token")
+	})
+	t.Run("on, behind the metrics token", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, func(c *Config) { c.Pprof = true; c.MetricsToken = "prof-token" })
+		code, _ := get(t, s.URL()+"/debug/pprof/heap?debug=1", "")
+		require.Equal(t, http.StatusUnauthorized, code)
+		code, body := get(t, s.URL()+"/debug/pprof/heap?debug=1", "Bearer prof-token")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "heap profile")
+	})
 }

@@ -61,6 +61,7 @@ func TestServeFlagsWinOverEnvironment(t *testing.T) {
 		"RUNNEL_BODY_TIMEOUT":       "2s",
 		"RUNNEL_BODY_MIN_RATE":      "1000",
 		"RUNNEL_BODY_MEMORY":        "16777216",
+		"RUNNEL_PPROF":              "true",
 	}
 	t.Run("environment only", func(t *testing.T) {
 		cfg, code, stderr := runServe(t, environ)
@@ -70,11 +71,12 @@ func TestServeFlagsWinOverEnvironment(t *testing.T) {
 			AccountID: "111111111111", ShardLimit: 20, ShutdownTimeout: 3 * time.Second, ShardWriteLimits: true,
 			Limits: "aws", AuthFile: "/env/keys.yaml", MemTableMiB: 16,
 			AllowedHosts: []string{"dev.example", "10.0.0.5"}, BodyTimeout: 2 * time.Second, BodyMinRate: 1000, BodyMemory: 16 << 20,
+			Pprof: true,
 		}, cfg)
 	})
 	t.Run("flags and environment", func(t *testing.T) {
 		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1", "--shard-write-limits=false", "--limits", "off", "--memtable-mib", "8",
-			"--body-timeout", "3s", "--allow-host", "lab.example")
+			"--body-timeout", "3s", "--allow-host", "lab.example", "--pprof=false")
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:0", DataDir: "/env/data", Fsync: "always", Region: "ap-south-1",
