@@ -2,14 +2,17 @@
 // internal/cli): it drives any Kinesis endpoint with PutRecords and
 // GetRecords and reports throughput and latency.
 //
-// A run creates a fresh stream, waits for it to become ACTIVE, writes
-// records through producer.Producer with concurrent calls (retrying only
-// the records a PutRecords call reports as failed), reads every shard back from TRIM_HORIZON until it
-// is caught up, checks that each shard returned as many records as were
-// acknowledged on it, and deletes the stream.
+// A run creates fresh streams (one by default), waits for them to become
+// ACTIVE, raises their MaxRecordSizeInKiB (UpdateMaxRecordSize) when the
+// records are larger than the default 1 MiB, writes records through one
+// producer.Producer a stream with concurrent calls (retrying only the
+// records a PutRecords call reports as failed), reads every shard back
+// from TRIM_HORIZON until it is caught up, checks that each shard returned
+// as many records as were acknowledged on it, and deletes the streams.
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -37,6 +40,7 @@ type API interface {
 	CreateStream(ctx context.Context, in *kinesis.CreateStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.CreateStreamOutput, error)
 	DescribeStreamSummary(ctx context.Context, in *kinesis.DescribeStreamSummaryInput, optFns ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
 	DeleteStream(ctx context.Context, in *kinesis.DeleteStreamInput, optFns ...func(*kinesis.Options)) (*kinesis.DeleteStreamOutput, error)
+	UpdateMaxRecordSize(ctx context.Context, in *kinesis.UpdateMaxRecordSizeInput, optFns ...func(*kinesis.Options)) (*kinesis.UpdateMaxRecordSizeOutput, error)
 	ListShards(ctx context.Context, in *kinesis.ListShardsInput, optFns ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 	PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
 	GetShardIterator(ctx context.Context, in *kinesis.GetShardIteratorInput, optFns ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
@@ -48,7 +52,8 @@ var _ API = (*kinesis.Client)(nil)
 // Limits of the Kinesis API that bound the options.
 const (
 	maxRecordsPerCall = producer.DefaultMaxBatchRecords
-	maxRecordSize     = producer.DefaultMaxRecordBytes - keyChars
+	maxRecordSize     = producer.LimitRecordBytes - keyChars
+	maxStreams        = 10000
 	getRecordsLimit   = 10000
 	// keyChars is the length of the random hex partition keys, which
 	// count against the record size limit.
@@ -61,15 +66,21 @@ type Options struct {
 	// Stream is the name of the stream to create. The default is a unique
 	// name starting with "runnel-bench-". The stream must not exist.
 	Stream string
-	// Shards is the shard count of the stream. The default is 4.
+	// Streams is the number of streams to spread the work over; when more
+	// than one, they are named Stream-0, Stream-1, ... The default is 1.
+	Streams int
+	// Shards is the shard count of each stream. The default is 4.
 	Shards int
-	// Clients is the number of PutRecords calls in flight at once, and of
-	// goroutines making records. The default is 4.
+	// Clients is the number of goroutines making records and the number
+	// of PutRecords calls in flight at once on each stream. The default
+	// is 4.
 	Clients int
 	// RecordsPerCall is the number of records per PutRecords call, 1..500.
 	// The default is 500.
 	RecordsPerCall int
-	// RecordSize is the size of each record's random data in bytes. The
+	// RecordSize is the size of each record's random data in bytes, up to
+	// 10 MiB less the 16-character partition key; a stream is raised to
+	// the record's size in whole KiB when a record is over 1 MiB. The
 	// default is 100.
 	RecordSize int
 	// Total is the number of records to put. The default is 100,000 unless
@@ -78,7 +89,7 @@ type Options struct {
 	// Duration, when set, puts for this long instead of a fixed Total.
 	Duration time.Duration
 	// Readers is the number of shards read concurrently. The default is one
-	// per shard.
+	// per shard of every stream.
 	Readers int
 	// Keep leaves the stream in place after the run.
 	Keep bool
@@ -97,6 +108,9 @@ func (o *Options) setDefaults() {
 		}
 		o.Stream = "runnel-bench-" + time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 	}
+	if o.Streams == 0 {
+		o.Streams = 1
+	}
 	if o.Shards == 0 {
 		o.Shards = 4
 	}
@@ -113,7 +127,7 @@ func (o *Options) setDefaults() {
 		o.Total = 100000
 	}
 	if o.Readers == 0 {
-		o.Readers = o.Shards
+		o.Readers = o.Shards * o.Streams
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Minute
@@ -123,6 +137,9 @@ func (o *Options) setDefaults() {
 // Validate reports every problem with the options at once.
 func (o *Options) Validate() error {
 	var errs []error
+	if o.Streams < 1 || o.Streams > maxStreams {
+		errs = append(errs, fmt.Errorf("streams must be 1..%d, got %d", maxStreams, o.Streams))
+	}
 	if o.Shards < 1 {
 		errs = append(errs, fmt.Errorf("shards must be at least 1, got %d", o.Shards))
 	}
@@ -156,6 +173,7 @@ func (o *Options) Validate() error {
 // Result is what a run measured.
 type Result struct {
 	Stream         string  `json:"stream"`
+	Streams        int     `json:"streams"`
 	Shards         int     `json:"shards"`
 	Clients        int     `json:"clients"`
 	Readers        int     `json:"readers"`
@@ -215,34 +233,39 @@ func Run(ctx context.Context, api API, o Options, w io.Writer) (*Result, error) 
 
 	res := &Result{
 		Stream:         o.Stream,
+		Streams:        o.Streams,
 		Shards:         o.Shards,
 		Clients:        o.Clients,
 		Readers:        o.Readers,
 		RecordsPerCall: o.RecordsPerCall,
 		RecordSize:     o.RecordSize,
 	}
+	names := o.streamNames()
 	start := time.Now()
-	if err := createStream(ctx, api, o.Stream, o.Shards); err != nil {
-		return res, err
-	}
-	res.CreateSeconds = time.Since(start).Seconds()
+	created, err := createStreams(ctx, api, names, o.Shards, o.maxRecordKiB())
 	if !o.Keep {
 		defer func() {
 			// Delete even when ctx is cancelled, within its own bound.
 			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 			defer dcancel()
-			_, _ = api.DeleteStream(dctx, &kinesis.DeleteStreamInput{
-				StreamName:              aws.String(o.Stream),
-				EnforceConsumerDeletion: aws.Bool(true),
-			})
+			for _, name := range created {
+				_, _ = api.DeleteStream(dctx, &kinesis.DeleteStreamInput{
+					StreamName:              aws.String(name),
+					EnforceConsumerDeletion: aws.Bool(true),
+				})
+			}
 		}()
 	}
+	if err != nil {
+		return res, err
+	}
+	res.CreateSeconds = time.Since(start).Seconds()
 
-	perShard, err := putPhase(ctx, api, o, &res.Put)
+	perShard, err := putPhase(ctx, api, o, names, &res.Put)
 	if err != nil {
 		return res, fmt.Errorf("put phase: %w", err)
 	}
-	readShards, err := getPhase(ctx, api, o, &res.Get)
+	readShards, err := getPhase(ctx, api, o, names, &res.Get)
 	if err != nil {
 		return res, fmt.Errorf("read phase: %w", err)
 	}
@@ -283,14 +306,81 @@ func verify(put, read map[string]int64, ambiguous int64) error {
 	return errors.Join(errs...)
 }
 
-// createStream creates the stream and polls until it is ACTIVE.
-func createStream(ctx context.Context, api API, name string, shards int) error {
+// streamNames returns the names of the streams of a run.
+func (o *Options) streamNames() []string {
+	if o.Streams == 1 {
+		return []string{o.Stream}
+	}
+	names := make([]string, o.Streams)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%d", o.Stream, i)
+	}
+	return names
+}
+
+// recordBytes is the size of one record as its limit counts it: data
+// plus partition key.
+func (o *Options) recordBytes() int { return o.RecordSize + keyChars }
+
+// maxRecordKiB is the MaxRecordSizeInKiB the streams need, 0 when the
+// default 1 MiB holds the records.
+func (o *Options) maxRecordKiB() int {
+	if o.recordBytes() <= producer.DefaultMaxRecordBytes {
+		return 0
+	}
+	return (o.recordBytes() + 1023) / 1024
+}
+
+// createStreams creates the streams, a few at a time, each ACTIVE and
+// raised to maxKiB (when not 0) before it counts as created. It returns
+// the names of the streams it created, also when it fails part way.
+func createStreams(ctx context.Context, api API, names []string, shards, maxKiB int) ([]string, error) {
+	var (
+		mu      sync.Mutex
+		created []string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, name := range names {
+		g.Go(func() error {
+			arn, err := createStream(gctx, api, name, shards, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				created = append(created, name)
+			})
+			if err != nil || maxKiB == 0 {
+				return err
+			}
+			if _, err := api.UpdateMaxRecordSize(gctx, &kinesis.UpdateMaxRecordSizeInput{
+				StreamARN:          arn,
+				MaxRecordSizeInKiB: aws.Int32(int32(maxKiB)),
+			}); err != nil {
+				return fmt.Errorf("raising the record size limit of %s to %d KiB: %w", name, maxKiB, err)
+			}
+			// The stream may be UPDATING for a while.
+			_, err = waitActive(gctx, api, name)
+			return err
+		})
+	}
+	err := g.Wait()
+	return created, err
+}
+
+// createStream creates the stream, calls made once it was created, and
+// polls until it is ACTIVE. It returns the stream's ARN.
+func createStream(ctx context.Context, api API, name string, shards int, made func()) (*string, error) {
 	if _, err := api.CreateStream(ctx, &kinesis.CreateStreamInput{
 		StreamName: aws.String(name),
 		ShardCount: aws.Int32(int32(shards)),
 	}); err != nil {
-		return fmt.Errorf("creating stream %s: %w", name, err)
+		return nil, fmt.Errorf("creating stream %s: %w", name, err)
 	}
+	made()
+	return waitActive(ctx, api, name)
+}
+
+// waitActive polls until the stream is ACTIVE and returns its ARN.
+func waitActive(ctx context.Context, api API, name string) (*string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -298,14 +388,14 @@ func createStream(ctx context.Context, api API, name string, shards int) error {
 	for {
 		out, err := api.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 		if err != nil {
-			return fmt.Errorf("waiting for stream %s: %w", name, err)
+			return nil, fmt.Errorf("waiting for stream %s: %w", name, err)
 		}
-		if out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			return nil
+		if sum := out.StreamDescriptionSummary; sum.StreamStatus == types.StreamStatusActive {
+			return sum.StreamARN, nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for stream %s to become ACTIVE: %w", name, context.Cause(ctx))
+			return nil, fmt.Errorf("waiting for stream %s to become ACTIVE: %w", name, context.Cause(ctx))
 		case <-tick.C:
 		}
 	}
@@ -350,10 +440,11 @@ func wait(ctx context.Context, attempt int) error {
 }
 
 // putPhase writes the records through the one PutRecords batcher,
-// producer.Producer: o.Clients goroutines make the records and
-// o.Clients calls of o.RecordsPerCall records are in flight at once. It
-// returns the acknowledged count per shard.
-func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]int64, error) {
+// producer.Producer, one a stream: o.Clients goroutines make the records,
+// o.RecordsPerCall at a time for the streams in turn, and up to o.Clients
+// calls of o.RecordsPerCall records are in flight at once on each stream.
+// It returns the acknowledged count per shard, keyed by stream/shard.
+func putPhase(ctx context.Context, api API, o Options, names []string, ph *Phase) (map[string]int64, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -362,26 +453,14 @@ func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]in
 		perShard = make(map[string]int64)
 		gaveUp   error
 	)
-	prod, err := producer.New(api, producer.Config{
-		Stream:          o.Stream,
-		MaxBatchRecords: o.RecordsPerCall,
-		MaxInFlight:     o.Clients,
-		BufferRecords:   2 * o.Clients * o.RecordsPerCall,
-		// Every call is full but the last: a partial batch waits for
-		// more records until Close sends it.
-		Linger: time.Hour,
-		// A benchmark sends as fast as the stream takes; throttled
-		// records are retried with backoff.
-		Unpaced:     true,
-		MaxAttempts: maxAttempts,
-		BaseBackoff: 2 * time.Millisecond,
-		MaxBackoff:  maxBackoff,
-		OnCall: func(c producer.Call) {
+	prods := make([]*producer.Producer, len(names))
+	for i, name := range names {
+		prod, err := newProducer(api, o, name, func(c producer.Call) {
 			mu.Lock()
 			defer mu.Unlock()
 			lat = append(lat, c.Latency)
 			for shard, n := range c.Acked {
-				perShard[shard] += int64(n)
+				perShard[name+"/"+shard] += int64(n)
 			}
 			ph.RetriedRecords += int64(c.Failed)
 			if c.Err != nil && !errors.Is(c.Err, context.Canceled) {
@@ -392,39 +471,43 @@ func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]in
 					ph.AmbiguousRecords += int64(c.Entries)
 				}
 			}
-		},
-		OnFailure: func(_ producer.Record, err error) {
+		}, func(_ producer.Record, err error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if gaveUp == nil {
 				gaveUp = err
 				cancel(err)
 			}
-		},
-	})
-	if err != nil {
-		return nil, err
+		})
+		if err != nil {
+			for _, p := range prods[:i] {
+				_, _ = p.Close(ctx)
+			}
+			return nil, err
+		}
+		prods[i] = prod
 	}
 
 	var claimed atomic.Int64
 	per := int64(o.RecordsPerCall)
 	start := time.Now()
 	deadline := start.Add(o.Duration)
-	// claim returns how many records to make next, 0 when the phase is
-	// done.
-	claim := func() int {
-		if o.Duration > 0 {
-			if time.Now().After(deadline) {
-				return 0
-			}
-			return int(per)
-		}
+	// claim returns how many records to make next and for which stream, 0
+	// records when the phase is done.
+	claim := func() (int, *producer.Producer) {
 		end := claimed.Add(per)
 		first := end - per
-		if first >= o.Total {
-			return 0
+		p := prods[(first/per)%int64(len(prods))]
+		if o.Duration > 0 {
+			if time.Now().After(deadline) {
+				return 0, nil
+			}
+			return int(per), p
 		}
-		return int(min(per, o.Total-first))
+		if first >= o.Total {
+			return 0, nil
+		}
+		return int(min(per, o.Total-first)), p
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for range o.Clients {
@@ -433,10 +516,21 @@ func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]in
 			seed[j] = byte(rand.Uint32())
 		}
 		rng := rand.NewChaCha8(seed)
-		g.Go(func() error { return makeRecords(gctx, prod, o.RecordSize, rng, claim) })
+		g.Go(func() error { return makeRecords(gctx, o.RecordSize, rng, claim) })
 	}
 	werr := g.Wait()
-	st, cerr := prod.Close(ctx)
+	var (
+		st   producer.Stats
+		cerr error
+	)
+	for _, p := range prods {
+		s, err := p.Close(ctx)
+		st.Delivered += s.Delivered
+		st.Bytes += s.Bytes
+		st.Calls += s.Calls
+		st.Failed += s.Failed
+		cerr = cmp.Or(cerr, err)
+	}
 	elapsed := time.Since(start)
 
 	mu.Lock()
@@ -452,12 +546,34 @@ func putPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]in
 	return perShard, cerr
 }
 
+// newProducer makes the producer of one stream.
+func newProducer(api API, o Options, stream string, onCall func(producer.Call), onFailure func(producer.Record, error)) (*producer.Producer, error) {
+	return producer.New(api, producer.Config{
+		Stream:          stream,
+		MaxBatchRecords: o.RecordsPerCall,
+		MaxRecordBytes:  max(producer.DefaultMaxRecordBytes, o.recordBytes()),
+		MaxInFlight:     o.Clients,
+		BufferRecords:   2 * o.Clients * o.RecordsPerCall,
+		// Every call is full but the last: a partial batch waits for
+		// more records until Close sends it.
+		Linger: time.Hour,
+		// A benchmark sends as fast as the stream takes; throttled
+		// records are retried with backoff.
+		Unpaced:     true,
+		MaxAttempts: maxAttempts,
+		BaseBackoff: 2 * time.Millisecond,
+		MaxBackoff:  maxBackoff,
+		OnCall:      onCall,
+		OnFailure:   onFailure,
+	})
+}
+
 // makeRecords writes records of size random bytes under random 16-digit
-// hex partition keys, as many as claim hands out.
-func makeRecords(ctx context.Context, w producer.Writer, size int, rng *rand.ChaCha8, claim func() int) error {
+// hex partition keys, as many as claim hands out to the writer it names.
+func makeRecords[W producer.Writer](ctx context.Context, size int, rng *rand.ChaCha8, claim func() (int, W)) error {
 	var key [8]byte
 	for {
-		n := claim()
+		n, w := claim()
 		if n == 0 {
 			return nil
 		}
@@ -475,23 +591,31 @@ func makeRecords(ctx context.Context, w producer.Writer, size int, rng *rand.Cha
 	}
 }
 
-// getPhase reads every shard from TRIM_HORIZON until caught up, o.Readers
-// shards at a time, and returns the count read per shard.
-func getPhase(ctx context.Context, api API, o Options, ph *Phase) (map[string]int64, error) {
-	shards, err := listShards(ctx, api, o.Stream)
-	if err != nil {
-		return nil, err
+// getPhase reads every shard of every stream from TRIM_HORIZON until
+// caught up, o.Readers shards at a time, and returns the count read per
+// shard, keyed by stream/shard.
+func getPhase(ctx context.Context, api API, o Options, names []string, ph *Phase) (map[string]int64, error) {
+	type task struct{ stream, shard string }
+	var tasks []task
+	for _, name := range names {
+		shards, err := listShards(ctx, api, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range shards {
+			tasks = append(tasks, task{name, id})
+		}
 	}
-	ws := make([]*worker, len(shards))
+	ws := make([]*worker, len(tasks))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Readers)
 	start := time.Now()
-	for i, id := range shards {
+	for i, t := range tasks {
 		w := &worker{perShard: make(map[string]int64)}
 		ws[i] = w
-		g.Go(func() error { return w.read(gctx, api, o.Stream, id) })
+		g.Go(func() error { return w.read(gctx, api, t.stream, t.shard) })
 	}
-	err = g.Wait()
+	err := g.Wait()
 	elapsed := time.Since(start)
 	lat, perShard := ph.merge(ws, make(map[string]int64))
 	ph.finish(elapsed, lat)
@@ -542,7 +666,8 @@ func (w *worker) read(ctx context.Context, api API, stream, shard string) error 
 		}
 		it = out.ShardIterator
 	}
-	w.perShard[shard] = 0
+	key := stream + "/" + shard
+	w.perShard[key] = 0
 	failures := 0
 	for range maxReadCalls {
 		t0 := time.Now()
@@ -567,7 +692,7 @@ func (w *worker) read(ctx context.Context, api API, stream, shard string) error 
 		}
 		n := int64(len(out.Records))
 		w.records += n
-		w.perShard[shard] += n
+		w.perShard[key] += n
 		if out.NextShardIterator == nil {
 			return nil
 		}
@@ -592,8 +717,12 @@ func report(w io.Writer, r *Result, asJSON bool) error {
 	if !r.Verified {
 		verified = "NOT verified: records read differ from records acknowledged"
 	}
-	_, err := fmt.Fprintf(w, "stream %s: %d shards, %d clients, %d readers, %d records/call, %d bytes/record (created in %.2fs)\n%s\n%s\n%s\n",
-		r.Stream, r.Shards, r.Clients, r.Readers, r.RecordsPerCall, r.RecordSize, r.CreateSeconds,
+	streams := "stream " + r.Stream
+	if r.Streams > 1 {
+		streams = fmt.Sprintf("%d streams %s-*", r.Streams, r.Stream)
+	}
+	_, err := fmt.Fprintf(w, "%s: %d shards, %d clients, %d readers, %d records/call, %d bytes/record (created in %.2fs)\n%s\n%s\n%s\n",
+		streams, r.Shards, r.Clients, r.Readers, r.RecordsPerCall, r.RecordSize, r.CreateSeconds,
 		phaseLine("put", &r.Put), phaseLine("get", &r.Get), verified)
 	return err
 }

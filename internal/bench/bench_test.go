@@ -70,6 +70,10 @@ func (f *fakeKinesis) DeleteStream(context.Context, *kinesis.DeleteStreamInput, 
 
 func shardID(i int) string { return fmt.Sprintf("shardId-%012d", i) }
 
+func (f *fakeKinesis) UpdateMaxRecordSize(context.Context, *kinesis.UpdateMaxRecordSizeInput, ...func(*kinesis.Options)) (*kinesis.UpdateMaxRecordSizeOutput, error) {
+	return nil, errors.New("records over 1 MiB are run against the real server (server_test.go)")
+}
+
 func (f *fakeKinesis) ListShards(_ context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

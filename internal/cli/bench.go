@@ -21,10 +21,10 @@ func newBenchCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure PutRecords and GetRecords throughput of a Kinesis endpoint",
-		Long: `bench creates a fresh stream, puts records into it from concurrent clients,
-reads every shard back from TRIM_HORIZON, checks that every acknowledged record
-was read, prints throughput and call latency for both phases, and deletes the
-stream (unless --keep).
+		Long: `bench creates a fresh stream (or --streams of them), puts records into it from
+concurrent clients, reads every shard back from TRIM_HORIZON, checks that every
+acknowledged record was read, prints throughput and call latency for both
+phases, and deletes the streams (unless --keep).
 
 It targets the endpoint the global --endpoint and --region flags select, real
 AWS Kinesis included (--endpoint aws), where it is billed like any other
@@ -40,7 +40,8 @@ traffic.`,
 				return err
 			}
 			client := kinesis.New(base.Options(), func(ko *kinesis.Options) {
-				ko.HTTPClient = benchHTTPClient(o.Clients + cmp.Or(o.Readers, o.Shards))
+				streams := max(o.Streams, 1)
+				ko.HTTPClient = benchHTTPClient(o.Clients*streams + cmp.Or(o.Readers, o.Shards*streams))
 				// Retry throttled or failed calls without the client-side
 				// retry quota, which a saturating benchmark would exhaust.
 				ko.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
@@ -53,10 +54,11 @@ traffic.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Stream, "stream", "", "name of the stream to create; it must not exist (default: a unique runnel-bench-* name)")
-	f.IntVar(&o.Shards, "shards", 4, "shard count of the stream")
-	f.IntVar(&o.Clients, "clients", 4, "concurrent PutRecords callers")
+	f.IntVar(&o.Streams, "streams", 1, "streams to spread the work over, named STREAM-0, STREAM-1, ... when more than one")
+	f.IntVar(&o.Shards, "shards", 4, "shard count of each stream")
+	f.IntVar(&o.Clients, "clients", 4, "goroutines making records, and PutRecords calls in flight on each stream")
 	f.IntVar(&o.RecordsPerCall, "records-per-call", producer.DefaultMaxBatchRecords, "records per PutRecords call (1..500)")
-	f.IntVar(&o.RecordSize, "record-size", 100, "bytes of random data per record")
+	f.IntVar(&o.RecordSize, "record-size", 100, "bytes of random data per record, up to 10 MiB less 16; over 1 MiB the streams' MaxRecordSizeInKiB is raised (UpdateMaxRecordSize)")
 	f.Int64Var(&o.Total, "total", 100000, "records to put (exclusive with --duration)")
 	f.DurationVar(&o.Duration, "duration", 0, "put for this long instead of --total records")
 	f.IntVar(&o.Readers, "readers", 0, "shards read concurrently (default: all shards)")

@@ -31,6 +31,14 @@ const (
 	MaxPartitionKeyChars   = 256     // Unicode characters
 )
 
+// Upper bounds of MaxBatchBytes and MaxRecordBytes: a stream whose
+// MaxRecordSizeInKiB was raised (UpdateMaxRecordSize) takes records of up
+// to 10 MiB, in PutRecords calls of up to 10 MiB.
+const (
+	LimitBatchBytes  = 10 << 20
+	LimitRecordBytes = 10 << 20
+)
+
 // Per-record and call error codes the producer treats specially.
 const (
 	codeThroughputExceeded = "ProvisionedThroughputExceededException"
@@ -62,11 +70,13 @@ type Config struct {
 
 	// MaxBatchRecords is the most records per PutRecords call. Default 500.
 	MaxBatchRecords int
-	// MaxBatchBytes bounds the data plus partition keys of one call.
-	// Default 5 MiB.
+	// MaxBatchBytes bounds the data plus partition keys of one call, up to
+	// LimitBatchBytes. Default 5 MiB, or MaxRecordBytes when that is
+	// larger.
 	MaxBatchBytes int
 	// MaxRecordBytes bounds the data plus partition key of one record;
-	// larger records fail at Write. Default 1 MiB.
+	// larger records fail at Write. Default 1 MiB, the stream's limit
+	// unless its MaxRecordSizeInKiB was raised; up to LimitRecordBytes.
 	MaxRecordBytes int
 	// Linger is how long a partial batch waits for more records before it
 	// is sent. Default 100 ms; negative means send at once.
@@ -147,11 +157,11 @@ func (c *Config) setDefaults() {
 	if c.MaxBatchRecords <= 0 {
 		c.MaxBatchRecords = DefaultMaxBatchRecords
 	}
-	if c.MaxBatchBytes <= 0 {
-		c.MaxBatchBytes = DefaultMaxBatchBytes
-	}
 	if c.MaxRecordBytes <= 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = max(DefaultMaxBatchBytes, c.MaxRecordBytes)
 	}
 	if c.Linger == 0 {
 		c.Linger = 100 * time.Millisecond
@@ -191,11 +201,11 @@ func (c Config) Validate() error {
 	if c.MaxBatchRecords > DefaultMaxBatchRecords {
 		errs = append(errs, fmt.Errorf("max batch records %d is over the PutRecords limit of %d", c.MaxBatchRecords, DefaultMaxBatchRecords))
 	}
-	if c.MaxBatchBytes > DefaultMaxBatchBytes {
-		errs = append(errs, fmt.Errorf("max batch bytes %d is over the PutRecords limit of %d", c.MaxBatchBytes, DefaultMaxBatchBytes))
+	if c.MaxBatchBytes > LimitBatchBytes {
+		errs = append(errs, fmt.Errorf("max batch bytes %d is over the PutRecords limit of %d", c.MaxBatchBytes, LimitBatchBytes))
 	}
-	if c.MaxRecordBytes > DefaultMaxRecordBytes {
-		errs = append(errs, fmt.Errorf("max record bytes %d is over the Kinesis limit of %d", c.MaxRecordBytes, DefaultMaxRecordBytes))
+	if c.MaxRecordBytes > LimitRecordBytes {
+		errs = append(errs, fmt.Errorf("max record bytes %d is over the Kinesis limit of %d", c.MaxRecordBytes, LimitRecordBytes))
 	}
 	if c.OrderedByKey && c.OrderedByShard {
 		errs = append(errs, errors.New("ordered by key and ordered by shard are exclusive (order by shard keeps each key's order too)"))

@@ -561,3 +561,61 @@ func BenchmarkProducerThrottledShard(b *testing.B) {
 	b.ReportMetric(sendsPerRecord(all), "sends/record-all")
 	b.ReportMetric(float64(all.Calls), "calls")
 }
+
+func TestConfigTakesRecordsUpToTenMiB(t *testing.T) {
+	t.Parallel()
+	ok := producer.Config{Stream: "s", MaxRecordBytes: producer.LimitRecordBytes, MaxBatchBytes: producer.LimitBatchBytes}
+	require.NoError(t, ok.Validate())
+	// A record limit over the default batch limit raises the batch limit
+	// when that is not set.
+	require.NoError(t, producer.Config{Stream: "s", MaxRecordBytes: producer.LimitRecordBytes}.Validate())
+
+	err := producer.Config{Stream: "s", MaxRecordBytes: producer.LimitRecordBytes + 1, MaxBatchBytes: producer.LimitBatchBytes + 1}.Validate()
+	require.ErrorContains(t, err, "max record bytes 10485761 is over the Kinesis limit of 10485760")
+	require.ErrorContains(t, err, "max batch bytes 10485761 is over the PutRecords limit of 10485760")
+	err = producer.Config{Stream: "s", MaxRecordBytes: 8 << 20, MaxBatchBytes: 4 << 20}.Validate()
+	require.ErrorContains(t, err, "exceeds max batch bytes")
+}
+
+func TestProducerPutsTenMiBRecords(t *testing.T) {
+	t.Parallel()
+	srv := kinesistest.Start(t)
+	client := srv.Client(t)
+	producertest.CreateStream(t, client, "big", 1)
+	out, err := client.DescribeStreamSummary(t.Context(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("big")})
+	require.NoError(t, err)
+	_, err = client.UpdateMaxRecordSize(t.Context(), &kinesis.UpdateMaxRecordSizeInput{
+		StreamARN: out.StreamDescriptionSummary.StreamARN, MaxRecordSizeInKiB: aws.Int32(10240),
+	})
+	require.NoError(t, err)
+
+	var calls []int
+	var mu sync.Mutex
+	p, err := producer.New(client, producer.Config{
+		Stream: "big", MaxRecordBytes: producer.LimitRecordBytes, Linger: -1,
+		OnCall: func(c producer.Call) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, c.Entries)
+		},
+	})
+	require.NoError(t, err)
+	data := make([]byte, producer.LimitRecordBytes-1)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	for range 2 {
+		require.NoError(t, p.Write(t.Context(), producer.Record{PartitionKey: "k", Data: data}))
+	}
+	st, err := p.Close(t.Context())
+	require.NoError(t, err)
+	require.EqualValues(t, 2, st.Delivered)
+	require.EqualValues(t, 2*len(data), st.Bytes)
+	// Two records of 10 MiB never share a call.
+	require.Equal(t, []int{1, 1}, calls)
+	got := producertest.ReadAll(t, client, "big")
+	require.Len(t, got, 2)
+	for _, r := range got {
+		require.Equal(t, data, r.Data)
+	}
+}
