@@ -148,6 +148,7 @@ func FuzzDecodePutRecords(f *testing.F) {
 		f.Add([]byte(b))
 	}
 	f.Add([]byte(`{"StreamName":"s","PartitionKey":"k","Data":"aGVsbG8=","ExplicitHashKey":"12345","SequenceNumberForOrdering":"1"}`))
+	f.Add([]byte(`{"StreamName":"s","Records":[{"Data":"AA=="},{"Data":"AA==","PartitionKey":null},{"Data":"AA==","PartitionKey":""}]}`))
 	f.Add([]byte(`{"StreamName":"s","Records":[{"PartitionKey":"k","Data":"` + base64.StdEncoding.EncodeToString([]byte("some bytes")) + `"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		decodeBoth[putRecordsRequest](t, body)

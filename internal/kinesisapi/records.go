@@ -29,7 +29,10 @@ const (
 )
 
 var (
-	partitionKeyRule = strRule{required: true, min: 1, max: maxPartitionKeyLen}
+	// A partition key may be left out on a stream whose records the
+	// service places (AUTO); putRecord and putRecords require it on any
+	// other (keyRequired).
+	partitionKeyRule = strRule{min: 1, max: maxPartitionKeyLen}
 	hashKeyRule      = strRule{pattern: hashKeyPattern, patternText: hashPatternText}
 )
 
@@ -72,6 +75,11 @@ func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, erro
 	if o := r.SequenceNumberForOrdering; o != nil && !stream.ValidSequenceNumber(*o, h.now()) {
 		return nil, invalidArgument("ExclusiveMinimumSequenceNumber %s used in PutRecord on stream %s is invalid.", *o, h.svc.InAccount(name))
 	}
+	if r.PartitionKey == nil {
+		if err := h.keyRequired(name, func(v *violations) { v.null("partitionKey") }); err != nil {
+			return nil, err
+		}
+	}
 	if r.SequenceNumberForOrdering != nil {
 		// Ordering has no meaning when the service places records.
 		if d, err := h.svc.Describe(name); err == nil && recordDistribution(d) == stream.DistributionAuto {
@@ -79,7 +87,7 @@ func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, erro
 		}
 	}
 	results, err := h.svc.Put(ctx, name, []stream.PutInput{{
-		PartitionKey:    *r.PartitionKey,
+		PartitionKey:    deref(r.PartitionKey, ""),
 		ExplicitHashKey: deref(r.ExplicitHashKey, ""),
 		Data:            *r.Data,
 	}})
@@ -98,6 +106,20 @@ func (h *Handler) putRecord(ctx context.Context, r *putRecordRequest) (any, erro
 		SequenceNumber string `json:"SequenceNumber"`
 		EncryptionType string `json:"EncryptionType"`
 	}{res.ShardID, res.SequenceNumber, stream.EncryptionNone}, nil
+}
+
+// keyRequired refuses records put without a partition key, which add
+// names, unless stream name uses the AUTO record distribution: the
+// ValidationException of a request that leaves out a required member,
+// as Kinesis answers for a stream that routes by partition key. A stream
+// that changes strategy meanwhile routes such a record by the key "".
+func (h *Handler) keyRequired(name string, add func(*violations)) error {
+	if d, err := h.svc.Describe(name); err == nil && recordDistribution(d) == stream.DistributionAuto {
+		return nil
+	}
+	var v violations
+	add(&v)
+	return v.err()
 }
 
 // recordError turns the failure of a single-record put into the error
@@ -136,8 +158,8 @@ type numberedEntry struct {
 
 // plain reports whether rec breaks no rule a violation would name.
 func (rec *putRecordsEntry) plain() bool {
-	return rec.Data != nil && (rec.ExplicitHashKey == nil || plainHashKey(*rec.ExplicitHashKey)) && rec.PartitionKey != nil &&
-		len(*rec.PartitionKey) >= 1 && len(*rec.PartitionKey) <= maxPartitionKeyLen
+	return rec.Data != nil && (rec.ExplicitHashKey == nil || plainHashKey(*rec.ExplicitHashKey)) &&
+		(rec.PartitionKey == nil || len(*rec.PartitionKey) >= 1 && len(*rec.PartitionKey) <= maxPartitionKeyLen)
 }
 
 // checkEntry adds the violations of entry i.
@@ -176,7 +198,10 @@ func (r *putRecordsRequest) validate() error {
 	}
 	total := 0
 	for _, rec := range r.Records {
-		total += len(*rec.Data) + len(*rec.PartitionKey)
+		total += len(*rec.Data)
+		if rec.PartitionKey != nil {
+			total += len(*rec.PartitionKey)
+		}
 		if rec.ExplicitHashKey != nil {
 			if err := checkHashKey(*rec.ExplicitHashKey); err != nil {
 				return err
@@ -194,10 +219,13 @@ func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, er
 	if err != nil {
 		return nil, err
 	}
+	if err := h.keysRequired(name, r.Records); err != nil {
+		return nil, err
+	}
 	in := make([]stream.PutInput, len(r.Records))
 	for i, rec := range r.Records {
 		in[i] = stream.PutInput{
-			PartitionKey:    *rec.PartitionKey,
+			PartitionKey:    deref(rec.PartitionKey, ""),
 			ExplicitHashKey: deref(rec.ExplicitHashKey, ""),
 			Data:            *rec.Data,
 		}
@@ -219,6 +247,23 @@ func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, er
 		out.Records[i] = putRecordsResultEntry{SequenceNumber: res.SequenceNumber, ShardID: res.ShardID}
 	}
 	return out, nil
+}
+
+// keysRequired is keyRequired for the entries of a PutRecords request.
+func (h *Handler) keysRequired(name string, recs []putRecordsEntry) error {
+	for i := range recs {
+		if recs[i].PartitionKey != nil {
+			continue
+		}
+		return h.keyRequired(name, func(v *violations) {
+			for j := range recs {
+				if recs[j].PartitionKey == nil {
+					v.null(fmt.Sprintf("records.%d.member.partitionKey", j+1))
+				}
+			}
+		})
+	}
+	return nil
 }
 
 type putRecordsOutput struct {
@@ -400,8 +445,11 @@ func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 		b = r.ApproximateArrivalTimestamp.appendJSON(b)
 		b = append(b, `,"Data":"`...)
 		b = base64.StdEncoding.AppendEncode(b, r.Data)
-		b = append(b, `","PartitionKey":`...)
-		b = appendJSONString(b, r.PartitionKey)
+		b = append(b, '"')
+		if r.PartitionKey != "" {
+			b = append(b, `,"PartitionKey":`...)
+			b = appendJSONString(b, r.PartitionKey)
+		}
 		b = append(b, '}')
 	}
 	b = append(b, ']')

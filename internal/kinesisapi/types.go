@@ -80,7 +80,9 @@ type recordOut struct {
 	SequenceNumber              string       `json:"SequenceNumber"`
 	ApproximateArrivalTimestamp epochSeconds `json:"ApproximateArrivalTimestamp"`
 	Data                        blob         `json:"Data"`
-	PartitionKey                string       `json:"PartitionKey"`
+	// PartitionKey is absent for a record put without one (AUTO
+	// streams), as Kinesis answers.
+	PartitionKey string `json:"PartitionKey,omitempty"`
 }
 
 type putRecordsResultEntry struct {
