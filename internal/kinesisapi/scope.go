@@ -2,6 +2,7 @@ package kinesisapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -20,6 +21,7 @@ type scopeEngine interface {
 	Qualify(region, account, name string) string
 	SplitName(q string) (region, account, name string)
 	InAccount(name string) string
+	LogName(name string) slog.LogValuer
 }
 
 type requestScope struct{ region, account string }

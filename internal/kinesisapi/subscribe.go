@@ -283,7 +283,7 @@ func (s *shardSubscription) writeResponse(ctx context.Context, w http.ResponseWr
 		e, known := classify(err)
 		typ := e.Type
 		if !known || typ == typeInternalFailure {
-			s.h.logger.Error("subscription failed", "stream", s.key.stream, "consumer", s.key.consumer, "shard", s.key.shard, "err", err)
+			s.h.logger.Error("subscription failed", "stream", s.h.svc.LogName(s.key.stream), "consumer", s.key.consumer, "shard", s.key.shard, "err", err)
 			typ = typeInternalFailureEvent
 		}
 		_ = ew.exception(typ, e.Msg)

@@ -152,7 +152,7 @@ func (s *Service) CreateChannel(ctx context.Context, streamName, name string, cf
 	if err != nil {
 		return Channel{}, err
 	}
-	s.log.Info("channel created", "stream", streamName, "channel", name)
+	s.log.Info("channel created", "stream", s.LogName(streamName), "channel", name)
 	s.channelsChanged()
 	c, err := s.ChannelByARN(made.ARN)
 	if err != nil {
@@ -315,7 +315,7 @@ func (s *Service) RemoveChannel(ctx context.Context, arn string) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info("channel deleted", "stream", streamName, "channel", arn)
+	s.log.Info("channel deleted", "stream", s.LogName(streamName), "channel", arn)
 	s.channelsChanged()
 	return nil
 }

@@ -65,7 +65,7 @@ func (s *Service) RegisterConsumer(ctx context.Context, streamName, name string,
 	if err != nil {
 		return Consumer{}, err
 	}
-	s.log.Info("consumer registered", "stream", streamName, "consumer", name)
+	s.log.Info("consumer registered", "stream", s.LogName(streamName), "consumer", name)
 	return s.consumer(streamName, reg), nil
 }
 
@@ -93,7 +93,7 @@ func (s *Service) DeregisterConsumer(ctx context.Context, streamName, name, arn 
 	if err != nil {
 		return err
 	}
-	s.log.Info("consumer deregistered", "stream", streamName, "consumer", name)
+	s.log.Info("consumer deregistered", "stream", s.LogName(streamName), "consumer", name)
 	return nil
 }
 

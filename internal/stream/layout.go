@@ -145,7 +145,7 @@ func (s *Service) settleLayouts(ctx context.Context) time.Duration {
 	s.mu.RUnlock()
 	for _, st := range due {
 		if err := s.settleLayout(ctx, st); err != nil {
-			s.log.Warn("making a pending shard layout change; the stream stays UPDATING until it is made", "stream", st.name, "err", err)
+			s.log.Warn("making a pending shard layout change; the stream stays UPDATING until it is made", "stream", s.LogName(st.name), "err", err)
 			if next == 0 || time.Second < next {
 				next = time.Second
 			}
@@ -172,7 +172,7 @@ func (s *Service) settleLayout(ctx context.Context, st *streamState) error {
 		if !errors.Is(err, ErrInvalidArgument) && !errors.Is(err, ErrLimitExceeded) && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		s.log.Warn("dropping a pending shard layout change that no longer applies", "stream", st.name, "op", c.Op, "err", err)
+		s.log.Warn("dropping a pending shard layout change that no longer applies", "stream", s.LogName(st.name), "op", c.Op, "err", err)
 	}
 	// A split or merge clears the change in the write that makes it
 	// (applyReshard); a dropped change, or a shard count change (made in
@@ -192,6 +192,6 @@ func (s *Service) settleLayout(ctx context.Context, st *streamState) error {
 	s.mu.RLock()
 	open := len(st.open)
 	s.mu.RUnlock()
-	s.log.Info("shard layout change made", "stream", st.name, "op", c.Op, "open_shards", open)
+	s.log.Info("shard layout change made", "stream", s.LogName(st.name), "op", c.Op, "open_shards", open)
 	return nil
 }

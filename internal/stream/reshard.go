@@ -346,7 +346,7 @@ func (s *Service) expireClosedShards(now time.Time) {
 			}
 		})
 		if err != nil {
-			s.log.Warn("forgetting expired closed shards; retrying at the next interval", "stream", m.Name, "err", err)
+			s.log.Warn("forgetting expired closed shards; retrying at the next interval", "stream", s.LogName(m.Name), "err", err)
 			continue
 		}
 		s.mu.Lock()

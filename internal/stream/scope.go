@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"log/slog"
 	"strings"
 )
 
@@ -62,4 +63,24 @@ func (s *Service) sameScope(a, b string) bool {
 	ra, aa, _ := s.SplitName(a)
 	rb, ab, _ := s.SplitName(b)
 	return ra == rb && aa == ab
+}
+
+// LogName is how log lines name the stream an engine name names, as users
+// name it: its plain name, followed by its region and account when they
+// are not the engine's own ("orders (us-west-2, account 222222222222)").
+func (s *Service) LogName(name string) slog.LogValuer {
+	return logName{s, name}
+}
+
+type logName struct {
+	s    *Service
+	name string
+}
+
+func (n logName) LogValue() slog.Value {
+	if !strings.Contains(n.name, "/") {
+		return slog.StringValue(n.name)
+	}
+	region, account, plain := n.s.SplitName(n.name)
+	return slog.StringValue(plain + " (" + region + ", account " + account + ")")
 }

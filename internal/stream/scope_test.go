@@ -1,7 +1,10 @@
 package stream
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -65,4 +68,42 @@ func TestScopesKeepOldDataDirs(t *testing.T) {
 	d, err = s.Describe("s")
 	require.NoError(t, err)
 	require.Equal(t, 1, d.OpenShardCount)
+}
+
+// Log lines name a stream as users do: its plain name, with its region
+// and account when they are not the engine's own.
+func TestLogNamesStreamsAsUsersDo(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	s, err := Open(t.Context(), Config{InMemory: true, MultiRegion: true, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := context.Background()
+	require.NoError(t, s.CreateStream(ctx, "own", 1, CreateOptions{}))
+	require.NoError(t, s.CreateStream(ctx, s.Qualify("us-west-2", "222222222222", "orders"), 1, CreateOptions{}))
+	_, err = s.RegisterConsumer(ctx, s.Qualify("us-west-2", "222222222222", "orders"), "c", 0)
+	require.NoError(t, err)
+	logs := buf.String()
+	require.Contains(t, logs, `msg="stream created" stream=own shards=1`)
+	require.Contains(t, logs, `msg="stream created" stream="orders (us-west-2, account 222222222222)" shards=1`)
+	require.Contains(t, logs, `msg="consumer registered" stream="orders (us-west-2, account 222222222222)" consumer=c`)
+	require.NotContains(t, logs, "us-west-2/222222222222/orders")
+}
+
+// syncBuffer is a bytes.Buffer safe for the engine's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

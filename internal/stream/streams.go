@@ -94,7 +94,7 @@ func (s *Service) CreateStream(ctx context.Context, name string, shardCount int,
 	s.nextID = id + 1
 	s.beginTransition(st, StatusCreating)
 	s.mu.Unlock()
-	s.log.Info("stream created", "stream", name, "shards", shardCount)
+	s.log.Info("stream created", "stream", s.LogName(name), "shards", shardCount)
 	return nil
 }
 
@@ -197,7 +197,7 @@ func (s *Service) DeleteStream(ctx context.Context, name string, enforceConsumer
 	if err := s.eng.Commit(b); err != nil {
 		return fmt.Errorf("deleting stream %s: %w", name, err)
 	}
-	s.log.Info("stream deleted", "stream", name)
+	s.log.Info("stream deleted", "stream", s.LogName(name))
 	return nil
 }
 
