@@ -37,16 +37,10 @@ const (
 	role    = "arn:aws:iam::000000000000:role/channel-delivery"
 )
 
-// eventually polls cond every 50ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+// eventually waits for cond (runneltest.Eventually), naming what it waits for.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, d)
-		}
-		<-time.After(50 * time.Millisecond)
-	}
+	runneltest.Eventually(t, d, cond, "timed out waiting for %s", what)
 }
 
 func createInput(name, streamARN string, mod func(*kinesis.CreateChannelInput)) *kinesis.CreateChannelInput {

@@ -22,6 +22,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 // env is a running server with a client.
@@ -236,17 +237,10 @@ func checkInOrder(t *testing.T, got []delivery, want []string) {
 	require.Zero(t, missing, "records never delivered")
 }
 
-// eventually polls cond every 10 ms until it holds or d passes.
+// eventually waits for cond (runneltest.Eventually), naming what it waits for.
 func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		timer := time.NewTimer(10 * time.Millisecond)
-		<-timer.C
-	}
+	runneltest.Eventually(t, d, cond, "timed out waiting for %s", what)
 }
 
 func testLogger(t testing.TB) *slog.Logger {

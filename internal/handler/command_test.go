@@ -70,18 +70,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// eventually polls cond every 10ms until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, msg string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: "+msg, append([]any{d}, args...)...)
-		}
-		<-time.After(10 * time.Millisecond)
-	}
-}
-
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -194,7 +182,7 @@ func testLambdaExample(t *testing.T, newHandler func(cfg CommandConfig) (*Comman
 	}
 	require.Equal(t, []int{1, 3, 5}, got, "records handled")
 	// The handler's log output went to stderr and so to the logger.
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "asked to fail") },
+	runneltest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "asked to fail") },
 		"handler log line not forwarded; logs:\n%s", logs)
 	require.NoError(t, h.Close(ctx))
 }
@@ -285,7 +273,7 @@ func TestCommandQueueWaitIsNotAFailure(t *testing.T) {
 	m := newMisbehaving(t, func(c *CommandConfig) { c.Timeout = 20 * time.Second })
 	held := make(chan error, 1)
 	go func() { _, err := m.invoke(t, "wait"); held <- err }()
-	eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 1 }, "process did not start")
+	runneltest.Eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 1 }, "process did not start")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	_, err := m.h.Invoke(ctx, action("ok"))
@@ -348,7 +336,7 @@ func TestCommandStderrForwarded(t *testing.T) {
 	m := newMisbehaving(t, nil)
 	_, err := m.invoke(t, "stderr")
 	require.NoError(t, err)
-	eventually(t, 10*time.Second, func() bool { return strings.Contains(m.logs.String(), "hello from stderr") },
+	runneltest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(m.logs.String(), "hello from stderr") },
 		"stderr not logged; logs:\n%s", m.logs)
 }
 
@@ -365,7 +353,7 @@ func TestCommandPool(t *testing.T) {
 		}()
 	}
 	// All three are in flight at once, each in its own process.
-	eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 3 }, "3 processes did not start")
+	runneltest.Eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 3 }, "3 processes did not start")
 	require.NoError(t, os.WriteFile(m.gate, nil, 0o644))
 	wg.Wait()
 	close(errs)
@@ -379,7 +367,7 @@ func TestCommandContextCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
-		eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 1 }, "process did not start")
+		runneltest.Eventually(t, 20*time.Second, func() bool { return len(readLines(t, m.pids)) == 1 }, "process did not start")
 		cancel()
 	}()
 	_, err := m.h.Invoke(ctx, action("hang"))

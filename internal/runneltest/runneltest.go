@@ -281,3 +281,19 @@ func (p *Process) StopWith(sig os.Signal, d time.Duration) error {
 		return ErrStillRunning
 	}
 }
+
+// Eventually polls cond every 10 ms until it holds, and fails t with the
+// message (formatted with args when it fails, so it can show the state
+// then) if d passes first. Tests wait with it for the event a sleep would
+// stand for.
+func Eventually(t testing.TB, d time.Duration, cond func() bool, msg string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: "+msg, append([]any{d}, args...)...)
+		}
+		timer := time.NewTimer(10 * time.Millisecond)
+		<-timer.C
+	}
+}

@@ -178,13 +178,14 @@ func TestForwardHoldsBatchWhenTargetMissing(t *testing.T) {
 	require.Zero(t, rejected)
 }
 
-// TestForwardHoldsBatchWhileTargetThrottles forwards 2.4 MiB, over two
+// TestForwardHoldsBatchWhileTargetThrottles forwards 6.4 MiB, over six
 // seconds of a one-shard target's write limit, in 4 KiB records (so the
 // first call of 500 carries twice the shard's one-second burst and is
-// throttled however fast or slow the machine), in an invocation that ends as soon as
-// the wait on the throttling target is reported: the batch comes back
-// unavailable (not failed), and invoking it again delivers every record,
-// none rejected.
+// throttled however fast or slow the machine, and the calls after the
+// wait is first reported cannot take the rest however slow they are), in
+// an invocation that ends as soon as the wait on the throttling target is
+// reported: the batch comes back unavailable (not failed), and invoking it
+// again delivers every record, none rejected.
 func TestForwardHoldsBatchWhileTargetThrottles(t *testing.T) {
 	url := producertest.StartLimited(t)
 	c := client(t, url)
@@ -200,7 +201,7 @@ func TestForwardHoldsBatchWhileTargetThrottles(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	const keys, n = 10, 600
+	const keys, n = 10, 1600
 	pad := strings.Repeat("x", 4<<10)
 	var data, ks []string
 	for i := range n {

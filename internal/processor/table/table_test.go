@@ -33,6 +33,9 @@ type countingDB struct {
 	// applies to holdCalls calls.
 	holdBack  int
 	holdCalls int
+	// afterCall, when set, is told the number of calls so far after
+	// each call is counted.
+	afterCall func(calls int)
 }
 
 func (c *countingDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
@@ -42,12 +45,16 @@ func (c *countingDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWrite
 		n += len(reqs)
 	}
 	c.sizes = append(c.sizes, n)
+	calls := len(c.sizes)
 	hold := 0
 	if c.holdCalls > 0 {
 		c.holdCalls--
 		hold = c.holdBack
 	}
 	c.mu.Unlock()
+	if c.afterCall != nil {
+		c.afterCall(calls)
+	}
 	if hold == 0 {
 		return c.Client.BatchWriteItem(ctx, in, optFns...)
 	}
@@ -205,17 +212,22 @@ func TestOnlyUnprocessedItemsAreRetried(t *testing.T) {
 }
 
 // TestUnprocessedItemsHoldTheBatch: items DynamoDB keeps leaving
-// unprocessed are retried, alone, until the invocation's ctx ends; the
-// batch is then given back as unavailable (not failed, not poison).
+// unprocessed are retried, alone, until the invocation's ctx ends (here
+// after the fifth call, however long the calls take); the batch is then
+// given back as unavailable (not failed, not poison).
 func TestUnprocessedItemsHoldTheBatch(t *testing.T) {
 	srv := testserver.DynamoDB(t)
-	db := &countingDB{Client: srv.Client(), holdBack: 1, holdCalls: 1 << 30}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := &countingDB{Client: srv.Client(), holdBack: 1, holdCalls: 1 << 30, afterCall: func(calls int) {
+		if calls == 5 {
+			cancel()
+		}
+	}}
 	p, err := table.New(db, sensorConfig(), (&rejected{}).reject, nil)
 	require.NoError(t, err)
 	p.Writer().Retry.Base = time.Millisecond
 	p.Writer().Retry.Ceiling = 20 * time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
 	_, err = p.Invoke(ctx, event(sensor("Rocinante", 1), sensor("Rocinante", 2)))
 	require.ErrorIs(t, err, sink.ErrUnavailable)
 	require.False(t, sink.IsPoison(err))
