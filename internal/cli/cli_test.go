@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -204,4 +205,30 @@ func TestClientWithCABundle(t *testing.T) {
 	srv := kinesistest.Start(t)
 	code, stderr := runClient(t, "stream", "list", "--endpoint", srv.URL)
 	require.Equal(t, exitOK, code, stderr)
+}
+
+// TestStreamDescribeJSON prints a stream as JSON with only the members
+// the server sent, as the service's JSON and the aws CLI show them.
+func TestStreamDescribeJSON(t *testing.T) {
+	t.Parallel()
+	srv := kinesistest.Start(t)
+	code, stderr := runClient(t, "stream", "create", "described", "--shards", "2", "--endpoint", srv.URL)
+	require.Equal(t, exitOK, code, stderr)
+
+	var stdout, errb bytes.Buffer
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &errb, getenv: func(string) string { return "" }, serve: app.Run}
+	require.Equal(t, exitOK, e.main(t.Context(), []string{"stream", "describe", "described", "--json", "--endpoint", srv.URL}), errb.String())
+	require.NotContains(t, stdout.String(), "null")
+	var got struct {
+		StreamDescriptionSummary struct {
+			StreamName     string
+			StreamStatus   string
+			OpenShardCount int
+		}
+		Shards []struct{ ShardId string }
+	}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &got), stdout.String())
+	require.Equal(t, "described", got.StreamDescriptionSummary.StreamName)
+	require.Equal(t, 2, got.StreamDescriptionSummary.OpenShardCount)
+	require.Len(t, got.Shards, 2)
 }

@@ -169,9 +169,7 @@ func newStreamDescribe(e *env) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(struct {
+				return printSDKJSON(e.stdout, struct {
 					StreamDescriptionSummary *types.StreamDescriptionSummary
 					Shards                   []types.Shard
 				}{sum.StreamDescriptionSummary, shards})
@@ -268,4 +266,41 @@ func newStreamDelete(e *env) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// printSDKJSON prints SDK output shapes as indented JSON without the
+// members the service did not send: the SDK's structs hold them as nil
+// pointers and slices, which encoding/json would print as null, where the
+// service's own JSON (and the aws CLI) leave them out.
+func printSDKJSON(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(dropNulls(doc))
+}
+
+// dropNulls removes null members from the objects in a decoded JSON value.
+func dropNulls(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, m := range v {
+			if m == nil {
+				delete(v, k)
+				continue
+			}
+			v[k] = dropNulls(m)
+		}
+	case []any:
+		for i, m := range v {
+			v[i] = dropNulls(m)
+		}
+	}
+	return v
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 // needProgram skips the test when program is not in PATH, unless
@@ -135,7 +137,7 @@ func TestLambdaNodeAsync(t *testing.T) {
 
 	// console.log went to the log with Lambda's prefix, and what the
 	// function printed that looks like a response stayed a log line.
-	eventually(t, 10*time.Second, func() bool {
+	runneltest.Eventually(t, 10*time.Second, func() bool {
 		return strings.Contains(logs.String(), `\t`+s.AwsRequestID+`\tINFO\t records 3`) &&
 			strings.Contains(logs.String(), "END RequestId: "+s.AwsRequestID) &&
 			strings.Contains(logs.String(), `line="{\"batchItemFailures\":[]}"`)
@@ -194,7 +196,7 @@ func TestLambdaNodeStyles(t *testing.T) {
 				require.Contains(t, ferr.Message, tc.errMsg)
 			}
 			if tc.log != "" {
-				eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), tc.log) },
+				runneltest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), tc.log) },
 					"%q not in the log:\n%s", tc.log, logs)
 			}
 		})
@@ -218,7 +220,7 @@ func TestLambdaPython(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, resp.BatchItemFailures)
 		s := checkSeen(t, raw)
-		eventually(t, 10*time.Second, func() bool {
+		runneltest.Eventually(t, 10*time.Second, func() bool {
 			return strings.Contains(logs.String(), `line="records 2"`) &&
 				strings.Contains(logs.String(), "REPORT RequestId: "+s.AwsRequestID)
 		}, "print() not in the log:\n%s", logs)
@@ -349,9 +351,36 @@ func TestLambdaNodeSyncReturnsNothing(t *testing.T) {
 		require.NoError(t, err, "log:\n%s", logs)
 		require.JSONEq(t, `null`, string(raw))
 		// The timer's line is written before the invocation ends.
-		eventually(t, 10*time.Second, func() bool { return strings.Count(logs.String(), "END RequestId") == i+1 }, "no END line:\n%s", logs)
+		runneltest.Eventually(t, 10*time.Second, func() bool { return strings.Count(logs.String(), "END RequestId") == i+1 }, "no END line:\n%s", logs)
 		l := logs.String()
 		require.Equal(t, i+1, strings.Count(l, "written later 2"), "the timer ran before the answer:\n%s", l)
 		require.Less(t, strings.LastIndex(l, "written later 2"), strings.LastIndex(l, "END RequestId"), "the timer ran before END:\n%s", l)
+	}
+}
+
+// TestLambdaNodeCallbackWaitsForEmptyEventLoop: a callback answers once
+// the work the invocation started is done, as Lambda's
+// context.callbackWaitsForEmptyEventLoop (true by default) says, and at
+// once when the function sets it to false.
+func TestLambdaNodeCallbackWaitsForEmptyEventLoop(t *testing.T) {
+	t.Parallel()
+	h, logs := newLambda(t, RuntimeNode, "node", "index.callbackLater", nil)
+	const line = "written after the callback"
+	for i, wait := range []bool{true, false, true} {
+		raw, _, err := h.InvokeRaw(invokeCtx(t), event(fmt.Sprintf(`{"wait":%t,"ms":%d}`, wait, map[bool]int{true: 50, false: 3000}[wait])))
+		require.NoError(t, err, "log:\n%s", logs)
+		require.JSONEq(t, `"answered"`, string(raw))
+		runneltest.Eventually(t, 10*time.Second, func() bool { return strings.Count(logs.String(), "END RequestId") == i+1 }, "no END line:\n%s", logs)
+		l := logs.String()
+		if wait {
+			// The timer's line is written before the invocation ends.
+			require.Equal(t, i+1, strings.Count(l, line), "answered before the timer ran:\n%s", l)
+			require.Less(t, strings.LastIndex(l, line), strings.LastIndex(l, "END RequestId"), "END before the timer ran:\n%s", l)
+		} else {
+			require.Greater(t, strings.LastIndex(l, "END RequestId"), strings.LastIndex(l, line), "waited for the timer:\n%s", l)
+			// Let the timer run before the next invocation, as a frozen
+			// Lambda environment runs it when thawed.
+			runneltest.Eventually(t, 10*time.Second, func() bool { return strings.Count(logs.String(), line) == i+1 }, "the timer never ran:\n%s", logs)
+		}
 	}
 }

@@ -186,8 +186,18 @@ function invoke(fn, event) {
     };
     const context = newContext(requestId, deadline, settle);
     const baseline = process.getActiveResourcesInfo();
+    // The callback answers once the event loop is empty, unless the
+    // function set context.callbackWaitsForEmptyEventLoop = false, as
+    // Lambda does; the first answer counts.
+    let called = false;
+    const callback = (err, result) => {
+      if (called) return;
+      called = true;
+      if (context.callbackWaitsForEmptyEventLoop === false) settle(err, result);
+      else whenQuiet(baseline, deadline, () => settle(err, result));
+    };
     try {
-      const returned = fn(event, context, settle);
+      const returned = fn(event, context, callback);
       if (returned && typeof returned.then === 'function') {
         returned.then((result) => settle(null, result), (err) => settle(err === undefined || err === null ? new Error('rejected') : err));
       } else if (fn.length < 3 && returned !== undefined) {

@@ -67,3 +67,12 @@ exports.syncNothing = (event) => {
 exports.syncLater = (event) => {
   setTimeout(() => console.log(`written later ${event.Records.length}`), 50);
 };
+
+// callback style, leaving a timer that outlives the answer: Lambda answers
+// once the timer has run, unless the event says not to wait for it.
+exports.callbackLater = function (event, context, callback) {
+  const { wait, ms } = decode(event.Records[0]);
+  context.callbackWaitsForEmptyEventLoop = wait;
+  setTimeout(() => console.log('written after the callback'), ms);
+  callback(null, 'answered');
+};
