@@ -70,6 +70,7 @@ func (s *Server) newObservability() error {
 	dash, err := dashboard.New(dashboard.Config{
 		Engine:       s.svc,
 		Keys:         s.keys,
+		MultiRegion:  s.cfg.MultiRegion,
 		SecureCookie: s.tls != nil,
 		Logger:       s.logger.With("component", "dashboard"),
 		Registerer:   reg,

@@ -16,7 +16,7 @@ import (
 
 // StreamInfo is one stream as /api/streams describes it.
 type StreamInfo struct {
-	Name           string      `json:"name"`
+	Scope
 	ARN            string      `json:"arn"`
 	Status         string      `json:"status"`
 	Mode           string      `json:"mode"`
@@ -40,13 +40,30 @@ type ShardInfo struct {
 	Closed                 time.Time `json:"closed,omitzero"`
 }
 
-func streamInfo(d *stream.Description) StreamInfo {
+// Scope names a stream as users do: by its plain name in its region and
+// account. ID is what /api/streams/{id} takes: the plain name for a stream
+// of the server's own region and account, "region/account/name" for one
+// of another (under serve --multi-region).
+type Scope struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Region  string `json:"region"`
+	Account string `json:"account"`
+}
+
+// scope is the Scope of the engine's stream name id.
+func (d *Dashboard) scope(id string) Scope {
+	region, account, name := d.cfg.Engine.SplitName(id)
+	return Scope{ID: id, Name: name, Region: region, Account: account}
+}
+
+func (d *Dashboard) streamInfo(id string, desc *stream.Description) StreamInfo {
 	s := StreamInfo{
-		Name: d.Name, ARN: d.ARN, Status: d.Status, Mode: d.Mode,
-		RetentionHours: d.RetentionHours, Created: d.Created, OpenShards: d.OpenShardCount,
-		Shards: make([]ShardInfo, 0, len(d.Shards)),
+		Scope: d.scope(id), ARN: desc.ARN, Status: desc.Status, Mode: desc.Mode,
+		RetentionHours: desc.RetentionHours, Created: desc.Created, OpenShards: desc.OpenShardCount,
+		Shards: make([]ShardInfo, 0, len(desc.Shards)),
 	}
-	for _, sh := range d.Shards {
+	for _, sh := range desc.Shards {
 		s.Shards = append(s.Shards, ShardInfo{
 			ID: sh.ID, Open: sh.EndingSequenceNumber == "",
 			ParentShardID: sh.ParentShardID, AdjacentParentShardID: sh.AdjacentParentShardID,
@@ -61,30 +78,30 @@ func streamInfo(d *stream.Description) StreamInfo {
 func (d *Dashboard) handleStreams(w http.ResponseWriter, r *http.Request) {
 	out := []StreamInfo{}
 	for _, sum := range d.cfg.Engine.List() {
-		if !allowsRead(r.Context(), sum.Name) {
+		if !d.allowsRead(r.Context(), sum.Name) {
 			continue
 		}
 		desc, err := d.cfg.Engine.Describe(sum.Name)
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		out = append(out, streamInfo(desc))
+		out = append(out, d.streamInfo(sum.Name, desc))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"streams": out})
 }
 
 func (d *Dashboard) handleStream(w http.ResponseWriter, r *http.Request) {
 	if desc := d.readableStream(w, r); desc != nil {
-		writeJSON(w, http.StatusOK, streamInfo(desc))
+		writeJSON(w, http.StatusOK, d.streamInfo(r.PathValue("name"), desc))
 	}
 }
 
-// readableStream describes the stream the request's path names when the
-// request's key may read it; otherwise it answers 403 or 404 and returns
-// nil.
+// readableStream describes the stream the request's path names (by its
+// Scope.ID) when the request's key may read it; otherwise it answers 403
+// or 404 and returns nil.
 func (d *Dashboard) readableStream(w http.ResponseWriter, r *http.Request) *stream.Description {
 	name := r.PathValue("name")
-	if !allowsRead(r.Context(), name) {
+	if !d.allowsRead(r.Context(), name) {
 		writeError(w, http.StatusForbidden, "this access key may not read stream "+name)
 		return nil
 	}
@@ -217,7 +234,7 @@ func (r *rates) current() (map[string]Rate, History) {
 // StreamStats is one stream in /api/stats: its shards' counters since the
 // server started, their sum, and the current rate.
 type StreamStats struct {
-	Name string `json:"name"`
+	Scope
 	Totals
 	Rate   Rate                `json:"rate"`
 	Shards []stream.ShardStats `json:"shards"`
@@ -239,17 +256,17 @@ func (d *Dashboard) handleStats(w http.ResponseWriter, r *http.Request) {
 		ans.Storage = err.Error()
 	}
 	for _, st := range d.cfg.Engine.Stats() {
-		if !allowsRead(r.Context(), st.Name) {
+		if !d.allowsRead(r.Context(), st.Name) {
 			continue
 		}
-		ans.Streams = append(ans.Streams, StreamStats{Name: st.Name, Totals: sumShards(st.Shards), Rate: cur[st.Name], Shards: st.Shards})
+		ans.Streams = append(ans.Streams, StreamStats{Scope: d.scope(st.Name), Totals: sumShards(st.Shards), Rate: cur[st.Name], Shards: st.Shards})
 	}
 	for name := range hist.Streams {
-		if !allowsRead(r.Context(), name) {
+		if !d.allowsRead(r.Context(), name) {
 			delete(hist.Streams, name)
 		}
 	}
-	slices.SortFunc(ans.Streams, func(a, b StreamStats) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(ans.Streams, func(a, b StreamStats) int { return strings.Compare(a.ID, b.ID) })
 	writeJSON(w, http.StatusOK, ans)
 }
 
@@ -272,7 +289,7 @@ func (d *Dashboard) handlePipelines(w http.ResponseWriter, r *http.Request) {
 	ans := PipelinesAnswer{Pipelines: []PipelineView{}}
 	if p := d.pipelines.Load(); p != nil {
 		for _, ps := range (*p).Status() {
-			if allowsRead(r.Context(), SourceStream(ps.Source)) {
+			if d.allowsRead(r.Context(), SourceStream(ps.Source)) {
 				ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps})
 			}
 		}
@@ -281,7 +298,7 @@ func (d *Dashboard) handlePipelines(w http.ResponseWriter, r *http.Request) {
 	for _, rp := range d.remote.processes(now) {
 		info := rp.info(now)
 		for _, ps := range rp.rep.Pipelines {
-			if allowsRead(r.Context(), SourceStream(ps.Source)) {
+			if d.allowsRead(r.Context(), SourceStream(ps.Source)) {
 				ans.Pipelines = append(ans.Pipelines, PipelineView{PipelineStatus: ps, Process: info})
 			}
 		}
@@ -314,7 +331,7 @@ func (d *Dashboard) handleResults(w http.ResponseWriter, r *http.Request) {
 			sources[ps.Name] = ps.Source
 		}
 		for _, rep := range rp.rep.Results {
-			if src, ok := sources[rep.Pipeline]; ok && allowsRead(r.Context(), SourceStream(src)) {
+			if src, ok := sources[rep.Pipeline]; ok && d.allowsRead(r.Context(), SourceStream(src)) {
 				out = append(out, ResultView{PipelineReport: rep, Process: info})
 			}
 		}
@@ -342,7 +359,7 @@ func (d *Dashboard) MayReadPipeline(r *http.Request, name string) bool {
 func (d *Dashboard) mayReadPipeline(ctx context.Context, p Pipelines, name string) bool {
 	for _, st := range p.Status() {
 		if st.Name == name {
-			return allowsRead(ctx, SourceStream(st.Source))
+			return d.allowsRead(ctx, SourceStream(st.Source))
 		}
 	}
 	k := requestKey(ctx)
@@ -373,7 +390,7 @@ type GeneratorAnswer struct {
 func (d *Dashboard) handleGenerator(w http.ResponseWriter, r *http.Request) {
 	g := d.generator.Load()
 	// A key that may not read the generator's stream does not see it.
-	if g == nil || !allowsRead(r.Context(), g.stream) {
+	if g == nil || !d.allowsRead(r.Context(), g.stream) {
 		writeJSON(w, http.StatusOK, GeneratorAnswer{})
 		return
 	}

@@ -50,6 +50,9 @@ type Engine interface {
 	List() []stream.Summary
 	Describe(name string) (*stream.Description, error)
 	Stats() []stream.StreamStats
+	// SplitName returns the region, account and plain name of an engine
+	// stream name.
+	SplitName(name string) (region, account, plain string)
 	ShardIterator(name, shard string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iter string, limit int) (*stream.GetResult, error)
 	WaitIterator(ctx context.Context, iter string) error
@@ -86,6 +89,10 @@ type Config struct {
 	// the page and /api/. A key sees the streams it may read; starting and
 	// stopping the generator needs a key with all: true.
 	Keys *auth.Keys
+	// MultiRegion is set when the server scopes streams by account and
+	// region (serve --multi-region): a key then sees its own account's
+	// streams only.
+	MultiRegion bool
 	// SecureCookie marks the session cookie Secure (the server speaks
 	// HTTPS).
 	SecureCookie bool

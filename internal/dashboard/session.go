@@ -155,10 +155,25 @@ func (d *Dashboard) authed(h http.HandlerFunc) http.Handler {
 // dashboard; this keeps the dashboard safe on its own.
 func sameOrigin(r *http.Request) bool { return admit.SameOrigin(r) }
 
-// allowsRead reports whether the request's key may read the stream.
-func allowsRead(ctx context.Context, streamName string) bool {
+// allowsRead reports whether the request's key may read the stream the
+// engine names streamName. Under MultiRegion a key reads in its own
+// account only (a key without one is the server's), as the API lets it.
+func (d *Dashboard) allowsRead(ctx context.Context, streamName string) bool {
 	k := requestKey(ctx)
-	return k == nil || k.Allows(auth.Read, streamName)
+	if k == nil {
+		return true
+	}
+	_, account, plain := d.cfg.Engine.SplitName(streamName)
+	if d.cfg.MultiRegion {
+		_, own, _ := d.cfg.Engine.SplitName("")
+		if k.Account != "" {
+			own = k.Account
+		}
+		if account != own {
+			return false
+		}
+	}
+	return k.Allows(auth.Read, plain)
 }
 
 // sessionAnswer is the answer of /api/session and /api/login.

@@ -80,7 +80,7 @@ func (d *Dashboard) handleTail(w http.ResponseWriter, r *http.Request) {
 	if desc == nil {
 		return
 	}
-	name := desc.Name
+	name := r.PathValue("name")
 	spec := stream.IteratorSpec{Type: stream.Latest}
 	switch r.URL.Query().Get("from") {
 	case "", "latest":

@@ -165,16 +165,26 @@ function barList(box) {
 
 // ---- streams -------------------------------------------------------------
 
-const streamViews = new Map(); // name -> view
-let streamInfos = new Map();   // name -> /api/streams entry
+const streamViews = new Map(); // id -> view
+let streamInfos = new Map();   // id -> /api/streams entry
 
-function streamView(name) {
+// streamLabel names a stream as users do: its name, and its region and
+// account when it is not in the server's own (its id is then
+// region/account/name).
+function streamLabel(s) {
+  return s.id === s.name ? s.name : `${s.name} (${s.region}, account ${s.account})`;
+}
+
+function streamView(s) {
+  const name = s.id;
   let v = streamViews.get(name);
   if (v) return v;
   const figs = el("div", { class: "figures" });
   const chartBox = el("div", { class: "chart" });
   const shardsBody = el("tbody");
-  const head = el("div", { class: "stream-head" }, el("h3", {}, name), el("span", { class: "muted", "data-role": "summary" }));
+  const title = el("h3", {}, s.name);
+  if (s.id !== s.name) title.append(" ", el("span", { class: "muted", "data-role": "scope" }, `${s.region} · account ${s.account}`));
+  const head = el("div", { class: "stream-head" }, title, el("span", { class: "muted", "data-role": "summary" }));
   const card = el("div", { class: "card stream", "data-stream": name }, head, figs, chartBox,
     el("div", { class: "table-wrap" }, el("table", { class: "shards" },
       el("thead", {}, el("tr", {}, el("th", {}, "shard"), el("th", {}, "state"), el("th", {}, "hash range"), el("th", { class: "num" }, "in"),
@@ -209,7 +219,7 @@ function figure(cls, value, label) {
 }
 
 function renderStreams(stats) {
-  const names = new Set(stats.streams.map((s) => s.name));
+  const names = new Set(stats.streams.map((s) => s.id));
   for (const [name, v] of streamViews) {
     if (!names.has(name)) { v.card.remove(); charts.delete(v.chart); chartResizer.unobserve(v.chartBox); streamViews.delete(name); }
   }
@@ -218,8 +228,8 @@ function renderStreams(stats) {
     return;
   }
   for (const s of stats.streams) {
-    const v = streamView(s.name);
-    const info = streamInfos.get(s.name);
+    const v = streamView(s);
+    const info = streamInfos.get(s.id);
     v.summary.textContent = info ? `${info.openShards} open shard${info.openShards === 1 ? "" : "s"} · ${info.mode.toLowerCase()} · ${info.retentionHours} h retention` : "";
     v.figs.replaceChildren(
       figure("in", fmtNum(s.rate.recordsIn), "records/s in"),
@@ -229,7 +239,7 @@ function renderStreams(stats) {
       figure("", fmtNum(s.recordsIn), "records in since start"),
       figure("", fmtNum(s.throttled), "throttled"),
     );
-    const series = stats.history.streams[s.name] || [];
+    const series = stats.history.streams[s.id] || [];
     const xs = stats.history.times.slice(-series.length);
     v.chart.setData([xs, series.map((r) => (r ? r.recordsIn : null)), series.map((r) => (r ? r.recordsOut : null))]);
     const shardInfo = new Map((info ? info.shards : []).map((sh) => [sh.id, sh]));
@@ -255,7 +265,7 @@ function renderStreams(stats) {
     }));
     stack(v.shardsBody.parentElement);
   }
-  updateTailChoices([...names].sort());
+  updateTailChoices(stats.streams.map((s) => [s.id, streamLabel(s)]));
 }
 
 // ---- tail ----------------------------------------------------------------
@@ -263,13 +273,15 @@ function renderStreams(stats) {
 let tailSource = null;
 const TAIL_KEEP = 100;
 
-function updateTailChoices(names) {
+// updateTailChoices offers the streams, given as [id, label] pairs.
+function updateTailChoices(choices) {
   const sel = $("tail-stream");
+  const ids = choices.map(([id]) => id);
   const have = [...sel.options].map((o) => o.value);
-  if (have.join("\n") === names.join("\n")) return;
+  if (have.join("\n") === ids.join("\n")) return;
   const cur = sel.value;
-  sel.replaceChildren(...names.map((n) => el("option", { value: n }, n)));
-  if (names.includes(cur)) sel.value = cur;
+  sel.replaceChildren(...choices.map(([id, label]) => el("option", { value: id }, label)));
+  if (ids.includes(cur)) sel.value = cur;
 }
 
 function stopTail(note) {
@@ -279,13 +291,15 @@ function stopTail(note) {
 }
 
 function startTail() {
-  const name = $("tail-stream").value;
-  if (!name) return;
+  const sel = $("tail-stream");
+  const id = sel.value;
+  if (!id) return;
+  const name = sel.selectedOptions[0].textContent;
   stopTail();
   $("tail").replaceChildren();
   $("tail-state").textContent = "connecting…";
   $("tail-toggle").textContent = "Stop";
-  const src = new EventSource("api/streams/" + encodeURIComponent(name) + "/tail");
+  const src = new EventSource("api/streams/" + encodeURIComponent(id) + "/tail");
   tailSource = src;
   src.addEventListener("ready", () => { $("tail-state").textContent = "waiting for records on " + name; });
   src.addEventListener("record", (ev) => {
@@ -470,7 +484,7 @@ async function refresh() {
   try {
     if (tick % 3 === 0 || streamInfos.size === 0) {
       const s = await api("api/streams");
-      streamInfos = new Map(s.streams.map((x) => [x.name, x]));
+      streamInfos = new Map(s.streams.map((x) => [x.id, x]));
     }
     const [stats, pipes, results, gen] = await Promise.all([api("api/stats"), api("api/pipelines"), api("api/results"), api("api/generator")]);
     renderStreams(stats);
