@@ -400,29 +400,43 @@ func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, er
 	if err != nil {
 		return nil, err
 	}
-	out := &getRecordsOutput{
-		Records:            make([]recordOut, len(res.Records)),
+	return &getRecordsOutput{
+		Records:            res.Records,
 		NextShardIterator:  res.NextIterator,
 		MillisBehindLatest: res.MillisBehindLatest,
 		ChildShards:        toChildShardsOut(res.ChildShards),
-	}
-	for i, rec := range res.Records {
-		out.Records[i] = recordOut{
+	}, nil
+}
+
+type getRecordsOutput struct {
+	Records            recordsOut      `json:"Records"`
+	NextShardIterator  string          `json:"NextShardIterator,omitempty"`
+	MillisBehindLatest int64           `json:"MillisBehindLatest"`
+	ChildShards        []childShardOut `json:"ChildShards,omitempty"`
+}
+
+// recordsOut are the records of an answer as the engine read them: the
+// JSON answer is rendered from them (appendJSON) without copying them into
+// recordOut first; the CBOR one, through encoding/json's reflection, and
+// json.Marshal convert them.
+type recordsOut []stream.Record
+
+// toRecordsOut converts records to their wire shape.
+func toRecordsOut(recs []stream.Record) []recordOut {
+	out := make([]recordOut, len(recs))
+	for i, rec := range recs {
+		out[i] = recordOut{
 			SequenceNumber:              rec.SequenceNumber,
 			ApproximateArrivalTimestamp: epochSeconds(rec.ArrivalTime),
 			Data:                        rec.Data,
 			PartitionKey:                rec.PartitionKey,
 		}
 	}
-	return out, nil
+	return out
 }
 
-type getRecordsOutput struct {
-	Records            []recordOut     `json:"Records"`
-	NextShardIterator  string          `json:"NextShardIterator,omitempty"`
-	MillisBehindLatest int64           `json:"MillisBehindLatest"`
-	ChildShards        []childShardOut `json:"ChildShards,omitempty"`
-}
+func (r recordsOut) MarshalJSON() ([]byte, error) { return json.Marshal(toRecordsOut(r)) }
+func (r recordsOut) MarshalCBOR() ([]byte, error) { return cborEnc.Marshal(toRecordsOut(r)) }
 
 // appendJSON renders the answer as encoding/json would, without its
 // reflection and its re-validation of each blob: GetRecords is the hot read
@@ -442,7 +456,7 @@ func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `{"SequenceNumber":`...)
 		b = appendJSONString(b, r.SequenceNumber)
 		b = append(b, `,"ApproximateArrivalTimestamp":`...)
-		b = r.ApproximateArrivalTimestamp.appendJSON(b)
+		b = epochSeconds(r.ArrivalTime).appendJSON(b)
 		b = append(b, `,"Data":"`...)
 		b = base64.StdEncoding.AppendEncode(b, r.Data)
 		b = append(b, '"')

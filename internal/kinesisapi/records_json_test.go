@@ -9,12 +9,12 @@ import (
 )
 
 func TestGetRecordsJSONMatchesEncodingJSON(t *testing.T) {
-	at := epochSeconds(time.UnixMilli(1767323045123))
+	at := time.UnixMilli(1767323045123)
 	for _, pk := range []string{"plain", "", `q"uote`, `back\\slash`, "ctl\x01\n", "<&>", "ünïcødé", "bad\xffutf8", "\u2028"} {
 		for _, o := range []*getRecordsOutput{
-			{Records: []recordOut{}, NextShardIterator: "AQAB+/=", MillisBehindLatest: 0},
-			{Records: []recordOut{{SequenceNumber: "1", ApproximateArrivalTimestamp: at, Data: blob("hello"), PartitionKey: pk}, {SequenceNumber: "2", ApproximateArrivalTimestamp: at, Data: blob{}, PartitionKey: pk}}, NextShardIterator: "it", MillisBehindLatest: 42},
-			{Records: []recordOut{}, ChildShards: []childShardOut{{ShardID: "shardId-000000000002", ParentShards: []string{"shardId-000000000000"}, HashKeyRange: hashKeyRange{"0", "1"}}}},
+			{Records: recordsOut{}, NextShardIterator: "AQAB+/=", MillisBehindLatest: 0},
+			{Records: recordsOut{{SequenceNumber: "1", ArrivalTime: at, Data: []byte("hello"), PartitionKey: pk}, {SequenceNumber: "2", ArrivalTime: at, Data: []byte{}, PartitionKey: pk}}, NextShardIterator: "it", MillisBehindLatest: 42},
+			{Records: recordsOut{}, ChildShards: []childShardOut{{ShardID: "shardId-000000000002", ParentShards: []string{"shardId-000000000000"}, HashKeyRange: hashKeyRange{"0", "1"}}}},
 		} {
 			matchesEncodingJSON(t, o)
 		}
@@ -24,7 +24,7 @@ func TestGetRecordsJSONMatchesEncodingJSON(t *testing.T) {
 func FuzzGetRecordsJSON(f *testing.F) {
 	f.Add("key", []byte("data"), "seq", int64(3))
 	f.Fuzz(func(t *testing.T, pk string, data []byte, seq string, ms int64) {
-		o := &getRecordsOutput{Records: []recordOut{{SequenceNumber: seq, ApproximateArrivalTimestamp: epochSeconds(time.UnixMilli(ms % 1e13)), Data: data, PartitionKey: pk}}, NextShardIterator: seq, MillisBehindLatest: ms}
+		o := &getRecordsOutput{Records: recordsOut{{SequenceNumber: seq, ArrivalTime: time.UnixMilli(ms % 1e13), Data: data, PartitionKey: pk}}, NextShardIterator: seq, MillisBehindLatest: ms}
 		matchesEncodingJSON(t, o)
 	})
 }

@@ -338,16 +338,8 @@ func (s *shardSubscription) run(ctx context.Context, ew *eventWriter) error {
 // event builds the event for one read; iter is the iterator the read used.
 func (s *shardSubscription) event(res *stream.GetResult, iter string) (*subscribeToShardEvent, error) {
 	ev := &subscribeToShardEvent{
-		Records:            make([]recordOut, len(res.Records)),
+		Records:            toRecordsOut(res.Records),
 		MillisBehindLatest: res.MillisBehindLatest,
-	}
-	for i, rec := range res.Records {
-		ev.Records[i] = recordOut{
-			SequenceNumber:              rec.SequenceNumber,
-			ApproximateArrivalTimestamp: epochSeconds(rec.ArrivalTime),
-			Data:                        rec.Data,
-			PartitionKey:                rec.PartitionKey,
-		}
 	}
 	if res.NextIterator == "" {
 		// The shard is closed and fully read: no continuation, and the
