@@ -48,8 +48,10 @@ type Config struct {
 	// The default is 1000.
 	ShardLimit int `json:"shardLimit" yaml:"shardLimit"`
 	// ShardWriteLimits enforces the per-shard write limits of provisioned
-	// Kinesis (1000 records and 1 MiB per second): records past them fail
-	// with ProvisionedThroughputExceededException. Off by default.
+	// Kinesis (1000 records and 1 MiB per second) and the write capacity
+	// of on-demand streams (stream.Config.ShardWriteLimits): records past
+	// them fail with ProvisionedThroughputExceededException. Off by
+	// default.
 	ShardWriteLimits bool `json:"shardWriteLimits" yaml:"shardWriteLimits"`
 	// TransitionDelay is how long streams report CREATING, UPDATING or
 	// DELETING (stream.Config.TransitionDelay). Default 0.

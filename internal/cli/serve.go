@@ -120,7 +120,7 @@ system, which survives a crash of runnel but not a power loss or kernel crash [$
 	f.StringVar(&cfg.AccountID, "account-id", cfg.AccountID, "account id in stream ARNs [$RUNNEL_ACCOUNT_ID]")
 	f.BoolVar(&cfg.MultiRegion, "multi-region", cfg.MultiRegion, "scope streams by the region each request is signed for and its key's account, so one server stands in for several [$RUNNEL_MULTI_REGION]")
 	f.IntVar(&cfg.ShardLimit, "shard-limit", cfg.ShardLimit, "most open shards all streams together may have [$RUNNEL_SHARD_LIMIT]")
-	f.BoolVar(&cfg.ShardWriteLimits, "shard-write-limits", cfg.ShardWriteLimits, "enforce provisioned Kinesis per-shard write limits (1000 records/s, 1 MiB/s) [$RUNNEL_SHARD_WRITE_LIMITS]")
+	f.BoolVar(&cfg.ShardWriteLimits, "shard-write-limits", cfg.ShardWriteLimits, "enforce Kinesis write limits: per shard of a provisioned stream (1000 records/s, 1 MiB/s), per on-demand stream its write capacity (4 MiB/s at first, scaling to double its peak; warm throughput) [$RUNNEL_SHARD_WRITE_LIMITS]")
 	f.StringVar(&pipelinesFile, "pipelines", "", "also run the pipelines of this file (as runnel run does) against this server, with their state in <data-dir>/pipelines [$RUNNEL_PIPELINES]")
 	f.StringVar(&cfg.Limits, "limits", cfg.Limits, `"aws" enforces the Kinesis limits: per-shard writes (1000 records/s, 1 MiB/s) and
 reads (5 calls/s, 2 MiB/s), control-plane call rates and 20 consumers per stream,

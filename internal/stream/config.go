@@ -37,8 +37,9 @@ type Config struct {
 	// default is 1000.
 	ShardLimit int
 	// ShardWriteLimits enforces the write limits of a provisioned Kinesis
-	// shard (ShardWriteRecordsPerSecond and ShardWriteBytesPerSecond): a
-	// record past them fails alone with ProvisionedThroughputExceededException,
+	// shard (ShardWriteRecordsPerSecond and ShardWriteBytesPerSecond) and
+	// an on-demand stream's write capacity (see capacity.go): a record
+	// past them fails alone with ProvisionedThroughputExceededException,
 	// so producers' retry paths can be exercised. Off by default.
 	ShardWriteLimits bool
 	// ShardReadLimits enforces the read limits of a Kinesis shard: 5
