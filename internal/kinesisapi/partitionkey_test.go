@@ -13,9 +13,10 @@ import (
 
 // TestPartitionKeyOptionalOnAuto: a stream that uses the AUTO record
 // distribution takes records without a partition key (PutRecord and
-// PutRecords, through the SDK, raw JSON and CBOR) and GetRecords answers
-// them with no PartitionKey member, as Kinesis does; every other stream
-// still refuses them with the ValidationException of a missing member.
+// PutRecords, through the SDK, raw JSON and CBOR), and GetRecords and
+// SubscribeToShard answer them with no PartitionKey member, as Kinesis
+// does; every other stream still refuses them with the
+// ValidationException of a missing member.
 func TestPartitionKeyOptionalOnAuto(t *testing.T) {
 	t.Parallel()
 	e := start(t)
@@ -56,6 +57,7 @@ func TestPartitionKeyOptionalOnAuto(t *testing.T) {
 
 	// Read back: no PartitionKey where none was put.
 	keys := map[string]*string{}
+	perShard := map[string]int{}
 	sh, err := e.c.ListShards(e.ctx, &kinesis.ListShardsInput{StreamName: aws.String("auto")})
 	require.NoError(t, err)
 	for _, s := range sh.Shards {
@@ -67,6 +69,7 @@ func TestPartitionKeyOptionalOnAuto(t *testing.T) {
 		for _, r := range got.Records {
 			keys[string(r.Data)] = r.PartitionKey
 		}
+		perShard[aws.ToString(s.ShardId)] = len(got.Records)
 		raw := call(t, e.srv, "GetRecords", `{"ShardIterator":"`+aws.ToString(it.ShardIterator)+`"}`)
 		for _, r := range raw.body["Records"].([]any) {
 			if r.(map[string]any)["Data"] != "c2RrLWI=" {
@@ -84,6 +87,23 @@ func TestPartitionKeyOptionalOnAuto(t *testing.T) {
 		}
 	}
 	require.Len(t, keys, 8)
+
+	// SubscribeToShard answers the same.
+	reg, err := e.c.RegisterStreamConsumer(e.ctx, &kinesis.RegisterStreamConsumerInput{StreamARN: sum.StreamDescriptionSummary.StreamARN, ConsumerName: aws.String("c")})
+	require.NoError(t, err)
+	subscribed := 0
+	for id, n := range perShard {
+		if n == 0 {
+			continue
+		}
+		sub := subscribe(t, subscriber(t, e.srv), e.ctx, aws.ToString(reg.Consumer.ConsumerARN), id,
+			types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon})
+		for _, r := range sub.collect(t, n) {
+			require.Equal(t, keys[string(r.Data)], r.PartitionKey, "record %s", r.Data)
+			subscribed++
+		}
+	}
+	require.Equal(t, 8, subscribed)
 	for data, key := range keys {
 		if data == "sdk-b" {
 			require.Equal(t, "kept", aws.ToString(key), "a key given is kept")
