@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strconv"
+
+	"github.com/runnel-dev/runnel/internal/seqnum"
 )
 
 // The checkpoint sentinels of the KCL: positions that are not a sequence
@@ -45,28 +47,10 @@ func (c Checkpoint) String() string {
 	return c.SequenceNumber + "/" + strconv.FormatInt(c.SubSequenceNumber, 10)
 }
 
-// compareSeq compares two decimal sequence numbers numerically.
-func compareSeq(a, b string) int {
-	if len(a) != len(b) {
-		// Decimal strings without leading zeros: longer is larger.
-		if len(a) < len(b) {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // after reports whether position (seq, sub) lies after checkpoint c, a
 // non-sentinel checkpoint.
 func (c Checkpoint) before(seq string, sub int64) bool {
-	switch compareSeq(c.SequenceNumber, seq) {
+	switch seqnum.Compare(c.SequenceNumber, seq) {
 	case -1:
 		return true
 	case 0:

@@ -444,8 +444,8 @@ func (r recordsOut) MarshalCBOR() ([]byte, error) { return cborEnc.Marshal(toRec
 func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 	size := 64 + len(o.NextShardIterator)
 	for _, r := range o.Records {
-		// 39-digit sequence number, timestamp, member names: 140 bytes.
-		size += 140 + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
+		// Timestamp and member names: 101 bytes.
+		size += 101 + len(r.SequenceNumber) + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
 	}
 	b = slices.Grow(b, size)
 	b = append(b, `{"Records":[`...)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -36,6 +37,17 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	return StartConfig(t, stream.Config{NoSync: true})
+}
+
+// StartCopy is Start on a copy of the data directory dir (a fixture
+// written by an earlier version, say), which stays unchanged.
+func StartCopy(t testing.TB, dir string) *Server {
+	t.Helper()
+	cp := t.TempDir()
+	if err := os.CopyFS(cp, os.DirFS(dir)); err != nil {
+		t.Fatalf("kinesistest: copying %s: %v", dir, err)
+	}
+	return StartConfig(t, stream.Config{Dir: cp, NoSync: true})
 }
 
 // StartConfig is Start with an engine configured by cfg, for tests that

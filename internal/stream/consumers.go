@@ -196,12 +196,12 @@ func (s *Service) ContinuationSequenceNumber(iter string) (string, error) {
 	case seqShard(it.pos) != it.shard:
 		// A position one past the largest counter of a millisecond; its
 		// predecessor is that largest number.
-		return it.pos.sub1().String(), nil
+		return seqString(it.pos.sub1()), nil
 	case counter > 0:
-		return makeSeq(ms, it.shard, counter-1).String(), nil
+		return seqString(makeSeq(ms, it.shard, counter-1)), nil
 	case ms > 0:
-		return makeSeq(ms-1, it.shard, seqCounterMask).String(), nil
+		return seqString(makeSeq(ms-1, it.shard, seqCounterMask)), nil
 	default:
-		return seqFloor(0, it.shard).String(), nil
+		return seqString(seqFloor(0, it.shard)), nil
 	}
 }

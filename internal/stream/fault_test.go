@@ -105,7 +105,7 @@ func TestCrashKeepsAcknowledgedPuts(t *testing.T) {
 	// And the engine goes on after recovery with higher sequence numbers.
 	res, err := s.Put(t.Context(), "s", []PutInput{{PartitionKey: "k00", Data: []byte("after")}})
 	require.NoError(t, err)
-	require.Positive(t, mustParse(t, res[0].SequenceNumber).cmp(mustParse(t, acked["0-0"].SequenceNumber)))
+	require.Positive(t, mustSeq(t, res[0].SequenceNumber).cmp(mustSeq(t, acked["0-0"].SequenceNumber)))
 }
 
 // TestStorageErrorRefusesPuts: ENOSPC or EIO on the write-ahead log fails

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/runnel-dev/runnel/internal/seqnum"
 	"github.com/runnel-dev/runnel/internal/storage"
 )
 
@@ -320,7 +321,7 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 		}
 		req.results = make([]PutResult, len(req.recs))
 		// The request's sequence numbers share one string.
-		digits := make([]byte, 0, len(req.recs)*maxSeqDigits)
+		digits := make([]byte, 0, len(req.recs)*seqnum.Digits)
 		ends := make([]int, len(req.recs))
 		id := req.st.id
 		for i, r := range req.recs {
@@ -330,7 +331,7 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			sh.counter++
 			b.PutRecord(id, sh.index, seq.bytes(), r.PartitionKey, r.Data)
 			pg.tips[sh] = seq
-			digits = seq.appendDecimal(digits)
+			digits = seq.appendSeq(digits)
 			ends[i] = len(digits)
 			req.results[i].ShardID = sh.id
 			sh.recordsIn.Add(1)

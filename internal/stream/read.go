@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/seqnum"
 	"github.com/runnel-dev/runnel/internal/storage"
 )
 
@@ -50,8 +51,8 @@ func (s *Service) ShardIterator(name, shard string, spec IteratorSpec) (string, 
 		}
 		pos = seqFloor(uint64(max(spec.Timestamp.UnixMilli(), 0)), sh.index)
 	case AtSequenceNumber, AfterSequenceNumber:
-		seq, err := parseU128(spec.SequenceNumber)
-		if err != nil || !validSeq(seq) {
+		seq, ok := parseSeq(spec.SequenceNumber)
+		if !ok {
 			return "", newError(ErrInvalidArgument, "StartingSequenceNumber %s used in GetShardIterator on shard %s in stream %s is invalid.", spec.SequenceNumber, shard, s.InAccount(name))
 		}
 		if got := seqShard(seq); got != sh.index {
@@ -157,14 +158,14 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 			start := len(arena)
 			arena = append(arena, data...)
 			last = u128FromBytes(seq)
-			if len(strs)+maxSeqDigits+len(pk) > cap(strs) {
+			if len(strs)+seqnum.Digits+len(pk) > cap(strs) {
 				setStrings()
-				if cap(strs) < 16<<10 {
-					// The buffer grows from 1 KiB to 16 KiB.
-					strs = make([]byte, 0, min(max(2*cap(strs), 1<<10), 16<<10))
+				if cap(strs) < 24<<10 {
+					// The buffer grows from 1 KiB to 24 KiB.
+					strs = make([]byte, 0, min(max(2*cap(strs), 1<<10), 24<<10))
 				}
 			}
-			strs = last.appendDecimal(strs)
+			strs = last.appendSeq(strs)
 			ends = append(ends, int32(len(strs)))
 			strs = append(strs, pk...)
 			ends = append(ends, int32(len(strs)))

@@ -1,50 +1,58 @@
 package stream
 
-import "time"
+import (
+	"time"
 
-// Sequence numbers are 128-bit integers shown in decimal:
-//
-//	bit 127        always 1, so every number has exactly 39 digits and
-//	               string order equals numeric order
-//	bits 126..80   arrival time in Unix milliseconds (47 bits)
-//	bits 79..56    shard index (24 bits)
-//	bits 55..0     per-shard counter, never reset (56 bits)
-//
-// Within a shard the arrival time never decreases and the counter always
-// increases, so numbers are strictly increasing, ordered by time (which makes
+	"github.com/runnel-dev/runnel/internal/seqnum"
+)
+
+// Sequence numbers are stored as 128-bit integers and shown to clients in
+// AWS's 56-digit layout; package seqnum has both layouts. Within a shard
+// the arrival time never decreases and the counter always increases, so
+// numbers are strictly increasing, ordered by time (which makes
 // AT_TIMESTAMP a seek), and a number names the shard it belongs to.
 
 const (
-	seqTopBit      = uint64(1) << 63
-	seqCounterBits = 56
-	seqCounterMask = uint64(1)<<seqCounterBits - 1
-	maxShardIndex  = 1<<24 - 1
-	maxSeqMillis   = uint64(1)<<47 - 1
+	seqCounterMask = seqnum.MaxCounter
+	maxShardIndex  = seqnum.MaxShard
+	maxSeqMillis   = seqnum.MaxMillis
 )
 
 func makeSeq(ms uint64, shard uint32, counter uint64) u128 {
-	return u128{
-		hi: seqTopBit | (ms&maxSeqMillis)<<16 | uint64(shard)>>8,
-		lo: uint64(shard&0xff)<<seqCounterBits | counter&seqCounterMask,
-	}
+	hi, lo := seqnum.Make(ms, shard, counter)
+	return u128{hi, lo}
 }
 
 // seqFloor is the smallest sequence number of shard at time ms.
 func seqFloor(ms uint64, shard uint32) u128 { return makeSeq(ms, shard, 0) }
 
-func seqMillis(s u128) uint64 { return (s.hi &^ seqTopBit) >> 16 }
+func seqMillis(s u128) uint64 { return seqnum.Millis(s.hi) }
 
-func seqShard(s u128) uint32 { return uint32(s.hi&0xffff)<<8 | uint32(s.lo>>seqCounterBits) }
+func seqShard(s u128) uint32 { return seqnum.Shard(s.hi, s.lo) }
 
-func seqCounter(s u128) uint64 { return s.lo & seqCounterMask }
+func seqCounter(s u128) uint64 { return seqnum.Counter(s.lo) }
 
-// validSeq reports whether s has the layout above.
-func validSeq(s u128) bool { return s.hi&seqTopBit != 0 }
+// validSeq reports whether s has the stored layout.
+func validSeq(s u128) bool { return seqnum.Valid(s.hi, s.lo) }
 
-// ValidSequenceNumber reports whether s is a sequence number of this
-// layout that was issued by now: what PutRecord's SequenceNumberForOrdering
-// must be.
+// appendSeq appends the 56-digit form of s, a valid sequence number: the
+// form clients get.
+func (s u128) appendSeq(dst []byte) []byte { return seqnum.Append(dst, s.hi, s.lo) }
+
+// seqString is the 56-digit form of s, a valid sequence number.
+func seqString(s u128) string { return seqnum.String(s.hi, s.lo) }
+
+// parseSeq reads a sequence number a client gave, in the 56-digit form or
+// the 39-digit one runnel issued before it.
+func parseSeq(s string) (u128, bool) {
+	hi, lo, ok := seqnum.Parse(s)
+	return u128{hi, lo}, ok
+}
+
+// ValidSequenceNumber reports whether s is a sequence number runnel
+// issues, in either form, that was issued by now: what PutRecord's
+// SequenceNumberForOrdering must be.
 func ValidSequenceNumber(s string, now time.Time) bool {
-	seq, err := parseU128(s)
-	return err == nil && validSeq(seq) && seqMillis(seq) <= uint64(max(now.UnixMilli(), 0))
+	seq, ok := parseSeq(s)
+	return ok && seqMillis(seq) <= uint64(max(now.UnixMilli(), 0))
 }

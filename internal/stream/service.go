@@ -156,10 +156,10 @@ func (sh *shardState) describe() Shard {
 	d := Shard{
 		ID: sh.id, ParentShardID: sh.parent, AdjacentParentShardID: sh.adjacentParent,
 		StartingHashKey: sh.start.String(), EndingHashKey: sh.end.String(),
-		StartingSequenceNumber: sh.startSeq.String(), Created: sh.created, Closed: sh.closed,
+		StartingSequenceNumber: seqString(sh.startSeq), Created: sh.created, Closed: sh.closed,
 	}
 	if e := sh.ending.Load(); e != nil {
-		d.EndingSequenceNumber = e.String()
+		d.EndingSequenceNumber = seqString(*e)
 	}
 	return d
 }

@@ -41,7 +41,7 @@ func (s *Service) Stats() []StreamStats {
 				Throttled: sh.throttled.Load(),
 			}
 			if tip := sh.tip.Load(); tip != nil {
-				x.LastSequenceNumber = tip.String()
+				x.LastSequenceNumber = seqString(*tip)
 				x.LastArrival = time.UnixMilli(int64(seqMillis(*tip))).UTC()
 			}
 			ss.Shards = append(ss.Shards, x)

@@ -73,13 +73,18 @@ func TestSeqLayout(t *testing.T) {
 	require.Equal(t, uint64(1_700_000_000_123), seqMillis(s))
 	require.Equal(t, uint32(4242), seqShard(s))
 	require.Equal(t, uint64(99), seqCounter(s))
-	require.Len(t, s.String(), 39)
-	require.Len(t, seqFloor(0, 0).String(), 39)
-	require.Len(t, makeSeq(maxSeqMillis, maxShardIndex, seqCounterMask).String(), 39)
+	require.Len(t, seqString(s), 56)
+	require.Len(t, seqString(seqFloor(0, 0)), 56)
+	require.Len(t, seqString(makeSeq(maxSeqMillis, maxShardIndex, seqCounterMask)), 56)
 	// Later time or later counter always compares greater, as decimal too.
 	a, b := makeSeq(5, 1, 100), makeSeq(6, 1, 101)
 	require.Negative(t, a.cmp(b))
-	require.Negative(t, strings.Compare(a.String(), b.String()))
+	require.Negative(t, strings.Compare(seqString(a), seqString(b)))
+	for _, form := range []string{seqString(s), s.String()} {
+		back, ok := parseSeq(form)
+		require.True(t, ok, form)
+		require.Equal(t, s, back)
+	}
 }
 
 func FuzzParseU128(f *testing.F) {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/seqnum"
 )
 
 // The spool keeps, per shard, the records the archive has acknowledged but
@@ -53,14 +55,11 @@ type position struct {
 	sub int64
 }
 
-// less compares positions; sequence numbers are decimal strings without
-// leading zeros, compared as integers.
+// less compares positions of one shard (seqnum.Compare: either form of
+// runnel's numbers, other decimals as integers).
 func (p position) less(q position) bool {
-	if len(p.seq) != len(q.seq) {
-		return len(p.seq) < len(q.seq)
-	}
-	if p.seq != q.seq {
-		return p.seq < q.seq
+	if c := seqnum.Compare(p.seq, q.seq); c != 0 {
+		return c < 0
 	}
 	return p.sub < q.sub
 }

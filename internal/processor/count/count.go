@@ -70,6 +70,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 	"github.com/runnel-dev/runnel/internal/pipeline"
 	"github.com/runnel-dev/runnel/internal/processor"
+	"github.com/runnel-dev/runnel/internal/seqnum"
 	"github.com/runnel-dev/runnel/internal/sink"
 	redissink "github.com/runnel-dev/runnel/internal/sink/redis"
 )
@@ -273,20 +274,8 @@ func parsePosition(s string) position {
 	return p
 }
 
-// compareSeq compares decimal sequence numbers without leading zeros as
-// integers: a longer one is larger.
-func compareSeq(a, b string) int {
-	if len(a) != len(b) {
-		if len(a) < len(b) {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
 func (p position) compare(q position) int {
-	if c := compareSeq(p.seq, q.seq); c != 0 {
+	if c := seqnum.Compare(p.seq, q.seq); c != 0 {
 		return c
 	}
 	switch {

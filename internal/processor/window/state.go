@@ -13,6 +13,7 @@ import (
 
 	"github.com/axiomhq/hyperloglog"
 
+	"github.com/runnel-dev/runnel/internal/seqnum"
 	"github.com/runnel-dev/runnel/internal/sink/object"
 )
 
@@ -129,22 +130,10 @@ func (s *shardState) after(seq string, sub int64) bool {
 	if s.lastSeq == "" {
 		return true
 	}
-	if c := cmpSeq(seq, s.lastSeq); c != 0 {
+	if c := seqnum.Compare(seq, s.lastSeq); c != 0 {
 		return c > 0
 	}
 	return sub > s.lastSub
-}
-
-// cmpSeq compares decimal sequence numbers as integers.
-func cmpSeq(a, b string) int {
-	a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-	if len(a) != len(b) {
-		if len(a) < len(b) {
-			return -1
-		}
-		return 1
-	}
-	return strings.Compare(a, b)
 }
 
 // The file layout of a shard's state. Version 1 (before named
