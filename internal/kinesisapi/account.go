@@ -103,17 +103,15 @@ type warmThroughputOut struct {
 
 // warmThroughput is what DescribeStreamSummary reports of an on-demand
 // stream's write capacity, as Kinesis does while the account's commitment
-// is in force or once warm throughput is set: the capacity the stream
-// takes now (CurrentMiBps) and the one it is scaling to (TargetMiBps).
+// is in force: the capacity the stream takes now (CurrentMiBps) and the
+// one it is scaling to (TargetMiBps).
 func (h *Handler) warmThroughput(name string, d *stream.Description) (*warmThroughputOut, error) {
 	if d.Mode != stream.ModeOnDemand {
 		return nil, nil
 	}
-	if d.WarmThroughputMiBps == 0 {
-		c, err := h.svc.AccountCommitment()
-		if err != nil || !c.Active() {
-			return nil, err
-		}
+	c, err := h.svc.AccountCommitment()
+	if err != nil || !c.Active() {
+		return nil, err
 	}
 	return h.capacityOut(name)
 }

@@ -17,8 +17,9 @@ import (
 
 // TestOnDemandWriteCapacity: under AWS limits an on-demand stream takes
 // 4,000 records a second at first, scales to double its peak 15 minutes
-// after the peak, and takes its warm throughput at once; setting warm
-// throughput releases what peaks taught it. DescribeStreamSummary reports
+// after the peak, and takes its warm throughput at once while the
+// account's commitment is in force; setting warm throughput releases what
+// peaks taught it. DescribeStreamSummary reports
 // the capacity in force and the one it scales to. Through the SDK, on a
 // clock that moves only when the test moves it, counting the records
 // refused.
@@ -112,4 +113,23 @@ func TestOnDemandWriteCapacity(t *testing.T) {
 	advance(time.Second)
 	stored, refused = put(4500)
 	require.Equal(t, [2]int{4000, 500}, [2]int{stored, refused})
+
+	// Warm throughput counts while the commitment is in force: through
+	// a scheduled end, not after it.
+	_, err = e.c.UpdateStreamWarmThroughput(e.ctx, &kinesis.UpdateStreamWarmThroughputInput{StreamName: aws.String("od"), WarmThroughputMiBps: aws.Int32(12)})
+	require.NoError(t, err)
+	advance(time.Second)
+	stored, refused = put(6000)
+	require.Equal(t, [2]int{6000, 0}, [2]int{stored, refused})
+	up2, err := e.c.UpdateAccountSettings(e.ctx, &kinesis.UpdateAccountSettingsInput{
+		MinimumThroughputBillingCommitment: &types.MinimumThroughputBillingCommitmentInput{Status: types.MinimumThroughputBillingCommitmentInputStatusDisabled}})
+	require.NoError(t, err)
+	require.Equal(t, types.MinimumThroughputBillingCommitmentOutputStatusEnabledUntilEarliestAllowedEnd, up2.MinimumThroughputBillingCommitment.Status)
+	requireCapacity(12, 12)
+	advance(stream.CommitmentMinimum)
+	out, err = e.c.DescribeStreamSummary(e.ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("od")})
+	require.NoError(t, err)
+	require.Nil(t, out.StreamDescriptionSummary.WarmThroughput, "the commitment has ended")
+	stored, refused = put(4500)
+	require.Equal(t, [2]int{4000, 500}, [2]int{stored, refused}, "back to the default")
 }

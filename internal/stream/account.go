@@ -57,8 +57,23 @@ func (c Commitment) at(now time.Time) Commitment {
 
 // AccountCommitment returns the account's commitment as it stands now.
 func (s *Service) AccountCommitment() (Commitment, error) {
-	c, err := s.loadCommitment()
+	c, err := s.commitment()
 	return c.at(s.now()), err
+}
+
+// commitment returns the stored commitment, read from the metadata once
+// and then kept as SetCommitment changes it.
+func (s *Service) commitment() (Commitment, error) {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if s.commit != nil {
+		return *s.commit, nil
+	}
+	c, err := s.loadCommitment()
+	if err == nil {
+		s.commit = &c
+	}
+	return c, err
 }
 
 func (s *Service) loadCommitment() (Commitment, error) {
@@ -104,6 +119,9 @@ func (s *Service) SetCommitment(ctx context.Context, enable bool) (Commitment, e
 	if err := s.eng.Commit(b); err != nil {
 		return c, fmt.Errorf("writing the account settings: %w", err)
 	}
+	s.commitMu.Lock()
+	s.commit = &c
+	s.commitMu.Unlock()
 	return c, nil
 }
 

@@ -11,8 +11,9 @@ import (
 // Kinesis documents on-demand mode: a new stream takes 4 MiB/s and 4,000
 // records/s; when its writes reach a new peak it scales, within 15
 // minutes, to take double that peak; warm throughput
-// (UpdateStreamWarmThroughput) is write capacity available at once, and
-// setting it releases capacity learned from earlier peaks. Kinesis adds
+// (UpdateStreamWarmThroughput) is write capacity available at once while
+// the account's commitment is in force (On-demand Advantage), and setting
+// it releases capacity learned from earlier peaks. Kinesis adds
 // shards to an on-demand stream as it scales; runnel does not, so the
 // stream's capacity is one pair of token buckets (one second of burst)
 // for the whole stream instead of per-shard ones. What it learned from
@@ -113,14 +114,26 @@ func (c *writeCapacity) release() {
 	c.mu.Unlock()
 }
 
+// advantage reports whether on-demand streams are in On-demand Advantage
+// mode at now, the account's commitment in force: only then does their
+// warm throughput count. A commitment that cannot be read counts as
+// none.
+func (s *Service) advantage(now time.Time) bool {
+	c, err := s.commitment()
+	return err == nil && c.at(now).Active()
+}
+
 // WriteCapacity returns the write capacity (MiB/s) an on-demand stream
 // takes now and the capacity it is scaling to; both are the default for a
-// stream that has not written yet.
+// stream that has not written yet. Its warm throughput counts while the
+// account's commitment is in force.
 func (s *Service) WriteCapacity(name string) (current, target int, err error) {
+	now := s.now()
+	advantage := s.advantage(now)
 	s.mu.RLock()
 	st, err := s.lookup(name)
 	var warm int
-	if err == nil {
+	if err == nil && advantage {
 		warm = st.meta.WarmThroughputMiBps
 	}
 	s.mu.RUnlock()
@@ -129,6 +142,6 @@ func (s *Service) WriteCapacity(name string) (current, target int, err error) {
 	}
 	st.capacity.mu.Lock()
 	defer st.capacity.mu.Unlock()
-	current, target = st.capacity.current(s.now(), warm)
+	current, target = st.capacity.current(now, warm)
 	return current, target, nil
 }

@@ -127,9 +127,13 @@ func (s *Service) Put(ctx context.Context, name string, recs []PutInput) ([]PutR
 	req := &putReq{st: st, done: make(chan struct{})}
 	var accepted []int
 	now := s.now()
+	advantage := s.advantage(now)
 	s.mu.RLock()
 	// An on-demand stream's capacity is the stream's (see capacity.go).
 	onDemand, warm := st.meta.Mode == ModeOnDemand, st.meta.WarmThroughputMiBps
+	if !advantage {
+		warm = 0
+	}
 	if onDemand {
 		st.capacity.mu.Lock()
 	}

@@ -27,6 +27,10 @@ type Service struct {
 	// deleting holds deleted streams still reported as DELETING.
 	deleting map[string]deletingStream
 	metaMu   sync.Mutex // serialises metadata writes so they commit in order
+	// commit caches the account's commitment (see commitment); commitMu
+	// guards it and is taken after metaMu, never before.
+	commitMu sync.Mutex
+	commit   *Commitment
 	putMu    sync.RWMutex
 	closed   bool
 	putCh    chan *putReq
