@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkCommit500 commits batches of 500 records of 100 bytes, synced,
@@ -69,4 +72,68 @@ func BenchmarkScanRecords(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkIngestWriteAmp commits a fixed 128 MiB of 100-byte records,
+// synced, in batches of 500 spread over 4, 16 and 256 shards, then
+// reports pebble's own accounting of the work that took: bytes written by
+// flushes and compactions per byte flushed (write-amp), compactions that
+// rewrote tables and those that only moved them, and the tables left. It
+// does not depend on the machine's load.
+func BenchmarkIngestWriteAmp(b *testing.B) {
+	for _, shards := range []int{4, 16, 256} {
+		b.Run(fmt.Sprint("shards=", shards), func(b *testing.B) {
+			for b.Loop() {
+				ingestWriteAmp(b, shards)
+			}
+		})
+	}
+}
+
+func ingestWriteAmp(b *testing.B, shards int) {
+	e, err := Open(context.Background(), Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	data := make([]byte, 104)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var seq Seq
+	const records = 128 << 20 / 128
+	cpu0 := cpuTime(b)
+	for n := 0; n < records; {
+		batch := e.NewBatch()
+		for range 500 {
+			n++
+			binary.BigEndian.PutUint64(seq[8:], uint64(n))
+			for i := 0; i < len(data); i += 8 {
+				binary.LittleEndian.PutUint64(data[i:], rng.Uint64())
+			}
+			batch.PutRecord(1, uint32(n%shards), seq, "partition-key", data[:100])
+		}
+		if err := e.Commit(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Let the compactions the writes called for finish.
+	m := e.db.Metrics()
+	for deadline := time.Now().Add(time.Minute); m.Compact.NumInProgress > 0 && time.Now().Before(deadline); m = e.db.Metrics() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	t := m.Total()
+	b.ReportMetric((cpuTime(b) - cpu0).Seconds(), "cpu-s")
+	b.ReportMetric(float64(t.TableBytesFlushed+t.TableBytesCompacted)/float64(t.TableBytesFlushed), "write-amp")
+	b.ReportMetric(float64(t.TableBytesCompacted)/(1<<20), "compacted-MiB")
+	b.ReportMetric(float64(m.Compact.DefaultCount), "rewrites")
+	b.ReportMetric(float64(m.Compact.MoveCount), "moves")
+	b.ReportMetric(float64(t.TablesCount), "tables")
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

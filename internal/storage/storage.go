@@ -9,6 +9,8 @@
 // Records of one shard are contiguous and ordered by sequence number, so a
 // range scan serves GetRecords and a DeleteRange serves retention and stream
 // deletion.
+// While few shards are written at once, pebble's tables end at shard
+// boundaries (spread.go), so compactions move them instead of rewriting.
 package storage
 
 import (
@@ -112,6 +114,7 @@ type Engine struct {
 	unlock  func() error // releases the data-dir lock; nil when none
 	// rangeDels counts DeleteRecordsBefore calls that reached pebble.
 	rangeDels atomic.Int64
+	spread    shardSpread
 }
 
 // Open opens or creates the store. It fails at once, saying so, when
@@ -130,6 +133,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		fs = vfs.Default
 	}
 	e := &Engine{dir: o.Dir, log: o.Logger}
+	e.spread.init(int(o.MemTableSize / minShardTable))
 	e.health.init(o)
 	if fs == vfs.Default {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -150,6 +154,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		Logger:       pebbleLogger{l: o.Logger.With("component", "pebble"), health: &e.health},
 		MemTableSize: uint64(o.MemTableSize),
 		EventListener: &pebble.EventListener{
+			FlushBegin:      func(pebble.FlushInfo) { e.spread.rotate() },
 			BackgroundError: func(err error) { e.health.fail(fmt.Errorf("pebble background work: %w", err)) },
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) { e.health.stallBegin(info.Reason) },
 			WriteStallEnd:   e.health.stallEnd,
@@ -158,6 +163,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 			},
 		},
 	}
+	popts.Experimental.SpanPolicyFunc = e.spread.tableEnd
 	type opened struct {
 		db  *pebble.DB
 		err error
@@ -342,14 +348,15 @@ func ParseRecordValue(v []byte) (partitionKey, data []byte, err error) {
 
 // Batch collects writes that commit atomically. Not safe for concurrent use.
 type Batch struct {
-	b   *pebble.Batch
-	key []byte
-	val []byte
+	b      *pebble.Batch
+	key    []byte
+	val    []byte
+	shards shardSet
 }
 
 // NewBatch returns an empty batch.
 func (e *Engine) NewBatch() *Batch {
-	return &Batch{b: e.db.NewBatch()}
+	return &Batch{b: e.db.NewBatch(), shards: shardSet{max: e.spread.max}}
 }
 
 // PutRecord adds one record.
@@ -357,6 +364,7 @@ func (b *Batch) PutRecord(stream uint64, shard uint32, seq Seq, partitionKey str
 	b.key = AppendRecordKey(b.key[:0], stream, shard, seq)
 	b.val = AppendRecordValue(b.val[:0], partitionKey, data)
 	_ = b.b.Set(b.key, b.val, nil) // Set on an uncommitted batch cannot fail
+	b.shards.add(b.key[1:13])
 }
 
 // SetMeta adds a metadata write.
@@ -425,6 +433,7 @@ func (e *Engine) Apply(b *Batch) (*Pending, error) {
 		e.health.fail(fmt.Errorf("applying batch: %w", err))
 		return nil, e.health.err()
 	}
+	e.spread.add(&b.shards)
 	return &Pending{e: e, b: b.b}, nil
 }
 

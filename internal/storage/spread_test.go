@@ -1,0 +1,77 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// tableShards returns, for every table in the store, how many shards its
+// key range spans (0 for metadata only).
+func tableShards(t *testing.T, e *Engine) []int {
+	t.Helper()
+	levels, err := e.db.SSTables()
+	require.NoError(t, err)
+	var out []int
+	for _, level := range levels {
+		for _, tbl := range level {
+			lo, hi := tbl.Smallest.UserKey, tbl.Largest.UserKey
+			switch {
+			case lo[0] != prefixRecord:
+				require.NotEqual(t, byte(prefixRecord), hi[0], "a table holds metadata and records")
+				out = append(out, 0)
+			case bytes.Equal(lo[:13], hi[:13]):
+				out = append(out, 1)
+			default:
+				out = append(out, 2)
+			}
+		}
+	}
+	return out
+}
+
+func putShards(t *testing.T, e *Engine, shards, perShard int) {
+	t.Helper()
+	b := e.NewBatch()
+	b.SetMeta("stream", []byte("meta"))
+	var seq Seq
+	for n := range perShard {
+		binary.BigEndian.PutUint64(seq[8:], uint64(n+1))
+		for shard := range shards {
+			b.PutRecord(1, uint32(shard), seq, "pk", []byte("data"))
+		}
+	}
+	require.NoError(t, e.Commit(b))
+}
+
+func TestTablesEndAtShardBoundaries(t *testing.T) {
+	t.Parallel()
+	e, err := Open(context.Background(), Options{InMemory: true})
+	require.NoError(t, err)
+	defer e.Close()
+
+	// A few shards: every flushed table holds one shard's records.
+	putShards(t, e, 3, 100)
+	require.NoError(t, e.db.Flush())
+	got := tableShards(t, e)
+	require.ElementsMatch(t, []int{0, 1, 1, 1}, got)
+
+	// More shards than a memtable splits for: tables span shards, as
+	// pebble sizes them, rather than one small table per shard.
+	many := e.spread.max + 5
+	putShards(t, e, many, 10)
+	require.NoError(t, e.db.Flush())
+	got = tableShards(t, e)
+	require.Less(t, len(got), 4+many, "one table per shard: %v", got)
+	require.Contains(t, got, 2)
+
+	// A scan still sees every record in order across the tables.
+	var last Seq
+	last[0] = 0xff
+	count := 0
+	require.NoError(t, e.ScanRecords(context.Background(), 1, 1, Seq{}, last, func(Seq, []byte) bool { count++; return true }))
+	require.Equal(t, 100, count)
+}
