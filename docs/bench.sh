@@ -5,17 +5,21 @@
 #
 #   docs/bench.sh compare   runnel (and RUNNEL_BASE, an older runnel binary,
 #                           when set) against kinesalite, side by side
-#   docs/bench.sh scale     runnel at 1, 16, 256 and 1000 shards, and at
-#                           100 B, 10 KiB and 1 MiB (less the key) records, with the
+#   docs/bench.sh scale     runnel at 1, 16, 256 and 1000 shards, across 1
+#                           and 100 streams, and at 100 B, 10 KiB, 1 MiB
+#                           and 10 MiB (less the key) records, with the
 #                           server's memory and open files after each run
 #   docs/bench.sh restart   time for runnel serve to be ready again after
-#                           RESTART_RECORDS records and after 1000 shards
+#                           each count of RESTART_RECORDS records (the
+#                           store grows from one to the next) and after
+#                           1000 shards
 #
 # Environment: RUNNEL (default: built from this tree), RUNNEL_BASE,
 # KINESALITE (default ~/.cache/runnel/kinesalite, where `npm install
 # --prefix DIR kinesalite` puts it), TOTAL (records a run, default 200000),
 # ROUNDS (compare's turns, default 3),
-# RESTART_RECORDS (default 1000000). Output is one Markdown table row a run.
+# RESTART_RECORDS (records after which to restart, ascending, default
+# "1000000 3000000"). Output is one Markdown table row a run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -144,25 +148,47 @@ scale)
 		bench "$shards shards, 100 B" usage --shards "$shards" --clients 4 --total "$total"
 		stop "$pid"
 	done
-	# A record's limit (1 MiB) counts its partition key too.
-	for size in 10240 1048000; do
+	# The same work spread over 1 and 100 streams of one shard each: the
+	# difference in memory and open files is what 99 streams cost.
+	for streams in 1 100; do
+		start_runnel "$runnel" "$work/data-streams-$streams"
+		bench "$streams streams × 1 shard, 100 B" usage --streams "$streams" --shards 1 --clients 4 --total "$total"
+		stop "$pid"
+	done
+	# A record's limit (1 MiB, or 10 MiB once the stream's
+	# MaxRecordSizeInKiB is raised, which bench does) counts its
+	# partition key too.
+	for size in 10240 1048000 10485744; do
 		start_runnel "$runnel" "$work/data-$size"
 		n=$((total * 100 / size + 50))
-		per=$((size > 10240 ? 9 : 500))
+		per=500
+		[ "$size" -gt 10240 ] && per=9
+		if [ "$size" -gt 1048576 ]; then
+			n=$((total * 100 / size + 8))
+			per=1
+		fi
 		bench "4 shards, $size B" usage --shards 4 --record-size "$size" --records-per-call "$per" --total "$n"
 		stop "$pid"
 	done
 	echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 	;;
 restart)
-	n="${RESTART_RECORDS:-1000000}"
+	# Each count adds records to the same store (a new stream of 4 shards
+	# each time), then restarts the server.
 	dir="$work/data-restart"
 	start_runnel "$runnel" "$dir"
-	"$runnel" bench --endpoint "$url" --keep --total "$n" --json >/dev/null
-	stop "$pid"
-	start=$(date +%s.%N)
-	start_runnel "$runnel" "$dir"
-	echo "ready after $n records: $(echo "$(date +%s.%N) - $start" | bc) s"
+	have=0
+	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+	echo "| records | ready after restart s | RSS MiB | open files | data MiB |"
+	echo "|---|---|---|---|---|"
+	for n in ${RESTART_RECORDS:-1000000 3000000}; do
+		"$runnel" bench --endpoint "$url" --keep --total $((n - have)) --json >/dev/null
+		have=$n
+		stop "$pid"
+		start=$(date +%s.%N)
+		start_runnel "$runnel" "$dir"
+		echo "| $n | $(echo "$(date +%s.%N) - $start" | bc) |$(usage "$pid") $(du -sm "$dir" | cut -f1) |"
+	done
 	for i in $(seq 0 9); do
 		"$runnel" stream create --endpoint "$url" "shards-$i" --shards 100 >/dev/null 2>&1
 	done

@@ -112,7 +112,7 @@ type Engine struct {
 	closeMu sync.RWMutex
 	closed  bool
 	unlock  func() error // releases the data-dir lock; nil when none
-	// rangeDels counts DeleteRecordsBefore calls that reached pebble.
+	// rangeDels counts the range deletions DeleteRecordsBefore wrote.
 	rangeDels atomic.Int64
 	spread    shardSpread
 }
@@ -459,25 +459,48 @@ func (e *Engine) Health() error { return e.health.err() }
 // that will not complete.
 func (e *Engine) Unavailable() <-chan struct{} { return e.health.failedCh() }
 
-// DeleteRecordsBefore deletes a shard's records with sequence numbers below
-// seq. The deletion is not synced: losing it in a crash only delays trimming.
-func (e *Engine) DeleteRecordsBefore(stream uint64, shard uint32, seq Seq) error {
+// Expired names the records of one shard below a sequence number.
+type Expired struct {
+	Stream uint64
+	Shard  uint32
+	Before Seq
+}
+
+// DeleteRecordsBefore deletes, for each shard named, its records with
+// sequence numbers below Before, as range deletions in one batch. The
+// batch is not synced: losing it in a crash only delays trimming. One
+// batch, rather than one write a shard, matters: every range deletion
+// written to the memtable invalidates its cache of fragmented deletions,
+// which the next read then rebuilds from all of them, so deleting and
+// reading shard by shard cost the square of the deletions held.
+func (e *Engine) DeleteRecordsBefore(shards ...Expired) error {
+	if len(shards) == 0 {
+		return nil
+	}
 	db, err := e.use()
 	if err != nil {
 		return err
 	}
 	defer e.release()
-	if err := e.health.beforeWrite(64); err != nil {
+	if err := e.health.beforeWrite(64 * len(shards)); err != nil {
 		return err
 	}
-	p := shardPrefix(stream, shard)
-	end := AppendRecordKey(nil, stream, shard, seq)
-	e.rangeDels.Add(1)
-	return db.DeleteRange(p, end, pebble.NoSync)
+	b := db.NewBatch()
+	defer b.Close()
+	var end []byte
+	for _, x := range shards {
+		end = AppendRecordKey(end[:0], x.Stream, x.Shard, x.Before)
+		_ = b.DeleteRange(shardPrefix(x.Stream, x.Shard), end, nil) // cannot fail on an uncommitted batch
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	e.rangeDels.Add(int64(len(shards)))
+	return nil
 }
 
-// RangeDeletions is how many DeleteRecordsBefore calls have written a
-// range deletion since Open. Each is a tombstone reads may step over until
+// RangeDeletions is how many range deletions DeleteRecordsBefore has
+// written since Open. Each is a tombstone reads may step over until
 // compactions drop it.
 func (e *Engine) RangeDeletions() int64 { return e.rangeDels.Load() }
 

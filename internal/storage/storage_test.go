@@ -33,7 +33,7 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 	}))
 	require.Equal(t, []byte{2, 3, 4}, got)
 
-	require.NoError(t, e.DeleteRecordsBefore(7, 1, seqOf(3)))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{7, 1, seqOf(3)}))
 	last, ok, err := e.LastRecord(7, 1)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -83,4 +83,32 @@ func FuzzRecordCodec(f *testing.F) {
 		ParseRecordKey(seqb)
 		ParseRecordValue(seqb)
 	})
+}
+
+// TestDeleteRecordsBeforeManyShards: one call trims each shard named to
+// its own sequence number and leaves the others alone.
+func TestDeleteRecordsBeforeManyShards(t *testing.T) {
+	t.Parallel()
+	e, err := Open(context.Background(), Options{Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer e.Close()
+	b := e.NewBatch()
+	for shard := uint32(0); shard < 4; shard++ {
+		for i := byte(1); i <= 5; i++ {
+			b.PutRecord(3, shard, seqOf(i), "pk", []byte{i})
+		}
+	}
+	require.NoError(t, e.Commit(b))
+	require.NoError(t, e.DeleteRecordsBefore())
+	require.NoError(t, e.DeleteRecordsBefore(Expired{3, 0, seqOf(2)}, Expired{3, 2, seqOf(5)}, Expired{3, 3, seqOf(9)}))
+	require.EqualValues(t, 3, e.RangeDeletions())
+	for shard, want := range map[uint32]byte{0: 2, 1: 1, 2: 5} {
+		first, ok, err := e.FirstRecord(3, shard)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, seqOf(want), first, "shard %d", shard)
+	}
+	_, ok, err := e.FirstRecord(3, 3)
+	require.NoError(t, err)
+	require.False(t, ok)
 }

@@ -291,18 +291,21 @@ func (s *Service) trim() {
 		}
 	}
 	s.mu.RUnlock()
+	// Every shard is looked at before anything is deleted, and the
+	// deletions go in one batch (see storage's DeleteRecordsBefore).
+	var expired []storage.Expired
 	for _, t := range targets {
 		first, ok, err := s.eng.FirstRecord(t.stream, t.shard)
-		if err == nil && (!ok || u128FromBytes(first).cmp(t.before) >= 0) {
-			continue
-		}
-		if err == nil {
-			err = s.eng.DeleteRecordsBefore(t.stream, t.shard, t.before.bytes())
-		}
 		if err != nil {
 			s.log.Warn("trimming expired records; retrying at the next interval", "err", err)
 			return
 		}
+		if ok && u128FromBytes(first).cmp(t.before) < 0 {
+			expired = append(expired, storage.Expired{Stream: t.stream, Shard: t.shard, Before: t.before.bytes()})
+		}
+	}
+	if err := s.eng.DeleteRecordsBefore(expired...); err != nil {
+		s.log.Warn("trimming expired records; retrying at the next interval", "err", err)
 	}
 }
 
