@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +121,114 @@ func BenchmarkPutToHandlerLatency(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
+	}
+}
+
+// stamps records when the handler sees each record, by the record's
+// number (its data, in decimal).
+type stamps struct {
+	mu   sync.Mutex
+	seen []time.Time
+	n    atomic.Int64
+}
+
+func (h *stamps) Invoke(_ context.Context, ev *lambda.KinesisEvent) (*lambda.Response, error) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range ev.Records {
+		i, err := strconv.Atoi(string(r.Kinesis.Data))
+		if err != nil || i >= len(h.seen) {
+			return nil, fmt.Errorf("record %q is not one put", r.Kinesis.Data)
+		}
+		if h.seen[i].IsZero() {
+			h.seen[i] = now
+			h.n.Add(1)
+		}
+	}
+	return nil, nil
+}
+
+// putAtRate offers rate records/s for d (a PutRecords-sized call every
+// millisecond tick, 4 shards) and returns, sorted, the time from each
+// record's put returning to the handler seeing it, through the reader
+// named.
+func putAtRate(b *testing.B, rate int, d time.Duration, reader string) []time.Duration {
+	e := start(b)
+	e.createStream(b, "s", 4)
+	total := int(int64(rate) * int64(d) / int64(time.Second))
+	h := &stamps{seen: make([]time.Time, total)}
+	cfg := baseConfig(e, "s", memStore(b), nil)
+	cfg.Handler = h
+	switch reader {
+	case readLocal:
+		cfg.Kinesis = kinesislocal.New(e.srv.Service)
+	case readPolling:
+		cfg.PollInterval = 0
+	case readFanOut:
+		cfg.FanOut = "latency"
+	}
+	startWorker(b, cfg)
+	ctx := context.Background()
+	acked := make([]time.Time, total)
+	begin := time.Now()
+	for next := 0; next < total; {
+		// Records due by now, at most 500 a call.
+		due := min(total, int(time.Since(begin).Seconds()*float64(rate))+1)
+		if due <= next {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		due = min(due, next+500)
+		in := make([]stream.PutInput, 0, due-next)
+		for i := next; i < due; i++ {
+			in = append(in, stream.PutInput{PartitionKey: strconv.Itoa(i), Data: []byte(strconv.Itoa(i))})
+		}
+		if _, err := e.srv.Service.Put(ctx, "s", in); err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		for i := next; i < due; i++ {
+			acked[i] = now
+		}
+		next = due
+	}
+	offered := float64(total) / time.Since(begin).Seconds()
+	deadline := time.Now().Add(time.Minute)
+	for h.n.Load() < int64(total) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d records handled within a minute", h.n.Load(), total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportMetric(offered, "put-records/s")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]time.Duration, total)
+	for i := range out {
+		out[i] = h.seen[i].Sub(acked[i])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// BenchmarkPutToHandlerAtRate reports put-to-handler latency percentiles
+// while records are offered at 1,000 and 100,000 records/s for a second
+// (put-records/s says the rate reached), through the same readers as
+// BenchmarkPutToHandlerLatency. The puts go to the engine in process, so
+// the figure is the reader's and the handler's.
+func BenchmarkPutToHandlerAtRate(b *testing.B) {
+	for _, rate := range []int{1000, 100000} {
+		for _, reader := range []string{readLocal, readPolling, readFanOut} {
+			b.Run(fmt.Sprintf("rate=%d/%s", rate, reader), func(b *testing.B) {
+				var lat []time.Duration
+				for b.Loop() {
+					lat = putAtRate(b, rate, time.Second, reader)
+				}
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			})
+		}
 	}
 }
 
