@@ -15,9 +15,12 @@ import (
 	"github.com/runnel-dev/runnel/internal/lambda"
 )
 
-// balanceLimit is the time within which workers must reach their fair
-// share once one joins, with the lease timings of leaseTimings.
-const balanceLimit = 8 * time.Second
+// balanceLimit bounds the wait for workers to reach their fair share
+// once one joins, with the lease timings of leaseTimings. On an idle
+// machine it takes 1–3 s (the tests log it); the bound is wide because a
+// heavily loaded one, where the DynamoDB server and the workers share two
+// cores with everything else, has taken more than 8 s.
+const balanceLimit = 30 * time.Second
 
 // leaseTimings makes expiry and balancing quick enough for tests.
 func leaseTimings(cfg *consumer.Config) {

@@ -210,12 +210,15 @@ func TestKilledWorkerProcess(t *testing.T) {
 	})
 }
 
-// recordIndex is the put index i of data "<prefix>k<n>/<i>", with the
-// prefixes a-, b-, c- ordered by offsets.
+// recordIndex orders data "<prefix>-k<n>/<i>" as it was put: the rounds
+// a0-, a1-, … first, then b- and c-, and by the put index i within each.
 func recordIndex(data string) int {
 	prefix, rest, _ := strings.Cut(data, "-")
 	_, i, _ := strings.Cut(rest, "/")
-	var n int
+	var n, round int
 	fmt.Sscan(i, &n)
-	return map[string]int{"a": 0, "b": 1, "c": 2}[prefix]*1_000_000 + n
+	if len(prefix) > 1 {
+		fmt.Sscan(prefix[1:], &round)
+	}
+	return map[string]int{"a": 0, "b": 1, "c": 2}[prefix[:1]]*1_000_000_000 + round*1_000_000 + n
 }
