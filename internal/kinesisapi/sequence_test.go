@@ -125,6 +125,22 @@ func TestOldDataDirReadWithFiftySixDigitNumbers(t *testing.T) {
 		}
 	}
 
+	// SubscribeToShard starts after either form too (a consumer for each:
+	// one subscription per consumer and shard at a time).
+	consumers := []string{
+		aws.ToString(e.registerConsumer(t, e.streamARN(t, want.Stream), "old").ConsumerARN),
+		aws.ToString(e.registerConsumer(t, e.streamARN(t, want.Stream), "new").ConsumerARN),
+	}
+	for shard, recs := range byShard {
+		for i, seq := range []string{recs[1].SequenceNumber, fiftySix(t, recs[1].SequenceNumber)} {
+			sub := subscribe(t, subscriber(t, srv), e.ctx, consumers[i], shard,
+				types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(seq)})
+			got := sub.collect(t, len(recs)-2)
+			require.Equal(t, recs[2].Data, string(got[0].Data), "AFTER %s", seq)
+			require.Len(t, aws.ToString(got[0].SequenceNumber), 56)
+		}
+	}
+
 	// A number of another shard, in either form, is refused as before.
 	other := want.Records[len(want.Records)-1]
 	for _, seq := range []string{other.SequenceNumber, fiftySix(t, other.SequenceNumber)} {

@@ -45,6 +45,9 @@ func TestFiftySixDigitLayout(t *testing.T) {
 			require.Len(t, s, Digits)
 			n, ok := new(big.Int).SetString(s, 10)
 			require.True(t, ok)
+			// The KCL reads a number of 186 bits with 2 in bits 184..187
+			// as version 2, and the shard index from bits 4..35.
+			require.Equal(t, 186, n.BitLen())
 			require.Equal(t, uint64(2), field(n, 184, 4), "top hexadecimal digit")
 			require.Equal(t, uint64(2), field(n, 0, 4), "version digit")
 			require.Equal(t, c.ms/1000, field(n, 36, 36), "arrival second")
