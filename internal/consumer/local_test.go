@@ -67,14 +67,11 @@ const (
 	readFanOut  = "fan-out" // SubscribeToShard over HTTP
 )
 
-// putToHandler measures, n times, the time from a Put returning to the
-// handler seeing the record, through the reader named.
-func putToHandler(t testing.TB, n int, reader string) []time.Duration {
-	e := start(t)
-	e.createStream(t, "s", 1)
-	a := &arrivals{ch: make(chan time.Time, 1)}
+// startReader starts a worker on stream s that hands records to h,
+// reading through the reader named.
+func startReader(t testing.TB, e *env, h lambda.Handler, reader string) {
 	cfg := baseConfig(e, "s", memStore(t), nil)
-	cfg.Handler = a
+	cfg.Handler = h
 	switch reader {
 	case readLocal:
 		cfg.Kinesis = kinesislocal.New(e.srv.Service)
@@ -84,6 +81,15 @@ func putToHandler(t testing.TB, n int, reader string) []time.Duration {
 		cfg.FanOut = "latency"
 	}
 	startWorker(t, cfg)
+}
+
+// putToHandler measures, n times, the time from a Put returning to the
+// handler seeing the record, through the reader named.
+func putToHandler(t testing.TB, n int, reader string) []time.Duration {
+	e := start(t)
+	e.createStream(t, "s", 1)
+	a := &arrivals{ch: make(chan time.Time, 1)}
+	startReader(t, e, a, reader)
 	ctx := context.Background()
 	out := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
@@ -158,17 +164,7 @@ func putAtRate(b *testing.B, rate int, d time.Duration, reader string) []time.Du
 	e.createStream(b, "s", 4)
 	total := int(int64(rate) * int64(d) / int64(time.Second))
 	h := &stamps{seen: make([]time.Time, total)}
-	cfg := baseConfig(e, "s", memStore(b), nil)
-	cfg.Handler = h
-	switch reader {
-	case readLocal:
-		cfg.Kinesis = kinesislocal.New(e.srv.Service)
-	case readPolling:
-		cfg.PollInterval = 0
-	case readFanOut:
-		cfg.FanOut = "latency"
-	}
-	startWorker(b, cfg)
+	startReader(b, e, h, reader)
 	ctx := context.Background()
 	acked := make([]time.Time, total)
 	begin := time.Now()
