@@ -175,7 +175,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// The tail shows the generator's events, decoded.
 	require.NoError(t, chromedp.Do(bctx,
-		chromedp.Click(chromedp.CSS(`#tail-toggle`)),
+		clickJS(`#tail-toggle`),
 		pollJS(`document.querySelectorAll('#tail li.record').length > 0`),
 		pollText(`#tail-state`, "live: clickstream"),
 	))
@@ -227,7 +227,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// Stop on the generator card stops it: the card says so and the rate
 	// falls to 0.
 	require.NoError(t, chromedp.Do(bctx,
-		chromedp.Click(chromedp.CSS(`#generator-stop`)),
+		clickJS(`#generator-stop`),
 		pollText(`#generator-state`, "stopped"),
 		pollJS(`document.querySelector('#generator-stop').disabled && !document.querySelector('#generator-start').disabled`),
 		pollJS(rateInJS+` === 0`),
@@ -235,7 +235,7 @@ func TestDashboardInChromium(t *testing.T) {
 
 	// Start starts it again and the rate rises again.
 	require.NoError(t, chromedp.Do(bctx,
-		chromedp.Click(chromedp.CSS(`#generator-start`)),
+		clickJS(`#generator-start`),
 		pollText(`#generator-state`, "running"),
 		pollJS(rateInJS+` > 0`),
 	))
@@ -365,6 +365,13 @@ func pollJS(expr string) chromedp.Action[chromedp.Void] {
 			}
 		}
 	})
+}
+
+// clickJS clicks the element once it is there and enabled, in the page
+// itself: the dashboard redraws its cards, so a node found by one DevTools
+// call can be gone by the next ("Could not find node with given id").
+func clickJS(sel string) chromedp.Action[chromedp.Void] {
+	return pollJS(fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e || e.disabled) return false; e.click(); return true; })()`, sel))
 }
 
 // pollText waits until the element's text contains want.
