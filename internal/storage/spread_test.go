@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -47,11 +48,18 @@ func putShards(t *testing.T, e *Engine, shards, perShard int) {
 	require.NoError(t, e.Commit(b))
 }
 
-func TestTablesEndAtShardBoundaries(t *testing.T) {
-	t.Parallel()
+// openMem opens an in-memory store for the test.
+func openMem(t *testing.T) *Engine {
+	t.Helper()
 	e, err := Open(context.Background(), Options{InMemory: true})
 	require.NoError(t, err)
-	defer e.Close()
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestTablesEndAtShardBoundaries(t *testing.T) {
+	t.Parallel()
+	e := openMem(t)
 
 	// A few shards: every flushed table holds one shard's records.
 	putShards(t, e, 3, 100)
@@ -74,4 +82,29 @@ func TestTablesEndAtShardBoundaries(t *testing.T) {
 	count := 0
 	require.NoError(t, e.ScanRecords(context.Background(), 1, 1, Seq{}, last, func(Seq, []byte) bool { count++; return true }))
 	require.Equal(t, 100, count)
+}
+
+// Retention's range deletion of a shard's oldest records drops the tables
+// that hold only them, without rewriting any (a delete-only compaction).
+func TestRetentionDropsWholeTables(t *testing.T) {
+	t.Parallel()
+	e := openMem(t)
+	putShards(t, e, 2, 100)
+	require.NoError(t, e.db.Flush())
+	// Older records have left L0 by the time retention trims them.
+	require.NoError(t, e.db.Compact(context.Background(), []byte{prefixRecord}, []byte{prefixRecord + 1}, false))
+	m0 := e.db.Metrics()
+	before, rewrites := m0.Total().TablesSize, m0.Compact.DefaultCount
+	var cut Seq
+	binary.BigEndian.PutUint64(cut[8:], 101)
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 1, Shard: 0, Before: cut}))
+	require.NoError(t, e.db.Flush())
+	deadline := time.Now().Add(30 * time.Second)
+	for e.db.Metrics().Compact.DeleteOnlyCount == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := e.db.Metrics()
+	require.NotZero(t, m.Compact.DeleteOnlyCount, "no delete-only compaction")
+	require.Equal(t, rewrites, m.Compact.DefaultCount, "a table was rewritten")
+	require.Less(t, m.Total().TablesSize, before, "shard 0's table was not dropped")
 }
