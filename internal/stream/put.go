@@ -408,18 +408,25 @@ func newWriteLimiter() *writeLimiter {
 }
 
 // allow takes one record of size bytes from the buckets, or nothing when
-// either is short.
+// either is short. A record larger than the byte bucket (after
+// UpdateMaxRecordSize a record may be 10 MiB, the bucket 1 or 4 MiB) is
+// taken when the bucket is full and leaves it in debt for the rest, so
+// the average rate still holds.
 func (l *writeLimiter) allow(now time.Time, size int) bool {
 	r := l.records.ReserveN(now, 1)
 	if !r.OK() || r.DelayFrom(now) > 0 {
 		r.CancelAt(now)
 		return false
 	}
-	b := l.bytes.ReserveN(now, size)
+	burst := l.bytes.Burst()
+	b := l.bytes.ReserveN(now, min(size, burst))
 	if !b.OK() || b.DelayFrom(now) > 0 {
 		b.CancelAt(now)
 		r.CancelAt(now)
 		return false
+	}
+	for rest := size - burst; rest > 0; rest -= burst {
+		l.bytes.ReserveN(now, min(rest, burst))
 	}
 	return true
 }

@@ -465,6 +465,50 @@ func TestShardWriteLimits(t *testing.T) {
 	require.Equal(t, ErrorCodeThroughputExceeded, res[1].ErrorCode)
 }
 
+// A record larger than a second of write capacity (records may be up to
+// 10 MiB after UpdateMaxRecordSize) is taken when the shard or stream is
+// idle and leaves its bucket in debt: the next one waits until the
+// average rate allows it.
+func TestShardWriteLimitsRecordOverBurst(t *testing.T) {
+	for _, tc := range []struct {
+		mode      string
+		perSecond int
+	}{
+		{ModeProvisioned, ShardWriteBytesPerSecond},
+		{ModeOnDemand, OnDemandWriteMiBps << 20},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			ctx := context.Background()
+			c := newClock()
+			s, err := Open(t.Context(), Config{InMemory: true, Now: c.Now, ShardWriteLimits: true})
+			require.NoError(t, err)
+			defer s.Close()
+			require.NoError(t, s.CreateStream(ctx, "s", 1, CreateOptions{Mode: tc.mode}))
+			require.NoError(t, s.SetMaxRecordSize(ctx, "s", 10240))
+			big := []PutInput{{PartitionKey: "k", Data: make([]byte, tc.perSecond+tc.perSecond/2)}}
+			small := []PutInput{{PartitionKey: "k", Data: []byte("x")}}
+
+			res, err := s.Put(ctx, "s", big)
+			require.NoError(t, err)
+			require.Empty(t, res[0].ErrorCode, "a record over the burst is taken when the bucket is full")
+			res, err = s.Put(ctx, "s", big)
+			require.NoError(t, err)
+			require.Equal(t, ErrorCodeThroughputExceeded, res[0].ErrorCode)
+
+			// 1.5 s of capacity was taken from a full bucket (1 s): it is
+			// half a second in debt, still a quarter second later.
+			c.Advance(time.Second / 4)
+			res, err = s.Put(ctx, "s", small)
+			require.NoError(t, err)
+			require.Equal(t, ErrorCodeThroughputExceeded, res[0].ErrorCode)
+			c.Advance(time.Second)
+			res, err = s.Put(ctx, "s", small)
+			require.NoError(t, err)
+			require.Empty(t, res[0].ErrorCode)
+		})
+	}
+}
+
 func TestWaitIteratorWakesOnAppend(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, t.TempDir(), nil)
