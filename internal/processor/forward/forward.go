@@ -80,7 +80,10 @@ type Config struct {
 	// or a list of fields kept as they are. Default: the data unchanged.
 	Map Map `yaml:"map"`
 	// PartitionKey is a template of field references, e.g.
-	// "{user}" or "{country}-{city}". Default: the record's own key.
+	// "{user}" or "{country}-{city}". Default: the record's own key, or
+	// its sequence number for a record put without one (on-demand
+	// streams with the AUTO record distribution), which spreads such
+	// records over the target's shards as the source did.
 	PartitionKey string `yaml:"partitionKey"`
 	// Decode says how records are decoded for filter, map and
 	// partitionKey. Default json.
@@ -122,8 +125,8 @@ var Spec = options.New(func(c *Config) error {
 		Doc: "An expression; records for which it is false are not forwarded."},
 	options.Field{Name: "map", Type: "expression or list of strings", DefaultDoc: "the data unchanged",
 		Doc: "Reshapes the record: an expression whose value is put as JSON, or a list of fields kept as they are."},
-	options.Field{Name: "partitionKey", DefaultDoc: "the record's own key",
-		Doc: "A template of field references, e.g. `{user}` or `{country}-{city}`."},
+	options.Field{Name: "partitionKey", DefaultDoc: "the record's own key, else its sequence number",
+		Doc: "A template of field references, e.g. `{user}` or `{country}-{city}`. A record put without a key (on-demand streams with the AUTO record distribution) is forwarded with its sequence number as the key, which spreads such records over the target's shards."},
 	processor.DecodeField,
 )
 
@@ -314,8 +317,13 @@ func (f *Forwarder) put(ctx context.Context, recs []producer.Record) (map[int]er
 }
 
 // transform applies decode, filter, map and partitionKey to one record.
+// A record without a key of its own gets its sequence number as the key.
 func (f *Forwarder) transform(rec *lambda.KinesisEventRecord) (producer.Record, bool, error) {
 	out := producer.Record{PartitionKey: rec.Kinesis.PartitionKey, Data: rec.Kinesis.Data}
+	if out.PartitionKey == "" {
+		// Put without a key (AUTO record distribution): Kinesis needs one.
+		out.PartitionKey = rec.Kinesis.SequenceNumber
+	}
 	if !f.decode {
 		return out, true, nil
 	}

@@ -266,6 +266,31 @@ func TestForwardRejectsRecordsKinesisWouldRefuse(t *testing.T) {
 	require.Equal(t, []string{"a", "b"}, got)
 }
 
+// TestForwardRecordWithoutKey: a record put without a partition key (an
+// on-demand stream with the AUTO record distribution) has none when read
+// back; it is forwarded with its sequence number as the key, not refused
+// as a record Kinesis would reject.
+func TestForwardRecordWithoutKey(t *testing.T) {
+	srv := kinesistest.Start(t)
+	c := client(t, srv.URL)
+	producertest.CreateStream(t, c, "out", 2)
+	var reasons []string
+	f, err := New(Config{Stream: "out"}, c, Options{Reject: func(_ context.Context, rec *lambda.KinesisEventRecord, reason error) error {
+		reasons = append(reasons, rec.EventID+": "+reason.Error())
+		return nil
+	}})
+	require.NoError(t, err)
+	_, err = f.Invoke(context.Background(), batch("shardId-000000000000", 0, []string{"x", "y"}, []string{"", "k"}))
+	require.NoError(t, err)
+	require.Empty(t, reasons)
+	require.EqualValues(t, 2, f.Stats().Forwarded)
+	got := map[string]string{}
+	for _, r := range producertest.ReadAll(t, c, "out") {
+		got[string(r.Data)] = aws.ToString(r.PartitionKey)
+	}
+	require.Equal(t, map[string]string{"x": "1000000", "y": "k"}, got)
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name    string
