@@ -219,7 +219,6 @@ func (s *Server) routes(kinesisAPI http.Handler) http.Handler {
 	mux.HandleFunc("GET /api/counts", s.serveCounts)
 	if s.cfg.Pprof {
 		mux.Handle("GET /debug/pprof/", s.pprofAuth(http.HandlerFunc(pprof.Index)))
-		mux.Handle("GET /debug/pprof/cmdline", s.pprofAuth(http.HandlerFunc(pprof.Cmdline)))
 		mux.Handle("GET /debug/pprof/profile", s.pprofAuth(http.HandlerFunc(pprof.Profile)))
 		mux.Handle("GET /debug/pprof/symbol", s.pprofAuth(http.HandlerFunc(pprof.Symbol)))
 		mux.Handle("GET /debug/pprof/trace", s.pprofAuth(http.HandlerFunc(pprof.Trace)))
@@ -313,11 +312,13 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 		}
 		if s.keys != nil {
 			if key, ok := s.obs.dash.RequestKey(r); ok {
-				if key.ReadsAll() {
+				// Under --multi-region a key of another account may read
+				// its own streams only, so it may not see them all.
+				if key.ReadsAll() && (!s.cfg.MultiRegion || key.Account == "" || key.Account == s.cfg.AccountID) {
 					h.ServeHTTP(w, r)
 					return
 				}
-				writeJSONError(w, http.StatusForbidden, "/metrics names every stream: it needs a key that may read every stream (all: true or read: [\"*\"]), or the metrics token")
+				writeJSONError(w, http.StatusForbidden, "/metrics names every stream: it needs a key of this server's account that may read every stream (all: true or read: [\"*\"]), or the metrics token")
 				return
 			}
 		}
@@ -329,7 +330,8 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 // pprofAuth guards /debug/pprof/ (Config.Pprof): as metricsAuth guards
 // /metrics, and, with neither a metrics token nor authentication, for
 // clients connecting from this machine only, since a profile shows the
-// server's code paths and its command line.
+// server's code paths. The command line, which may hold secrets, is not
+// served.
 func (s *Server) pprofAuth(h http.Handler) http.Handler {
 	guarded := s.metricsAuth(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

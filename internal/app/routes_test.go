@@ -358,6 +358,9 @@ func TestPprof(t *testing.T) {
 		code, body = get(t, s.URL()+"/debug/pprof/profile?seconds=1", "")
 		require.Equal(t, http.StatusOK, code)
 		require.NotEmpty(t, body)
+		// The command line, which may hold secrets, is not served.
+		code, _ = get(t, s.URL()+"/debug/pprof/cmdline", "")
+		require.Equal(t, http.StatusNotFound, code)
 
 		// A client on another machine is refused.
 		req := httptest.NewRequest(http.MethodGet, "/debug/pprof/heap", nil)

@@ -410,6 +410,12 @@ func (d *Dashboard) handleGeneratorAction(w http.ResponseWriter, r *http.Request
 		writeError(w, http.StatusNotFound, errNoGenerator.Error())
 		return
 	}
+	// Under --multi-region an all: true key of another account does not
+	// reach this server's stream.
+	if !d.allowsRead(r.Context(), g.stream) {
+		writeError(w, http.StatusForbidden, "starting and stopping the generator needs a key of its stream's account")
+		return
+	}
 	var changed bool
 	switch r.PathValue("action") {
 	case "start":

@@ -297,8 +297,9 @@ func (s *Service) trim() {
 	for _, t := range targets {
 		first, ok, err := s.eng.FirstRecord(t.stream, t.shard)
 		if err != nil {
-			s.log.Warn("trimming expired records; retrying at the next interval", "err", err)
-			return
+			// One shard that cannot be read does not hold up the others.
+			s.log.Warn("trimming a shard's expired records; retrying at the next interval", "shard", shardID(t.shard), "err", err)
+			continue
 		}
 		if ok && u128FromBytes(first).cmp(t.before) < 0 {
 			expired = append(expired, storage.Expired{Stream: t.stream, Shard: t.shard, Before: t.before.bytes()})
