@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"syscall"
@@ -80,6 +81,10 @@ func BenchmarkScanRecords(b *testing.B) {
 // flushes and compactions per byte flushed (write-amp), compactions that
 // rewrote tables and those that only moved them, and the tables left. It
 // does not depend on the machine's load.
+// ingestMiB is how much BenchmarkIngestWriteAmp writes: go test -run -
+// -bench IngestWriteAmp ./internal/storage -args -ingest-mib=512.
+var ingestMiB = flag.Int("ingest-mib", 128, "MiB of records BenchmarkIngestWriteAmp writes")
+
 func BenchmarkIngestWriteAmp(b *testing.B) {
 	for _, shards := range []int{4, 16, 256} {
 		b.Run(fmt.Sprint("shards=", shards), func(b *testing.B) {
@@ -99,7 +104,7 @@ func ingestWriteAmp(b *testing.B, shards int) {
 	data := make([]byte, 104)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var seq Seq
-	const records = 128 << 20 / 128
+	records := *ingestMiB << 20 / 128
 	cpu0 := cpuTime(b)
 	for n := 0; n < records; {
 		batch := e.NewBatch()
@@ -115,10 +120,20 @@ func ingestWriteAmp(b *testing.B, shards int) {
 			b.Fatal(err)
 		}
 	}
-	// Let the compactions the writes called for finish.
+	// Flush what is left in the memtable, then let the compactions the
+	// writes called for finish: none in progress at three looks in a
+	// row, since one may be about to start when none is.
+	if err := e.db.Flush(); err != nil {
+		b.Fatal(err)
+	}
 	m := e.db.Metrics()
-	for deadline := time.Now().Add(time.Minute); m.Compact.NumInProgress > 0 && time.Now().Before(deadline); m = e.db.Metrics() {
-		time.Sleep(10 * time.Millisecond)
+	for idle, deadline := 0, time.Now().Add(time.Minute); idle < 3 && time.Now().Before(deadline); m = e.db.Metrics() {
+		if m.Compact.NumInProgress > 0 {
+			idle = 0
+		} else {
+			idle++
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	t := m.Total()
 	b.ReportMetric((cpuTime(b) - cpu0).Seconds(), "cpu-s")
