@@ -136,8 +136,8 @@ type javaProc struct {
 	name  string
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	out   syncBuffer
-	log   syncBuffer
+	out   runneltest.SyncBuffer
+	log   runneltest.SyncBuffer
 	done  chan struct{}
 	err   error
 }

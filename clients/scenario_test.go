@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -402,28 +401,10 @@ func requireHashSpaceCovered(t *testing.T, shards []any) {
 	require.Zero(t, next.Cmp(new(big.Int).Lsh(big.NewInt(1), 128)), "shards reach the top of the hash-key space")
 }
 
-// syncBuffer is a bytes.Buffer a process may write while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // tailProc is a `runnel tail` running in the background.
 type tailProc struct {
 	cmd      *exec.Cmd
-	out, log syncBuffer
+	out, log runneltest.SyncBuffer
 }
 
 func startTail(t *testing.T, rn *runnelCLI, name string) *tailProc {

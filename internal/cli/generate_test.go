@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,29 +21,12 @@ import (
 	"github.com/runnel-dev/runnel/internal/clickstream"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runGenerate runs `runnel args...` and returns the exit code, stdout and
 // stderr.
-func runGenerate(t *testing.T, ctx context.Context, environ map[string]string, stdout, stderr *syncBuffer, args ...string) int {
+func runGenerate(t *testing.T, ctx context.Context, environ map[string]string, stdout, stderr *runneltest.SyncBuffer, args ...string) int {
 	t.Helper()
 	e := &env{
 		stdin:  strings.NewReader(""),
@@ -57,7 +38,7 @@ func runGenerate(t *testing.T, ctx context.Context, environ map[string]string, s
 }
 
 func TestGeneratePrintCatalogue(t *testing.T) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	code := runGenerate(t, t.Context(), nil, &stdout, &stderr, "generate", "clickstream", "--print-catalogue")
 	require.Equal(t, 0, code, stderr.String())
 	_, err := clickstream.ParseCatalogue("printed", []byte(stdout.String()))
@@ -77,7 +58,7 @@ func TestGenerateUsageErrors(t *testing.T) {
 		{[]string{"--format", "xml"}, `--format "xml": want json or url`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr runneltest.SyncBuffer
 			code := runGenerate(t, t.Context(), nil, &stdout, &stderr, append([]string{"generate", "clickstream"}, tc.args...)...)
 			require.Equal(t, 2, code, stderr.String())
 			require.Contains(t, stderr.String(), tc.msg)
@@ -89,7 +70,7 @@ func TestGenerateBadCatalogue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.yaml")
 	y := strings.Replace(string(clickstream.DefaultCatalogueYAML()), "addToCart: 0.18", "addToCart: 1.18", 1)
 	require.NoError(t, os.WriteFile(path, []byte(y), 0o600))
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	code := runGenerate(t, t.Context(), nil, &stdout, &stderr, "generate", "clickstream", "--to", "stdout", "--catalogue", path)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr.String(), path+":18: probabilities.addToCart: must be a probability in [0, 1], got 1.18")
@@ -97,7 +78,7 @@ func TestGenerateBadCatalogue(t *testing.T) {
 
 func TestGenerateMissingStream(t *testing.T) {
 	srv := kinesistest.Start(t)
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	code := runGenerate(t, t.Context(), nil, &stdout, &stderr,
 		"--endpoint", srv.URL, "generate", "clickstream", "--stream", "nope", "--listen", "127.0.0.1:0")
 	require.Equal(t, 1, code)
@@ -112,7 +93,7 @@ var (
 // startGenerate runs the command in the background and returns the control
 // API's URL and a function that interrupts the command and returns its exit
 // code.
-func startGenerate(t *testing.T, environ map[string]string, stdout, stderr *syncBuffer, args ...string) (string, func() int) {
+func startGenerate(t *testing.T, environ map[string]string, stdout, stderr *runneltest.SyncBuffer, args ...string) (string, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan int, 1)
@@ -154,7 +135,7 @@ func TestGenerateDefaultPortTakenFallsBack(t *testing.T) {
 	if err == nil {
 		defer held.Close()
 	} // else something else holds it, which serves as well
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	url, interrupt := startGenerate(t, nil, &stdout, &stderr, "generate", "clickstream", "--to", "stdout", "--rate", "1")
 	require.NotEqual(t, "http://127.0.0.1:8080", url)
 	require.Equal(t, 0, interrupt(), stderr.String())
@@ -186,7 +167,7 @@ func TestGenerateToStream(t *testing.T) {
 	client := srv.Client(t)
 	producertest.CreateStream(t, client, "clicks", 2)
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	environ := map[string]string{"RUNNEL_CLICKSTREAM_TOKEN": "env-token"}
 	url, interrupt := startGenerate(t, environ, &stdout, &stderr,
 		"--endpoint", srv.URL, "generate", "clickstream", "--stream", "clicks",
@@ -234,7 +215,7 @@ func TestGenerateToStream(t *testing.T) {
 // generated token.
 func TestGenerateToStdout(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	url, interrupt := startGenerate(t, nil, &stdout, &stderr,
 		"generate", "clickstream", "--to", "stdout", "--listen", "127.0.0.1:0", "--rate", "0")
 	m := regexp.MustCompile(`token: ([A-Z2-7]{26})\n`).FindStringSubmatch(stderr.String())
@@ -277,7 +258,7 @@ func TestGenerateToStdout(t *testing.T) {
 // group's line.
 func TestGenerateURLFormat(t *testing.T) {
 	t.Parallel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr runneltest.SyncBuffer
 	url, interrupt := startGenerate(t, nil, &stdout, &stderr,
 		"generate", "clickstream", "--to", "stdout", "--listen", "127.0.0.1:0", "--rate", "0", "--format", "url", "--start")
 	require.Eventually(t, func() bool { return strings.Count(stdout.String(), "\n") >= 500 }, 20*time.Second, 5*time.Millisecond)
@@ -314,7 +295,7 @@ func TestGenerateURLFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.yaml")
 	y := strings.Replace(string(clickstream.DefaultCatalogueYAML()), "    productIds: {min: 1001, max: 1100}\n", "", 1)
 	require.NoError(t, os.WriteFile(path, []byte(y), 0o600))
-	var out, errs syncBuffer
+	var out, errs runneltest.SyncBuffer
 	code := runGenerate(t, t.Context(), nil, &out, &errs, "generate", "clickstream", "--to", "stdout", "--format", "url", "--catalogue", path)
 	require.Equal(t, 1, code)
 	require.Regexp(t, regexp.QuoteMeta(path)+`:[0-9]+: productGroups\[0\]\.productIds: product group "tents" needs productIds`, errs.String())

@@ -1,7 +1,6 @@
 package handler
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,24 +51,6 @@ func event(payloads ...string) *lambda.KinesisEvent {
 
 func action(a string) *lambda.KinesisEvent { return event(`{"action":"` + a + `"}`) }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func readLines(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -83,14 +64,14 @@ func readLines(t *testing.T, path string) []string {
 type misbehaving struct {
 	h    *Command
 	pids string
-	logs *syncBuffer
+	logs *runneltest.SyncBuffer
 	gate string
 }
 
 func newMisbehaving(t *testing.T, mod func(*CommandConfig)) *misbehaving {
 	t.Helper()
 	dir := t.TempDir()
-	m := &misbehaving{pids: filepath.Join(dir, "pids"), logs: &syncBuffer{}, gate: filepath.Join(dir, "gate")}
+	m := &misbehaving{pids: filepath.Join(dir, "pids"), logs: &runneltest.SyncBuffer{}, gate: filepath.Join(dir, "gate")}
 	cfg := CommandConfig{
 		Argv:       []string{build(t, "./testdata/misbehave")},
 		Env:        []string{"PID_LOG=" + m.pids, "GATE=" + m.gate},
@@ -151,7 +132,7 @@ func TestCommandPythonExample(t *testing.T) {
 // the handler newHandler builds from cfg.
 func testLambdaExample(t *testing.T, newHandler func(cfg CommandConfig) (*Command, error)) {
 	handled := filepath.Join(t.TempDir(), "handled.jsonl")
-	logs := &syncBuffer{}
+	logs := &runneltest.SyncBuffer{}
 	h, err := newHandler(CommandConfig{
 		Env:    []string{"HANDLED_LOG=" + handled},
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),

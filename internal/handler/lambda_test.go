@@ -34,11 +34,11 @@ func needProgram(t *testing.T, program string) {
 
 // newLambda starts a Lambda handler for the function handlerName of the
 // test function directory dir; its log goes to the returned buffer.
-func newLambda(t *testing.T, runtime, dir, handlerName string, tune func(*LambdaConfig)) (*Command, *syncBuffer) {
+func newLambda(t *testing.T, runtime, dir, handlerName string, tune func(*LambdaConfig)) (*Command, *runneltest.SyncBuffer) {
 	t.Helper()
 	rt, _ := runtimeOf(runtime)
 	needProgram(t, runtimes[rt].program)
-	logs := &syncBuffer{}
+	logs := &runneltest.SyncBuffer{}
 	cfg := LambdaConfig{
 		Runtime:      runtime,
 		Handler:      handlerName,

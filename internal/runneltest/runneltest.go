@@ -297,3 +297,22 @@ func Eventually(t testing.TB, d time.Duration, cond func() bool, msg string, arg
 		<-timer.C
 	}
 }
+
+// SyncBuffer is a bytes.Buffer that goroutines and processes may write
+// while a test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,13 +1,13 @@
 package stream
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
 
 // A data directory written without scopes opens with MultiRegion as it
@@ -74,7 +74,7 @@ func TestScopesKeepOldDataDirs(t *testing.T) {
 // and account when they are not the engine's own.
 func TestLogNamesStreamsAsUsersDo(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf runneltest.SyncBuffer
 	s, err := Open(t.Context(), Config{InMemory: true, MultiRegion: true, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	require.NoError(t, err)
 	defer s.Close()
@@ -88,22 +88,4 @@ func TestLogNamesStreamsAsUsersDo(t *testing.T) {
 	require.Contains(t, logs, `msg="stream created" stream="orders (us-west-2, account 222222222222)" shards=1`)
 	require.Contains(t, logs, `msg="consumer registered" stream="orders (us-west-2, account 222222222222)" consumer=c`)
 	require.NotContains(t, logs, "us-west-2/222222222222/orders")
-}
-
-// syncBuffer is a bytes.Buffer safe for the engine's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
