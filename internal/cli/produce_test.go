@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,30 +23,13 @@ import (
 	"github.com/runnel-dev/runnel/internal/app"
 	"github.com/runnel-dev/runnel/internal/kinesistest"
 	"github.com/runnel-dev/runnel/internal/producer/producertest"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
-
-// produceOutput is a bytes.Buffer safe for a command and a test to share.
-type produceOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *produceOutput) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *produceOutput) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runProduce runs `runnel produce ARGS...` and returns its exit code,
 // standard output and standard error.
 func runProduce(ctx context.Context, stdin io.Reader, args ...string) (int, string, string) {
-	var stdout, stderr produceOutput
+	var stdout, stderr runneltest.SyncBuffer
 	e := &env{stdin: stdin, stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, serve: app.Run}
 	code := e.main(ctx, append([]string{"produce"}, args...))
 	return code, stdout.String(), stderr.String()

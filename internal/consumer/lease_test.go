@@ -1,11 +1,9 @@
 package consumer_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,25 +12,8 @@ import (
 
 	"github.com/runnel-dev/runnel/internal/consumer"
 	"github.com/runnel-dev/runnel/internal/lambda"
+	"github.com/runnel-dev/runnel/internal/runneltest"
 )
-
-// logBuffer collects a worker's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // An invocation runs to its own timeout however many lease renewals pass
 // meanwhile: a handler slower than the whole lease duration finishes, its
@@ -99,7 +80,7 @@ func TestLostLeaseAbandonsTheBatchLoudly(t *testing.T) {
 		return nil, nil
 	}}
 	store := memStore(t)
-	logs := &logBuffer{}
+	logs := &runneltest.SyncBuffer{}
 	cfg := baseConfig(e, "s", store, h)
 	cfg.LeaseDuration = 600 * time.Millisecond
 	cfg.InvocationTimeout = 60 * time.Second
