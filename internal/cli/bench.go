@@ -3,6 +3,8 @@ package cli
 import (
 	"cmp"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +20,7 @@ import (
 
 func newBenchCommand(e *env) *cobra.Command {
 	var o bench.Options
+	var cpuProfile string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure PutRecords and GetRecords throughput of a Kinesis endpoint",
@@ -48,6 +51,17 @@ traffic.`,
 					so.RateLimiter = ratelimit.None
 				})
 			})
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			_, err = bench.Run(ctx, client, o, e.stdout)
 			return err
 		},
@@ -65,6 +79,7 @@ traffic.`,
 	f.BoolVar(&o.Keep, "keep", false, "keep the stream after the run")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	f.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "bound on the whole run")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write the client's CPU profile (go tool pprof) to this file")
 	return cmd
 }
 

@@ -4,11 +4,14 @@
 // Key layout (all integers big-endian, so byte order is numeric order):
 //
 //	'm' name              → stream metadata (opaque to this package)
-//	'r' stream(8) shard(4) seq(16) → record value
+//	'r' stream(8) shard(4) seq(16) 0x01 → block of records, seq its last
+//	'r' stream(8) shard(4) seq(16)      → one record (stores written
+//	                                      before blocks)
 //
 // Records of one shard are contiguous and ordered by sequence number, so a
 // range scan serves GetRecords and a DeleteRange serves retention and stream
-// deletion.
+// deletion. A batch stores the records it adds to a shard as one block
+// (block.go).
 // While few shards are written at once, pebble's tables end at shard
 // boundaries (spread.go), so compactions move them instead of rewriting.
 package storage
@@ -350,8 +353,8 @@ func ParseRecordValue(v []byte) (partitionKey, data []byte, err error) {
 type Batch struct {
 	b      *pebble.Batch
 	key    []byte
-	val    []byte
 	shards shardSet
+	blocks blockWriter
 }
 
 // NewBatch returns an empty batch.
@@ -359,38 +362,69 @@ func (e *Engine) NewBatch() *Batch {
 	return &Batch{b: e.db.NewBatch(), shards: shardSet{max: e.spread.max}}
 }
 
-// PutRecord adds one record.
+// PutRecord adds one record. A shard's records must be added in ascending
+// sequence order, above every sequence number the shard already holds;
+// they are stored in blocks (block.go).
 func (b *Batch) PutRecord(stream uint64, shard uint32, seq Seq, partitionKey string, data []byte) {
-	b.key = AppendRecordKey(b.key[:0], stream, shard, seq)
-	b.val = AppendRecordValue(b.val[:0], partitionKey, data)
-	_ = b.b.Set(b.key, b.val, nil) // Set on an uncommitted batch cannot fail
+	ob := b.blocks.block(shardKey{stream, shard})
+	if n := len(*ob.buf); n > 0 && n+entryLen(partitionKey, data) > maxBlockBytes {
+		b.writeBlock(ob)
+	}
+	*ob.buf = appendEntry(*ob.buf, seq, partitionKey, data)
+	ob.last = seq
+}
+
+// writeBlock adds an open block to the pebble batch and empties it.
+func (b *Batch) writeBlock(ob *openBlock) {
+	b.key = blockKey(b.key[:0], ob.stream, ob.shard, ob.last)
+	_ = b.b.Set(b.key, *ob.buf, nil) // Set on an uncommitted batch cannot fail
 	b.shards.add(b.key[1:13])
+	*ob.buf = (*ob.buf)[:0]
+}
+
+// closeBlocks adds every open block to the pebble batch. Every write
+// other than PutRecord closes them first, so the batch keeps the order of
+// the calls made on it.
+func (b *Batch) closeBlocks() {
+	if len(b.blocks.open) == 0 {
+		return
+	}
+	for _, ob := range b.blocks.open {
+		if len(*ob.buf) > 0 {
+			b.writeBlock(ob)
+		}
+	}
+	b.blocks.release()
 }
 
 // SetMeta adds a metadata write.
 func (b *Batch) SetMeta(name string, value []byte) {
+	b.closeBlocks()
 	_ = b.b.Set(metaKey(name), value, nil)
 }
 
 // DeleteMeta adds a metadata deletion.
 func (b *Batch) DeleteMeta(name string) {
+	b.closeBlocks()
 	_ = b.b.Delete(metaKey(name), nil)
 }
 
 // DeleteStreamRecords deletes every record of a stream.
 func (b *Batch) DeleteStreamRecords(stream uint64) {
+	b.closeBlocks()
 	p := streamPrefix(stream)
 	_ = b.b.DeleteRange(p, prefixEnd(p), nil)
 }
 
 // DeleteShardRecords deletes every record of a shard.
 func (b *Batch) DeleteShardRecords(stream uint64, shard uint32) {
+	b.closeBlocks()
 	p := shardPrefix(stream, shard)
 	_ = b.b.DeleteRange(p, prefixEnd(p), nil)
 }
 
 // Empty reports whether the batch holds no writes.
-func (b *Batch) Empty() bool { return b.b.Empty() }
+func (b *Batch) Empty() bool { return b.b.Empty() && len(b.blocks.open) == 0 }
 
 // Commit applies the batch durably (per the engine's sync policy) and
 // releases it. While Health reports an error the batch is not applied and
@@ -416,6 +450,7 @@ type Pending struct {
 // caller. While Health reports an error (or after Close) nothing is
 // applied and that error is returned.
 func (e *Engine) Apply(b *Batch) (*Pending, error) {
+	b.closeBlocks()
 	db, err := e.use()
 	if err != nil {
 		b.b.Close()
@@ -466,8 +501,12 @@ type Expired struct {
 	Before Seq
 }
 
-// DeleteRecordsBefore deletes, for each shard named, its records with
-// sequence numbers below Before, as range deletions in one batch. The
+// DeleteRecordsBefore deletes, for each shard named, its blocks whose
+// records all have sequence numbers below Before, as range deletions in
+// one batch. The records below Before in the block that holds Before stay
+// until their whole block is below it: readers skip them by sequence
+// number (the stream's retention horizon), and OldestBlockEnd says when
+// deleting would remove anything. The
 // batch is not synced: losing it in a crash only delays trimming. One
 // batch, rather than one write a shard, matters: every range deletion
 // written to the memtable invalidates its cache of fragmented deletions,
@@ -511,9 +550,28 @@ func (e *Engine) LastRecord(stream uint64, shard uint32) (Seq, bool, error) {
 
 // FirstRecord returns the lowest sequence number stored for a shard.
 func (e *Engine) FirstRecord(stream uint64, shard uint32) (Seq, bool, error) {
+	var first Seq
+	ok, err := e.firstUnit(stream, shard, func(k, v []byte) error {
+		if block, _ := recordUnit(k); block {
+			seq, _, _, err := nextEntry(v)
+			first = seq
+			return err
+		}
+		copy(first[:], k[13:RecordKeyLen])
+		return nil
+	})
+	return first, ok, err
+}
+
+// OldestBlockEnd returns the highest sequence number in a shard's oldest
+// block (a record, in a store from before blocks): DeleteRecordsBefore
+// removes something from the shard only when that is below its bound.
+func (e *Engine) OldestBlockEnd(stream uint64, shard uint32) (Seq, bool, error) {
 	return e.edgeRecord(stream, shard, true)
 }
 
+// edgeRecord returns the sequence number in the key of a shard's first or
+// last record or block: a block's key names its last record.
 func (e *Engine) edgeRecord(stream uint64, shard uint32, first bool) (Seq, bool, error) {
 	var seq Seq
 	db, err := e.use()
@@ -527,49 +585,95 @@ func (e *Engine) edgeRecord(stream uint64, shard uint32, first bool) (Seq, bool,
 		return seq, false, err
 	}
 	defer it.Close()
-	ok := false
+	for ok := edge(it, first); ok; ok = step(it, first) {
+		if _, ok := recordUnit(it.Key()); ok {
+			copy(seq[:], it.Key()[13:RecordKeyLen])
+			return seq, true, nil
+		}
+	}
+	return seq, false, it.Error()
+}
+
+func edge(it *pebble.Iterator, first bool) bool {
 	if first {
-		ok = it.First()
-	} else {
-		ok = it.Last()
+		return it.First()
 	}
-	if !ok {
-		return seq, false, it.Error()
+	return it.Last()
+}
+
+func step(it *pebble.Iterator, forward bool) bool {
+	if forward {
+		return it.Next()
 	}
-	_, _, seq, err = ParseRecordKey(it.Key())
-	return seq, err == nil, err
+	return it.Prev()
+}
+
+// firstUnit calls fn with the key and value of a shard's first record or
+// block, and reports whether there was one.
+func (e *Engine) firstUnit(stream uint64, shard uint32, fn func(k, v []byte) error) (bool, error) {
+	db, err := e.use()
+	if err != nil {
+		return false, err
+	}
+	defer e.release()
+	p := shardPrefix(stream, shard)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if _, ok := recordUnit(it.Key()); !ok {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return false, fmt.Errorf("reading record: %w", err)
+		}
+		return true, fn(it.Key(), v)
+	}
+	return false, it.Error()
 }
 
 // ScanRecords calls fn for the records of a shard with from ≤ seq ≤ to, in
 // order, until fn returns false. The slices passed to fn are valid only
-// during the call.
+// during the call. A block whose framing is damaged is skipped from the
+// damage on, with an error logged, rather than wedging readers of the
+// shard.
 func (e *Engine) ScanRecords(ctx context.Context, stream uint64, shard uint32, from, to Seq, fn func(seq Seq, value []byte) bool) error {
 	db, err := e.use()
 	if err != nil {
 		return err
 	}
 	defer e.release()
+	// The block holding from is the first whose key is at or after
+	// from's; the block holding to may end past to, so the scan runs to
+	// the shard's end and stops at the first record past to.
 	lower := AppendRecordKey(make([]byte, 0, RecordKeyLen), stream, shard, from)
-	upper := AppendRecordKey(make([]byte, 0, RecordKeyLen+1), stream, shard, to)
-	upper = append(upper, 0) // inclusive of `to`
-	it, err := db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(shardPrefix(stream, shard))})
 	if err != nil {
 		return err
 	}
 	var seq Seq
-	for ok := it.First(); ok; ok = it.Next() {
+	more := true
+	for ok := it.First(); ok && more; ok = it.Next() {
 		k := it.Key()
-		if len(k) != RecordKeyLen {
+		block, unit := recordUnit(k)
+		if !unit {
 			continue
 		}
-		copy(seq[:], k[13:])
 		v, err := it.ValueAndErr()
 		if err != nil {
 			it.Close()
 			return fmt.Errorf("reading record: %w", err)
 		}
-		if !fn(seq, v) {
-			break
+		if !block {
+			copy(seq[:], k[13:])
+			more = bytes.Compare(seq[:], to[:]) <= 0 && fn(seq, v)
+			continue
+		}
+		if more, err = walkBlock(v, &from, &to, fn); err != nil {
+			e.log.Error("skipping the rest of a damaged record block", "stream", stream, "shard", shard, "block_end", fmt.Sprintf("%x", k[13:RecordKeyLen]), "err", err)
 		}
 	}
 	return errors.Join(it.Error(), it.Close())

@@ -14,14 +14,18 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 	dir := t.TempDir()
 	e, err := Open(context.Background(), Options{Dir: dir})
 	require.NoError(t, err)
-	b := e.NewBatch()
-	for i := byte(1); i <= 5; i++ {
-		b.PutRecord(7, 1, seqOf(i), "pk", []byte{i})
-		b.PutRecord(7, 2, seqOf(i), "other", []byte{i})
+	// Two batches: records 1 and 2, then 3 to 5, so each shard holds two
+	// blocks.
+	for _, r := range [][2]byte{{1, 2}, {3, 5}} {
+		b := e.NewBatch()
+		for i := r[0]; i <= r[1]; i++ {
+			b.PutRecord(7, 1, seqOf(i), "pk", []byte{i})
+			b.PutRecord(7, 2, seqOf(i), "other", []byte{i})
+		}
+		p, err := e.Apply(b)
+		require.NoError(t, err)
+		require.NoError(t, p.Wait())
 	}
-	p, err := e.Apply(b)
-	require.NoError(t, err)
-	require.NoError(t, p.Wait())
 
 	var got []byte
 	require.NoError(t, e.ScanRecords(context.Background(), 7, 1, seqOf(2), seqOf(4), func(s Seq, v []byte) bool {
@@ -33,11 +37,22 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 	}))
 	require.Equal(t, []byte{2, 3, 4}, got)
 
+	// Deletion goes a block at a time: below 3 removes the first block,
+	// below 4 nothing more (the block of 3 to 5 holds 4).
 	require.NoError(t, e.DeleteRecordsBefore(Expired{7, 1, seqOf(3)}))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{7, 1, seqOf(4)}))
 	last, ok, err := e.LastRecord(7, 1)
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, seqOf(5), last)
+	first, ok, err := e.FirstRecord(7, 1)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, seqOf(3), first)
+	end, ok, err := e.OldestBlockEnd(7, 1)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, seqOf(5), end)
 	require.NoError(t, e.Close())
 
 	// Reopen: the trim and the records persist; the other shard is intact.
@@ -51,7 +66,7 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 	require.NoError(t, e.ScanRecords(context.Background(), 7, 2, Seq{}, seqOf(255), func(Seq, []byte) bool { n++; return true }))
 	require.Equal(t, 5, n)
 
-	b = e.NewBatch()
+	b := e.NewBatch()
 	b.DeleteStreamRecords(7)
 	b.SetMeta("x", []byte("y"))
 	require.NoError(t, e.Commit(b))
@@ -92,13 +107,14 @@ func TestDeleteRecordsBeforeManyShards(t *testing.T) {
 	e, err := Open(context.Background(), Options{Dir: t.TempDir()})
 	require.NoError(t, err)
 	defer e.Close()
-	b := e.NewBatch()
-	for shard := uint32(0); shard < 4; shard++ {
-		for i := byte(1); i <= 5; i++ {
+	// A batch a record, so every record is a block of its own.
+	for i := byte(1); i <= 5; i++ {
+		b := e.NewBatch()
+		for shard := uint32(0); shard < 4; shard++ {
 			b.PutRecord(3, shard, seqOf(i), "pk", []byte{i})
 		}
+		require.NoError(t, e.Commit(b))
 	}
-	require.NoError(t, e.Commit(b))
 	require.NoError(t, e.DeleteRecordsBefore())
 	require.NoError(t, e.DeleteRecordsBefore(Expired{3, 0, seqOf(2)}, Expired{3, 2, seqOf(5)}, Expired{3, 3, seqOf(9)}))
 	require.EqualValues(t, 3, e.RangeDeletions())

@@ -275,9 +275,9 @@ type trimTarget struct {
 	before u128
 }
 
-// trim deletes every record older than its stream's retention period. A
-// shard gets a range deletion only when its oldest record is past the
-// horizon, so idle shards do not pile up tombstones that every read would
+// trim deletes the records older than their stream's retention period,
+// a storage block at a time. A shard gets a range deletion only when its
+// oldest block is past the horizon, so idle shards do not pile up tombstones that every read would
 // then step over.
 func (s *Service) trim() {
 	now := s.now()
@@ -295,13 +295,16 @@ func (s *Service) trim() {
 	// deletions go in one batch (see storage's DeleteRecordsBefore).
 	var expired []storage.Expired
 	for _, t := range targets {
-		first, ok, err := s.eng.FirstRecord(t.stream, t.shard)
+		// Records are deleted a block at a time: a shard's oldest block
+		// goes once its last record is past the horizon. Reads never
+		// return the older records of a block that straddles it.
+		end, ok, err := s.eng.OldestBlockEnd(t.stream, t.shard)
 		if err != nil {
 			// One shard that cannot be read does not hold up the others.
 			s.log.Warn("trimming a shard's expired records; retrying at the next interval", "shard", shardID(t.shard), "err", err)
 			continue
 		}
-		if ok && u128FromBytes(first).cmp(t.before) < 0 {
+		if ok && u128FromBytes(end).cmp(t.before) < 0 {
 			expired = append(expired, storage.Expired{Stream: t.stream, Shard: t.shard, Before: t.before.bytes()})
 		}
 	}
