@@ -275,9 +275,9 @@ type trimTarget struct {
 	before u128
 }
 
-// trim deletes the records older than their stream's retention period,
-// a storage block at a time. A shard gets a range deletion only when its
-// oldest block is past the horizon, so idle shards do not pile up tombstones that every read would
+// trim deletes every record older than its stream's retention period. A
+// shard gets a range deletion only when its oldest block is past the
+// horizon, so idle shards do not pile up tombstones that every read would
 // then step over.
 func (s *Service) trim() {
 	now := s.now()
@@ -295,9 +295,9 @@ func (s *Service) trim() {
 	// deletions go in one batch (see storage's DeleteRecordsBefore).
 	var expired []storage.Expired
 	for _, t := range targets {
-		// Records are deleted a block at a time: a shard's oldest block
-		// goes once its last record is past the horizon. Reads never
-		// return the older records of a block that straddles it.
+		// Storage deletes a block at a time. A block holds one commit
+		// group's records of a shard, which share their arrival
+		// millisecond, so a horizon never falls inside one.
 		end, ok, err := s.eng.OldestBlockEnd(t.stream, t.shard)
 		if err != nil {
 			// One shard that cannot be read does not hold up the others.
