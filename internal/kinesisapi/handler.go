@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -308,8 +309,32 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 	return name, out, err
 }
 
+// answerBufs holds the buffers hot answers (jsonAppender) are rendered
+// into between requests: a GetRecords answer is up to 14 MB, and a fresh
+// buffer of that size costs more to allocate and clear than to fill.
+var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledAnswer is the largest answer buffer kept for reuse: the largest
+// GetRecords answer (10 MiB of data in base64, and its members).
+const maxPooledAnswer = 16 << 20
+
 func writeBody(w http.ResponseWriter, c codec, status int, v any) {
-	body, err := c.encode(v)
+	var body []byte
+	var err error
+	if a, ok := v.(jsonAppender); ok && c == codec(jsonCodec{}) {
+		buf := answerBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*buf) <= maxPooledAnswer {
+				answerBufs.Put(buf)
+			}
+		}()
+		// Written before the deferred Put, so the pool never hands out a
+		// buffer the connection is still sending from.
+		*buf, err = a.appendJSON((*buf)[:0])
+		body = *buf
+	} else {
+		body, err = c.encode(v)
+	}
 	if err != nil {
 		// Every response type marshals; this is a programming error.
 		status = http.StatusInternalServerError
