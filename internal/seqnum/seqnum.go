@@ -218,3 +218,49 @@ func cmp128(ahi, alo, bhi, blo uint64) int {
 	}
 	return 0
 }
+
+// Runs formats the numbers of runs of records, as a put's answer and a
+// read's records are: a shard's records of one commit arrive in the same
+// millisecond with consecutive counters, and the 56-digit form of the
+// next counter is the previous form plus 2^72, a decimal addition of 22
+// digits instead of a conversion from binary. The zero Runs is ready to
+// use; it is not safe for concurrent use.
+type Runs struct {
+	hi, lo uint64
+	digits [Digits]byte
+	ok     bool
+}
+
+// pow2_72 is 2^72 in decimal: what the next counter adds to the 56-digit
+// form (the counter is bits 127..72 of it).
+const pow2_72 = "4722366482869645213696"
+
+// Append appends the 56-digit form of the valid stored number hi, lo to
+// dst, as Append does.
+func (r *Runs) Append(dst []byte, hi, lo uint64) []byte {
+	if r.ok && hi == r.hi && lo == r.lo+1 && lo&counterMask != 0 {
+		// Same millisecond and shard, the next counter (lo == r.lo+1
+		// with no carry out of the counter bits).
+		// Digit by digit without branches (a digit sum is at most 19,
+		// and (v+6)>>4 is 1 exactly from 10 on): carries are random,
+		// and mispredicted branches cost more than the arithmetic.
+		d := &r.digits
+		carry := byte(0)
+		i := Digits - 1
+		for j := len(pow2_72) - 1; j >= 0; j, i = j-1, i-1 {
+			v := d[i] - '0' + pow2_72[j] - '0' + carry
+			carry = (v + 6) >> 4
+			d[i] = '0' + v - 10*carry
+		}
+		for ; carry != 0; i-- {
+			// The form stays below 10^56, so the carry stops.
+			v := d[i] - '0' + carry
+			carry = (v + 6) >> 4
+			d[i] = '0' + v - 10*carry
+		}
+	} else {
+		Append(r.digits[:0], hi, lo)
+	}
+	r.hi, r.lo, r.ok = hi, lo, true
+	return append(dst, r.digits[:]...)
+}

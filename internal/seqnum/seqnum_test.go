@@ -237,3 +237,38 @@ func FuzzOrder(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRuns: a Runs formats every number as Append does, whether it
+// follows the last one or not.
+func FuzzRuns(f *testing.F) {
+	f.Add(uint64(1_765_000_000_123), uint32(3), uint64(99), uint8(5), uint8(2))
+	f.Add(uint64(MaxMillis), uint32(MaxShard), uint64(MaxCounter-3), uint8(9), uint8(0))
+	f.Add(uint64(999), uint32(0), uint64(1<<56-10), uint8(20), uint8(7))
+	f.Fuzz(func(t *testing.T, ms uint64, shard uint32, counter uint64, n, jump uint8) {
+		ms %= MaxMillis + 1
+		shard &= MaxShard
+		var r Runs
+		for i := range uint64(n) {
+			c := (counter + i) & counterMask
+			if jump != 0 && i%uint64(jump) == 0 {
+				// Another millisecond, as the next commit's records.
+				ms = (ms + 1) % (MaxMillis + 1)
+			}
+			hi, lo := Make(ms, shard, c)
+			got := string(r.Append(nil, hi, lo))
+			if want := String(hi, lo); got != want {
+				t.Fatalf("record %d (ms %d, shard %d, counter %d): %s, want %s", i, ms, shard, c, got, want)
+			}
+		}
+	})
+}
+
+func BenchmarkRunsAppend(b *testing.B) {
+	var r Runs
+	buf := make([]byte, 0, Digits)
+	hi, lo := Make(1_765_000_000_123, 7, 1_734_642_199)
+	for b.Loop() {
+		lo++
+		buf = r.Append(buf[:0], hi, lo)
+	}
+}

@@ -81,14 +81,22 @@ func TestRecordsBeforeBlocksStillRead(t *testing.T) {
 	require.Equal(t, seqN64(10), last)
 
 	// Deletion below 7 takes the old records, not the block of 6 to 8.
-	require.NoError(t, e.DeleteRecordsBefore(Expired{1, 0, seqN64(7)}))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 1, Shard: 0, Before: seqN64(7)}))
 	require.Equal(t, nums(6, 10), scanAll(t, e, 0, Seq{}))
-	end, ok, err := e.OldestBlockEnd(1, 0)
+	end, ok, err := e.OldestBlockEnd(1, 0, Seq{})
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, seqN64(8), end)
-	require.NoError(t, e.DeleteRecordsBefore(Expired{1, 0, seqN64(9)}))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 1, Shard: 0, Before: seqN64(9)}))
 	require.Equal(t, nums(9, 10), scanAll(t, e, 0, Seq{}))
+	// A look from a bound finds the first block at or after it.
+	end, ok, err = e.OldestBlockEnd(1, 0, seqN64(9))
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, seqN64(10), end)
+	_, ok, err = e.OldestBlockEnd(1, 0, seqN64(11))
+	require.NoError(t, err)
+	require.False(t, ok)
 	first, ok, err = e.FirstRecord(1, 0)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -201,4 +209,18 @@ func entriesLen(key, data []byte, n uint64) int {
 		total += entryLen(string(key), slices.Concat(data, []byte{0}))
 	}
 	return total
+}
+
+// A deletion with From starts there: what is below it is the caller's
+// (already deleted, as retention passes it).
+func TestDeleteRecordsFrom(t *testing.T) {
+	t.Parallel()
+	e := openMem(t)
+	for i := uint64(1); i <= 5; i++ {
+		b := e.NewBatch()
+		b.PutRecord(1, 0, seqN64(i), "pk", []byte(strconv.FormatUint(i, 10)))
+		require.NoError(t, e.Commit(b))
+	}
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 1, Shard: 0, From: seqN64(2), Before: seqN64(4)}))
+	require.Equal(t, []string{"1", "4", "5"}, scanAll(t, e, 0, Seq{}))
 }

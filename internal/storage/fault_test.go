@@ -170,7 +170,7 @@ func TestWALErrorLatches(t *testing.T) {
 			b = e.NewBatch()
 			b.SetMeta("m", []byte("v"))
 			require.ErrorIs(t, e.Commit(b), ErrUnavailable)
-			require.ErrorIs(t, e.DeleteRecordsBefore(Expired{1, 1, seqN(5)}), ErrUnavailable)
+			require.ErrorIs(t, e.DeleteRecordsBefore(Expired{Stream: 1, Shard: 1, Before: seqN(5)}), ErrUnavailable)
 
 			require.Equal(t, numbers(10), records(t, e)[:10])
 			_ = e.Close() // pebble reports its own error; it must not hang or panic
@@ -290,7 +290,7 @@ func TestAfterClose(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	_, err = e.Apply(e.NewBatch())
 	require.ErrorIs(t, err, ErrClosed)
-	require.ErrorIs(t, e.DeleteRecordsBefore(Expired{1, 1, seqN(1)}), ErrClosed)
+	require.ErrorIs(t, e.DeleteRecordsBefore(Expired{Stream: 1, Shard: 1, Before: seqN(1)}), ErrClosed)
 }
 
 func TestDataDirInUse(t *testing.T) {

@@ -499,6 +499,12 @@ type Expired struct {
 	Stream uint64
 	Shard  uint32
 	Before Seq
+	// From, when set, is where the deletion starts: the caller knows the
+	// shard holds nothing below it (an earlier deletion's Before). Range
+	// deletions that do not overlap stay cheap for pebble to hold and to
+	// compact away; each one from the shard's start would overlap every
+	// one before it.
+	From Seq
 }
 
 // DeleteRecordsBefore deletes, for each shard named, its blocks whose
@@ -526,10 +532,15 @@ func (e *Engine) DeleteRecordsBefore(shards ...Expired) error {
 	}
 	b := db.NewBatch()
 	defer b.Close()
-	var end []byte
+	var start, end []byte
 	for _, x := range shards {
+		if x.From == (Seq{}) {
+			start = append(start[:0], shardPrefix(x.Stream, x.Shard)...)
+		} else {
+			start = AppendRecordKey(start[:0], x.Stream, x.Shard, x.From)
+		}
 		end = AppendRecordKey(end[:0], x.Stream, x.Shard, x.Before)
-		_ = b.DeleteRange(shardPrefix(x.Stream, x.Shard), end, nil) // cannot fail on an uncommitted batch
+		_ = b.DeleteRange(start, end, nil) // cannot fail on an uncommitted batch
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
@@ -545,7 +556,7 @@ func (e *Engine) RangeDeletions() int64 { return e.rangeDels.Load() }
 
 // LastRecord returns the highest sequence number stored for a shard.
 func (e *Engine) LastRecord(stream uint64, shard uint32) (Seq, bool, error) {
-	return e.edgeRecord(stream, shard, false)
+	return e.edgeRecord(stream, shard, false, nil)
 }
 
 // FirstRecord returns the lowest sequence number stored for a shard.
@@ -564,15 +575,18 @@ func (e *Engine) FirstRecord(stream uint64, shard uint32) (Seq, bool, error) {
 }
 
 // OldestBlockEnd returns the highest sequence number in a shard's oldest
-// block (a record, in a store from before blocks): DeleteRecordsBefore
-// removes something from the shard only when that is below its bound.
-func (e *Engine) OldestBlockEnd(stream uint64, shard uint32) (Seq, bool, error) {
-	return e.edgeRecord(stream, shard, true)
+// block at or after from (a record, in a store from before blocks):
+// DeleteRecordsBefore removes something from the shard only when that is
+// below its bound. A caller that has deleted everything below a bound
+// passes it as from, so the look does not step over the deletions.
+func (e *Engine) OldestBlockEnd(stream uint64, shard uint32, from Seq) (Seq, bool, error) {
+	return e.edgeRecord(stream, shard, true, AppendRecordKey(nil, stream, shard, from))
 }
 
-// edgeRecord returns the sequence number in the key of a shard's first or
-// last record or block: a block's key names its last record.
-func (e *Engine) edgeRecord(stream uint64, shard uint32, first bool) (Seq, bool, error) {
+// edgeRecord returns the sequence number in the key of a shard's first
+// (at or after lower, when given) or last record or block: a block's key
+// names its last record.
+func (e *Engine) edgeRecord(stream uint64, shard uint32, first bool, lower []byte) (Seq, bool, error) {
 	var seq Seq
 	db, err := e.use()
 	if err != nil {
@@ -580,7 +594,10 @@ func (e *Engine) edgeRecord(stream uint64, shard uint32, first bool) (Seq, bool,
 	}
 	defer e.release()
 	p := shardPrefix(stream, shard)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if lower == nil {
+		lower = p
+	}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return seq, false, err
 	}

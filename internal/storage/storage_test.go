@@ -39,8 +39,8 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 
 	// Deletion goes a block at a time: below 3 removes the first block,
 	// below 4 nothing more (the block of 3 to 5 holds 4).
-	require.NoError(t, e.DeleteRecordsBefore(Expired{7, 1, seqOf(3)}))
-	require.NoError(t, e.DeleteRecordsBefore(Expired{7, 1, seqOf(4)}))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 7, Shard: 1, Before: seqOf(3)}))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 7, Shard: 1, Before: seqOf(4)}))
 	last, ok, err := e.LastRecord(7, 1)
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -49,7 +49,7 @@ func TestRecordsRangeAndTrim(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, seqOf(3), first)
-	end, ok, err := e.OldestBlockEnd(7, 1)
+	end, ok, err := e.OldestBlockEnd(7, 1, Seq{})
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, seqOf(5), end)
@@ -116,7 +116,7 @@ func TestDeleteRecordsBeforeManyShards(t *testing.T) {
 		require.NoError(t, e.Commit(b))
 	}
 	require.NoError(t, e.DeleteRecordsBefore())
-	require.NoError(t, e.DeleteRecordsBefore(Expired{3, 0, seqOf(2)}, Expired{3, 2, seqOf(5)}, Expired{3, 3, seqOf(9)}))
+	require.NoError(t, e.DeleteRecordsBefore(Expired{Stream: 3, Shard: 0, Before: seqOf(2)}, Expired{Stream: 3, Shard: 2, Before: seqOf(5)}, Expired{Stream: 3, Shard: 3, Before: seqOf(9)}))
 	require.EqualValues(t, 3, e.RangeDeletions())
 	for shard, want := range map[uint32]byte{0: 2, 1: 1, 2: 5} {
 		first, ok, err := e.FirstRecord(3, shard)

@@ -335,7 +335,7 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			sh.counter++
 			b.PutRecord(id, sh.index, seq.bytes(), r.PartitionKey, r.Data)
 			pg.tips[sh] = seq
-			digits = seq.appendSeq(digits)
+			digits = sh.runs.Append(digits, seq.hi, seq.lo)
 			ends[i] = len(digits)
 			req.results[i].ShardID = sh.id
 			sh.recordsIn.Add(1)

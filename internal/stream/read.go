@@ -122,6 +122,14 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 	}
 	if tipPtr != nil && pos.cmp(*tipPtr) <= 0 {
 		tip := *tipPtr
+		// A shard's counters grow by one a record, so the records from
+		// pos to the tip are at most the counters between them: the
+		// answer is sized once instead of grown record by record.
+		n := uint64(limit)
+		if c, p := seqCounter(tip), seqCounter(pos); p <= c && c-p < n {
+			n = c - p + 1
+		}
+		res.Records = make([]Record, 0, n)
 		var (
 			arena []byte
 			chunk int
@@ -134,6 +142,7 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 			strs []byte
 			ends []int32
 			done int
+			runs seqnum.Runs
 		)
 		setStrings := func() {
 			all, start := string(strs), int32(0)
@@ -165,7 +174,7 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 					strs = make([]byte, 0, min(max(2*cap(strs), 1<<10), 24<<10))
 				}
 			}
-			strs = last.appendSeq(strs)
+			strs = runs.Append(strs, last.hi, last.lo)
 			ends = append(ends, int32(len(strs)))
 			strs = append(strs, pk...)
 			ends = append(ends, int32(len(strs)))
@@ -269,9 +278,13 @@ func (s *Service) retentionLoop() {
 	}
 }
 
-type trimTarget struct {
+type trimShard struct {
 	stream uint64
 	shard  uint32
+}
+
+type trimTarget struct {
+	trimShard
 	before u128
 }
 
@@ -280,6 +293,8 @@ type trimTarget struct {
 // horizon, so idle shards do not pile up tombstones that every read would
 // then step over.
 func (s *Service) trim() {
+	s.trimMu.Lock()
+	defer s.trimMu.Unlock()
 	now := s.now()
 	s.expireClosedShards(now)
 	var targets []trimTarget
@@ -287,30 +302,43 @@ func (s *Service) trim() {
 	for _, st := range s.byID {
 		cutoff := uint64(max(now.Add(-time.Duration(st.meta.RetentionHours)*time.Hour).UnixMilli(), 0))
 		for _, sh := range st.shards {
-			targets = append(targets, trimTarget{st.id, sh.index, seqFloor(cutoff, sh.index)})
+			targets = append(targets, trimTarget{trimShard{st.id, sh.index}, seqFloor(cutoff, sh.index)})
 		}
 	}
 	s.mu.RUnlock()
 	// Every shard is looked at before anything is deleted, and the
 	// deletions go in one batch (see storage's DeleteRecordsBefore).
 	var expired []storage.Expired
+	trimmed := make(map[trimShard]storage.Seq, len(targets))
 	for _, t := range targets {
 		// Storage deletes a block at a time. A block holds one commit
 		// group's records of a shard, which share their arrival
-		// millisecond, so a horizon never falls inside one.
-		end, ok, err := s.eng.OldestBlockEnd(t.stream, t.shard)
+		// millisecond, so a horizon never falls inside one. The look,
+		// and the deletion, start where the last deletion ended: below
+		// that nothing is left but deletions pebble has not compacted
+		// yet, which a look from the shard's start would step over
+		// every pass, and which a deletion from there would overlap.
+		from := s.trimmed[t.trimShard]
+		trimmed[t.trimShard] = from
+		end, ok, err := s.eng.OldestBlockEnd(t.stream, t.shard, from)
 		if err != nil {
 			// One shard that cannot be read does not hold up the others.
 			s.log.Warn("trimming a shard's expired records; retrying at the next interval", "shard", shardID(t.shard), "err", err)
 			continue
 		}
 		if ok && u128FromBytes(end).cmp(t.before) < 0 {
-			expired = append(expired, storage.Expired{Stream: t.stream, Shard: t.shard, Before: t.before.bytes()})
+			expired = append(expired, storage.Expired{Stream: t.stream, Shard: t.shard, From: from, Before: t.before.bytes()})
 		}
 	}
 	if err := s.eng.DeleteRecordsBefore(expired...); err != nil {
 		s.log.Warn("trimming expired records; retrying at the next interval", "err", err)
+	} else {
+		for _, x := range expired {
+			trimmed[trimShard{x.Stream, x.Shard}] = x.Before
+		}
 	}
+	// Shards gone since the last pass drop out.
+	s.trimmed = trimmed
 }
 
 // Read limits of a Kinesis shard.

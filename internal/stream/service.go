@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/seqnum"
 	"github.com/runnel-dev/runnel/internal/storage"
 )
 
@@ -46,6 +47,11 @@ type Service struct {
 	// policies counts the resource policies stored on live streams and
 	// their consumers (see HasResourcePolicies); it changes with s.mu held.
 	policies atomic.Int64
+	// trimMu serialises retention passes and guards trimmed: for each
+	// shard, the bound below which a pass has deleted everything since
+	// the engine opened (see trim).
+	trimMu  sync.Mutex
+	trimmed map[trimShard]storage.Seq
 }
 
 // streamMeta is what is persisted for a stream.
@@ -140,6 +146,8 @@ type shardState struct {
 	// Owned by the commit goroutine.
 	lastMS  uint64
 	counter uint64
+	// runs formats the sequence numbers of the shard's puts.
+	runs seqnum.Runs
 
 	// tip is the highest durable sequence number, nil while none.
 	tip atomic.Pointer[u128]

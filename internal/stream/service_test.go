@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -614,4 +615,42 @@ func FuzzOpenToken(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRetentionTrimsHourByHour: passes that start where the last deletion
+// ended still delete each put once it expires, before and after a
+// restart (which forgets where they ended), and nothing else.
+func TestRetentionTrimsHourByHour(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	dir := t.TempDir()
+	s := open(t, dir, c)
+	require.NoError(t, s.CreateStream(ctx, "s", 2, CreateOptions{}))
+	for h := range 40 {
+		if h == 30 {
+			require.NoError(t, s.Close())
+			s = open(t, dir, c)
+		}
+		before := s.eng.RangeDeletions()
+		s.trim()
+		if h > 24 {
+			// The put of hour h-25 expired an hour ago; the one of
+			// h-24 expires at this pass. One shard holds each put.
+			require.Equal(t, before+1, s.eng.RangeDeletions(), "hour %d", h)
+		}
+		recs := readAll(t, s, "s", "shardId-000000000000", IteratorSpec{Type: TrimHorizon})
+		recs = append(recs, readAll(t, s, "s", "shardId-000000000001", IteratorSpec{Type: TrimHorizon})...)
+		require.Len(t, recs, min(h, 24), "hour %d", h)
+		for sh := range uint32(2) {
+			first, ok, err := s.eng.FirstRecord(1, sh)
+			require.NoError(t, err)
+			if ok {
+				require.GreaterOrEqual(t, seqMillis(u128FromBytes(first)), uint64(c.Now().Add(-24*time.Hour).UnixMilli()), "hour %d: an expired record is left", h)
+			}
+		}
+		_, err := s.Put(ctx, "s", []PutInput{{PartitionKey: strconv.Itoa(h), Data: []byte("x")}})
+		require.NoError(t, err)
+		c.Advance(time.Hour)
+	}
+	require.NoError(t, s.Close())
 }
