@@ -86,6 +86,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		Dir:              cfg.DataDir,
 		NoSync:           cfg.Fsync == FsyncNever,
 		MemTableSize:     int64(cfg.MemTableMiB) << 20,
+		CacheSize:        int64(cfg.CacheMiB) << 20,
 		Region:           cfg.Region,
 		AccountID:        cfg.AccountID,
 		MultiRegion:      cfg.MultiRegion,

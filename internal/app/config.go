@@ -122,6 +122,10 @@ type Config struct {
 	// Larger takes more memory and disk for fewer flushes under sustained
 	// load. The default is 4 (from 1 to 1024).
 	MemTableMiB int `json:"memTableMiB" yaml:"memTableMiB"`
+	// CacheMiB is the size of pebble's block cache in MiB: the tables'
+	// index, filter and range deletion blocks, and recently read records.
+	// The default is 64 (from 1 to 65536).
+	CacheMiB int `json:"cacheMiB" yaml:"cacheMiB"`
 	// Pprof serves Go's runtime profiles (net/http/pprof) under
 	// /debug/pprof/, under the rules of /metrics (MetricsToken, or a
 	// dashboard login with a key that may read every stream), and, with
@@ -142,6 +146,7 @@ func Defaults() Config {
 		Limits:          LimitsOff,
 		ShutdownTimeout: 10 * time.Second,
 		MemTableMiB:     storage.DefaultMemTableSize >> 20,
+		CacheMiB:        storage.DefaultCacheSize >> 20,
 		BodyTimeout:     10 * time.Second,
 		BodyMinRate:     64 << 10,
 		BodyMemory:      128 << 20,
@@ -194,6 +199,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemTableMiB < 1 || c.MemTableMiB > 1024 {
 		errs = append(errs, fmt.Errorf("memtable size %d MiB: must be from 1 to 1024", c.MemTableMiB))
+	}
+	if c.CacheMiB < 1 || c.CacheMiB > 65536 {
+		errs = append(errs, fmt.Errorf("cache size %d MiB: must be from 1 to 65536", c.CacheMiB))
 	}
 	if c.BodyTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("body timeout %s: must be positive", c.BodyTimeout))

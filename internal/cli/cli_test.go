@@ -58,6 +58,7 @@ func TestServeFlagsWinOverEnvironment(t *testing.T) {
 		"RUNNEL_LIMITS":             "aws",
 		"RUNNEL_AUTH":               "/env/keys.yaml",
 		"RUNNEL_MEMTABLE_MIB":       "16",
+		"RUNNEL_CACHE_MIB":          "32",
 		"RUNNEL_ALLOW_HOST":         "dev.example,10.0.0.5",
 		"RUNNEL_BODY_TIMEOUT":       "2s",
 		"RUNNEL_BODY_MIN_RATE":      "1000",
@@ -70,19 +71,19 @@ func TestServeFlagsWinOverEnvironment(t *testing.T) {
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:9000", DataDir: "/env/data", Fsync: "never", Region: "eu-west-1",
 			AccountID: "111111111111", ShardLimit: 20, ShutdownTimeout: 3 * time.Second, ShardWriteLimits: true,
-			Limits: "aws", AuthFile: "/env/keys.yaml", MemTableMiB: 16,
+			Limits: "aws", AuthFile: "/env/keys.yaml", MemTableMiB: 16, CacheMiB: 32,
 			AllowedHosts: []string{"dev.example", "10.0.0.5"}, BodyTimeout: 2 * time.Second, BodyMinRate: 1000, BodyMemory: 16 << 20,
 			Pprof: true,
 		}, cfg)
 	})
 	t.Run("flags and environment", func(t *testing.T) {
-		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1", "--shard-write-limits=false", "--limits", "off", "--memtable-mib", "8",
+		cfg, code, stderr := runServe(t, environ, "--listen", "127.0.0.1:0", "--fsync=always", "--shard-limit", "7", "--region", "ap-south-1", "--shard-write-limits=false", "--limits", "off", "--memtable-mib", "8", "--cache-mib", "128",
 			"--body-timeout", "3s", "--allow-host", "lab.example", "--pprof=false")
 		require.Equal(t, 0, code, stderr)
 		require.Equal(t, app.Config{
 			Listen: "127.0.0.1:0", DataDir: "/env/data", Fsync: "always", Region: "ap-south-1",
 			AccountID: "111111111111", ShardLimit: 7, ShutdownTimeout: 3 * time.Second,
-			Limits: "off", AuthFile: "/env/keys.yaml", MemTableMiB: 8,
+			Limits: "off", AuthFile: "/env/keys.yaml", MemTableMiB: 8, CacheMiB: 128,
 			AllowedHosts: []string{"lab.example"}, BodyTimeout: 3 * time.Second, BodyMinRate: 1000, BodyMemory: 16 << 20,
 		}, cfg)
 	})
@@ -102,6 +103,7 @@ func TestServeUsageErrors(t *testing.T) {
 		{"all invalid values at once", map[string]string{"RUNNEL_FSYNC": "sometimes"}, []string{"--account-id", "1", "--listen", "nowhere"},
 			[]string{`fsync "sometimes"`, `account id "1"`, `listen address "nowhere"`}},
 		{"bad log format", nil, []string{"--log-format", "xml"}, []string{"log format"}},
+		{"cache too small", nil, []string{"--cache-mib", "0"}, []string{"cache size 0 MiB"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ var serveEnv = map[string]string{
 	"metrics-token":       "RUNNEL_METRICS_TOKEN",
 	"redis":               "RUNNEL_REDIS_ADDR",
 	"memtable-mib":        "RUNNEL_MEMTABLE_MIB",
+	"cache-mib":           "RUNNEL_CACHE_MIB",
 	"pprof":               "RUNNEL_PPROF",
 	"allow-host":          "RUNNEL_ALLOW_HOST",
 	"allow-origin":        "RUNNEL_ALLOW_ORIGIN",
@@ -161,6 +162,9 @@ DataFreshnessInSeconds (300-900) is longer; 0 keeps each channel's [$RUNNEL_CHAN
 	f.IntVar(&cfg.MemTableMiB, "memtable-mib", cfg.MemTableMiB, `pebble memtable size in MiB: each write-ahead log file preallocates 110% of it and
 writes pause while less than 4 memtables + 8 MiB are free on disk; larger means fewer
 flushes under sustained load, for more memory and disk [$RUNNEL_MEMTABLE_MIB]`)
+	f.IntVar(&cfg.CacheMiB, "cache-mib", cfg.CacheMiB, `pebble block cache size in MiB: the tables' index and range deletion blocks and
+recently read records; too small for the tables held, and reads and retention passes
+read them from disk again [$RUNNEL_CACHE_MIB]`)
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, `serve Go's CPU, heap and other profiles under /debug/pprof/ (go tool pprof), as
 /metrics is served; without --auth or --metrics-token to this machine only [$RUNNEL_PPROF]`)
 	return cmd

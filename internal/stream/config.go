@@ -25,6 +25,9 @@ type Config struct {
 	// MemTableSize is storage's memtable size (storage.Options); the
 	// default is storage.DefaultMemTableSize.
 	MemTableSize int64
+	// CacheSize is storage's block cache size (storage.Options); the
+	// default is storage.DefaultCacheSize.
+	CacheSize int64
 	// Region and AccountID appear in stream ARNs. Defaults: us-east-1 and
 	// 000000000000.
 	Region    string

@@ -215,7 +215,7 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	eng, err := storage.Open(ctx, storage.Options{
 		Dir: cfg.Dir, InMemory: cfg.InMemory, FS: cfg.FS, NoSync: cfg.NoSync,
-		MemTableSize: cfg.MemTableSize, Logger: cfg.Logger,
+		MemTableSize: cfg.MemTableSize, CacheSize: cfg.CacheSize, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
