@@ -182,13 +182,6 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		},
 	}
 	popts.Experimental.SpanPolicyFunc = e.spread.tableEnd
-	// A retention range deletion covers the front of one shard, and a
-	// table holding many shards' records only overlaps it: excising the
-	// covered part (a virtual table over the same file) drops those
-	// records from reads without rewriting the table, instead of leaving
-	// them, and the deletion, for reads to step over until a compaction
-	// happens to rewrite the table.
-	popts.Experimental.EnableDeleteOnlyCompactionExcises = func() bool { return true }
 	type opened struct {
 		db  *pebble.DB
 		err error
