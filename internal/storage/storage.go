@@ -165,7 +165,6 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 		return nil, err
 	}
 	cache := pebble.NewCache(o.CacheSize)
-	defer cache.Unref() // the database holds its own reference
 	popts := &pebble.Options{
 		Cache:        cache,
 		FS:           &walFS{FS: fs, noSync: o.NoSync, health: &e.health},
@@ -189,6 +188,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	done := make(chan opened, 1)
 	go func() {
 		db, err := pebble.Open(dir, popts)
+		cache.Unref() // an open database holds its own reference
 		done <- opened{db, err}
 	}()
 	select {
