@@ -120,7 +120,7 @@ type Config struct {
 	// log preallocates 110% of it per file, and writes are refused while
 	// less than four memtables plus 8 MiB are free on the data dir's disk.
 	// Larger takes more memory and disk for fewer flushes under sustained
-	// load. The default is 4 (from 1 to 1024).
+	// load. The default is 16 (from 1 to 1024).
 	MemTableMiB int `json:"memTableMiB" yaml:"memTableMiB"`
 	// CacheMiB is the size of pebble's block cache in MiB: the tables'
 	// index, filter and range deletion blocks, and recently read records.

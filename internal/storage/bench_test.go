@@ -83,7 +83,10 @@ func BenchmarkScanRecords(b *testing.B) {
 // does not depend on the machine's load.
 // ingestMiB is how much BenchmarkIngestWriteAmp writes: go test -run -
 // -bench IngestWriteAmp ./internal/storage -args -ingest-mib=512.
-var ingestMiB = flag.Int("ingest-mib", 128, "MiB of records BenchmarkIngestWriteAmp writes")
+var (
+	ingestMiB         = flag.Int("ingest-mib", 128, "MiB of records BenchmarkIngestWriteAmp writes")
+	ingestMemTableMiB = flag.Int("ingest-memtable-mib", DefaultMemTableSize>>20, "memtable size in MiB BenchmarkIngestWriteAmp's store uses")
+)
 
 func BenchmarkIngestWriteAmp(b *testing.B) {
 	for _, shards := range []int{4, 16, 256} {
@@ -96,7 +99,7 @@ func BenchmarkIngestWriteAmp(b *testing.B) {
 }
 
 func ingestWriteAmp(b *testing.B, shards int) {
-	e, err := Open(context.Background(), Options{Dir: b.TempDir()})
+	e, err := Open(context.Background(), Options{Dir: b.TempDir(), MemTableSize: int64(*ingestMemTableMiB) << 20})
 	if err != nil {
 		b.Fatal(err)
 	}

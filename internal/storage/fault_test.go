@@ -232,7 +232,7 @@ func TestLowSpaceRefusesAndRecovers(t *testing.T) {
 	const total = 1 << 30
 	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 1 << 20, TotalBytes: total, UsedBytes: total - 1<<20})
 	_, err := Open(context.Background(), Options{Dir: "data", FS: mem})
-	require.ErrorContains(t, err, "1.0 MiB free; runnel needs at least 24.0 MiB free to open it")
+	require.ErrorContains(t, err, "1.0 MiB free; runnel needs at least 72.0 MiB free to open it")
 
 	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 100 << 20, TotalBytes: total, UsedBytes: total - 100<<20})
 	e, err := Open(context.Background(), Options{Dir: "data", FS: mem})
@@ -246,7 +246,7 @@ func TestLowSpaceRefusesAndRecovers(t *testing.T) {
 	b.PutRecord(1, 1, seqN(5), "pk", []byte("5"))
 	_, err = e.Apply(b)
 	require.ErrorIs(t, err, ErrUnavailable)
-	require.ErrorContains(t, err, "10.0 MiB free, below the 24.0 MiB")
+	require.ErrorContains(t, err, "10.0 MiB free, below the 72.0 MiB")
 	require.Equal(t, numbers(5), records(t, e))
 
 	mem.TestingSetDiskUsage(vfs.DiskUsage{AvailBytes: 100 << 20, TotalBytes: total, UsedBytes: total - 100<<20})
