@@ -463,6 +463,11 @@ func putPhase(ctx context.Context, api API, o Options, names []string, ph *Phase
 				perShard[name+"/"+shard] += int64(n)
 			}
 			ph.RetriedRecords += int64(c.Failed)
+			if c.Resent > 0 {
+				// The SDK sent the call again after losing a connection
+				// without an answer: the earlier send may have stored it.
+				ph.AmbiguousRecords += int64(c.Entries)
+			}
 			if c.Err != nil && !errors.Is(c.Err, context.Canceled) {
 				ph.CallErrors++
 				// Without an error response the records may have been

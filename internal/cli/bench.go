@@ -11,11 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/spf13/cobra"
 
 	"github.com/runnel-dev/runnel/internal/bench"
+	"github.com/runnel-dev/runnel/internal/kinesisclient"
 	"github.com/runnel-dev/runnel/internal/producer"
 )
 
@@ -95,11 +95,14 @@ traffic.`,
 	return cmd
 }
 
-// benchHTTPClient returns an SDK HTTP client that keeps enough idle
-// connections to the endpoint for conns concurrent callers; the default
-// keeps two, and the rest would reconnect on every call.
+// benchHTTPClient returns runnel's SDK HTTP client (kinesisclient's: a
+// request body goes out with its headers, so a quick answer cannot arrive
+// while the body is still being written and lose its connection, which
+// made the SDK send a PutRecords again that had been stored) keeping
+// enough idle connections to the endpoint for conns concurrent callers;
+// the default keeps two, and the rest would reconnect on every call.
 func benchHTTPClient(conns int) aws.HTTPClient {
-	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	return kinesisclient.HTTPClient(func(t *http.Transport) {
 		t.MaxIdleConns = max(100, conns*2)
 		t.MaxIdleConnsPerHost = conns * 2
 		t.MaxConnsPerHost = 0

@@ -193,7 +193,14 @@ func ConnectionRetryer() aws.Retryer {
 // that body, and the transport then closes the connection under the
 // arriving answer ("use of closed network connection",
 // aws/aws-sdk-go-v2#2737). A body in memory goes out with the headers.
-func HTTPClient() aws.HTTPClient { return memoryBodies{awshttp.NewBuildableClient()} }
+// Transport options (net/http's) apply to the SDK client's transport.
+func HTTPClient(transport ...func(*http.Transport)) aws.HTTPClient {
+	c := awshttp.NewBuildableClient()
+	for _, t := range transport {
+		c = c.WithTransportOptions(t)
+	}
+	return memoryBodies{c}
+}
 
 type memoryBodies struct{ c aws.HTTPClient }
 

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
@@ -266,6 +267,11 @@ type Call struct {
 	Failed, Throttled int
 	// Err is why the call failed as a whole; nil when it was answered.
 	Err error
+	// Resent is how many times the SDK sent the call again after a
+	// connection failed without an answer (its connection retries): each
+	// earlier send may have stored the records, so they may be stored
+	// more than once.
+	Resent int
 }
 
 // observe reports a call to OnCall.
@@ -274,6 +280,11 @@ func (p *Producer) observe(items []*putItem, latency time.Duration, out *kinesis
 		return
 	}
 	c := Call{Latency: latency, Entries: len(items), Err: err}
+	if err == nil {
+		if attempts, ok := retry.GetAttemptResults(out.ResultMetadata); ok && len(attempts.Results) > 1 {
+			c.Resent = len(attempts.Results) - 1
+		}
+	}
 	if err == nil && len(out.Records) == len(items) {
 		c.Acked = make(map[string]int)
 		for i, r := range out.Records {
