@@ -46,7 +46,7 @@ traffic.`,
 				// SDK, and that garbage is most of its work: collecting
 				// at 5× the live heap instead of Go's 2× spent far less
 				// of the cores the client shares with a local server
-				// (a million records put 1.3× and read 1.4× as fast).
+				// (a million records read 1.1 to 1.4 times as fast).
 				debug.SetGCPercent(benchGCPercent)
 			}
 			ctx := cmd.Context()
