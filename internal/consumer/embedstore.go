@@ -31,7 +31,8 @@ var ErrLeaseDBInUse = errors.New("consumer: embedded lease store in use by anoth
 
 // OpenLeaseDB opens (creating when missing) the embedded lease store in dir.
 func OpenLeaseDB(ctx context.Context, dir string, logger *slog.Logger) (*LeaseDB, error) {
-	eng, err := storage.Open(ctx, storage.Options{Dir: dir, Logger: logger})
+	eng, err := storage.Open(ctx, storage.Options{Dir: dir, Logger: logger,
+		MemTableSize: storage.SmallMemTableSize, CacheSize: storage.SmallCacheSize})
 	if err != nil {
 		// The data-dir lock of internal/storage (or pebble's own).
 		if errors.Is(err, syscall.EWOULDBLOCK) || strings.Contains(err.Error(), "in use by another") || strings.Contains(err.Error(), "lock held") {

@@ -55,7 +55,8 @@ type Store struct {
 
 // Open opens or creates the store in dir.
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	eng, err := storage.Open(context.Background(), storage.Options{Dir: dir, Logger: logger})
+	eng, err := storage.Open(context.Background(), storage.Options{Dir: dir, Logger: logger,
+		MemTableSize: storage.SmallMemTableSize, CacheSize: storage.SmallCacheSize})
 	if err != nil {
 		return nil, fmt.Errorf("opening counts store: %w", err)
 	}

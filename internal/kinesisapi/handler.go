@@ -319,19 +319,21 @@ var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
 const maxPooledAnswer = 16 << 20
 
 func writeBody(w http.ResponseWriter, c codec, status int, v any) {
+	var written bool
 	var body []byte
 	var err error
 	if a, ok := v.(jsonAppender); ok && c == codec(jsonCodec{}) {
 		buf := answerBufs.Get().(*[]byte)
+		*buf, err = a.appendJSON((*buf)[:0])
+		body = *buf
 		defer func() {
-			if cap(*buf) <= maxPooledAnswer {
+			// Back to the pool only once written in full: a write cut
+			// short (HTTP/2, its stream reset) may return while the
+			// connection still sends from the buffer.
+			if written && cap(*buf) <= maxPooledAnswer {
 				answerBufs.Put(buf)
 			}
 		}()
-		// Written before the deferred Put, so the pool never hands out a
-		// buffer the connection is still sending from.
-		*buf, err = a.appendJSON((*buf)[:0])
-		body = *buf
 	} else {
 		body, err = c.encode(v)
 	}
@@ -344,7 +346,8 @@ func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	// whole answer without waiting on the connection.
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	_, werr := w.Write(body)
+	written = werr == nil
 }
 
 // newRequestID returns a random (version 4) UUID.

@@ -267,10 +267,11 @@ type Call struct {
 	Failed, Throttled int
 	// Err is why the call failed as a whole; nil when it was answered.
 	Err error
-	// Resent is how many times the SDK sent the call again after a
-	// connection failed without an answer (its connection retries): each
-	// earlier send may have stored the records, so they may be stored
-	// more than once.
+	// Resent is how many times the SDK sent the call again after a send
+	// that got no answer (a connection lost): each such send may have
+	// stored the records, so they may be stored more than once. Only a
+	// call that was answered in the end says so; a call that failed
+	// (Err) is as uncertain whatever its sends were.
 	Resent int
 }
 
@@ -281,8 +282,14 @@ func (p *Producer) observe(items []*putItem, latency time.Duration, out *kinesis
 	}
 	c := Call{Latency: latency, Entries: len(items), Err: err}
 	if err == nil {
-		if attempts, ok := retry.GetAttemptResults(out.ResultMetadata); ok && len(attempts.Results) > 1 {
-			c.Resent = len(attempts.Results) - 1
+		if attempts, ok := retry.GetAttemptResults(out.ResultMetadata); ok {
+			for _, a := range attempts.Results[:max(len(attempts.Results)-1, 0)] {
+				// A throttle or a server error came with an answer that
+				// nothing was stored.
+				if _, answered := errors.AsType[smithy.APIError](a.Err); a.Err != nil && !answered {
+					c.Resent++
+				}
+			}
 		}
 	}
 	if err == nil && len(out.Records) == len(items) {

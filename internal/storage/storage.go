@@ -57,6 +57,11 @@ const (
 	// tables: a retention pass over 1000 shards after a simulated day of
 	// trimming read them from disk again for every shard.
 	DefaultCacheSize = 64 << 20
+	// SmallMemTableSize and SmallCacheSize suit a store of a few small
+	// keys (a lease table, counters): what streams need would only take
+	// memory, and disk a small machine may not have.
+	SmallMemTableSize = 4 << 20
+	SmallCacheSize    = 8 << 20
 	// DefaultStallTimeout is the default Options.StallTimeout.
 	DefaultStallTimeout = 10 * time.Second
 )
@@ -82,7 +87,7 @@ type Options struct {
 	// MemTableSize is the size of one pebble memtable; the write-ahead log
 	// preallocates 110% of it per file. Smaller means a smaller footprint
 	// on disk and in memory, larger means fewer flushes under sustained
-	// load. The default is DefaultMemTableSize (4 MiB).
+	// load. The default is DefaultMemTableSize (16 MiB).
 	MemTableSize int64
 	// CacheSize is the size of pebble's block cache in bytes: the tables'
 	// index, filter and range deletion blocks, and recently read data.

@@ -124,8 +124,11 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 		tip := *tipPtr
 		// A shard's counters grow by one a record, so the records from
 		// pos to the tip are at most the counters between them: the
-		// answer is sized once instead of grown record by record.
-		n := uint64(limit)
+		// answer is sized once instead of grown record by record, up to
+		// a first guess of 4096 (a position at a time rather than a
+		// record, such as TRIM_HORIZON, has counter 0 and bounds
+		// nothing, and large records stop at the answer's bytes first).
+		n := uint64(min(limit, 4096))
 		if c, p := seqCounter(tip), seqCounter(pos); p <= c && c-p < n {
 			n = c - p + 1
 		}

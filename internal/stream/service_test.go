@@ -634,9 +634,25 @@ func TestRetentionTrimsHourByHour(t *testing.T) {
 		before := s.eng.RangeDeletions()
 		s.trim()
 		if h > 24 {
-			// The put of hour h-25 expired an hour ago; the one of
-			// h-24 expires at this pass. One shard holds each put.
+			// The put of hour h-25 expires at this pass (the one of
+			// h-24 is exactly at the horizon, and stays). One shard
+			// holds each put.
 			require.Equal(t, before+1, s.eng.RangeDeletions(), "hour %d", h)
+			// The pass remembers where its deletion ended, for the
+			// next pass to look and delete from there.
+			cut := seqFloor(uint64(c.Now().Add(-24*time.Hour).UnixMilli()), 0)
+			ends := 0
+			s.trimMu.Lock()
+			for sh := range uint32(2) {
+				if end, ok := s.trimmed[trimShard{1, sh}]; ok && u128FromBytes(end).cmp(seqFloor(0, sh)) > 0 {
+					require.LessOrEqual(t, seqMillis(u128FromBytes(end)), seqMillis(cut), "hour %d", h)
+					if seqMillis(u128FromBytes(end)) == seqMillis(cut) {
+						ends++
+					}
+				}
+			}
+			s.trimMu.Unlock()
+			require.Equal(t, 1, ends, "hour %d: the shard trimmed at this pass has its bound", h)
 		}
 		recs := readAll(t, s, "s", "shardId-000000000000", IteratorSpec{Type: TrimHorizon})
 		recs = append(recs, readAll(t, s, "s", "shardId-000000000001", IteratorSpec{Type: TrimHorizon})...)
