@@ -587,17 +587,16 @@ func (e *Engine) LastRecord(stream uint64, shard uint32) (Seq, bool, error) {
 
 // FirstRecord returns the lowest sequence number stored for a shard.
 func (e *Engine) FirstRecord(stream uint64, shard uint32) (Seq, bool, error) {
-	var first Seq
-	ok, err := e.firstUnit(stream, shard, func(k, v []byte) error {
-		if block, _ := recordUnit(k); block {
-			seq, _, _, err := nextEntry(v)
-			first = seq
-			return err
-		}
-		copy(first[:], k[13:RecordKeyLen])
-		return nil
+	var first, last Seq
+	for i := range last {
+		last[i] = 0xff
+	}
+	found := false
+	err := e.ScanRecords(context.Background(), stream, shard, Seq{}, last, func(seq Seq, _ []byte) bool {
+		first, found = seq, true
+		return false
 	})
-	return first, ok, err
+	return first, found, err
 }
 
 // OldestBlockEnd returns the highest sequence number in a shard's oldest
@@ -649,33 +648,6 @@ func step(it *pebble.Iterator, forward bool) bool {
 		return it.Next()
 	}
 	return it.Prev()
-}
-
-// firstUnit calls fn with the key and value of a shard's first record or
-// block, and reports whether there was one.
-func (e *Engine) firstUnit(stream uint64, shard uint32, fn func(k, v []byte) error) (bool, error) {
-	db, err := e.use()
-	if err != nil {
-		return false, err
-	}
-	defer e.release()
-	p := shardPrefix(stream, shard)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
-	if err != nil {
-		return false, err
-	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		if _, ok := recordUnit(it.Key()); !ok {
-			continue
-		}
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return false, fmt.Errorf("reading record: %w", err)
-		}
-		return true, fn(it.Key(), v)
-	}
-	return false, it.Error()
 }
 
 // ScanRecords calls fn for the records of a shard with from ≤ seq ≤ to, in
