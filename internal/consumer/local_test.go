@@ -113,9 +113,13 @@ func TestLocalPutToHandlerLatency(t *testing.T) {
 	lat := putToHandler(t, 200, readLocal)
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 	t.Logf("put-to-handler latency p50 %s p99 %s", p50, p99)
-	// The goal is p99 under 20 ms; the bound here leaves room for the race
-	// detector and a loaded machine.
-	require.Less(t, p99, 200*time.Millisecond)
+	// The local reader wakes on each append rather than polling: a reader
+	// polling every 250 ms (the default interval) would hand over the
+	// median record about 125 ms after its put. The median tells the two
+	// apart on a starved machine, where the slowest records can take as
+	// long as a poll (p99 273 ms beside a CI run and two busy loops); the
+	// figures themselves are BenchmarkPutToHandlerLatency's.
+	require.Less(t, p50, 50*time.Millisecond)
 }
 
 // BenchmarkPutToHandlerLatency reports put-to-handler latency
