@@ -49,8 +49,9 @@ const (
 	// size sets how large a shard's tables are and how many shards one
 	// flush still splits for: against 4 MiB, 16 MiB made 512 MiB over 16
 	// shards into 544 tables instead of 2171, and over 256 shards halved
-	// the bytes compactions rewrote (BenchmarkIngestWriteAmp), for 24 MiB
-	// more memory and 36 MiB more write-ahead log on disk.
+	// the bytes compactions rewrote (BenchmarkIngestWriteAmp), for up to
+	// two memtables' more memory and write-ahead log files preallocated
+	// at 110% of the larger memtable.
 	DefaultMemTableSize = 16 << 20
 	// DefaultCacheSize is the default Options.CacheSize. Pebble's own
 	// default, 8 MiB, holds the index and range deletion blocks of too few
