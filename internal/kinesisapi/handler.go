@@ -138,6 +138,9 @@ func op[R any, P interface {
 			if err := p.validate(); err != nil {
 				return nil, err
 			}
+			if a, ok := any(p).(interface{ answerIn(codec) }); ok {
+				a.answerIn(c)
+			}
 			return p, nil
 		},
 		run: func(h *Handler, ctx context.Context, req request) (any, error) {
@@ -318,24 +321,43 @@ var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
 // GetRecords answer (10 MiB of data in base64, and its members).
 const maxPooledAnswer = 16 << 20
 
+// putAnswerBuf returns an answer buffer to the pool, unless it grew past
+// maxPooledAnswer.
+func putAnswerBuf(buf *[]byte) {
+	if cap(*buf) <= maxPooledAnswer {
+		answerBufs.Put(buf)
+	}
+}
+
+// renderedAnswer is an answer already rendered in JSON into a pooled
+// buffer (GetRecords, renderRecords); writeBody gives the buffer back.
+type renderedAnswer struct{ buf *[]byte }
+
+func (a *renderedAnswer) appendJSON(b []byte) ([]byte, error) { return append(b, *a.buf...), nil }
+
 func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	var written bool
 	var body []byte
 	var err error
-	if a, ok := v.(jsonAppender); ok && c == codec(jsonCodec{}) {
-		buf := answerBufs.Get().(*[]byte)
-		*buf, err = a.appendJSON((*buf)[:0])
-		body = *buf
+	var pooled *[]byte
+	if a, ok := v.(*renderedAnswer); ok {
+		pooled, body = a.buf, *a.buf
+	} else if a, ok := v.(jsonAppender); ok && c == codec(jsonCodec{}) {
+		pooled = answerBufs.Get().(*[]byte)
+		*pooled, err = a.appendJSON((*pooled)[:0])
+		body = *pooled
+	} else {
+		body, err = c.encode(v)
+	}
+	if pooled != nil {
 		defer func() {
 			// Back to the pool only once written in full: a write cut
 			// short (HTTP/2, its stream reset) may return while the
 			// connection still sends from the buffer.
-			if written && cap(*buf) <= maxPooledAnswer {
-				answerBufs.Put(buf)
+			if written {
+				putAnswerBuf(pooled)
 			}
 		}()
-	} else {
-		body, err = c.encode(v)
 	}
 	if err != nil {
 		// Every response type marshals; this is a programming error.

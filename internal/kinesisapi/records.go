@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
+	"github.com/runnel-dev/runnel/internal/seqnum"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -18,6 +20,7 @@ type recordsEngine interface {
 	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
 	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
 	SubscriberRecords(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
+	VisitRecords(ctx context.Context, iterator string, limit int, visit func(*stream.RecordView)) (*stream.GetResult, error)
 	IteratorStream(iterator string) (string, error)
 }
 
@@ -385,6 +388,8 @@ type getRecordsRequest struct {
 	ShardIterator *string `json:"ShardIterator"`
 	Limit         *int    `json:"Limit"`
 	StreamARN     *string `json:"StreamARN"`
+	// answerJSON: the answer is in JSON (answerIn).
+	answerJSON bool
 }
 
 func (r *getRecordsRequest) validate() error {
@@ -396,7 +401,11 @@ func (r *getRecordsRequest) validate() error {
 }
 
 func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, error) {
-	res, err := h.svc.Records(ctx, *r.ShardIterator, deref(r.Limit, stream.MaxGetRecordsLimit))
+	iter, limit := *r.ShardIterator, deref(r.Limit, stream.MaxGetRecordsLimit)
+	if r.answerJSON {
+		return renderRecords(ctx, h.svc, iter, limit)
+	}
+	res, err := h.svc.Records(ctx, iter, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -406,6 +415,38 @@ func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, er
 		MillisBehindLatest: res.MillisBehindLatest,
 		ChildShards:        toChildShardsOut(res.ChildShards),
 	}, nil
+}
+
+// answerIn learns the wire format of the answer: GetRecords in JSON is
+// rendered as the records are read.
+func (r *getRecordsRequest) answerIn(c codec) {
+	_, r.answerJSON = c.(jsonCodec)
+}
+
+// renderRecords reads and renders a GetRecords answer in JSON in one pass:
+// each record goes from the store into the answer's pooled buffer, with no
+// copy of its data, and no string or struct for it, in between. The answer
+// is byte for byte what getRecordsOutput.appendJSON renders from the same
+// records.
+func renderRecords(ctx context.Context, svc recordsEngine, iter string, limit int) (*renderedAnswer, error) {
+	buf := answerBufs.Get().(*[]byte)
+	b := append((*buf)[:0], recordsStart...)
+	var seq [seqnum.Digits]byte
+	res, err := svc.VisitRecords(ctx, iter, limit, func(v *stream.RecordView) {
+		if len(b) > len(recordsStart) {
+			b = append(b, ',')
+		}
+		b = appendRecordJSON(b, v.AppendSequenceNumber(seq[:0]), v.ArrivalTime, v.Data, v.PartitionKey)
+	})
+	if err == nil {
+		b, err = appendRecordsEnd(b, res.NextIterator, res.MillisBehindLatest, toChildShardsOut(res.ChildShards))
+	}
+	*buf = b
+	if err != nil {
+		putAnswerBuf(buf)
+		return nil, err
+	}
+	return &renderedAnswer{buf: buf}, nil
 }
 
 type getRecordsOutput struct {
@@ -440,7 +481,8 @@ func (r recordsOut) MarshalCBOR() ([]byte, error) { return cborEnc.Marshal(toRec
 
 // appendJSON renders the answer as encoding/json would, without its
 // reflection and its re-validation of each blob: GetRecords is the hot read
-// path, and this is most of its cost.
+// path, and this is most of its cost. (An answer in JSON is rendered as it
+// is read, by renderRecords, through the same functions.)
 func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 	size := 64 + len(o.NextShardIterator)
 	for _, r := range o.Records {
@@ -448,48 +490,61 @@ func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 		size += 101 + len(r.SequenceNumber) + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
 	}
 	b = slices.Grow(b, size)
-	b = append(b, `{"Records":[`...)
+	b = append(b, recordsStart...)
 	for i, r := range o.Records {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"SequenceNumber":`...)
-		b = appendJSONString(b, r.SequenceNumber)
-		b = append(b, `,"ApproximateArrivalTimestamp":`...)
-		b = epochSeconds(r.ArrivalTime).appendJSON(b)
-		b = append(b, `,"Data":"`...)
-		b = base64.StdEncoding.AppendEncode(b, r.Data)
-		b = append(b, '"')
-		if r.PartitionKey != "" {
-			b = append(b, `,"PartitionKey":`...)
-			b = appendJSONString(b, r.PartitionKey)
-		}
-		b = append(b, '}')
+		b = appendRecordJSON(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
 	}
+	return appendRecordsEnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
+}
+
+// recordsStart opens a GetRecords answer, up to its first record.
+const recordsStart = `{"Records":[`
+
+// appendRecordJSON appends one record of a GetRecords answer.
+func appendRecordJSON[S string | []byte](b []byte, seq S, at time.Time, data []byte, pk S) []byte {
+	b = append(b, `{"SequenceNumber":`...)
+	b = appendJSONString(b, seq)
+	b = append(b, `,"ApproximateArrivalTimestamp":`...)
+	b = epochSeconds(at).appendJSON(b)
+	b = append(b, `,"Data":"`...)
+	b = base64.StdEncoding.AppendEncode(b, data)
+	b = append(b, '"')
+	if len(pk) > 0 {
+		b = append(b, `,"PartitionKey":`...)
+		b = appendJSONString(b, pk)
+	}
+	return append(b, '}')
+}
+
+// appendRecordsEnd closes a GetRecords answer after its last record.
+func appendRecordsEnd(b []byte, next string, behind int64, children []childShardOut) ([]byte, error) {
 	b = append(b, ']')
-	if o.NextShardIterator != "" {
+	if next != "" {
 		b = append(b, `,"NextShardIterator":`...)
-		b = appendJSONString(b, o.NextShardIterator)
+		b = appendJSONString(b, next)
 	}
 	b = append(b, `,"MillisBehindLatest":`...)
-	b = strconv.AppendInt(b, o.MillisBehindLatest, 10)
-	if len(o.ChildShards) > 0 {
-		children, err := json.Marshal(o.ChildShards)
+	b = strconv.AppendInt(b, behind, 10)
+	if len(children) > 0 {
+		out, err := json.Marshal(children)
 		if err != nil {
 			return nil, err
 		}
 		b = append(b, `,"ChildShards":`...)
-		b = append(b, children...)
+		b = append(b, out...)
 	}
 	return append(b, '}'), nil
 }
 
 // appendJSONString appends s as a JSON string: plain printable ASCII as it
 // is, anything else through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
+func appendJSONString[S string | []byte](b []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
+			q, _ := json.Marshal(string(s))
 			return append(b, q...)
 		}
 	}

@@ -1,11 +1,15 @@
 package kinesisapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"regexp"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runnel-dev/runnel/internal/stream"
 )
 
 func TestGetRecordsJSONMatchesEncodingJSON(t *testing.T) {
@@ -62,5 +66,57 @@ func matchesEncodingJSON(t *testing.T, o jsonAppender) {
 	got, err := o.appendJSON(nil)
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("appendJSON = %s, %v; encoding/json = %s", got, err, want)
+	}
+}
+
+// TestRenderedRecordsMatchCollected holds renderRecords, which renders a
+// GetRecords answer as the store is read, to what appendJSON renders from
+// the records Records collects for the same read: keys that need escaping,
+// empty data, records of two commits, reads of one record and of all, and
+// a closed shard's last answer with its children.
+func TestRenderedRecordsMatchCollected(t *testing.T) {
+	ctx := t.Context()
+	at := time.UnixMilli(1767323045123)
+	svc, err := stream.Open(ctx, stream.Config{InMemory: true, Now: func() time.Time { return at }})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, svc.Close()) })
+	require.NoError(t, svc.CreateStream(ctx, "s", 1, stream.CreateOptions{}))
+	keys := []string{"plain", `q"uote`, `back\slash`, "ctl\x01\n", "<&>", "ünïcødé", "\u2028"}
+	var in []stream.PutInput
+	for i := range 60 {
+		in = append(in, stream.PutInput{PartitionKey: keys[i%len(keys)], Data: bytes.Repeat([]byte{byte(i)}, i%5)})
+	}
+	for _, part := range [][]stream.PutInput{in[:25], in[25:]} {
+		_, err := svc.Put(ctx, "s", part)
+		require.NoError(t, err)
+	}
+	d, err := svc.Describe("s")
+	require.NoError(t, err)
+	shard := d.Shards[0].ID
+	require.NoError(t, svc.SplitShard(ctx, "s", shard, "170141183460469231731687303715884105728"))
+
+	// Two reads issue their next iterators apart, and iterators differ in
+	// more than their time: the answers are compared without them.
+	next := regexp.MustCompile(`,"NextShardIterator":"[^"]*"`)
+	for _, limit := range []int{1, 7, 10000} {
+		it, err := svc.ShardIterator("s", shard, stream.IteratorSpec{Type: stream.TrimHorizon})
+		require.NoError(t, err)
+		read, children := 0, 0
+		for calls := 0; it != "" && calls < 100; calls++ {
+			res, err := svc.Records(ctx, it, limit)
+			require.NoError(t, err)
+			want, err := (&getRecordsOutput{Records: res.Records, NextShardIterator: res.NextIterator,
+				MillisBehindLatest: res.MillisBehindLatest, ChildShards: toChildShardsOut(res.ChildShards)}).appendJSON(nil)
+			require.NoError(t, err)
+			got, err := renderRecords(ctx, svc, it, limit)
+			require.NoError(t, err)
+			require.Equal(t, next.MatchString(string(want)), next.MatchString(string(*got.buf)))
+			require.Equal(t, next.ReplaceAllString(string(want), ""), next.ReplaceAllString(string(*got.buf), ""))
+			read += len(res.Records)
+			children += len(res.ChildShards)
+			it = res.NextIterator
+		}
+		require.Equal(t, len(in), read, "limit %d", limit)
+		require.Equal(t, 2, children, "limit %d", limit)
 	}
 }

@@ -81,17 +81,45 @@ func (sh *shardState) next() u128 {
 // ErrExpiredIterator after IteratorTTL, ErrInvalidArgument for a malformed or
 // forged iterator, ErrNotFound when the stream is gone.
 func (s *Service) Records(ctx context.Context, iter string, limit int) (*GetResult, error) {
-	return s.records(ctx, iter, limit, s.cfg.ShardReadLimits)
+	return s.records(ctx, iter, limit, s.cfg.ShardReadLimits, nil)
+}
+
+// A RecordView is one record as VisitRecords hands it over. Its slices are
+// the store's: they are valid only during the visit, and must not be
+// changed.
+type RecordView struct {
+	PartitionKey []byte
+	Data         []byte
+	ArrivalTime  time.Time
+	seq          u128
+	runs         *seqnum.Runs
+}
+
+// AppendSequenceNumber appends the record's sequence number (its 56-digit
+// decimal form) to b.
+func (v *RecordView) AppendSequenceNumber(b []byte) []byte {
+	return v.runs.Append(b, v.seq.hi, v.seq.lo)
+}
+
+// VisitRecords is Records for a caller that renders each record as it is
+// read (the GetRecords answer) instead of holding them all: it calls visit
+// with each record in order, and returns the answer without its Records.
+// When it fails, the records visited so far are no answer: a read that
+// fails part way has visited some.
+func (s *Service) VisitRecords(ctx context.Context, iter string, limit int, visit func(*RecordView)) (*GetResult, error) {
+	return s.records(ctx, iter, limit, s.cfg.ShardReadLimits, visit)
 }
 
 // SubscriberRecords is Records for an enhanced fan-out subscription, which
 // has its own throughput on Kinesis and so is not held to the shard's
 // GetRecords limits.
 func (s *Service) SubscriberRecords(ctx context.Context, iter string, limit int) (*GetResult, error) {
-	return s.records(ctx, iter, limit, false)
+	return s.records(ctx, iter, limit, false, nil)
 }
 
-func (s *Service) records(ctx context.Context, iter string, limit int, limited bool) (*GetResult, error) {
+// records reads for Records (visit nil: the answer holds the records) and
+// VisitRecords.
+func (s *Service) records(ctx context.Context, iter string, limit int, limited bool, visit func(*RecordView)) (*GetResult, error) {
 	it, ok := decodeIterator(s.secret, iter)
 	if !ok {
 		return nil, newError(ErrInvalidArgument, "Invalid ShardIterator.")
@@ -122,82 +150,55 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 	}
 	if tipPtr != nil && pos.cmp(*tipPtr) <= 0 {
 		tip := *tipPtr
-		// A shard's counters grow by one a record, so the records from
-		// pos to the tip are at most the counters between them: the
-		// answer is sized once instead of grown record by record, up to
-		// a first guess of 4096 (a position at a time rather than a
-		// record, such as TRIM_HORIZON, has counter 0 and bounds
-		// nothing, and large records stop at the answer's bytes first).
-		n := uint64(min(limit, 4096))
-		if c, p := seqCounter(tip), seqCounter(pos); p <= c && c-p < n {
-			n = c - p + 1
+		var col *collector
+		if visit == nil {
+			// A shard's counters grow by one a record, so the records
+			// from pos to the tip are at most the counters between
+			// them: the answer is sized once instead of grown record by
+			// record, up to a first guess of 4096 (a position at a time
+			// rather than a record, such as TRIM_HORIZON, has counter 0
+			// and bounds nothing, and large records stop at the
+			// answer's bytes first).
+			n := uint64(min(limit, 4096))
+			if c, p := seqCounter(tip), seqCounter(pos); p <= c && c-p < n {
+				n = c - p + 1
+			}
+			col = &collector{recs: make([]Record, 0, n)}
+			visit = col.add
 		}
-		res.Records = make([]Record, 0, n)
 		var (
-			arena []byte
-			chunk int
+			view  RecordView
+			runs  seqnum.Runs
+			count int
 			bytes int
 			last  u128
-			// The sequence numbers and partition keys of the records
-			// from done on are gathered in strs, then made strings
-			// together (one allocation for many records): ends[2i] is
-			// where record done+i's number ends and its key starts.
-			strs []byte
-			ends []int32
-			done int
-			runs seqnum.Runs
 		)
-		setStrings := func() {
-			all, start := string(strs), int32(0)
-			for i := range len(res.Records) - done {
-				r := &res.Records[done+i]
-				r.SequenceNumber, r.PartitionKey = all[start:ends[2*i]], all[ends[2*i]:ends[2*i+1]]
-				start = ends[2*i+1]
-			}
-			done, strs, ends = len(res.Records), strs[:0], ends[:0]
-		}
+		view.runs = &runs
 		err := s.eng.ScanRecords(ctx, it.stream, it.shard, pos.bytes(), tip.bytes(), func(seq storage.Seq, v []byte) bool {
 			pk, data, err := storage.ParseRecordValue(v)
 			if err != nil {
 				return true // skip a damaged value rather than wedge the shard
 			}
-			if cap(arena)-len(arena) < len(data) {
-				// Chunks grow from 4 KiB to 1 MiB, so a small read
-				// allocates little and a large one few times.
-				chunk = min(max(chunk*2, 4<<10), 1<<20)
-				arena = make([]byte, 0, max(chunk, len(data)))
-			}
-			start := len(arena)
-			arena = append(arena, data...)
 			last = u128FromBytes(seq)
-			if len(strs)+seqnum.Digits+len(pk) > cap(strs) {
-				setStrings()
-				if cap(strs) < 24<<10 {
-					// The buffer grows from 1 KiB to 24 KiB.
-					strs = make([]byte, 0, min(max(2*cap(strs), 1<<10), 24<<10))
-				}
-			}
-			strs = runs.Append(strs, last.hi, last.lo)
-			ends = append(ends, int32(len(strs)))
-			strs = append(strs, pk...)
-			ends = append(ends, int32(len(strs)))
-			res.Records = append(res.Records, Record{
-				Data:        arena[start:len(arena):len(arena)],
-				ArrivalTime: time.UnixMilli(int64(seqMillis(last))),
-			})
+			view.PartitionKey, view.Data, view.seq = pk, data, last
+			view.ArrivalTime = time.UnixMilli(int64(seqMillis(last)))
+			visit(&view)
+			count++
 			bytes += len(data)
-			return len(res.Records) < limit && bytes < MaxGetRecordsBytes
+			return count < limit && bytes < MaxGetRecordsBytes
 		})
 		if err != nil {
 			return nil, fmt.Errorf("reading %s of %s: %w", sh.id, st.name, err)
 		}
-		setStrings()
+		if col != nil {
+			res.Records = col.finish()
+		}
 		if limited {
 			sh.reads.consume(bytes)
 		}
-		sh.recordsOut.Add(int64(len(res.Records)))
+		sh.recordsOut.Add(int64(count))
 		sh.bytesOut.Add(int64(bytes))
-		if len(res.Records) > 0 {
+		if count > 0 {
 			pos = last.add1()
 			if last.cmp(tip) < 0 {
 				res.MillisBehindLatest = max(now.UnixMilli()-int64(seqMillis(last)), 0)
@@ -407,4 +408,62 @@ func (s *Service) IteratorStream(iter string) (string, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return st.name, nil
+}
+
+// collector gathers a read's records for Records. Their data is copied into
+// chunks shared by many records, and their sequence numbers and partition
+// keys are made strings together, a chunk of records at a time: a read of
+// thousands of records allocates tens of times, not thousands.
+type collector struct {
+	recs  []Record
+	arena []byte
+	chunk int
+	// The sequence numbers and partition keys of the records from done
+	// on are gathered in strs: ends[2i] is where record done+i's number
+	// ends and its key starts.
+	strs []byte
+	ends []int32
+	done int
+}
+
+func (c *collector) add(v *RecordView) {
+	if cap(c.arena)-len(c.arena) < len(v.Data) {
+		// Chunks grow from 4 KiB to 1 MiB, so a small read allocates
+		// little and a large one few times.
+		c.chunk = min(max(c.chunk*2, 4<<10), 1<<20)
+		c.arena = make([]byte, 0, max(c.chunk, len(v.Data)))
+	}
+	start := len(c.arena)
+	c.arena = append(c.arena, v.Data...)
+	if len(c.strs)+seqnum.Digits+len(v.PartitionKey) > cap(c.strs) {
+		c.setStrings()
+		if cap(c.strs) < 24<<10 {
+			// The buffer grows from 1 KiB to 24 KiB.
+			c.strs = make([]byte, 0, min(max(2*cap(c.strs), 1<<10), 24<<10))
+		}
+	}
+	c.strs = v.AppendSequenceNumber(c.strs)
+	c.ends = append(c.ends, int32(len(c.strs)))
+	c.strs = append(c.strs, v.PartitionKey...)
+	c.ends = append(c.ends, int32(len(c.strs)))
+	c.recs = append(c.recs, Record{
+		Data:        c.arena[start:len(c.arena):len(c.arena)],
+		ArrivalTime: v.ArrivalTime,
+	})
+}
+
+// setStrings makes the strings of the records from done on.
+func (c *collector) setStrings() {
+	all, start := string(c.strs), int32(0)
+	for i := range len(c.recs) - c.done {
+		r := &c.recs[c.done+i]
+		r.SequenceNumber, r.PartitionKey = all[start:c.ends[2*i]], all[c.ends[2*i]:c.ends[2*i+1]]
+		start = c.ends[2*i+1]
+	}
+	c.done, c.strs, c.ends = len(c.recs), c.strs[:0], c.ends[:0]
+}
+
+func (c *collector) finish() []Record {
+	c.setStrings()
+	return c.recs
 }
