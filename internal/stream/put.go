@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -324,9 +325,11 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			continue
 		}
 		req.results = make([]PutResult, len(req.recs))
-		// The request's sequence numbers share one string.
-		digits := make([]byte, 0, len(req.recs)*seqnum.Digits)
-		ends := make([]int, len(req.recs))
+		// The request's sequence numbers share one string, built in
+		// place (a strings.Builder's bytes become its string uncopied).
+		var digits strings.Builder
+		digits.Grow(len(req.recs) * seqnum.Digits)
+		var num [seqnum.Digits]byte
 		id := req.st.id
 		for i, r := range req.recs {
 			sh := req.st.route(req.hashes[i])
@@ -335,16 +338,14 @@ func (s *Service) applyGroup(group []*putReq) *pendingGroup {
 			sh.counter++
 			b.PutRecord(id, sh.index, seq.bytes(), r.PartitionKey, r.Data)
 			pg.tips[sh] = seq
-			digits = sh.runs.Append(digits, seq.hi, seq.lo)
-			ends[i] = len(digits)
+			digits.Write(sh.runs.Append(num[:0], seq.hi, seq.lo))
 			req.results[i].ShardID = sh.id
 			sh.recordsIn.Add(1)
 			sh.bytesIn.Add(int64(len(r.Data)))
 		}
-		all, start := string(digits), 0
-		for i, end := range ends {
-			req.results[i].SequenceNumber = all[start:end]
-			start = end
+		all := digits.String()
+		for i := range req.results {
+			req.results[i].SequenceNumber = all[i*seqnum.Digits : (i+1)*seqnum.Digits]
 		}
 	}
 	if b.Empty() {
