@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -153,17 +154,18 @@ func (s *Service) records(ctx context.Context, iter string, limit int, limited b
 		var col *collector
 		if visit == nil {
 			// A shard's counters grow by one a record, so the records
-			// from pos to the tip are at most the counters between
-			// them: the answer is sized once instead of grown record by
-			// record, up to a first guess of 4096 (a position at a time
-			// rather than a record, such as TRIM_HORIZON, has counter 0
-			// and bounds nothing, and large records stop at the
-			// answer's bytes first).
-			n := uint64(min(limit, 4096))
-			if c, p := seqCounter(tip), seqCounter(pos); p <= c && c-p < n {
-				n = c - p + 1
+			// from pos to the tip are at most the counters between them
+			// (a position at a time rather than a record, such as
+			// TRIM_HORIZON, has counter 0, and a shard with a long past
+			// bounds little). The first guess is at most 4096 records,
+			// since large records stop at the answer's bytes first and
+			// retention may have trimmed most of the span; past it, the
+			// records grow once to that most.
+			most := uint64(limit)
+			if c, p := seqCounter(tip), seqCounter(pos); p <= c && c-p < most {
+				most = c - p + 1
 			}
-			col = &collector{recs: make([]Record, 0, n)}
+			col = &collector{recs: make([]Record, 0, min(most, 4096)), most: int(most)}
 			visit = col.add
 		}
 		var (
@@ -415,7 +417,10 @@ func (s *Service) IteratorStream(iter string) (string, error) {
 // keys are made strings together, a chunk of records at a time: a read of
 // thousands of records allocates tens of times, not thousands.
 type collector struct {
-	recs  []Record
+	recs []Record
+	// most is the most records the read may hold: the counters it spans,
+	// up to its limit.
+	most  int
 	arena []byte
 	chunk int
 	// The sequence numbers and partition keys of the records from done
@@ -446,6 +451,12 @@ func (c *collector) add(v *RecordView) {
 	c.ends = append(c.ends, int32(len(c.strs)))
 	c.strs = append(c.strs, v.PartitionKey...)
 	c.ends = append(c.ends, int32(len(c.strs)))
+	if len(c.recs) == cap(c.recs) {
+		// Past the first guess, the read is a large one: grown at once
+		// to the most it may hold, rather than by append's quarters,
+		// each a copy of records full of pointers.
+		c.recs = slices.Grow(c.recs, max(c.most-len(c.recs), len(c.recs)))
+	}
 	c.recs = append(c.recs, Record{
 		Data:        c.arena[start:len(c.arena):len(c.arena)],
 		ArrivalTime: v.ArrivalTime,
