@@ -455,7 +455,13 @@ func (c *collector) add(v *RecordView) {
 		// Past the first guess, the read is a large one: grown at once
 		// to the most it may hold, rather than by append's quarters,
 		// each a copy of records full of pointers.
-		c.recs = slices.Grow(c.recs, max(c.most-len(c.recs), len(c.recs)))
+		more := c.most - len(c.recs)
+		if more <= 0 {
+			// Past the counters' bound, which a read cannot reach:
+			// doubled, should it ever.
+			more = len(c.recs)
+		}
+		c.recs = slices.Grow(c.recs, more)
 	}
 	c.recs = append(c.recs, Record{
 		Data:        c.arena[start:len(c.arena):len(c.arena)],
