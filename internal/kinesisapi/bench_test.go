@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,9 +53,14 @@ func benchHandler(b *testing.B, shards int) *Handler {
 // call serves one request and returns the answer's body, failing b on
 // anything but 200.
 func call(b *testing.B, h *Handler, action string, body []byte) []byte {
+	return callIn(b, h, contentTypeJSON, action, body)
+}
+
+// callIn is call in the wire format contentType names.
+func callIn(b *testing.B, h *Handler, contentType, action string, body []byte) []byte {
 	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 	r.Header.Set("X-Amz-Target", targetPrefix+action)
-	r.Header.Set("Content-Type", contentTypeJSON)
+	r.Header.Set("Content-Type", contentType)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	if w.Code != http.StatusOK {
@@ -79,8 +85,15 @@ func BenchmarkPutRecordsHandler(b *testing.B) {
 }
 
 // BenchmarkGetRecordsHandler serves GetRecords of 10000 records of 100
-// bytes, from request to answer.
+// bytes, from request to answer, in JSON (the AWS SDKs but Java's) and in
+// CBOR (the AWS SDK for Java, and so the KCL).
 func BenchmarkGetRecordsHandler(b *testing.B) {
+	for _, c := range []codec{jsonCodec{}, cborCodec{}} {
+		b.Run(strings.TrimPrefix(c.contentType(), "application/x-amz-"), func(b *testing.B) { benchGetRecords(b, c) })
+	}
+}
+
+func benchGetRecords(b *testing.B, c codec) {
 	h := benchHandler(b, 1)
 	body := putRecordsBody(b, 500, 100)
 	for range 20 {
@@ -91,10 +104,13 @@ func BenchmarkGetRecordsHandler(b *testing.B) {
 	if err := json.Unmarshal(it, &out); err != nil {
 		b.Fatal(err)
 	}
-	get := []byte(`{"ShardIterator":"` + out.ShardIterator + `","Limit":10000}`)
+	get, err := c.encode(map[string]any{"ShardIterator": out.ShardIterator, "Limit": 10000})
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		call(b, h, "GetRecords", get)
+		callIn(b, h, c.contentType(), "GetRecords", get)
 	}
 	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "records/s")
 }

@@ -1,6 +1,7 @@
 package kinesisapi
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -208,4 +209,120 @@ func (t *epochTime) UnmarshalCBOR(data []byte) error {
 	}
 	t.Time = time.UnixMilli(int64(math.Round(ms))).UTC()
 	return nil
+}
+
+// The GetRecords answer in CBOR, rendered by hand as the records are read
+// (renderRecords) or from records collected (getRecordsOutput.appendCBOR),
+// byte for byte as cborEnc renders getRecordsOutput: maps of definite
+// length in the structs' member order, the shortest heads, timestamps as
+// tag 1 around epoch milliseconds.
+
+// CBOR major types.
+const (
+	cborUint  = 0
+	cborNeg   = 1
+	cborBytes = 2
+	cborText  = 3
+	cborArray = 4
+	cborMap   = 5
+	cborTag   = 6
+)
+
+// cborRecordsRoom is the most bytes a GetRecords answer takes before its
+// first record: a map head, the Records key and an array head of up to
+// 65535 records (the limit is 10000).
+const cborRecordsRoom = 1 + 1 + len("Records") + 3
+
+// appendCBORHead appends the head of a data item of major type major and
+// argument n, in its shortest form.
+func appendCBORHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, m|27), n)
+	}
+}
+
+func appendCBORString[S string | []byte](b []byte, major byte, s S) []byte {
+	return append(appendCBORHead(b, major, uint64(len(s))), s...)
+}
+
+func appendCBORInt(b []byte, v int64) []byte {
+	if v < 0 {
+		return appendCBORHead(b, cborNeg, uint64(-(v + 1)))
+	}
+	return appendCBORHead(b, cborUint, uint64(v))
+}
+
+// appendRecordsCBORStart appends what comes before the first of count
+// records.
+func appendRecordsCBORStart(b []byte, count int, next, children bool) []byte {
+	members := 2 // Records, MillisBehindLatest
+	if next {
+		members++
+	}
+	if children {
+		members++
+	}
+	b = appendCBORHead(b, cborMap, uint64(members))
+	b = appendCBORString(b, cborText, "Records")
+	return appendCBORHead(b, cborArray, uint64(count))
+}
+
+// appendRecordCBOR appends one record of a GetRecords answer.
+func appendRecordCBOR[S string | []byte](b []byte, seq S, at time.Time, data []byte, pk S) []byte {
+	members := uint64(3)
+	if len(pk) > 0 {
+		members++
+	}
+	b = appendCBORHead(b, cborMap, members)
+	b = appendCBORString(b, cborText, "SequenceNumber")
+	b = appendCBORString(b, cborText, seq)
+	b = appendCBORString(b, cborText, "ApproximateArrivalTimestamp")
+	b = appendCBORHead(b, cborTag, cborTagEpoch)
+	b = appendCBORInt(b, at.UnixMilli())
+	b = appendCBORString(b, cborText, "Data")
+	b = appendCBORString(b, cborBytes, data)
+	if len(pk) > 0 {
+		b = appendCBORString(b, cborText, "PartitionKey")
+		b = appendCBORString(b, cborText, pk)
+	}
+	return b
+}
+
+// appendRecordsCBOREnd appends what follows the last record.
+func appendRecordsCBOREnd(b []byte, next string, behind int64, children []childShardOut) ([]byte, error) {
+	if next != "" {
+		b = appendCBORString(b, cborText, "NextShardIterator")
+		b = appendCBORString(b, cborText, next)
+	}
+	b = appendCBORString(b, cborText, "MillisBehindLatest")
+	b = appendCBORInt(b, behind)
+	if len(children) > 0 {
+		out, err := cborEnc.Marshal(children)
+		if err != nil {
+			return nil, err
+		}
+		b = appendCBORString(b, cborText, "ChildShards")
+		b = append(b, out...)
+	}
+	return b, nil
+}
+
+// appendCBOR renders the answer as cborEnc would (a record's data as a
+// byte string even when it is nil, where cborEnc writes null).
+func (o *getRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
+	b = appendRecordsCBORStart(b, len(o.Records), o.NextShardIterator != "", len(o.ChildShards) > 0)
+	for _, r := range o.Records {
+		b = appendRecordCBOR(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
+	}
+	return appendRecordsCBOREnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
 }

@@ -329,11 +329,13 @@ func putAnswerBuf(buf *[]byte) {
 	}
 }
 
-// renderedAnswer is an answer already rendered in JSON into a pooled
-// buffer (GetRecords, renderRecords); writeBody gives the buffer back.
-type renderedAnswer struct{ buf *[]byte }
-
-func (a *renderedAnswer) appendJSON(b []byte) ([]byte, error) { return append(b, *a.buf...), nil }
+// renderedAnswer is an answer already rendered, in the request's wire
+// format, into a pooled buffer from off on (GetRecords, renderRecords);
+// writeBody gives the buffer back.
+type renderedAnswer struct {
+	buf *[]byte
+	off int
+}
 
 func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	var written bool
@@ -341,7 +343,7 @@ func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	var err error
 	var pooled *[]byte
 	if a, ok := v.(*renderedAnswer); ok {
-		pooled, body = a.buf, *a.buf
+		pooled, body = a.buf, (*a.buf)[a.off:]
 	} else if a, ok := v.(jsonAppender); ok && c == codec(jsonCodec{}) {
 		pooled = answerBufs.Get().(*[]byte)
 		*pooled, err = a.appendJSON((*pooled)[:0])

@@ -388,8 +388,8 @@ type getRecordsRequest struct {
 	ShardIterator *string `json:"ShardIterator"`
 	Limit         *int    `json:"Limit"`
 	StreamARN     *string `json:"StreamARN"`
-	// answerJSON: the answer is in JSON (answerIn).
-	answerJSON bool
+	// answer is the answer's wire format (answerIn).
+	answer codec
 }
 
 func (r *getRecordsRequest) validate() error {
@@ -402,8 +402,8 @@ func (r *getRecordsRequest) validate() error {
 
 func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, error) {
 	iter, limit := *r.ShardIterator, deref(r.Limit, stream.MaxGetRecordsLimit)
-	if r.answerJSON {
-		return renderRecords(ctx, h.svc, iter, limit)
+	if r.answer != nil {
+		return renderRecords(ctx, h.svc, r.answer, iter, limit)
 	}
 	res, err := h.svc.Records(ctx, iter, limit)
 	if err != nil {
@@ -417,36 +417,58 @@ func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, er
 	}, nil
 }
 
-// answerIn learns the wire format of the answer: GetRecords in JSON is
-// rendered as the records are read.
-func (r *getRecordsRequest) answerIn(c codec) {
-	_, r.answerJSON = c.(jsonCodec)
-}
+// answerIn learns the wire format of the answer, which GetRecords renders
+// as the records are read.
+func (r *getRecordsRequest) answerIn(c codec) { r.answer = c }
 
-// renderRecords reads and renders a GetRecords answer in JSON in one pass:
-// each record goes from the store into the answer's pooled buffer, with no
-// copy of its data, and no string or struct for it, in between. The answer
-// is byte for byte what getRecordsOutput.appendJSON renders from the same
-// records.
-func renderRecords(ctx context.Context, svc recordsEngine, iter string, limit int) (*renderedAnswer, error) {
+// renderRecords reads and renders a GetRecords answer in one pass: each
+// record goes from the store into the answer's pooled buffer, with no copy
+// of its data, and no string or struct for it, in between. The answer is
+// byte for byte what getRecordsOutput renders from the same records
+// (appendJSON, or the CBOR encoder).
+func renderRecords(ctx context.Context, svc recordsEngine, c codec, iter string, limit int) (*renderedAnswer, error) {
+	_, inCBOR := c.(cborCodec)
 	buf := answerBufs.Get().(*[]byte)
-	b := append((*buf)[:0], recordsStart...)
+	b := (*buf)[:0]
+	if inCBOR {
+		// Room for the answer's map head, the Records key and the
+		// array's head, written once the count is known.
+		b = append(b, make([]byte, cborRecordsRoom)...)
+	} else {
+		b = append(b, recordsStart...)
+	}
+	first := len(b)
 	var seq [seqnum.Digits]byte
+	count := 0
 	res, err := svc.VisitRecords(ctx, iter, limit, func(v *stream.RecordView) {
-		if len(b) > len(recordsStart) {
+		count++
+		if inCBOR {
+			b = appendRecordCBOR(b, v.AppendSequenceNumber(seq[:0]), v.ArrivalTime, v.Data, v.PartitionKey)
+			return
+		}
+		if len(b) > first {
 			b = append(b, ',')
 		}
 		b = appendRecordJSON(b, v.AppendSequenceNumber(seq[:0]), v.ArrivalTime, v.Data, v.PartitionKey)
 	})
+	off := 0
 	if err == nil {
-		b, err = appendRecordsEnd(b, res.NextIterator, res.MillisBehindLatest, toChildShardsOut(res.ChildShards))
+		children := toChildShardsOut(res.ChildShards)
+		if inCBOR {
+			head := appendRecordsCBORStart(nil, count, res.NextIterator != "", len(children) > 0)
+			off = first - len(head)
+			copy(b[off:], head)
+			b, err = appendRecordsCBOREnd(b, res.NextIterator, res.MillisBehindLatest, children)
+		} else {
+			b, err = appendRecordsEnd(b, res.NextIterator, res.MillisBehindLatest, children)
+		}
 	}
 	*buf = b
 	if err != nil {
 		putAnswerBuf(buf)
 		return nil, err
 	}
-	return &renderedAnswer{buf: buf}, nil
+	return &renderedAnswer{buf: buf, off: off}, nil
 }
 
 type getRecordsOutput struct {

@@ -3,7 +3,8 @@ package kinesisapi
 import (
 	"bytes"
 	"encoding/json"
-	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,10 +71,10 @@ func matchesEncodingJSON(t *testing.T, o jsonAppender) {
 }
 
 // TestRenderedRecordsMatchCollected holds renderRecords, which renders a
-// GetRecords answer as the store is read, to what appendJSON renders from
-// the records Records collects for the same read: keys that need escaping,
-// empty data, records of two commits, reads of one record and of all, and
-// a closed shard's last answer with its children.
+// GetRecords answer as the store is read, to what encoding/json and the
+// CBOR encoder render from the records Records collects for the same read:
+// keys that need escaping, empty data, records of two commits, reads of one
+// record and of all, and a closed shard's last answer with its children.
 func TestRenderedRecordsMatchCollected(t *testing.T) {
 	ctx := t.Context()
 	at := time.UnixMilli(1767323045123)
@@ -95,28 +96,94 @@ func TestRenderedRecordsMatchCollected(t *testing.T) {
 	shard := d.Shards[0].ID
 	require.NoError(t, svc.SplitShard(ctx, "s", shard, "170141183460469231731687303715884105728"))
 
-	// Two reads issue their next iterators apart, and iterators differ in
-	// more than their time: the answers are compared without them.
-	next := regexp.MustCompile(`,"NextShardIterator":"[^"]*"`)
-	for _, limit := range []int{1, 7, 10000} {
-		it, err := svc.ShardIterator("s", shard, stream.IteratorSpec{Type: stream.TrimHorizon})
-		require.NoError(t, err)
-		read, children := 0, 0
-		for calls := 0; it != "" && calls < 100; calls++ {
-			res, err := svc.Records(ctx, it, limit)
+	for _, c := range []codec{jsonCodec{}, cborCodec{}} {
+		for _, limit := range []int{1, 7, 10000} {
+			it, err := svc.ShardIterator("s", shard, stream.IteratorSpec{Type: stream.TrimHorizon})
 			require.NoError(t, err)
-			want, err := (&getRecordsOutput{Records: res.Records, NextShardIterator: res.NextIterator,
-				MillisBehindLatest: res.MillisBehindLatest, ChildShards: toChildShardsOut(res.ChildShards)}).appendJSON(nil)
-			require.NoError(t, err)
-			got, err := renderRecords(ctx, svc, it, limit)
-			require.NoError(t, err)
-			require.Equal(t, next.MatchString(string(want)), next.MatchString(string(*got.buf)))
-			require.Equal(t, next.ReplaceAllString(string(want), ""), next.ReplaceAllString(string(*got.buf), ""))
-			read += len(res.Records)
-			children += len(res.ChildShards)
-			it = res.NextIterator
+			read, children := 0, 0
+			for calls := 0; it != "" && calls < 100; calls++ {
+				res, err := svc.Records(ctx, it, limit)
+				require.NoError(t, err)
+				want, err := c.encode(&getRecordsOutput{Records: res.Records, NextShardIterator: res.NextIterator,
+					MillisBehindLatest: res.MillisBehindLatest, ChildShards: toChildShardsOut(res.ChildShards)})
+				require.NoError(t, err)
+				r, err := renderRecords(ctx, svc, c, it, limit)
+				require.NoError(t, err)
+				got := (*r.buf)[r.off:]
+				// Two reads issue their next iterators apart, and
+				// iterators differ in more than their time: the answers
+				// are compared with the rendered one's iterator replaced
+				// by the collected one's (of the same length).
+				var next struct{ NextShardIterator string }
+				require.NoError(t, c.decode(got, &next))
+				require.Equal(t, res.NextIterator == "", next.NextShardIterator == "")
+				require.Len(t, next.NextShardIterator, len(res.NextIterator))
+				if next.NextShardIterator != "" {
+					got = bytes.Replace(got, []byte(next.NextShardIterator), []byte(res.NextIterator), 1)
+				}
+				require.Equal(t, string(want), string(got), "%s, limit %d, call %d", c.contentType(), limit, calls)
+				read += len(res.Records)
+				children += len(res.ChildShards)
+				it = res.NextIterator
+			}
+			require.Equal(t, len(in), read, "limit %d", limit)
+			require.Equal(t, 2, children, "limit %d", limit)
 		}
-		require.Equal(t, len(in), read, "limit %d", limit)
-		require.Equal(t, 2, children, "limit %d", limit)
+	}
+}
+
+func TestGetRecordsCBORMatchesEncoder(t *testing.T) {
+	at := time.UnixMilli(1767323045123)
+	for _, pk := range []string{"plain", "", "ünïcødé", strings.Repeat("k", 256)} {
+		for _, o := range []*getRecordsOutput{
+			{Records: recordsOut{}, NextShardIterator: "AQAB+/=", MillisBehindLatest: 0},
+			{Records: recordsOut{{SequenceNumber: "1", ArrivalTime: at, Data: []byte("hello"), PartitionKey: pk}, {SequenceNumber: "2", ArrivalTime: time.UnixMilli(-1), Data: []byte{}, PartitionKey: pk}}, NextShardIterator: "it", MillisBehindLatest: 42},
+			{Records: recordsOut{{SequenceNumber: "3", ArrivalTime: at, Data: make([]byte, 70000), PartitionKey: pk}}, MillisBehindLatest: 1 << 40},
+			{Records: recordsOut{}, ChildShards: []childShardOut{{ShardID: "shardId-000000000002", ParentShards: []string{"shardId-000000000000"}, HashKeyRange: hashKeyRange{"0", "1"}}}},
+		} {
+			matchesCBOREncoder(t, o)
+		}
+	}
+}
+
+func FuzzGetRecordsCBOR(f *testing.F) {
+	f.Add("key", []byte("data"), "seq", int64(3), uint16(1))
+	f.Fuzz(func(t *testing.T, pk string, data []byte, seq string, ms int64, n uint16) {
+		rec := stream.Record{SequenceNumber: seq, ArrivalTime: time.UnixMilli(ms % 1e13), Data: append([]byte{}, data...), PartitionKey: pk}
+		o := &getRecordsOutput{Records: recordsOut(slices.Repeat([]stream.Record{rec}, int(n%300))), NextShardIterator: seq, MillisBehindLatest: ms}
+		matchesCBOREncoder(t, o)
+	})
+}
+
+// matchesCBOREncoder fails t unless o renders itself as the CBOR encoder
+// renders it.
+func matchesCBOREncoder(t *testing.T, o *getRecordsOutput) {
+	t.Helper()
+	want, err := cborEnc.Marshal(o)
+	require.NoError(t, err)
+	got, err := o.appendCBOR(nil)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("appendCBOR = %x, %v; encoder = %x", got, err, want)
+	}
+}
+
+// TestCBORHeads holds the hand-written heads to the encoder's at every
+// boundary of their forms.
+func TestCBORHeads(t *testing.T) {
+	for _, n := range []int64{0, 1, 23, 24, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<63 - 1} {
+		for _, v := range []int64{n, -n, -n - 1} {
+			want, err := cborEnc.Marshal(v)
+			require.NoError(t, err)
+			require.Equal(t, want, appendCBORInt(nil, v), "%d", v)
+		}
+		if n < 1<<20 {
+			s := strings.Repeat("x", int(n))
+			want, err := cborEnc.Marshal(s)
+			require.NoError(t, err)
+			require.Equal(t, want, appendCBORString(nil, cborText, s), "text of %d", n)
+			want, err = cborEnc.Marshal([]byte(s))
+			require.NoError(t, err)
+			require.Equal(t, want, appendCBORString(nil, cborBytes, []byte(s)), "bytes of %d", n)
+		}
 	}
 }

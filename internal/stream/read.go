@@ -432,7 +432,9 @@ type collector struct {
 }
 
 func (c *collector) add(v *RecordView) {
-	if cap(c.arena)-len(c.arena) < len(v.Data) {
+	if c.arena == nil || cap(c.arena)-len(c.arena) < len(v.Data) {
+		// (Also for a first record of no data: its Data is then empty,
+		// not nil, which encoders write as null.)
 		// Chunks grow from 4 KiB to 1 MiB, so a small read allocates
 		// little and a large one few times.
 		c.chunk = min(max(c.chunk*2, 4<<10), 1<<20)
