@@ -212,8 +212,8 @@ func (t *epochTime) UnmarshalCBOR(data []byte) error {
 }
 
 // The GetRecords answer in CBOR, rendered by hand as the records are read
-// (renderRecords) or from records collected (getRecordsOutput.appendCBOR),
-// byte for byte as cborEnc renders getRecordsOutput: maps of definite
+// (renderRecords), byte for byte as cborEnc renders the answer's struct
+// (records_json_test.go holds it to that): maps of definite
 // length in the structs' member order, the shortest heads, timestamps as
 // tag 1 around epoch milliseconds.
 
@@ -315,14 +315,4 @@ func appendRecordsCBOREnd(b []byte, next string, behind int64, children []childS
 		b = append(b, out...)
 	}
 	return b, nil
-}
-
-// appendCBOR renders the answer as cborEnc would (a record's data as a
-// byte string even when it is nil, where cborEnc writes null).
-func (o *getRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
-	b = appendRecordsCBORStart(b, len(o.Records), o.NextShardIterator != "", len(o.ChildShards) > 0)
-	for _, r := range o.Records {
-		b = appendRecordCBOR(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
-	}
-	return appendRecordsCBOREnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
 }

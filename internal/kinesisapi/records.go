@@ -401,20 +401,11 @@ func (r *getRecordsRequest) validate() error {
 }
 
 func (h *Handler) getRecords(ctx context.Context, r *getRecordsRequest) (any, error) {
-	iter, limit := *r.ShardIterator, deref(r.Limit, stream.MaxGetRecordsLimit)
-	if r.answer != nil {
-		return renderRecords(ctx, h.svc, r.answer, iter, limit)
+	c := r.answer
+	if c == nil {
+		c = jsonCodec{}
 	}
-	res, err := h.svc.Records(ctx, iter, limit)
-	if err != nil {
-		return nil, err
-	}
-	return &getRecordsOutput{
-		Records:            res.Records,
-		NextShardIterator:  res.NextIterator,
-		MillisBehindLatest: res.MillisBehindLatest,
-		ChildShards:        toChildShardsOut(res.ChildShards),
-	}, nil
+	return renderRecords(ctx, h.svc, c, *r.ShardIterator, deref(r.Limit, stream.MaxGetRecordsLimit))
 }
 
 // answerIn learns the wire format of the answer, which GetRecords renders
@@ -424,8 +415,8 @@ func (r *getRecordsRequest) answerIn(c codec) { r.answer = c }
 // renderRecords reads and renders a GetRecords answer in one pass: each
 // record goes from the store into the answer's pooled buffer, with no copy
 // of its data, and no string or struct for it, in between. The answer is
-// byte for byte what getRecordsOutput renders from the same records
-// (appendJSON, or the CBOR encoder).
+// byte for byte what encoding/json or the CBOR encoder renders from the
+// same records as recordOut (records_json_test.go holds it to both).
 func renderRecords(ctx context.Context, svc recordsEngine, c codec, iter string, limit int) (*renderedAnswer, error) {
 	_, inCBOR := c.(cborCodec)
 	buf := answerBufs.Get().(*[]byte)
@@ -471,19 +462,6 @@ func renderRecords(ctx context.Context, svc recordsEngine, c codec, iter string,
 	return &renderedAnswer{buf: buf, off: off}, nil
 }
 
-type getRecordsOutput struct {
-	Records            recordsOut      `json:"Records"`
-	NextShardIterator  string          `json:"NextShardIterator,omitempty"`
-	MillisBehindLatest int64           `json:"MillisBehindLatest"`
-	ChildShards        []childShardOut `json:"ChildShards,omitempty"`
-}
-
-// recordsOut are the records of an answer as the engine read them: the
-// JSON answer is rendered from them (appendJSON) without copying them into
-// recordOut first; the CBOR one, through encoding/json's reflection, and
-// json.Marshal convert them.
-type recordsOut []stream.Record
-
 // toRecordsOut converts records to their wire shape.
 func toRecordsOut(recs []stream.Record) []recordOut {
 	out := make([]recordOut, len(recs))
@@ -496,30 +474,6 @@ func toRecordsOut(recs []stream.Record) []recordOut {
 		}
 	}
 	return out
-}
-
-func (r recordsOut) MarshalJSON() ([]byte, error) { return json.Marshal(toRecordsOut(r)) }
-func (r recordsOut) MarshalCBOR() ([]byte, error) { return cborEnc.Marshal(toRecordsOut(r)) }
-
-// appendJSON renders the answer as encoding/json would, without its
-// reflection and its re-validation of each blob: GetRecords is the hot read
-// path, and this is most of its cost. (An answer in JSON is rendered as it
-// is read, by renderRecords, through the same functions.)
-func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
-	size := 64 + len(o.NextShardIterator)
-	for _, r := range o.Records {
-		// Timestamp and member names: 101 bytes.
-		size += 101 + len(r.SequenceNumber) + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
-	}
-	b = slices.Grow(b, size)
-	b = append(b, recordsStart...)
-	for i, r := range o.Records {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendRecordJSON(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
-	}
-	return appendRecordsEnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
 }
 
 // recordsStart opens a GetRecords answer, up to its first record.

@@ -2,6 +2,7 @@ package kinesisapi
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -186,4 +187,50 @@ func TestCBORHeads(t *testing.T) {
 			require.Equal(t, want, appendCBORString(nil, cborBytes, []byte(s)), "bytes of %d", n)
 		}
 	}
+}
+
+// getRecordsOutput is a GetRecords answer as a struct, for the encoders to
+// render the reference answers from.
+type getRecordsOutput struct {
+	Records            recordsOut      `json:"Records"`
+	NextShardIterator  string          `json:"NextShardIterator,omitempty"`
+	MillisBehindLatest int64           `json:"MillisBehindLatest"`
+	ChildShards        []childShardOut `json:"ChildShards,omitempty"`
+}
+
+// recordsOut are the records of an answer as the engine collects them;
+// the encoders convert them to recordOut.
+type recordsOut []stream.Record
+
+func (r recordsOut) MarshalJSON() ([]byte, error) { return json.Marshal(toRecordsOut(r)) }
+func (r recordsOut) MarshalCBOR() ([]byte, error) { return cborEnc.Marshal(toRecordsOut(r)) }
+
+// appendJSON renders the answer through the functions renderRecords
+// renders with, to hold them to encoding/json.
+func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
+	size := 64 + len(o.NextShardIterator)
+	for _, r := range o.Records {
+		// Timestamp and member names: 101 bytes.
+		size += 101 + len(r.SequenceNumber) + len(r.PartitionKey) + base64.StdEncoding.EncodedLen(len(r.Data))
+	}
+	b = slices.Grow(b, size)
+	b = append(b, recordsStart...)
+	for i, r := range o.Records {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRecordJSON(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
+	}
+	return appendRecordsEnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
+}
+
+// appendCBOR renders the answer through the functions renderRecords
+// renders with, to hold them to the CBOR encoder (which writes nil data as
+// null, where these write an empty byte string).
+func (o *getRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
+	b = appendRecordsCBORStart(b, len(o.Records), o.NextShardIterator != "", len(o.ChildShards) > 0)
+	for _, r := range o.Records {
+		b = appendRecordCBOR(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
+	}
+	return appendRecordsCBOREnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
 }
