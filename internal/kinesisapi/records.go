@@ -18,7 +18,6 @@ import (
 type recordsEngine interface {
 	Put(ctx context.Context, name string, recs []stream.PutInput) ([]stream.PutResult, error)
 	ShardIterator(name, shardID string, spec stream.IteratorSpec) (string, error)
-	Records(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
 	SubscriberRecords(ctx context.Context, iterator string, limit int) (*stream.GetResult, error)
 	VisitRecords(ctx context.Context, iterator string, limit int, visit func(*stream.RecordView)) (*stream.GetResult, error)
 	IteratorStream(iterator string) (string, error)

@@ -74,8 +74,9 @@ func matchesEncodingJSON(t *testing.T, o jsonAppender) {
 // TestRenderedRecordsMatchCollected holds renderRecords, which renders a
 // GetRecords answer as the store is read, to what encoding/json and the
 // CBOR encoder render from the records Records collects for the same read:
-// keys that need escaping, empty data, records of two commits, reads of one
-// record and of all, and a closed shard's last answer with its children.
+// keys that need escaping, empty data, records of three commits, answers
+// of 1, 7, 100 and all 360 records (the CBOR array's head in each of its
+// forms), and a closed shard's last answer with its children.
 func TestRenderedRecordsMatchCollected(t *testing.T) {
 	ctx := t.Context()
 	at := time.UnixMilli(1767323045123)
@@ -85,10 +86,10 @@ func TestRenderedRecordsMatchCollected(t *testing.T) {
 	require.NoError(t, svc.CreateStream(ctx, "s", 1, stream.CreateOptions{}))
 	keys := []string{"plain", `q"uote`, `back\slash`, "ctl\x01\n", "<&>", "ünïcødé", "\u2028"}
 	var in []stream.PutInput
-	for i := range 60 {
+	for i := range 360 {
 		in = append(in, stream.PutInput{PartitionKey: keys[i%len(keys)], Data: bytes.Repeat([]byte{byte(i)}, i%5)})
 	}
-	for _, part := range [][]stream.PutInput{in[:25], in[25:]} {
+	for _, part := range [][]stream.PutInput{in[:25], in[25:60], in[60:]} {
 		_, err := svc.Put(ctx, "s", part)
 		require.NoError(t, err)
 	}
@@ -98,11 +99,11 @@ func TestRenderedRecordsMatchCollected(t *testing.T) {
 	require.NoError(t, svc.SplitShard(ctx, "s", shard, "170141183460469231731687303715884105728"))
 
 	for _, c := range []codec{jsonCodec{}, cborCodec{}} {
-		for _, limit := range []int{1, 7, 10000} {
+		for _, limit := range []int{1, 7, 100, 10000} {
 			it, err := svc.ShardIterator("s", shard, stream.IteratorSpec{Type: stream.TrimHorizon})
 			require.NoError(t, err)
 			read, children := 0, 0
-			for calls := 0; it != "" && calls < 100; calls++ {
+			for calls := 0; it != "" && calls < 400; calls++ {
 				res, err := svc.Records(ctx, it, limit)
 				require.NoError(t, err)
 				want, err := c.encode(&getRecordsOutput{Records: res.Records, NextShardIterator: res.NextIterator,
