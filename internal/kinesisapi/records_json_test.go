@@ -4,11 +4,19 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/runnel-dev/runnel/internal/stream"
@@ -234,4 +242,77 @@ func (o *getRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
 		b = appendRecordCBOR(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
 	}
 	return appendRecordsCBOREnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
+}
+
+// TestGetRecordsReadFaultIsAnError: a read of the store that fails part way
+// through an answer being rendered (EIO on a table's block) is answered
+// with InternalFailure in either format, not with the records rendered so
+// far, and the same read answers in full once the disk reads again.
+func TestGetRecordsReadFaultIsAnError(t *testing.T) {
+	// While failing, the first reads of tables succeed and the later ones
+	// fail: a read fails part way through.
+	var failing atomic.Bool
+	var reads atomic.Int64
+	fs := errorfs.Wrap(vfs.NewMem(), errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if failing.Load() && strings.HasSuffix(op.Path, ".sst") && op.Kind == errorfs.OpFileReadAt && reads.Add(1) > 3 {
+			return &os.PathError{Op: "read", Path: op.Path, Err: syscall.EIO}
+		}
+		return nil
+	}))
+	ctx := t.Context()
+	svc, err := stream.Open(ctx, stream.Config{Dir: "data", FS: fs, MemTableSize: 1 << 20})
+	require.NoError(t, err)
+	require.NoError(t, svc.CreateStream(ctx, "s", 1, stream.CreateOptions{}))
+	var in []stream.PutInput
+	for i := range 500 {
+		in = append(in, stream.PutInput{PartitionKey: fmt.Sprint("k", i), Data: bytes.Repeat([]byte{byte(i)}, 1000)})
+	}
+	for range 4 {
+		_, err := svc.Put(ctx, "s", in)
+		require.NoError(t, err)
+	}
+	// Reopened, the records are in tables on disk, and none of their
+	// blocks are cached.
+	require.NoError(t, svc.Close())
+	svc, err = stream.Open(ctx, stream.Config{Dir: "data", FS: fs, MemTableSize: 1 << 20})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, svc.Close()) })
+	h := newHandler(svc, nil, time.Now)
+	it, err := svc.ShardIterator("s", "shardId-000000000000", stream.IteratorSpec{Type: stream.TrimHorizon})
+	require.NoError(t, err)
+
+	serve := func(c codec) *httptest.ResponseRecorder {
+		get, err := c.encode(map[string]any{"ShardIterator": it})
+		require.NoError(t, err)
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(get))
+		r.Header.Set("X-Amz-Target", targetPrefix+"GetRecords")
+		r.Header.Set("Content-Type", c.contentType())
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	codecs := []codec{jsonCodec{}, cborCodec{}}
+	failing.Store(true)
+	visited := 0
+	_, err = svc.VisitRecords(ctx, it, 10000, func(*stream.RecordView) { visited++ })
+	require.ErrorContains(t, err, syscall.EIO.Error())
+	require.Positive(t, visited, "the read fails part way, after some records")
+	for _, c := range codecs {
+		w := serve(c)
+		require.Equal(t, http.StatusInternalServerError, w.Code, c.contentType())
+		var e struct {
+			Type string `json:"__type"`
+		}
+		require.NoError(t, c.decode(w.Body.Bytes(), &e))
+		require.Contains(t, e.Type, typeInternalFailure)
+	}
+	// (The blocks the full reads read are cached: they come after.)
+	failing.Store(false)
+	for _, c := range codecs {
+		w := serve(c)
+		require.Equal(t, http.StatusOK, w.Code, c.contentType())
+		var out struct{ Records []struct{ Data []byte } }
+		require.NoError(t, c.decode(w.Body.Bytes(), &out))
+		require.Len(t, out.Records, 4*len(in), c.contentType())
+	}
 }

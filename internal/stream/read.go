@@ -433,10 +433,10 @@ type collector struct {
 
 func (c *collector) add(v *RecordView) {
 	if c.arena == nil || cap(c.arena)-len(c.arena) < len(v.Data) {
-		// (Also for a first record of no data: its Data is then empty,
-		// not nil, which encoders write as null.)
 		// Chunks grow from 4 KiB to 1 MiB, so a small read allocates
-		// little and a large one few times.
+		// little and a large one few times. The first is made even for
+		// a record of no data, whose Data is then empty rather than nil
+		// (which encoders write as null).
 		c.chunk = min(max(c.chunk*2, 4<<10), 1<<20)
 		c.arena = make([]byte, 0, max(c.chunk, len(v.Data)))
 	}
