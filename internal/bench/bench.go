@@ -576,19 +576,21 @@ func newProducer(api API, o Options, stream string, onCall func(producer.Call), 
 // makeRecords writes records of size random bytes under random 16-digit
 // hex partition keys, as many as claim hands out to the writer it names.
 func makeRecords[W producer.Writer](ctx context.Context, size int, rng *rand.ChaCha8, claim func() (int, W)) error {
-	var key [8]byte
+	const keyChars = 16
 	for {
 		n, w := claim()
 		if n == 0 {
 			return nil
 		}
-		// One allocation per claim: the records stay buffered until
-		// they are acknowledged.
+		// One allocation per claim for the data and one for the keys:
+		// the records stay buffered until they are acknowledged.
 		data := make([]byte, n*size)
 		_, _ = rng.Read(data)
+		raw := make([]byte, n*keyChars/2)
+		_, _ = rng.Read(raw)
+		keys := hex.EncodeToString(raw)
 		for i := range n {
-			_, _ = rng.Read(key[:])
-			r := producer.Record{Data: data[i*size : (i+1)*size : (i+1)*size], PartitionKey: hex.EncodeToString(key[:])}
+			r := producer.Record{Data: data[i*size : (i+1)*size : (i+1)*size], PartitionKey: keys[i*keyChars : (i+1)*keyChars]}
 			if err := w.Write(ctx, r); err != nil {
 				return err
 			}

@@ -514,11 +514,21 @@ func appendRecordsEnd(b []byte, next string, behind int64, children []childShard
 	return append(b, '}'), nil
 }
 
+// jsonPlain marks the bytes encoding/json writes as they are inside a
+// string: printable ASCII but for the quote, the backslash and the three
+// it escapes for HTML (<, > and &).
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string: plain printable ASCII as it
 // is, anything else through encoding/json.
 func appendJSONString[S string | []byte](b []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			q, _ := json.Marshal(string(s))
 			return append(b, q...)
 		}

@@ -35,6 +35,19 @@ func TestGetRecordsJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// Every byte, alone and between plain ones, is written as encoding/json
+// writes it.
+func TestAppendJSONStringEveryByte(t *testing.T) {
+	for c := range 256 {
+		for _, s := range []string{string([]byte{byte(c)}), "ab" + string([]byte{byte(c)}) + "cd"} {
+			want, err := json.Marshal(s)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(appendJSONString(nil, s)), "byte %#x", c)
+			require.Equal(t, string(want), string(appendJSONString(nil, []byte(s))), "byte %#x", c)
+		}
+	}
+}
+
 func FuzzGetRecordsJSON(f *testing.F) {
 	f.Add("key", []byte("data"), "seq", int64(3))
 	f.Fuzz(func(t *testing.T, pk string, data []byte, seq string, ms int64) {

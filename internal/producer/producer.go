@@ -236,7 +236,8 @@ type entry struct {
 type putItem struct {
 	entries []*entry
 	agg     kpl.Aggregator
-	size    int // data plus partition key as sent
+	size    int    // data plus partition key as sent
+	key     string // the partition key as sent, which the request points to
 }
 
 // request returns the request entry for the item.
@@ -247,7 +248,9 @@ func (it *putItem) request() types.PutRecordsRequestEntry {
 	} else {
 		r = it.agg.Record()
 	}
-	e := types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: aws.String(r.PartitionKey)}
+	e := types.PutRecordsRequestEntry{Data: r.Data}
+	it.key = r.PartitionKey
+	e.PartitionKey = &it.key
 	if r.ExplicitHashKey != "" {
 		e.ExplicitHashKey = aws.String(r.ExplicitHashKey)
 	}
@@ -612,21 +615,23 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 		return nil, time.Time{}
 	}
 	var (
-		items      []*putItem
-		batchBytes int
-		taken      = make([]bool, len(p.pending))
-		nTaken     int
-		full       bool
-		moreReady  bool // a ready record had to wait for the next call
-		oldest     time.Time
-		nextRetry  time.Time
-		blocked    map[string]bool
-		inBatch    map[string]*putItem
-		openAgg    map[string]*putItem
-		budgets    map[string]*budget // of paced shards, as this call spends it
-		ordered    = p.ordered()
-		perKey     = p.cfg.OrderedByKey // at most one entry per key per call
-		aggregate  = p.cfg.Aggregate
+		items       []*putItem
+		batchBytes  int
+		taken       = make([]bool, len(p.pending))
+		nTaken      int
+		full        bool
+		moreReady   bool // a ready record had to wait for the next call
+		oldest      time.Time
+		nextRetry   time.Time
+		blocked     map[string]bool
+		inBatch     map[string]*putItem
+		openAgg     map[string]*putItem
+		budgets     map[string]*budget // of paced shards, as this call spends it
+		ordered     = p.ordered()
+		perKey      = p.cfg.OrderedByKey // at most one entry per key per call
+		aggregate   = p.cfg.Aggregate
+		slab        []putItem
+		slabEntries []*entry
 	)
 	if ordered {
 		blocked = make(map[string]bool)
@@ -650,22 +655,24 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			continue
 		}
 		b := budgets[e.shard]
-		if pc := p.paceLocked(e.shard); !p.cfg.Unpaced && pc.limited() && b == nil {
-			nb := pc.budget(now)
-			// A shard held back by its rate waits for a tenth of a
-			// second of sends rather than sending a few records a call.
-			// Aggregated records are paced by their bytes: one Kinesis
-			// record carries many of them.
-			if aggregate {
-				nb.records = math.Inf(1)
-			} else if half := float64(pc.records.Burst()) / 2; nb.records < half {
-				nb.records -= half - 1
+		if b == nil && !p.cfg.Unpaced {
+			if pc := p.paceLocked(e.shard); pc.limited() {
+				nb := pc.budget(now)
+				// A shard held back by its rate waits for a tenth of a
+				// second of sends rather than sending a few records a
+				// call. Aggregated records are paced by their bytes: one
+				// Kinesis record carries many of them.
+				if aggregate {
+					nb.records = math.Inf(1)
+				} else if half := float64(pc.records.Burst()) / 2; nb.records < half {
+					nb.records -= half - 1
+				}
+				b = &nb
+				if budgets == nil {
+					budgets = make(map[string]*budget)
+				}
+				budgets[e.shard] = b
 			}
-			b = &nb
-			if budgets == nil {
-				budgets = make(map[string]*budget)
-			}
-			budgets[e.shard] = b
 		}
 		if b != nil && (b.records < 1 || b.bytes < float64(e.size)) {
 			p.paces[e.shard].bound = true
@@ -713,7 +720,17 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 				full = true
 				break
 			}
-			it := &putItem{entries: []*entry{e}, size: e.size}
+			if slab == nil {
+				// Every item of a call is carved from one allocation: the
+				// call has at most MaxBatchRecords of them, and no more
+				// than there are pending records.
+				n := min(len(p.pending)-i, p.cfg.MaxBatchRecords)
+				slab, slabEntries, items = make([]putItem, 0, n), make([]*entry, n), make([]*putItem, 0, n)
+			}
+			k := len(slab)
+			slabEntries[k] = e
+			slab = append(slab, putItem{entries: slabEntries[k : k+1 : k+1], size: e.size})
+			it := &slab[k]
 			items = append(items, it)
 			batchBytes += e.size
 			if aggregate {
@@ -754,7 +771,7 @@ func (p *Producer) takeBatchLocked(now time.Time) ([]*putItem, time.Time) {
 			if e.attempts == 1 {
 				e.firstTry = now
 			}
-			if pc := p.paces[e.shard]; pc != nil && pc.limited() {
+			if pc := p.paces[e.shard]; pc != nil && !p.cfg.Unpaced && pc.limited() {
 				pc.spend(now, e.size, !p.cfg.Aggregate)
 			}
 			if ordered && !inflight[p.orderKey(e)] {
