@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,8 +96,9 @@ func (b *Bodies) Limits() BodyLimits { return b.lim }
 // ReadAll reads r's body, of at most limit bytes, within the limits,
 // writing what it reads to tee as well when tee is not nil (a hash that
 // verifies the body as it arrives). The returned release gives the body's
-// share of the budget back; call it once the body is no longer used (it is
-// never nil). A failure is a *Refusal:
+// share of the budget back, and its buffer to the next body: call it once
+// the body is no longer used, as nothing may read the body after (it is
+// never nil, and calling it again does nothing). A failure is a *Refusal:
 // too large (413), too slow (408) or over the budget (503); the body is
 // then left unread and the connection closes after the answer.
 func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64, tee io.Writer) (body []byte, release func(), err error) {
@@ -110,22 +112,66 @@ func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64, te
 		w.Header().Set("Connection", "close")
 		return nil, noop, b.busy(r)
 	}
-	var charged int64
+	var (
+		charged int64  // of Memory, for backing (see charge)
+		backing []byte // buf's whole buffer
+	)
 	release = func() {
 		b.charged.Add(-charged)
 		charged = 0
+		putBodyBuf(backing)
+		backing = nil
 	}
 	defer b.bodies.Add(-1)
+	// charge takes from Memory what a backing of n bytes costs beyond the
+	// one held, the first FreeBytes (and the byte after them, which finds
+	// the end of a body of FreeBytes) being free; false when Memory has
+	// not got it.
+	charge := func(n int64) bool {
+		extra := max(0, n-b.lim.FreeBytes-1) - charged
+		if extra <= 0 {
+			return true
+		}
+		if b.charged.Add(extra) > b.lim.Memory {
+			b.charged.Add(-extra)
+			return false
+		}
+		charged += extra
+		return true
+	}
+	// grow gives buf a capacity of n, within backing while it is large
+	// enough. A new backing is charged for; what the body holds is its
+	// backing, so a reused one larger than the body needs is charged for
+	// in full.
+	grow := func(buf []byte, n int64) ([]byte, bool) {
+		if int64(cap(backing)) >= n {
+			return backing[:len(buf):n], true
+		}
+		if !charge(n) {
+			return nil, false
+		}
+		grown := make([]byte, len(buf), n)
+		copy(grown, buf)
+		backing = grown
+		return grown, true
+	}
 
 	ctl := http.NewResponseController(w)
 	start := time.Now()
 	// A known length is the most the buffer needs; the first FreeBytes
-	// are allocated at once.
+	// are allocated at once. The buffer of a body read before is taken
+	// when it is at most twice what this one may need, and Memory has
+	// room for all of it.
 	want := limit
 	if r.ContentLength >= 0 {
 		want = r.ContentLength
 	}
-	buf := make([]byte, 0, min(want, b.lim.FreeBytes)+1)
+	if reused := getBodyBuf(); int64(cap(reused)) <= 2*(want+1) && charge(int64(cap(reused))) {
+		backing = reused
+	} else {
+		putBodyBuf(reused)
+	}
+	buf, _ := grow(nil, min(want, b.lim.FreeBytes)+1) // free: never refused
 	src := http.MaxBytesReader(w, r.Body, limit)
 	for {
 		if len(buf) == cap(buf) {
@@ -134,19 +180,12 @@ func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64, te
 			if newCap <= oldCap {
 				newCap = oldCap + 64<<10
 			}
-			extra := max(0, newCap-b.lim.FreeBytes) - max(0, oldCap-b.lim.FreeBytes)
-			if extra > 0 {
-				if b.charged.Add(extra) > b.lim.Memory {
-					b.charged.Add(-extra)
-					release()
-					w.Header().Set("Connection", "close")
-					return nil, noop, b.busy(r)
-				}
-				charged += extra
+			var ok bool
+			if buf, ok = grow(buf, newCap); !ok {
+				release()
+				w.Header().Set("Connection", "close")
+				return nil, noop, b.busy(r)
 			}
-			grown := make([]byte, len(buf), newCap)
-			copy(grown, buf)
-			buf = grown
 		}
 		now := time.Now()
 		deadline := min64time(now.Add(b.lim.Timeout),
@@ -178,6 +217,27 @@ func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64, te
 	}
 	_ = ctl.SetReadDeadline(time.Time{})
 	return buf, release, nil
+}
+
+// bodyBufs holds body buffers between requests (*[]byte): a PutRecords
+// body of 500 records is about 100 KB, and a new buffer of that size costs
+// more to allocate and clear than to fill.
+var bodyBufs sync.Pool
+
+// maxPooledBody is the largest body buffer kept for reuse.
+const maxPooledBody = 8 << 20
+
+func getBodyBuf() []byte {
+	if p, ok := bodyBufs.Get().(*[]byte); ok {
+		return *p
+	}
+	return nil
+}
+
+func putBodyBuf(buf []byte) {
+	if buf != nil && cap(buf) <= maxPooledBody {
+		bodyBufs.Put(&buf)
+	}
 }
 
 func min64time(a, b time.Time) time.Time {

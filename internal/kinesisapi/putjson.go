@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"slices"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -321,7 +322,32 @@ func (s *plainScanner) blob(a *blobArena) (d blob, has, ok bool) {
 // newBlobArena sizes an arena for the data of a body: base64 is never
 // shorter than the bytes it encodes by less than a quarter.
 func newBlobArena(body []byte) *blobArena {
-	return &blobArena{buf: make([]byte, 0, len(body)/4*3+3)}
+	n := len(body)/4*3 + 3
+	if p, ok := arenaBufs.Get().(*[]byte); ok && cap(*p) >= n {
+		return &blobArena{buf: (*p)[:0]}
+	}
+	return &blobArena{buf: make([]byte, 0, n)}
+}
+
+// arenaBufs holds arena buffers between requests (*[]byte): the data of a
+// PutRecords of 500 records of 100 bytes is 50 KB, which costs more to
+// allocate and clear than to decode into.
+var arenaBufs sync.Pool
+
+// maxPooledArena is the largest arena buffer kept for reuse.
+const maxPooledArena = 8 << 20
+
+// release gives the arena's buffer to a later request. Nothing may read
+// the data decoded into it after: a put releases it once the store holds
+// a copy of every record.
+func (a *blobArena) release() {
+	if a == nil {
+		return
+	}
+	if buf := a.buf; buf != nil && cap(buf) <= maxPooledArena {
+		arenaBufs.Put(&buf)
+	}
+	a.buf = nil
 }
 
 var putRecordsNames = []string{"StreamName", "StreamARN", "Records"}
@@ -349,6 +375,7 @@ func (r *putRecordsRequest) decodeFastJSON(body []byte) bool {
 		*r = putRecordsRequest{}
 		return false
 	}
+	r.arena = arena
 	return true
 }
 

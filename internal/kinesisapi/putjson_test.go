@@ -33,7 +33,7 @@ func decodeBoth[R any, P interface {
 		// refusal is the same.
 		require.Equal(t, fmt.Sprint(long.validate()), fmt.Sprint(any(fast).(*putRecordsRequest).validate()), "body %q", body)
 	} else if errSlow == nil {
-		require.Equal(t, slow, fast, "body %q", body)
+		require.Equal(t, withoutArena(slow), withoutArena(fast), "body %q", body)
 	}
 	if took {
 		require.NoError(t, errSlow, "the hand decoder took a body encoding/json refuses: %q", body)
@@ -202,4 +202,16 @@ func TestPutRecordsTooLongIsBounded(t *testing.T) {
 	// else may grow with the entries.
 	require.Less(t, allocated, uint64(len(body)), "allocations bounded by the body, not the entries")
 	require.Less(t, m1.Mallocs-m0.Mallocs, uint64(1000))
+}
+
+// withoutArena drops what a decoded PutRecords request holds to release
+// its buffer (the records' data is compared), so that requests decoded
+// different ways compare equal.
+func withoutArena(v any) any {
+	if r, ok := v.(*putRecordsRequest); ok {
+		c := *r
+		c.arena = nil
+		return &c
+	}
+	return v
 }

@@ -150,6 +150,9 @@ type putRecordsRequest struct {
 	// the violations a refusal lists.
 	more    int
 	moreBad []numberedEntry
+	// arena holds the records' data when the JSON decoder read them
+	// (decodeFastJSON), to be released once they are stored.
+	arena *blobArena
 }
 
 // numberedEntry is a PutRecords entry and its index in the request.
@@ -234,8 +237,11 @@ func (h *Handler) putRecords(ctx context.Context, r *putRecordsRequest) (any, er
 	}
 	results, err := h.svc.Put(ctx, name, in)
 	if err != nil {
+		// The arena is not reused: a put cut short may still be read.
 		return nil, err
 	}
+	// Put returned its results: the store has copied the records.
+	r.arena.release()
 	if len(results) != len(in) {
 		return nil, fmt.Errorf("put of %d records returned %d results", len(in), len(results))
 	}

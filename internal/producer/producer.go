@@ -218,6 +218,10 @@ func (c Config) Validate() error {
 }
 
 // entry is one user record on its way.
+// entryChunk is how many entries Write makes at once: one allocation for
+// many records, while a chunk is freed once its last record is done.
+const entryChunk = 64
+
 type entry struct {
 	rec       Record
 	seq       uint64
@@ -345,6 +349,7 @@ type Producer struct {
 
 	mu           sync.Mutex
 	pending      []*entry // by seq
+	entries      []entry  // made in chunks of entryChunk, handed out by Write
 	pendingBytes int
 	sinceScan    int // records added since the dispatcher last looked
 	sinceScanB   int
@@ -413,7 +418,13 @@ func (p *Producer) Write(ctx context.Context, r Record) error {
 		if len(p.pending) < p.cfg.BufferRecords && p.pendingBytes+size <= p.cfg.BufferBytes || len(p.pending) == 0 {
 			p.seq++
 			shard, _ := p.shards.lookup(r)
-			p.pending = append(p.pending, &entry{rec: r, seq: p.seq, size: size, enqueued: time.Now(), route: p.route(r, shard), shard: shard})
+			if len(p.entries) == 0 {
+				p.entries = make([]entry, entryChunk)
+			}
+			e := &p.entries[0]
+			p.entries = p.entries[1:]
+			*e = entry{rec: r, seq: p.seq, size: size, enqueued: time.Now(), route: p.route(r, shard), shard: shard}
+			p.pending = append(p.pending, e)
 			p.pendingBytes += size
 			p.stats.Queued++
 			p.sinceScan++
