@@ -156,6 +156,30 @@ func FuzzDecodePutRecords(f *testing.F) {
 	})
 }
 
+// Data long enough for the vector decoder (45 characters and more), with
+// a wrong character at every place, decodes as encoding/json decodes it,
+// or is refused as it refuses it.
+func TestDecodePutRecordsDataEveryFault(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{33, 34, 35, 36, 48, 100, 101, 102, 150} {
+		data := make([]byte, n)
+		for i := range data {
+			data[i] = byte(i*7 + n)
+		}
+		text := base64.StdEncoding.EncodeToString(data)
+		bodies := []string{text}
+		for i := range len(text) {
+			for _, bad := range []string{"!", "=", "\\n", "\\r\\n", "-", "\\u0041", "é"} {
+				bodies = append(bodies, text[:i]+bad+text[i+1:], text[:i]+bad+text[i:])
+			}
+		}
+		for _, d := range bodies {
+			body := []byte(`{"StreamName":"s","Records":[{"PartitionKey":"k","Data":"` + d + `"},{"PartitionKey":"k","Data":"` + text + `"}]}`)
+			decodeBoth[putRecordsRequest](t, body)
+		}
+	}
+}
+
 // TestPutRecordsTooLongIsBounded: a body of a million empty entries is
 // refused with the error a fully decoded one gets, and decoding it
 // allocates a bounded amount, not per entry.

@@ -2,7 +2,6 @@ package kinesisapi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -491,7 +490,7 @@ func appendRecordJSON[S string | []byte](b []byte, seq S, at time.Time, data []b
 	b = append(b, `,"ApproximateArrivalTimestamp":`...)
 	b = epochSeconds(at).appendJSON(b)
 	b = append(b, `,"Data":"`...)
-	b = base64.StdEncoding.AppendEncode(b, data)
+	b = appendBase64(b, data)
 	b = append(b, '"')
 	if len(pk) > 0 {
 		b = append(b, `,"PartitionKey":`...)
