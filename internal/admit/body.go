@@ -160,13 +160,13 @@ func (b *Bodies) ReadAll(w http.ResponseWriter, r *http.Request, limit int64, te
 	start := time.Now()
 	// A known length is the most the buffer needs; the first FreeBytes
 	// are allocated at once. The buffer of a body read before is taken
-	// when it is at most twice what this one may need, and Memory has
-	// room for all of it.
+	// when this one's length is known, the buffer is at most twice that,
+	// and Memory has room for all of it.
 	want := limit
 	if r.ContentLength >= 0 {
 		want = r.ContentLength
 	}
-	if reused := getBodyBuf(); int64(cap(reused)) <= 2*(want+1) && charge(int64(cap(reused))) {
+	if reused := getBodyBuf(); r.ContentLength >= 0 && int64(cap(reused)) <= 2*(want+1) && charge(int64(cap(reused))) {
 		backing = reused
 	} else {
 		putBodyBuf(reused)

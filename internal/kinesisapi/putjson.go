@@ -536,7 +536,8 @@ func (r *putRecordRequest) decodeFastJSON(body []byte) bool {
 		} else {
 			var d blob
 			var has bool
-			if d, has, ok = s.blob(newBlobArena(body)); has {
+			// One record: an arena of its own, sized by blob.
+			if d, has, ok = s.blob(&blobArena{}); has {
 				r.Data = &d
 			}
 		}

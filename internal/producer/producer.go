@@ -217,12 +217,15 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// entry is one user record on its way.
 // entryChunk is how many entries Write makes at once: one allocation for
-// many records, while a chunk is freed once its last record is done.
+// many records. A chunk is freed once none of its entries is referenced;
+// the record of an entry that is done is dropped at once, so that a chunk
+// kept by one entry still pending does not keep its neighbours' data.
 const entryChunk = 64
 
+// entry is one user record on its way.
 type entry struct {
+	done      bool // delivered or given up on
 	rec       Record
 	seq       uint64
 	size      int // data plus partition key
@@ -588,6 +591,7 @@ func (p *Producer) failPendingLocked(cause error) []failure {
 	fs := make([]failure, 0, len(p.pending))
 	for _, e := range p.pending {
 		fs = append(fs, p.failLocked(e, fmt.Errorf("stream %q at %s: not delivered: %w", p.cfg.Stream, p.cfg.Endpoint, cause)))
+		e.rec = Record{} // the failure holds it
 	}
 	p.pending = nil
 	p.pendingBytes = 0
@@ -596,6 +600,7 @@ func (p *Producer) failPendingLocked(cause error) []failure {
 }
 
 func (p *Producer) failLocked(e *entry, err error) failure {
+	e.done = true
 	p.stats.Failed++
 	p.stats.LastError = err.Error()
 	return failure{e.rec, err}
@@ -898,6 +903,7 @@ func (p *Producer) send(items []*putItem) {
 				p.stats.Delivered += int64(len(it.entries))
 				for _, e := range it.entries {
 					p.stats.Bytes += int64(len(e.rec.Data))
+					e.done = true
 				}
 				continue
 			}
@@ -954,6 +960,13 @@ func (p *Producer) send(items []*putItem) {
 				if p.inflightKeys[k]--; p.inflightKeys[k] == 0 {
 					delete(p.inflightKeys, k)
 				}
+			}
+		}
+	}
+	for _, it := range items {
+		for _, e := range it.entries {
+			if e.done {
+				e.rec = Record{}
 			}
 		}
 	}
