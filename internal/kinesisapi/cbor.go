@@ -226,6 +226,8 @@ const (
 	cborArray = 4
 	cborMap   = 5
 	cborTag   = 6
+	// cborNull is the simple value null (major type 7, value 22).
+	cborNull = 0xf6
 )
 
 // cborRecordsRoom is the most bytes a GetRecords answer takes before its

@@ -2,8 +2,10 @@ package kinesisapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -232,6 +234,75 @@ type subscribeToShardEvent struct {
 	ContinuationSequenceNumber *string         `json:"ContinuationSequenceNumber,omitempty"`
 	MillisBehindLatest         int64           `json:"MillisBehindLatest"`
 	ChildShards                []childShardOut `json:"ChildShards,omitempty"`
+}
+
+// appendJSON renders the event as encoding/json would, without its
+// reflection: fan-out is a hot read path.
+func (e *subscribeToShardEvent) appendJSON(b []byte) ([]byte, error) {
+	if e.Records == nil {
+		b = append(b, `{"Records":null`...)
+	} else {
+		b = append(b, recordsStart...)
+		for i, r := range e.Records {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendRecordJSON(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
+		}
+		b = append(b, ']')
+	}
+	if e.ContinuationSequenceNumber != nil {
+		b = append(b, `,"ContinuationSequenceNumber":`...)
+		b = appendJSONString(b, *e.ContinuationSequenceNumber)
+	}
+	b = append(b, `,"MillisBehindLatest":`...)
+	b = strconv.AppendInt(b, e.MillisBehindLatest, 10)
+	if len(e.ChildShards) > 0 {
+		out, err := json.Marshal(e.ChildShards)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, `,"ChildShards":`...)
+		b = append(b, out...)
+	}
+	return append(b, '}'), nil
+}
+
+// appendCBOR renders the event as the CBOR encoder would, without its
+// reflection: the Java SDK and the KCL read fan-out in CBOR.
+func (e *subscribeToShardEvent) appendCBOR(b []byte) ([]byte, error) {
+	members := uint64(2) // Records, MillisBehindLatest
+	if e.ContinuationSequenceNumber != nil {
+		members++
+	}
+	if len(e.ChildShards) > 0 {
+		members++
+	}
+	b = appendCBORHead(b, cborMap, members)
+	b = appendCBORString(b, cborText, "Records")
+	if e.Records == nil {
+		b = append(b, cborNull)
+	} else {
+		b = appendCBORHead(b, cborArray, uint64(len(e.Records)))
+		for _, r := range e.Records {
+			b = appendRecordCBOR(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
+		}
+	}
+	if e.ContinuationSequenceNumber != nil {
+		b = appendCBORString(b, cborText, "ContinuationSequenceNumber")
+		b = appendCBORString(b, cborText, *e.ContinuationSequenceNumber)
+	}
+	b = appendCBORString(b, cborText, "MillisBehindLatest")
+	b = appendCBORInt(b, e.MillisBehindLatest)
+	if len(e.ChildShards) > 0 {
+		out, err := cborEnc.Marshal(e.ChildShards)
+		if err != nil {
+			return nil, err
+		}
+		b = appendCBORString(b, cborText, "ChildShards")
+		b = append(b, out...)
+	}
+	return b, nil
 }
 
 // shardSubscription is the streamed response of one SubscribeToShard call.
