@@ -95,6 +95,29 @@ func TestEventRenderMatchesEncoders(t *testing.T) {
 	}
 }
 
+func FuzzSubscribeEvent(f *testing.F) {
+	f.Add("key", []byte("data"), "seq", int64(3), "cont", int64(0))
+	f.Fuzz(func(t *testing.T, pk string, data []byte, seq string, ms int64, cont string, behind int64) {
+		ev := &subscribeToShardEvent{Records: []recordOut{{SequenceNumber: seq, ApproximateArrivalTimestamp: epochSeconds(time.UnixMilli(ms % 1e13)), Data: data, PartitionKey: pk}}, MillisBehindLatest: behind}
+		if data == nil {
+			ev.Records[0].Data = []byte{}
+		}
+		if cont != "" {
+			ev.ContinuationSequenceNumber = &cont
+		}
+		want, err := json.Marshal(ev)
+		require.NoError(t, err)
+		got, err := ev.appendJSON(nil)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(got))
+		want, err = cborEnc.Marshal(ev)
+		require.NoError(t, err)
+		got, err = ev.appendCBOR(nil)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	})
+}
+
 // writerResponse is an http.ResponseWriter writing its body to w.
 type writerResponse struct {
 	w io.Writer
