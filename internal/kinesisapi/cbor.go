@@ -63,6 +63,37 @@ type jsonAppender interface {
 	appendJSON(b []byte) ([]byte, error)
 }
 
+// cborAppender is a response that renders its own CBOR, for hot paths.
+type cborAppender interface {
+	appendCBOR(b []byte) ([]byte, error)
+}
+
+// renderPooled renders v into a pooled buffer when v renders itself in c's
+// format, and returns nil when it does not (c.encode is then the way).
+// The buffer goes back with putAnswerBuf only once written in full: a
+// write cut short (HTTP/2, its stream reset) may return while the
+// connection still sends from it.
+func renderPooled(c codec, v any) (*[]byte, error) {
+	var render func([]byte) ([]byte, error)
+	switch c.(type) {
+	case jsonCodec:
+		if a, ok := v.(jsonAppender); ok {
+			render = a.appendJSON
+		}
+	case cborCodec:
+		if a, ok := v.(cborAppender); ok {
+			render = a.appendCBOR
+		}
+	}
+	if render == nil {
+		return nil, nil
+	}
+	pooled := answerBufs.Get().(*[]byte)
+	var err error
+	*pooled, err = render((*pooled)[:0])
+	return pooled, err
+}
+
 // cborCodec is the AWS CBOR 1.1 protocol that the AWS SDK for Java (and so
 // the KCL) uses by default: the same members as AWS JSON 1.1, with blobs as
 // CBOR byte strings and timestamps as tag 1 around an integer number of

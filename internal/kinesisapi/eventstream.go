@@ -50,40 +50,25 @@ func (e *eventWriter) payloadType() string {
 	return eventPayloadType
 }
 
-// eventAppender is an event that renders its own payload, in both
-// formats, for hot paths.
-type eventAppender interface {
-	jsonAppender
-	appendCBOR(b []byte) ([]byte, error)
-}
-
 // event sends an event message of type eventType with v as its payload.
 func (e *eventWriter) event(eventType string, v any) error {
+	pooled, err := renderPooled(e.c, v)
 	var payload []byte
-	var err error
-	a, hot := v.(eventAppender)
-	if hot {
-		pooled := answerBufs.Get().(*[]byte)
-		if _, isCBOR := e.c.(cborCodec); isCBOR {
-			*pooled, err = a.appendCBOR((*pooled)[:0])
-		} else {
-			*pooled, err = a.appendJSON((*pooled)[:0])
-		}
+	if pooled != nil {
 		payload = *pooled
-		// Back to the pool only once sent in full, as writeBody.
-		defer func() {
-			if err == nil {
-				putAnswerBuf(pooled)
-			}
-		}()
 	} else {
 		payload, err = e.c.encode(v)
 	}
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", eventType, err)
 	}
-	err = e.send(eventMessage(eventType, e.payloadType(), payload))
-	return err
+	if err := e.send(eventMessage(eventType, e.payloadType(), payload)); err != nil {
+		return err
+	}
+	if pooled != nil {
+		putAnswerBuf(pooled) // sent in full (renderPooled)
+	}
+	return nil
 }
 
 // exception sends an exception message: the stream's way of failing after

@@ -344,18 +344,14 @@ func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	var pooled *[]byte
 	if a, ok := v.(*renderedAnswer); ok {
 		pooled, body = a.buf, (*a.buf)[a.off:]
-	} else if a, ok := v.(jsonAppender); ok && c == codec(jsonCodec{}) {
-		pooled = answerBufs.Get().(*[]byte)
-		*pooled, err = a.appendJSON((*pooled)[:0])
+	} else if pooled, err = renderPooled(c, v); pooled != nil {
 		body = *pooled
 	} else {
 		body, err = c.encode(v)
 	}
 	if pooled != nil {
 		defer func() {
-			// Back to the pool only once written in full: a write cut
-			// short (HTTP/2, its stream reset) may return while the
-			// connection still sends from the buffer.
+			// Back to the pool only once written in full (renderPooled).
 			if written {
 				putAnswerBuf(pooled)
 			}
