@@ -68,12 +68,12 @@ type cborAppender interface {
 	appendCBOR(b []byte) ([]byte, error)
 }
 
-// renderPooled renders v into a pooled buffer when v renders itself in c's
-// format, and returns nil when it does not (c.encode is then the way).
-// The buffer goes back with putAnswerBuf only once written in full: a
-// write cut short (HTTP/2, its stream reset) may return while the
-// connection still sends from it.
-func renderPooled(c codec, v any) (*[]byte, error) {
+// renderPooled renders v into a buffer from answerBufs when v renders
+// itself in c's format, and returns nil when it does not (c.encode is then
+// the way). The buffer goes back only once written in full: a write cut
+// short (HTTP/2, its stream reset) may return while the connection still
+// sends from it.
+func renderPooled(c codec, v any) ([]byte, error) {
 	var render func([]byte) ([]byte, error)
 	switch c.(type) {
 	case jsonCodec:
@@ -88,10 +88,11 @@ func renderPooled(c codec, v any) (*[]byte, error) {
 	if render == nil {
 		return nil, nil
 	}
-	pooled := answerBufs.Get().(*[]byte)
-	var err error
-	*pooled, err = render((*pooled)[:0])
-	return pooled, err
+	b, err := render(answerBufs.Get())
+	if b == nil {
+		b = []byte{} // rendered: not nil, whatever it appended
+	}
+	return b, err
 }
 
 // cborCodec is the AWS CBOR 1.1 protocol that the AWS SDK for Java (and so

@@ -52,11 +52,9 @@ func (e *eventWriter) payloadType() string {
 
 // event sends an event message of type eventType with v as its payload.
 func (e *eventWriter) event(eventType string, v any) error {
-	pooled, err := renderPooled(e.c, v)
-	var payload []byte
-	if pooled != nil {
-		payload = *pooled
-	} else {
+	payload, err := renderPooled(e.c, v)
+	pooled := payload != nil
+	if !pooled {
 		payload, err = e.c.encode(v)
 	}
 	if err != nil {
@@ -65,8 +63,8 @@ func (e *eventWriter) event(eventType string, v any) error {
 	if err := e.send(eventMessage(eventType, e.payloadType(), payload)); err != nil {
 		return err
 	}
-	if pooled != nil {
-		putAnswerBuf(pooled) // sent in full (renderPooled)
+	if pooled {
+		answerBufs.Put(payload) // sent in full (renderPooled)
 	}
 	return nil
 }

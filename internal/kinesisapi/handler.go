@@ -15,12 +15,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-dev/runnel/internal/admit"
+	"github.com/runnel-dev/runnel/internal/bufpool"
 	"github.com/runnel-dev/runnel/internal/stream"
 )
 
@@ -312,40 +312,27 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, c codec, codecEr
 	return name, out, err
 }
 
-// answerBufs holds the buffers hot answers (jsonAppender) are rendered
-// into between requests: a GetRecords answer is up to 14 MB, and a fresh
-// buffer of that size costs more to allocate and clear than to fill.
-var answerBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledAnswer is the largest answer buffer kept for reuse: the largest
-// GetRecords answer (10 MiB of data in base64, and its members).
-const maxPooledAnswer = 16 << 20
-
-// putAnswerBuf returns an answer buffer to the pool, unless it grew past
-// maxPooledAnswer.
-func putAnswerBuf(buf *[]byte) {
-	if cap(*buf) <= maxPooledAnswer {
-		answerBufs.Put(buf)
-	}
-}
+// answerBufs holds the buffers hot answers are rendered into between
+// requests, up to the largest GetRecords answer (10 MiB of data in base64,
+// and its members).
+var answerBufs = bufpool.New(16 << 20)
 
 // renderedAnswer is an answer already rendered, in the request's wire
 // format, into a pooled buffer from off on (GetRecords, renderRecords);
 // writeBody gives the buffer back.
 type renderedAnswer struct {
-	buf *[]byte
+	buf []byte
 	off int
 }
 
 func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 	var written bool
-	var body []byte
+	var body, pooled []byte
 	var err error
-	var pooled *[]byte
 	if a, ok := v.(*renderedAnswer); ok {
-		pooled, body = a.buf, (*a.buf)[a.off:]
+		pooled, body = a.buf, a.buf[a.off:]
 	} else if pooled, err = renderPooled(c, v); pooled != nil {
-		body = *pooled
+		body = pooled
 	} else {
 		body, err = c.encode(v)
 	}
@@ -353,7 +340,7 @@ func writeBody(w http.ResponseWriter, c codec, status int, v any) {
 		defer func() {
 			// Back to the pool only once written in full (renderPooled).
 			if written {
-				putAnswerBuf(pooled)
+				answerBufs.Put(pooled)
 			}
 		}()
 	}

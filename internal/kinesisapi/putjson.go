@@ -3,10 +3,11 @@ package kinesisapi
 import (
 	"bytes"
 	"slices"
-	"sync"
 	"unicode/utf8"
 
 	asmbase64 "github.com/segmentio/asm/base64"
+
+	"github.com/runnel-dev/runnel/internal/bufpool"
 )
 
 // PutRecords and PutRecord are the hot write path, and encoding/json's
@@ -324,19 +325,15 @@ func (s *plainScanner) blob(a *blobArena) (d blob, has, ok bool) {
 // shorter than the bytes it encodes by less than a quarter.
 func newBlobArena(body []byte) *blobArena {
 	n := len(body)/4*3 + 3
-	if p, ok := arenaBufs.Get().(*[]byte); ok && cap(*p) >= n {
-		return &blobArena{buf: (*p)[:0]}
+	if b := arenaBufs.Get(); cap(b) >= n {
+		return &blobArena{buf: b}
 	}
 	return &blobArena{buf: make([]byte, 0, n)}
 }
 
-// arenaBufs holds arena buffers between requests (*[]byte): the data of a
-// PutRecords of 500 records of 100 bytes is 50 KB, which costs more to
-// allocate and clear than to decode into.
-var arenaBufs sync.Pool
-
-// maxPooledArena is the largest arena buffer kept for reuse.
-const maxPooledArena = 8 << 20
+// arenaBufs holds arena buffers, of up to 8 MiB, between requests: the
+// data of a PutRecords of 500 records of 100 bytes is 50 KB.
+var arenaBufs = bufpool.New(8 << 20)
 
 // release gives the arena's buffer to a later request. Nothing may read
 // the data decoded into it after: a put releases it once the store holds
@@ -345,9 +342,7 @@ func (a *blobArena) release() {
 	if a == nil {
 		return
 	}
-	if buf := a.buf; buf != nil && cap(buf) <= maxPooledArena {
-		arenaBufs.Put(&buf)
-	}
+	arenaBufs.Put(a.buf)
 	a.buf = nil
 }
 

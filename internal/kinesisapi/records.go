@@ -423,8 +423,7 @@ func (r *getRecordsRequest) answerIn(c codec) { r.answer = c }
 // same records as recordOut (records_json_test.go holds it to both).
 func renderRecords(ctx context.Context, svc recordsEngine, c codec, iter string, limit int) (*renderedAnswer, error) {
 	_, inCBOR := c.(cborCodec)
-	buf := answerBufs.Get().(*[]byte)
-	b := (*buf)[:0]
+	b := answerBufs.Get()
 	if inCBOR {
 		// Room for the answer's map head, the Records key and the
 		// array's head, written once the count is known.
@@ -458,12 +457,11 @@ func renderRecords(ctx context.Context, svc recordsEngine, c codec, iter string,
 			b, err = appendRecordsEnd(b, res.NextIterator, res.MillisBehindLatest, children)
 		}
 	}
-	*buf = b
 	if err != nil {
-		putAnswerBuf(buf)
+		answerBufs.Put(b)
 		return nil, err
 	}
-	return &renderedAnswer{buf: buf, off: off}, nil
+	return &renderedAnswer{buf: b, off: off}, nil
 }
 
 // toRecordsOut converts records to their wire shape.

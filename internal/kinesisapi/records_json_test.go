@@ -132,7 +132,7 @@ func TestRenderedRecordsMatchCollected(t *testing.T) {
 				require.NoError(t, err)
 				r, err := renderRecords(ctx, svc, c, it, limit)
 				require.NoError(t, err)
-				got := (*r.buf)[r.off:]
+				got := r.buf[r.off:]
 				// Two reads issue their next iterators apart, and
 				// iterators differ in more than their time: the answers
 				// are compared with the rendered one's iterator replaced
