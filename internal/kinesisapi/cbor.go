@@ -69,11 +69,11 @@ type cborAppender interface {
 }
 
 // renderPooled renders v into a buffer from answerBufs when v renders
-// itself in c's format, and returns nil when it does not (c.encode is then
-// the way). The buffer goes back only once written in full: a write cut
-// short (HTTP/2, its stream reset) may return while the connection still
-// sends from it.
-func renderPooled(c codec, v any) ([]byte, error) {
+// itself in c's format; rendered is false when it does not (c.encode is
+// then the way). The buffer goes back only once written in full: a write
+// cut short (HTTP/2, its stream reset) may return while the connection
+// still sends from it. A render that fails gives its buffer back itself.
+func renderPooled(c codec, v any) (b []byte, rendered bool, err error) {
 	var render func([]byte) ([]byte, error)
 	switch c.(type) {
 	case jsonCodec:
@@ -86,13 +86,14 @@ func renderPooled(c codec, v any) ([]byte, error) {
 		}
 	}
 	if render == nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	b, err := render(answerBufs.Get())
-	if b == nil {
-		b = []byte{} // rendered: not nil, whatever it appended
+	b, err = render(answerBufs.Get())
+	if err != nil {
+		answerBufs.Put(b)
+		return nil, true, err
 	}
-	return b, err
+	return b, true, nil
 }
 
 // cborCodec is the AWS CBOR 1.1 protocol that the AWS SDK for Java (and so
@@ -311,7 +312,8 @@ func appendRecordsCBORStart(b []byte, count int, next, children bool) []byte {
 	return appendCBORHead(b, cborArray, uint64(count))
 }
 
-// appendRecordCBOR appends one record of a GetRecords answer.
+// appendRecordCBOR appends one record of a GetRecords answer, nil data as
+// an empty byte string (see appendRecordJSON).
 func appendRecordCBOR[S string | []byte](b []byte, seq S, at time.Time, data []byte, pk S) []byte {
 	members := uint64(3)
 	if len(pk) > 0 {

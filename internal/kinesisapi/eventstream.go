@@ -52,8 +52,7 @@ func (e *eventWriter) payloadType() string {
 
 // event sends an event message of type eventType with v as its payload.
 func (e *eventWriter) event(eventType string, v any) error {
-	payload, err := renderPooled(e.c, v)
-	pooled := payload != nil
+	payload, pooled, err := renderPooled(e.c, v)
 	if !pooled {
 		payload, err = e.c.encode(v)
 	}

@@ -326,12 +326,12 @@ type renderedAnswer struct {
 }
 
 func writeBody(w http.ResponseWriter, c codec, status int, v any) {
-	var written bool
+	var written, rendered bool
 	var body, pooled []byte
 	var err error
 	if a, ok := v.(*renderedAnswer); ok {
 		pooled, body = a.buf, a.buf[a.off:]
-	} else if pooled, err = renderPooled(c, v); pooled != nil {
+	} else if pooled, rendered, err = renderPooled(c, v); rendered {
 		body = pooled
 	} else {
 		body, err = c.encode(v)

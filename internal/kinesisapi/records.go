@@ -481,7 +481,9 @@ func toRecordsOut(recs []stream.Record) []recordOut {
 // recordsStart opens a GetRecords answer, up to its first record.
 const recordsStart = `{"Records":[`
 
-// appendRecordJSON appends one record of a GetRecords answer.
+// appendRecordJSON appends one record of a GetRecords answer. Its data is
+// never null: nil is written as an empty blob, as Kinesis answers (the
+// encoders would write null; no read hands out nil data).
 func appendRecordJSON[S string | []byte](b []byte, seq S, at time.Time, data []byte, pk S) []byte {
 	b = append(b, `{"SequenceNumber":`...)
 	b = appendJSONString(b, seq)
