@@ -325,6 +325,41 @@ func (o *putRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 
 // GetShardIterator
 
+// appendCBOR renders the answer as the CBOR encoder would, without its
+// reflection: the AWS SDK for Java puts in CBOR.
+func (o *putRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
+	b = appendCBORHead(b, cborMap, 3)
+	b = appendCBORString(b, cborText, "FailedRecordCount")
+	b = appendCBORInt(b, int64(o.FailedRecordCount))
+	b = appendCBORString(b, cborText, "Records")
+	if o.Records == nil {
+		b = append(b, cborNull)
+	} else {
+		b = appendCBORHead(b, cborArray, uint64(len(o.Records)))
+		for _, r := range o.Records {
+			members := [...]struct{ name, value string }{
+				{"SequenceNumber", r.SequenceNumber}, {"ShardId", r.ShardID},
+				{"ErrorCode", r.ErrorCode}, {"ErrorMessage", r.ErrorMessage},
+			}
+			n := 0
+			for _, m := range members {
+				if m.value != "" {
+					n++ // omitempty
+				}
+			}
+			b = appendCBORHead(b, cborMap, uint64(n))
+			for _, m := range members {
+				if m.value != "" {
+					b = appendCBORString(b, cborText, m.name)
+					b = appendCBORString(b, cborText, m.value)
+				}
+			}
+		}
+	}
+	b = appendCBORString(b, cborText, "EncryptionType")
+	return appendCBORString(b, cborText, o.EncryptionType), nil
+}
+
 type getShardIteratorRequest struct {
 	streamRef
 	ShardID                *string    `json:"ShardId"`

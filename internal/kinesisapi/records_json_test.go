@@ -71,12 +71,35 @@ func TestPutRecordsJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestPutRecordsCBORMatchesEncoder(t *testing.T) {
+	t.Parallel()
+	many := make([]putRecordsResultEntry, 500)
+	for i := range many {
+		many[i] = putRecordsResultEntry{SequenceNumber: fmt.Sprintf("4959%052d", i), ShardID: "shardId-000000000003"}
+	}
+	for _, o := range []*putRecordsOutput{
+		{EncryptionType: "NONE"},
+		{Records: []putRecordsResultEntry{}, EncryptionType: "NONE"},
+		{Records: many, EncryptionType: "NONE"},
+		{FailedRecordCount: 1, Records: []putRecordsResultEntry{
+			{SequenceNumber: "49590338271490256608559692538361571095921575989136588898", ShardID: "shardId-000000000000"},
+			{ErrorCode: "ProvisionedThroughputExceededException", ErrorMessage: `Rate exceeded for shard "x" <&> ü`},
+			{ShardID: "only"}, {},
+		}, EncryptionType: "KMS"},
+	} {
+		matchesCBOREncoder(t, o)
+	}
+}
+
+// FuzzPutRecordsJSON holds the PutRecords answer to encoding/json's bytes,
+// and to the CBOR encoder's.
 func FuzzPutRecordsJSON(f *testing.F) {
 	f.Add("1", "shardId-000000000000", "", "", 0)
 	f.Add("", "", "ProvisionedThroughputExceededException", "Rate exceeded", 1)
 	f.Fuzz(func(t *testing.T, seq, shard, code, msg string, failed int) {
 		o := &putRecordsOutput{FailedRecordCount: failed, Records: []putRecordsResultEntry{{seq, shard, code, msg}, {SequenceNumber: seq}}, EncryptionType: msg}
 		matchesEncodingJSON(t, o)
+		matchesCBOREncoder(t, o)
 	})
 }
 
@@ -180,7 +203,7 @@ func FuzzGetRecordsCBOR(f *testing.F) {
 
 // matchesCBOREncoder fails t unless o renders itself as the CBOR encoder
 // renders it.
-func matchesCBOREncoder(t *testing.T, o *getRecordsOutput) {
+func matchesCBOREncoder(t *testing.T, o cborAppender) {
 	t.Helper()
 	want, err := cborEnc.Marshal(o)
 	require.NoError(t, err)
