@@ -286,6 +286,15 @@ func appendCBORHead(b []byte, major byte, n uint64) []byte {
 	}
 }
 
+// appendCBORListHead appends the head of an array of n items, or null for
+// a nil list, as the encoder writes a nil slice.
+func appendCBORListHead(b []byte, n int, null bool) []byte {
+	if null {
+		return append(b, cborNull)
+	}
+	return appendCBORHead(b, cborArray, uint64(n))
+}
+
 func appendCBORString[S string | []byte](b []byte, major byte, s S) []byte {
 	return append(appendCBORHead(b, major, uint64(len(s))), s...)
 }

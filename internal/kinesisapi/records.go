@@ -332,27 +332,23 @@ func (o *putRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
 	b = appendCBORString(b, cborText, "FailedRecordCount")
 	b = appendCBORInt(b, int64(o.FailedRecordCount))
 	b = appendCBORString(b, cborText, "Records")
-	if o.Records == nil {
-		b = append(b, cborNull)
-	} else {
-		b = appendCBORHead(b, cborArray, uint64(len(o.Records)))
-		for _, r := range o.Records {
-			members := [...]struct{ name, value string }{
-				{"SequenceNumber", r.SequenceNumber}, {"ShardId", r.ShardID},
-				{"ErrorCode", r.ErrorCode}, {"ErrorMessage", r.ErrorMessage},
+	b = appendCBORListHead(b, len(o.Records), o.Records == nil)
+	for _, r := range o.Records {
+		members := [...]struct{ name, value string }{
+			{"SequenceNumber", r.SequenceNumber}, {"ShardId", r.ShardID},
+			{"ErrorCode", r.ErrorCode}, {"ErrorMessage", r.ErrorMessage},
+		}
+		n := 0
+		for _, m := range members {
+			if m.value != "" {
+				n++ // omitempty
 			}
-			n := 0
-			for _, m := range members {
-				if m.value != "" {
-					n++ // omitempty
-				}
-			}
-			b = appendCBORHead(b, cborMap, uint64(n))
-			for _, m := range members {
-				if m.value != "" {
-					b = appendCBORString(b, cborText, m.name)
-					b = appendCBORString(b, cborText, m.value)
-				}
+		}
+		b = appendCBORHead(b, cborMap, uint64(n))
+		for _, m := range members {
+			if m.value != "" {
+				b = appendCBORString(b, cborText, m.name)
+				b = appendCBORString(b, cborText, m.value)
 			}
 		}
 	}

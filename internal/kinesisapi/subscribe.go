@@ -280,13 +280,9 @@ func (e *subscribeToShardEvent) appendCBOR(b []byte) ([]byte, error) {
 	}
 	b = appendCBORHead(b, cborMap, members)
 	b = appendCBORString(b, cborText, "Records")
-	if e.Records == nil {
-		b = append(b, cborNull)
-	} else {
-		b = appendCBORHead(b, cborArray, uint64(len(e.Records)))
-		for _, r := range e.Records {
-			b = appendRecordCBOR(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
-		}
+	b = appendCBORListHead(b, len(e.Records), e.Records == nil)
+	for _, r := range e.Records {
+		b = appendRecordCBOR(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
 	}
 	if e.ContinuationSequenceNumber != nil {
 		b = appendCBORString(b, cborText, "ContinuationSequenceNumber")
