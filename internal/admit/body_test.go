@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,6 +80,55 @@ func TestReadAll(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, status, "a chunked body past the limit")
 	require.Equal(t, ReasonBodyTooLarge, got)
 	require.Zero(t, b.charged.Load(), "every body gave its budget back")
+}
+
+// Bodies read at once, of sizes that make buffers be reused, grown and
+// refused, each arrive whole (the server checks every byte against the
+// tee), and give back all the budget they took.
+func TestReadAllConcurrentReuse(t *testing.T) {
+	srv, b := bodyServer(t, BodyLimits{Timeout: 5 * time.Second, Memory: 2 << 20, FreeBytes: 16 << 10})
+	sizes := []int{0, 10, 16 << 10, 16<<10 + 1, 40 << 10, 200 << 10, 700 << 10, 90 << 10}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range 25 {
+				n := sizes[(w+i)%len(sizes)]
+				body := bytes.Repeat([]byte{byte(w*25 + i)}, n)
+				status, got := post(t, srv.URL, bytes.NewReader(body), int64(n))
+				if status == http.StatusServiceUnavailable {
+					assert.Equal(t, ReasonBodyBusy, got) // the budget was spent by the others
+					continue
+				}
+				assert.Equal(t, http.StatusOK, status, got)
+				assert.Equal(t, strconv.Itoa(n), got)
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(t, b.charged.Load(), "every body gave its budget back")
+}
+
+// Releasing a body twice gives its buffer to one later body, not two.
+func TestReadAllReleaseTwice(t *testing.T) {
+	a, err := New(Config{Registerer: prometheus.NewRegistry()})
+	require.NoError(t, err)
+	read := func(fill byte) ([]byte, func()) {
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(bytes.Repeat([]byte{fill}, 100<<10)))
+		body, release, err := a.Bodies.ReadAll(httptest.NewRecorder(), r, 1<<20, nil)
+		require.NoError(t, err)
+		return body, release
+	}
+	_, release := read('a')
+	release()
+	release()
+	require.Zero(t, a.Bodies.charged.Load())
+	b1, release1 := read('b')
+	b2, release2 := read('c')
+	require.Equal(t, bytes.Repeat([]byte{'b'}, 100<<10), b1, "the second body wrote into the first one's buffer")
+	require.Equal(t, bytes.Repeat([]byte{'c'}, 100<<10), b2)
+	release1()
+	release2()
+	require.Zero(t, a.Bodies.charged.Load())
 }
 
 func TestReadAllTooSlow(t *testing.T) {
