@@ -307,18 +307,11 @@ func appendCBORInt(b []byte, v int64) []byte {
 }
 
 // appendRecordsCBORStart appends what comes before the first of count
-// records.
-func appendRecordsCBORStart(b []byte, count int, next, children bool) []byte {
-	members := 2 // Records, MillisBehindLatest
-	if next {
-		members++
-	}
-	if children {
-		members++
-	}
-	b = appendCBORHead(b, cborMap, uint64(members))
+// records (null for none at all) of an answer that ends with t.
+func appendRecordsCBORStart(b []byte, count int, null bool, t recordsTail) []byte {
+	b = appendCBORHead(b, cborMap, t.members())
 	b = appendCBORString(b, cborText, "Records")
-	return appendCBORHead(b, cborArray, uint64(count))
+	return appendCBORListHead(b, count, null)
 }
 
 // appendRecordCBOR appends one record of a GetRecords answer, nil data as
@@ -343,16 +336,16 @@ func appendRecordCBOR[S string | []byte](b []byte, seq S, at time.Time, data []b
 	return b
 }
 
-// appendRecordsCBOREnd appends what follows the last record.
-func appendRecordsCBOREnd(b []byte, next string, behind int64, children []childShardOut) ([]byte, error) {
-	if next != "" {
-		b = appendCBORString(b, cborText, "NextShardIterator")
-		b = appendCBORString(b, cborText, next)
+// appendCBOR appends the tail after the last record.
+func (t recordsTail) appendCBOR(b []byte) ([]byte, error) {
+	if t.hasNext {
+		b = appendCBORString(b, cborText, t.name)
+		b = appendCBORString(b, cborText, t.next)
 	}
 	b = appendCBORString(b, cborText, "MillisBehindLatest")
-	b = appendCBORInt(b, behind)
-	if len(children) > 0 {
-		out, err := cborEnc.Marshal(children)
+	b = appendCBORInt(b, t.behind)
+	if len(t.children) > 0 {
+		out, err := cborEnc.Marshal(t.children)
 		if err != nil {
 			return nil, err
 		}

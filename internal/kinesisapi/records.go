@@ -478,14 +478,14 @@ func renderRecords(ctx context.Context, svc recordsEngine, c codec, iter string,
 	})
 	off := 0
 	if err == nil {
-		children := toChildShardsOut(res.ChildShards)
+		t := nextIteratorTail(res.NextIterator, res.MillisBehindLatest, toChildShardsOut(res.ChildShards))
 		if inCBOR {
-			head := appendRecordsCBORStart(nil, count, res.NextIterator != "", len(children) > 0)
+			head := appendRecordsCBORStart(nil, count, false, t)
 			off = first - len(head)
 			copy(b[off:], head)
-			b, err = appendRecordsCBOREnd(b, res.NextIterator, res.MillisBehindLatest, children)
+			b, err = t.appendCBOR(b)
 		} else {
-			b, err = appendRecordsEnd(b, res.NextIterator, res.MillisBehindLatest, children)
+			b, err = t.appendJSON(append(b, ']'))
 		}
 	}
 	if err != nil {
@@ -530,17 +530,48 @@ func appendRecordJSON[S string | []byte](b []byte, seq S, at time.Time, data []b
 	return append(b, '}')
 }
 
-// appendRecordsEnd closes a GetRecords answer after its last record.
-func appendRecordsEnd(b []byte, next string, behind int64, children []childShardOut) ([]byte, error) {
-	b = append(b, ']')
-	if next != "" {
-		b = append(b, `,"NextShardIterator":`...)
-		b = appendJSONString(b, next)
+// recordsTail is what an answer of records (GetRecords, a SubscribeToShard
+// event) holds after them: where to read next, when there is a next read,
+// as the member name names (GetRecords' NextShardIterator, an event's
+// ContinuationSequenceNumber); MillisBehindLatest; and the child shards
+// of a shard read to its end.
+type recordsTail struct {
+	name     string
+	next     string
+	hasNext  bool
+	behind   int64
+	children []childShardOut
+}
+
+// nextIteratorTail is the tail of a GetRecords answer.
+func nextIteratorTail(next string, behind int64, children []childShardOut) recordsTail {
+	return recordsTail{name: "NextShardIterator", next: next, hasNext: next != "", behind: behind, children: children}
+}
+
+// members counts the answer's members: Records and the tail's.
+func (t recordsTail) members() uint64 {
+	n := uint64(2) // Records, MillisBehindLatest
+	if t.hasNext {
+		n++
+	}
+	if len(t.children) > 0 {
+		n++
+	}
+	return n
+}
+
+// appendJSON closes the answer after its records.
+func (t recordsTail) appendJSON(b []byte) ([]byte, error) {
+	if t.hasNext {
+		b = append(b, `,"`...)
+		b = append(b, t.name...)
+		b = append(b, `":`...)
+		b = appendJSONString(b, t.next)
 	}
 	b = append(b, `,"MillisBehindLatest":`...)
-	b = strconv.AppendInt(b, behind, 10)
-	if len(children) > 0 {
-		out, err := json.Marshal(children)
+	b = strconv.AppendInt(b, t.behind, 10)
+	if len(t.children) > 0 {
+		out, err := json.Marshal(t.children)
 		if err != nil {
 			return nil, err
 		}

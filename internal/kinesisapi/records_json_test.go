@@ -266,18 +266,19 @@ func (o *getRecordsOutput) appendJSON(b []byte) ([]byte, error) {
 		}
 		b = appendRecordJSON(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
 	}
-	return appendRecordsEnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
+	return nextIteratorTail(o.NextShardIterator, o.MillisBehindLatest, o.ChildShards).appendJSON(append(b, ']'))
 }
 
 // appendCBOR renders the answer through the functions renderRecords
 // renders with, to hold them to the CBOR encoder (which writes nil data as
 // null, where these write an empty byte string).
 func (o *getRecordsOutput) appendCBOR(b []byte) ([]byte, error) {
-	b = appendRecordsCBORStart(b, len(o.Records), o.NextShardIterator != "", len(o.ChildShards) > 0)
+	t := nextIteratorTail(o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
+	b = appendRecordsCBORStart(b, len(o.Records), false, t)
 	for _, r := range o.Records {
 		b = appendRecordCBOR(b, r.SequenceNumber, r.ArrivalTime, r.Data, r.PartitionKey)
 	}
-	return appendRecordsCBOREnd(b, o.NextShardIterator, o.MillisBehindLatest, o.ChildShards)
+	return t.appendCBOR(b)
 }
 
 // TestGetRecordsReadFaultIsAnError: a read of the store that fails part way

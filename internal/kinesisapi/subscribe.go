@@ -2,10 +2,8 @@ package kinesisapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -236,69 +234,40 @@ type subscribeToShardEvent struct {
 	ChildShards                []childShardOut `json:"ChildShards,omitempty"`
 }
 
+// tail is what the event holds after its records.
+func (e *subscribeToShardEvent) tail() recordsTail {
+	t := recordsTail{name: "ContinuationSequenceNumber", behind: e.MillisBehindLatest, children: e.ChildShards}
+	if e.ContinuationSequenceNumber != nil {
+		t.next, t.hasNext = *e.ContinuationSequenceNumber, true
+	}
+	return t
+}
+
 // appendJSON renders the event as encoding/json would, without its
 // reflection: fan-out is a hot read path.
 func (e *subscribeToShardEvent) appendJSON(b []byte) ([]byte, error) {
 	if e.Records == nil {
-		b = append(b, `{"Records":null`...)
-	} else {
-		b = append(b, recordsStart...)
-		for i, r := range e.Records {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendRecordJSON(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
+		return e.tail().appendJSON(append(b, `{"Records":null`...))
+	}
+	b = append(b, recordsStart...)
+	for i, r := range e.Records {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		b = append(b, ']')
+		b = appendRecordJSON(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
 	}
-	if e.ContinuationSequenceNumber != nil {
-		b = append(b, `,"ContinuationSequenceNumber":`...)
-		b = appendJSONString(b, *e.ContinuationSequenceNumber)
-	}
-	b = append(b, `,"MillisBehindLatest":`...)
-	b = strconv.AppendInt(b, e.MillisBehindLatest, 10)
-	if len(e.ChildShards) > 0 {
-		out, err := json.Marshal(e.ChildShards)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, `,"ChildShards":`...)
-		b = append(b, out...)
-	}
-	return append(b, '}'), nil
+	return e.tail().appendJSON(append(b, ']'))
 }
 
 // appendCBOR renders the event as the CBOR encoder would, without its
 // reflection: the Java SDK and the KCL read fan-out in CBOR.
 func (e *subscribeToShardEvent) appendCBOR(b []byte) ([]byte, error) {
-	members := uint64(2) // Records, MillisBehindLatest
-	if e.ContinuationSequenceNumber != nil {
-		members++
-	}
-	if len(e.ChildShards) > 0 {
-		members++
-	}
-	b = appendCBORHead(b, cborMap, members)
-	b = appendCBORString(b, cborText, "Records")
-	b = appendCBORListHead(b, len(e.Records), e.Records == nil)
+	t := e.tail()
+	b = appendRecordsCBORStart(b, len(e.Records), e.Records == nil, t)
 	for _, r := range e.Records {
 		b = appendRecordCBOR(b, r.SequenceNumber, time.Time(r.ApproximateArrivalTimestamp), r.Data, r.PartitionKey)
 	}
-	if e.ContinuationSequenceNumber != nil {
-		b = appendCBORString(b, cborText, "ContinuationSequenceNumber")
-		b = appendCBORString(b, cborText, *e.ContinuationSequenceNumber)
-	}
-	b = appendCBORString(b, cborText, "MillisBehindLatest")
-	b = appendCBORInt(b, e.MillisBehindLatest)
-	if len(e.ChildShards) > 0 {
-		out, err := cborEnc.Marshal(e.ChildShards)
-		if err != nil {
-			return nil, err
-		}
-		b = appendCBORString(b, cborText, "ChildShards")
-		b = append(b, out...)
-	}
-	return b, nil
+	return t.appendCBOR(b)
 }
 
 // shardSubscription is the streamed response of one SubscribeToShard call.
