@@ -105,16 +105,8 @@ func FuzzSubscribeEvent(f *testing.F) {
 		if cont != "" {
 			ev.ContinuationSequenceNumber = &cont
 		}
-		want, err := json.Marshal(ev)
-		require.NoError(t, err)
-		got, err := ev.appendJSON(nil)
-		require.NoError(t, err)
-		require.Equal(t, string(want), string(got))
-		want, err = cborEnc.Marshal(ev)
-		require.NoError(t, err)
-		got, err = ev.appendCBOR(nil)
-		require.NoError(t, err)
-		require.Equal(t, want, got)
+		matchesEncodingJSON(t, ev)
+		matchesCBOREncoder(t, ev)
 	})
 }
 
